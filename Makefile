@@ -1,0 +1,48 @@
+# llem — build, test, benchmark.
+#   make quickstart   build llem and run examples/quickstart.cue
+#   make test         the whole test suite (what .ci/run calls)
+#   make bench        Go benchmarks (speed and memory targets)
+
+GO      ?= go
+TOOLS   := $(CURDIR)/.tools
+CUE     := $(TOOLS)/bin/cue
+READERS := $(CURDIR)/tools/parquet-readers
+VERSION ?= 0.1.0-dev
+LDFLAGS := -X github.com/llenergymeasure/llem/internal/version.Version=$(VERSION)
+
+.PHONY: build quickstart test test-short bench fuzz deps vet lint clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o llem ./cmd/llem
+
+quickstart: build
+	./llem eval examples/quickstart.cue
+
+# deps installs the test-only tools: the official CUE CLI (for cue vet of
+# examples/ and studies/) and the independent Parquet readers (npm).
+deps: $(CUE) $(READERS)/node_modules
+
+$(CUE):
+	GOBIN=$(TOOLS)/bin $(GO) install cuelang.org/go/cmd/cue@v0.17.1
+
+$(READERS)/node_modules: $(READERS)/package.json
+	cd $(READERS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# test is the README's test command and what CI runs.
+test: deps vet
+	PATH=$(TOOLS)/bin:$$PATH LLEM_PARQUET_READERS=$(READERS) $(GO) test -race -count=1 ./...
+	PATH=$(TOOLS)/bin:$$PATH $(CUE) vet ./examples/... ./studies/...
+
+test-short:
+	$(GO) test -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf llem $(TOOLS)

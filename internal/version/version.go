@@ -1,0 +1,37 @@
+// Package version reports the llem version and the commit it was built from.
+// Version is set at link time (-ldflags "-X .../internal/version.Version=v0.1.0");
+// the commit comes from the Go toolchain's embedded VCS stamp.
+package version
+
+import "runtime/debug"
+
+// Version of llem; overridden at link time by release builds.
+var Version = "0.1.0-dev"
+
+// Commit returns the VCS revision the binary was built from (with "+dirty"
+// when the tree had local changes), or "unknown".
+func Commit() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	return rev
+}
+
+// String is "llem <version> (<commit>)".
+func String() string { return "llem " + Version + " (" + Commit() + ")" }

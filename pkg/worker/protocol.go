@@ -1,0 +1,136 @@
+// Package worker defines the protocol between the llem parent process (which
+// owns all measurement) and a backend worker (which only runs inference and
+// reports what happened, with CLOCK_MONOTONIC timestamps).
+//
+// Parent → worker: one RunSpec as JSON (on the worker's stdin).
+// Worker → parent: JSON lines, one Event per line, each with "event" and "t_ns".
+//
+// The full specification, precise enough to write a worker in another
+// language, is docs/worker-protocol.md.
+package worker
+
+import "encoding/json"
+
+// ProtocolVersion is bumped on any incompatible change to RunSpec or events.
+const ProtocolVersion = 1
+
+// RunSpec is what the parent sends to a worker: one run of one experiment.
+type RunSpec struct {
+	ProtocolVersion int    `json:"protocol_version"`
+	RunID           string `json:"run_id"`
+	Cycle           int    `json:"cycle"`
+	// Config is the run's full effective experiment config (the JSON the
+	// study expands to: model, backend, precision, dataset, decoder, the
+	// backend's section with its extra: keys).
+	Config json.RawMessage `json:"config"`
+	// BackendArgs are the backend's own keyword arguments, built from the
+	// schema's mapping attributes (e.g. {"engine": {"max_num_seqs": 64}}),
+	// with extra: keys merged in untouched. Empty for the native backend.
+	BackendArgs map[string]any `json:"backend_args,omitempty"`
+	// Prompts, when set, are the dataset already resolved by the parent
+	// (text or token IDs). When empty the worker builds the dataset itself
+	// from Config.dataset.
+	Prompts []Prompt `json:"prompts,omitempty"`
+}
+
+// Prompt is one input: text, or token IDs for random-weight models.
+type Prompt struct {
+	Text      string `json:"text,omitempty"`
+	TokenIDs  []int  `json:"token_ids,omitempty"`
+	MaxTokens int    `json:"max_tokens,omitempty"` // per-prompt output length; 0 = config's max_output_tokens
+}
+
+// Event kinds.
+const (
+	KindHello      = "hello"
+	KindLoaded     = "loaded"
+	KindWarmupDone = "warmup_done"
+	KindPhase      = "phase"
+	KindRequest    = "request"
+	KindLog        = "log"
+	KindDone       = "done"
+	KindError      = "error"
+)
+
+// Hello is the first event: who the worker is.
+type Hello struct {
+	Backend         string            `json:"backend"`
+	ProtocolVersion int               `json:"protocol_version"`
+	Versions        map[string]string `json:"versions"` // e.g. {"torch": "2.11.0", "transformers": "5.17.0"}
+	PID             int               `json:"pid,omitempty"`
+}
+
+// Loaded reports model facts once the model is in memory.
+type Loaded struct {
+	Model       string `json:"model"`
+	Parameters  int64  `json:"parameters"`
+	Layers      int    `json:"layers"`
+	DType       string `json:"dtype"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	LoadTimeNs  int64  `json:"load_time_ns"`
+}
+
+// WarmupDone marks the end of warmup; the measured window starts after it.
+type WarmupDone struct {
+	Prompts int `json:"prompts"`
+}
+
+// Phase is one prefill or decode interval of one batch. Workers emit a pair
+// of Phase events per interval: State "start" then "end"; token counts are
+// on the "end" event.
+type Phase struct {
+	Name         string `json:"name"`  // "prefill" | "decode"
+	State        string `json:"state"` // "start" | "end"
+	Batch        int    `json:"batch"` // batch index within the run, from 0
+	BatchSize    int    `json:"batch_size"`
+	InputTokens  int    `json:"input_tokens,omitempty"`  // prefill end: real prompt tokens, excluding padding
+	OutputTokens int    `json:"output_tokens,omitempty"` // decode end (and prefill end: first tokens)
+}
+
+// Request reports one finished request.
+type Request struct {
+	Index        int     `json:"index"`
+	Batch        int     `json:"batch"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	StartNs      int64   `json:"start_ns"`
+	TTFTNs       int64   `json:"ttft_ns"`
+	EndNs        int64   `json:"end_ns"`
+	ITLNs        []int64 `json:"itl_ns,omitempty"`        // inter-token latencies
+	FinishReason string  `json:"finish_reason,omitempty"` // "eos" | "length" | "stop"
+}
+
+// Log is a human-readable message from the worker (not an error).
+type Log struct {
+	Level   string `json:"level"` // "debug" | "info" | "warn"
+	Message string `json:"message"`
+}
+
+// Done is the last event of a successful run.
+type Done struct {
+	Requests     int `json:"requests"`
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+}
+
+// Error is the last event of a failed run.
+type Error struct {
+	Kind    string `json:"kind"` // e.g. "oom", "bad_checkpoint", "unsupported", "missing_package", "config", "internal"
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+// Event is one decoded line: the kind, its timestamp and exactly one payload.
+type Event struct {
+	Kind string `json:"event"`
+	TNs  int64  `json:"t_ns"`
+
+	Hello      *Hello
+	Loaded     *Loaded
+	WarmupDone *WarmupDone
+	Phase      *Phase
+	Request    *Request
+	Log        *Log
+	Done       *Done
+	Error      *Error
+}
