@@ -1,0 +1,236 @@
+// Package result defines llem's versioned result records and the on-disk
+// store of one study execution (plan, manifest, one record per run per cycle,
+// a timeseries Parquet per measured window, and the study summary).
+//
+// Field names are stable and carry their units (energy_j, time_s, power_w,
+// t_ns, _ms for latencies). A value that could not be measured is absent or
+// null with a reason, never a silent zero. The JSON Schema of Record is
+// generated from these types (docs/schema/record.schema.json) and a test fails
+// when it is stale.
+//
+// Differences from the Python original's ExperimentResult (schema 2.0), on
+// purpose: throughput is split into input and output tokens/s (2.0 counted
+// input tokens as output throughput); energy per token names its basis
+// (output tokens); per-device energy is populated; latency is recorded
+// (TTFT, ITL, TPOT, end-to-end percentiles); the warmup and the phase split
+// are kept; start/end times are UTC; an unavailable sensor is explicit.
+package result
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// SchemaVersion of Record, Manifest and Summary. The Python original wrote
+// "2.0"; this Go port's records are a new shape, hence "3.0". Bump the minor
+// for additive changes, the major for anything a reader must handle.
+const SchemaVersion = "3.0"
+
+// Status of one run × cycle.
+type Status string
+
+// Record statuses.
+const (
+	StatusOK     Status = "ok"
+	StatusFailed Status = "failed"
+)
+
+// Record is the result of one run of one experiment in one cycle.
+type Record struct {
+	SchemaVersion string `json:"schema_version" doc:"version of this record's shape (3.x)"`
+	Study         string `json:"study" doc:"study name"`
+	StudyHash     string `json:"study_hash,omitempty" doc:"hash of the study design (all runs and execution settings)"`
+	RunID         string `json:"run_id" doc:"stable id of the run: derived from the hash of its effective config"`
+	Experiment    string `json:"experiment,omitempty" doc:"experiment name in the study"`
+	Cycle         int    `json:"cycle" doc:"cycle number, from 1"`
+	Attempt       int    `json:"attempt" doc:"attempt number of this run×cycle, from 1 (a resumed failure is retried)"`
+	Position      int    `json:"position" doc:"position of this run×cycle in the executed order, from 0"`
+
+	// Convenience copies of the config's main axes, for flat exports.
+	Model     string `json:"model"`
+	Backend   string `json:"backend"`
+	Precision string `json:"precision,omitempty"`
+
+	Config      json.RawMessage `json:"config" doc:"the full effective experiment config"`
+	ConfigHash  string          `json:"config_hash" doc:"hash of the canonical JSON of config"`
+	Environment json.RawMessage `json:"environment,omitempty" doc:"environment snapshot (hardware, drivers, OS, container), collected once per study"`
+	Llem        LlemInfo        `json:"llem"`
+	Worker      *WorkerInfo     `json:"worker,omitempty" doc:"what the worker said about itself (hello event)"`
+	ModelInfo   *ModelInfo      `json:"model_info,omitempty" doc:"model facts from the worker (loaded event)"`
+
+	Status     Status     `json:"status" doc:"ok or failed"`
+	Error      *RunError  `json:"error,omitempty" doc:"why the run failed; absent when status is ok"`
+	Timing     Timing     `json:"timing"`
+	Energy     Energy     `json:"energy"`
+	Throughput Throughput `json:"throughput"`
+	// Efficiency is energy divided by work, on the basis named in each field.
+	Efficiency Efficiency    `json:"efficiency"`
+	Prefill    *PhaseMetrics `json:"prefill,omitempty" doc:"prefill phase: prompt processing up to the first token"`
+	Decode     *PhaseMetrics `json:"decode,omitempty" doc:"decode phase: tokens after the first"`
+	Latency    Latency       `json:"latency"`
+	Thermal    *Thermal      `json:"thermal,omitempty"`
+	Warmup     *Warmup       `json:"warmup,omitempty"`
+
+	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. energy_estimated, short_window)"`
+	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
+	Timeseries string   `json:"timeseries,omitempty" doc:"path of the measured window's timeseries Parquet, relative to the study directory"`
+}
+
+// LlemInfo identifies the llem build that produced a record.
+type LlemInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+}
+
+// WorkerInfo is the worker's hello.
+type WorkerInfo struct {
+	Backend         string            `json:"backend"`
+	ProtocolVersion int               `json:"protocol_version"`
+	Versions        map[string]string `json:"versions,omitempty" doc:"backend package versions, e.g. torch, transformers"`
+	Runner          string            `json:"runner" doc:"local or docker"`
+}
+
+// ModelInfo is the worker's loaded event.
+type ModelInfo struct {
+	Parameters  int64   `json:"parameters"`
+	Layers      int     `json:"layers,omitempty"`
+	DType       string  `json:"dtype,omitempty"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	LoadTimeS   float64 `json:"load_time_s"`
+}
+
+// RunError says why a run failed.
+type RunError struct {
+	Kind       string `json:"kind" doc:"timeout, interrupted, crash, protocol, spawn, or the worker's own kind (oom, config, unsupported, ...)"`
+	Message    string `json:"message"`
+	Hint       string `json:"hint,omitempty"`
+	ExitCode   int    `json:"exit_code"`
+	StderrTail string `json:"stderr_tail,omitempty" doc:"last lines of the worker's stderr"`
+}
+
+// Timing of one run×cycle. Wall-clock instants are UTC; durations come from
+// the monotonic clock.
+type Timing struct {
+	StartedAt     time.Time `json:"started_at"`
+	EndedAt       time.Time `json:"ended_at"`
+	WallS         float64   `json:"wall_s" doc:"whole run including worker start, model load and warmup"`
+	LoadS         float64   `json:"load_s" doc:"model load, from the worker's loaded event"`
+	WarmupS       float64   `json:"warmup_s"`
+	WindowS       float64   `json:"window_s" doc:"measured window: from the end of warmup (and thermal floor) to the worker's done"`
+	WindowStartNs int64     `json:"window_start_ns" doc:"CLOCK_MONOTONIC start of the measured window"`
+	WindowEndNs   int64     `json:"window_end_ns" doc:"CLOCK_MONOTONIC end of the measured window"`
+}
+
+// Energy of the measured window.
+type Energy struct {
+	Sensor           string  `json:"sensor" doc:"nvml, rapl, estimate, none, ..."`
+	Method           string  `json:"method" doc:"counter, power-integration, estimate-tdp or unavailable"`
+	Unavailable      string  `json:"unavailable,omitempty" doc:"why no energy was measured, when method is unavailable"`
+	SampleIntervalMs float64 `json:"sample_interval_ms"`
+	Samples          int     `json:"samples" doc:"timeline samples inside the window"`
+	// RawJ is the energy of the window; nil when no sensor measured it.
+	RawJ *float64 `json:"raw_j" doc:"energy of the measured window, all devices; null when unavailable"`
+	// BaselineAdjustedJ = max(0, raw − baseline power × window time).
+	BaselineAdjustedJ *float64           `json:"baseline_adjusted_j" doc:"max(0, raw_j − baseline.power_w × window_s); null without a baseline"`
+	Baseline          *Baseline          `json:"baseline,omitempty"`
+	PerDevice         []DeviceEnergy     `json:"per_device" doc:"one entry per measured device"`
+	PerDomainJ        map[string]float64 `json:"per_domain_j,omitempty" doc:"energy by domain, e.g. gpu, cpu-package, dram"`
+	MeanPowerW        *float64           `json:"mean_power_w" doc:"raw_j / window_s"`
+	PeakPowerW        *float64           `json:"peak_power_w,omitempty"`
+	CrossCheck        *CrossCheck        `json:"cross_check,omitempty" doc:"counter vs timeline integral, where both exist"`
+}
+
+// Baseline is the idle power subtracted from the raw energy.
+type Baseline struct {
+	PowerW     float64   `json:"power_w"`
+	Method     string    `json:"method" doc:"fresh (measured for this run), cached (reused within its TTL) or unavailable"`
+	DurationS  float64   `json:"duration_s" doc:"length of the idle measurement"`
+	MeasuredAt time.Time `json:"measured_at"`
+	AgeS       float64   `json:"age_s" doc:"age of the baseline when the window started"`
+}
+
+// DeviceEnergy is one device's share of the window.
+type DeviceEnergy struct {
+	Index      int      `json:"index"`
+	Name       string   `json:"name"`
+	Kind       string   `json:"kind" doc:"gpu, cpu, dram, estimate"`
+	EnergyJ    float64  `json:"energy_j"`
+	MeanPowerW float64  `json:"mean_power_w"`
+	BaselineW  *float64 `json:"baseline_w,omitempty"`
+	Method     string   `json:"method"`
+}
+
+// CrossCheck compares two estimates of the same window energy.
+type CrossCheck struct {
+	CounterJ  float64 `json:"counter_j"`
+	IntegralJ float64 `json:"integral_j"`
+	RelDiff   float64 `json:"rel_diff" doc:"|counter − integral| / counter"`
+}
+
+// Throughput of the measured window. Input and output are separate: the
+// Python original's single figure counted prompt tokens as throughput.
+type Throughput struct {
+	Requests           int     `json:"requests"`
+	InputTokens        int     `json:"input_tokens"`
+	OutputTokens       int     `json:"output_tokens"`
+	InputTokensPerSec  float64 `json:"input_tokens_per_sec"`
+	OutputTokensPerSec float64 `json:"output_tokens_per_sec"`
+	RequestsPerSec     float64 `json:"requests_per_sec"`
+}
+
+// Efficiency: energy per unit of work. Baseline-adjusted when a baseline
+// exists, raw otherwise (Basis says which); nil when energy is unavailable.
+type Efficiency struct {
+	Basis                 string   `json:"basis" doc:"baseline_adjusted or raw: which energy the ratios use"`
+	EnergyPerOutputTokenJ *float64 `json:"energy_per_output_token_j" doc:"the primary cross-config metric"`
+	EnergyPerTokenJ       *float64 `json:"energy_per_token_j" doc:"energy / (input + output tokens)"`
+	EnergyPerRequestJ     *float64 `json:"energy_per_request_j"`
+	OutputTokensPerJ      *float64 `json:"output_tokens_per_j"`
+}
+
+// PhaseMetrics is one inference phase summed over the window's batches.
+type PhaseMetrics struct {
+	Tokens          int      `json:"tokens" doc:"prefill: prompt tokens; decode: generated tokens after the first"`
+	TimeS           float64  `json:"time_s"`
+	EnergyJ         *float64 `json:"energy_j" doc:"energy attributed to the phase's intervals; null when unavailable"`
+	TokensPerSec    float64  `json:"tokens_per_sec"`
+	EnergyPerTokenJ *float64 `json:"energy_per_token_j"`
+}
+
+// Latency of the window's requests.
+type Latency struct {
+	TTFT Dist `json:"ttft" doc:"time to first token per request"`
+	ITL  Dist `json:"itl" doc:"inter-token latency, every gap of every request"`
+	TPOT Dist `json:"tpot" doc:"time per output token after the first, per request: (e2e − ttft)/(out − 1)"`
+	E2E  Dist `json:"e2e" doc:"end-to-end latency per request"`
+}
+
+// Dist summarises a latency sample in milliseconds; N=0 means no samples.
+type Dist struct {
+	N      int     `json:"n"`
+	MeanMs float64 `json:"mean_ms"`
+	P50Ms  float64 `json:"p50_ms"`
+	P90Ms  float64 `json:"p90_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MinMs  float64 `json:"min_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// Thermal state over the window, where a device reports temperature.
+type Thermal struct {
+	StartC    *float64 `json:"start_c"`
+	EndC      *float64 `json:"end_c"`
+	MaxC      *float64 `json:"max_c"`
+	Throttled bool     `json:"throttled"`
+	ThrottleS float64  `json:"throttle_s"`
+	GapS      float64  `json:"gap_s" doc:"cool-down before this run"`
+	GapReason string   `json:"gap_reason,omitempty" doc:"time, temperature, skipped or none"`
+}
+
+// Warmup before the measured window.
+type Warmup struct {
+	Prompts       int     `json:"prompts"`
+	TimeS         float64 `json:"time_s"`
+	ThermalFloorS float64 `json:"thermal_floor_s"`
+}
