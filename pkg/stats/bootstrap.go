@@ -1,0 +1,246 @@
+// Package stats turns repeated measurements (one value per cycle of a run)
+// into the numbers a researcher reports: mean, spread, percentiles and a
+// bootstrap confidence interval, and records how they were obtained.
+//
+// The confidence interval is the bias-corrected and accelerated (BCa)
+// bootstrap of Efron (1987), as described in Efron & Tibshirani, "An
+// Introduction to the Bootstrap" (1993), chapter 14, and as computed by
+// scipy.stats.bootstrap(method="BCa"): the bias correction z0 comes from the
+// share of bootstrap replicates below the estimate (ties count half), the
+// acceleration a from the jackknife, and the interval ends are linearly
+// interpolated quantiles of the replicates. Where BCa is undefined (all
+// values equal, fewer than 3 values, every replicate on one side of the
+// estimate, a degenerate jackknife) the interval falls back to the percentile
+// method and the reason is recorded, never silently.
+package stats
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Defaults used when Options leaves a field zero.
+const (
+	DefaultResamples = 1000
+	DefaultSeed      = 42
+	DefaultLevel     = 0.95
+)
+
+// CI methods recorded in CI.Method.
+const (
+	MethodBCa        = "bca"
+	MethodPercentile = "percentile"
+	MethodNone       = "none"
+)
+
+// Options configures a bootstrap. The zero value means 1000 resamples,
+// seed 42 and a 95% interval.
+type Options struct {
+	Resamples int     `json:"resamples"`
+	Seed      uint64  `json:"seed"`
+	Level     float64 `json:"confidence_level"`
+}
+
+func (o Options) withDefaults() Options {
+	if o.Resamples <= 0 {
+		o.Resamples = DefaultResamples
+	}
+	if o.Seed == 0 {
+		o.Seed = DefaultSeed
+	}
+	if o.Level <= 0 || o.Level >= 1 {
+		o.Level = DefaultLevel
+	}
+	return o
+}
+
+// CI is a confidence interval and how it was computed.
+type CI struct {
+	Lower     float64 `json:"lower"`
+	Upper     float64 `json:"upper"`
+	Level     float64 `json:"level"`
+	Method    string  `json:"method"`
+	Resamples int     `json:"resamples"`
+	// FallbackReason says why Method is not "bca" (empty when it is).
+	FallbackReason string `json:"fallback_reason,omitempty"`
+	// Z0 and Acceleration are the BCa constants (zero unless Method is bca).
+	Z0           float64 `json:"z0,omitempty"`
+	Acceleration float64 `json:"acceleration,omitempty"`
+}
+
+// Contains reports whether x lies in [Lower, Upper].
+func (c CI) Contains(x float64) bool { return x >= c.Lower && x <= c.Upper }
+
+// Overlaps reports whether two intervals share at least one point.
+func (c CI) Overlaps(d CI) bool { return c.Lower <= d.Upper && d.Lower <= c.Upper }
+
+// Mean is the statistic most summaries bootstrap.
+func Mean(x []float64) float64 { return stat.Mean(x, nil) }
+
+// Bootstrap computes a BCa confidence interval for statistic(data).
+// statistic must not keep or modify its argument.
+func Bootstrap(data []float64, statistic func([]float64) float64, o Options) CI {
+	buf := make([]float64, len(data))
+	return BootstrapIndexed(len(data), func(idx []int) float64 {
+		buf = buf[:len(idx)]
+		for i, j := range idx {
+			buf[i] = data[j]
+		}
+		return statistic(buf)
+	}, o)
+}
+
+// BootstrapIndexed is Bootstrap for statistics of several columns (such as a
+// correlation): statistic receives the indices of one resample (or of the
+// jackknife sample) into n observations and evaluates itself on those rows.
+func BootstrapIndexed(n int, statistic func(idx []int) float64, o Options) CI {
+	o = o.withDefaults()
+	ci := CI{Level: o.Level, Resamples: o.Resamples, Method: MethodNone}
+	if n == 0 {
+		ci.Lower, ci.Upper = math.NaN(), math.NaN()
+		ci.FallbackReason = "no values"
+		ci.Resamples = 0
+		return ci
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	theta := statistic(all)
+	if n == 1 {
+		ci.Lower, ci.Upper = theta, theta
+		ci.FallbackReason = "one value: no spread to resample"
+		ci.Resamples = 0
+		return ci
+	}
+
+	rng := rand.New(rand.NewPCG(o.Seed, 0x6c6c656d)) // "llem"
+	reps := make([]float64, o.Resamples)
+	idx := make([]int, n)
+	for b := range reps {
+		for i := range idx {
+			idx[i] = rng.IntN(n)
+		}
+		reps[b] = statistic(idx)
+	}
+	return fromReplicates(theta, reps, func() []float64 { return jackknife(n, statistic) }, o.Level, n)
+}
+
+// jackknife returns the n leave-one-out values of statistic.
+func jackknife(n int, statistic func(idx []int) float64) []float64 {
+	out := make([]float64, n)
+	idx := make([]int, 0, n-1)
+	for skip := range n {
+		idx = idx[:0]
+		for i := range n {
+			if i != skip {
+				idx = append(idx, i)
+			}
+		}
+		out[skip] = statistic(idx)
+	}
+	return out
+}
+
+// BCaFromReplicates computes the interval from an estimate, its bootstrap
+// replicates and its jackknife values. It is exported so that callers with
+// their own resampling (and the tests, with exhaustive resampling) can reuse
+// the exact interval arithmetic. reps is sorted in place.
+func BCaFromReplicates(theta float64, reps, jack []float64, level float64) CI {
+	return fromReplicates(theta, reps, func() []float64 { return jack }, level, len(jack))
+}
+
+func fromReplicates(theta float64, reps []float64, jackFn func() []float64, level float64, n int) CI {
+	ci := CI{Level: level, Resamples: len(reps)}
+	slices.Sort(reps)
+	alpha := (1 - level) / 2
+	percentile := func(reason string) CI {
+		ci.Method = MethodPercentile
+		ci.FallbackReason = reason
+		ci.Lower = quantileSorted(reps, alpha)
+		ci.Upper = quantileSorted(reps, 1-alpha)
+		return ci
+	}
+	if reps[0] == reps[len(reps)-1] {
+		ci.Method = MethodNone
+		ci.Lower, ci.Upper = reps[0], reps[0]
+		ci.FallbackReason = "all resampled values equal: zero-width interval"
+		return ci
+	}
+	if n < 3 {
+		return percentile("fewer than 3 values: BCa acceleration is unreliable")
+	}
+
+	// Bias correction: share of replicates below theta, ties counted half
+	// (scipy's _percentile_of_score).
+	// Resamples that are permutations of the sample give theta exactly in
+	// real arithmetic but differ from it by rounding (summation order), so
+	// values within a few ulps of theta count as ties; small cycle counts
+	// make such ties common.
+	tol := 1e-12 * math.Max(math.Abs(theta), math.Abs(reps[len(reps)-1]-reps[0]))
+	lo, _ := slices.BinarySearch(reps, theta-tol) // first index with reps[i] >= theta-tol
+	hi := lo
+	for hi < len(reps) && reps[hi] <= theta+tol {
+		hi++
+	}
+	p := (float64(lo) + float64(hi)) / (2 * float64(len(reps)))
+	z0 := distuv.UnitNormal.Quantile(p)
+	if math.IsInf(z0, 0) || math.IsNaN(z0) {
+		return percentile("every resample lies on one side of the estimate: BCa bias correction is infinite")
+	}
+
+	jack := jackFn()
+	var mean float64
+	for _, v := range jack {
+		mean += v
+	}
+	mean /= float64(len(jack))
+	var num, den float64
+	for _, v := range jack {
+		d := mean - v
+		num += d * d * d
+		den += d * d
+	}
+	if den == 0 || math.IsNaN(den) || math.IsInf(den, 0) {
+		return percentile("jackknife values all equal: BCa acceleration undefined")
+	}
+	a := num / (6 * math.Pow(den, 1.5))
+
+	adj := func(q float64) float64 {
+		z := distuv.UnitNormal.Quantile(q)
+		return distuv.UnitNormal.CDF(z0 + (z0+z)/(1-a*(z0+z)))
+	}
+	a1, a2 := adj(alpha), adj(1-alpha)
+	if math.IsNaN(a1) || math.IsNaN(a2) || a1 >= a2 {
+		return percentile("BCa-adjusted quantiles are not ordered: acceleration too large for this sample")
+	}
+	ci.Method = MethodBCa
+	ci.Z0, ci.Acceleration = z0, a
+	ci.Lower = quantileSorted(reps, a1)
+	ci.Upper = quantileSorted(reps, a2)
+	return ci
+}
+
+// quantileSorted is the linearly interpolated quantile of sorted x (type 7
+// of Hyndman & Fan, numpy's default), which scipy.stats.bootstrap also uses.
+func quantileSorted(x []float64, q float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	if q <= 0 {
+		return x[0]
+	}
+	if q >= 1 {
+		return x[len(x)-1]
+	}
+	h := q * float64(len(x)-1)
+	i := int(math.Floor(h))
+	if i+1 >= len(x) {
+		return x[len(x)-1]
+	}
+	return x[i] + (h-float64(i))*(x[i+1]-x[i])
+}
