@@ -62,12 +62,13 @@ type Hello struct {
 
 // Loaded reports model facts once the model is in memory.
 type Loaded struct {
-	Model       string `json:"model"`
-	Parameters  int64  `json:"parameters"`
-	Layers      int    `json:"layers"`
-	DType       string `json:"dtype"`
-	MemoryBytes int64  `json:"memory_bytes"`
-	LoadTimeNs  int64  `json:"load_time_ns"`
+	Model        string `json:"model"`
+	Architecture string `json:"architecture,omitempty"` // e.g. "LlamaForCausalLM"
+	Parameters   int64  `json:"parameters"`
+	Layers       int    `json:"layers,omitempty"`
+	DType        string `json:"dtype"`
+	MemoryBytes  int64  `json:"memory_bytes,omitempty"` // bytes the weights (and any preallocated cache) occupy
+	LoadTimeNs   int64  `json:"load_time_ns,omitempty"`
 }
 
 // WarmupDone marks the end of warmup; the measured window starts after it.
@@ -115,10 +116,41 @@ type Done struct {
 
 // Error is the last event of a failed run.
 type Error struct {
-	Kind    string `json:"kind"` // e.g. "oom", "bad_checkpoint", "unsupported", "missing_package", "config", "internal"
+	Kind    string `json:"kind"` // one of the ErrKind* constants
 	Message string `json:"message"`
 	Hint    string `json:"hint,omitempty"`
 }
+
+// Error kinds. The parent maps "config" and "protocol" to bad input (exit 2),
+// "interrupted" to 130 and every other kind to a failed run.
+const (
+	ErrKindConfig         = "config"          // the run spec or config is invalid for this worker
+	ErrKindProtocol       = "protocol"        // protocol version mismatch or unreadable spec
+	ErrKindModelNotFound  = "model_not_found" // no such local path, HF cache entry or preset
+	ErrKindBadCheckpoint  = "bad_checkpoint"  // files present but unreadable or inconsistent
+	ErrKindUnsupported    = "unsupported"     // architecture or feature this backend cannot run
+	ErrKindOOM            = "oom"             // not enough (GPU or host) memory
+	ErrKindMissingPackage = "missing_package" // a Python package is not installed
+	ErrKindGated          = "gated"           // the model needs Hub authentication
+	ErrKindDataset        = "dataset"         // the dataset could not be built or read
+	ErrKindInterrupted    = "interrupted"     // SIGINT/SIGTERM before the run finished
+	ErrKindInternal       = "internal"        // a bug or anything unclassified
+)
+
+// ErrorKinds lists every valid Error.Kind.
+var ErrorKinds = []string{
+	ErrKindConfig, ErrKindProtocol, ErrKindModelNotFound, ErrKindBadCheckpoint,
+	ErrKindUnsupported, ErrKindOOM, ErrKindMissingPackage, ErrKindGated,
+	ErrKindDataset, ErrKindInterrupted, ErrKindInternal,
+}
+
+// Phase names and states.
+const (
+	PhasePrefill = "prefill"
+	PhaseDecode  = "decode"
+	StateStart   = "start"
+	StateEnd     = "end"
+)
 
 // Event is one decoded line: the kind, its timestamp and exactly one payload.
 type Event struct {
@@ -133,4 +165,11 @@ type Event struct {
 	Log        *Log
 	Done       *Done
 	Error      *Error
+
+	// Unknown holds the raw line of an event kind this llem does not know;
+	// only a lenient Decoder returns such events.
+	Unknown json.RawMessage
+	// Warnings lists what a lenient Decoder tolerated on this line (unknown
+	// fields, unknown kind); always empty from a strict one.
+	Warnings []string
 }
