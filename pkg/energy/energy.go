@@ -1,0 +1,127 @@
+// Package energy reads power and energy sensors (NVML, RAPL, a TDP estimate)
+// and records them on a CLOCK_MONOTONIC timeline.
+//
+// The llem parent process owns all measurement: a Sensor reads every channel
+// (one GPU, one RAPL domain, one estimated component) in one call, a Sampler
+// calls it on a fixed interval and appends to a Timeline, and pkg/measure turns
+// the timeline plus worker timestamps into window energies. A sensor that
+// cannot measure says so with an error wrapping ErrUnavailable and a reason;
+// it never reports a silent zero.
+package energy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Method is how a channel's energy totals are obtained.
+type Method string
+
+// Methods, from most to least trustworthy.
+const (
+	// MethodCounter: a hardware cumulative energy counter (NVML
+	// TotalEnergyConsumption on Volta+, RAPL energy_uj).
+	MethodCounter Method = "counter"
+	// MethodPowerIntegration: trapezoid integral of sampled instant power
+	// (NVML on pre-Volta GPUs, which have no energy counter).
+	MethodPowerIntegration Method = "power-integration"
+	// MethodEstimateTDP: a model (TDP × utilisation + memory W/GB), not a
+	// measurement; every result using it carries a warning flag.
+	MethodEstimateTDP Method = "estimate-tdp"
+	// MethodNone: measurement switched off by the user (energy.sensor: none).
+	MethodNone Method = "none"
+)
+
+// ErrUnavailable is wrapped by every "this sensor cannot measure here" error.
+var ErrUnavailable = errors.New("unavailable")
+
+// Unavailable returns an error wrapping ErrUnavailable with a reason, e.g.
+// "unavailable: nvml: built without cgo".
+func Unavailable(sensor, reason string) error {
+	return fmt.Errorf("%w: %s: %s", ErrUnavailable, sensor, reason)
+}
+
+// Channel describes one measured thing: a GPU, a RAPL domain, or an estimated
+// component. It is plain data so that it can be written next to the samples.
+type Channel struct {
+	ID     string `json:"id"`     // stable: "gpu:GPU-<uuid>", "rapl:package-0", "estimate:cpu"
+	Sensor string `json:"sensor"` // "nvml", "rapl", "estimate", "fake"
+	Kind   string `json:"kind"`   // "gpu", "package", "core", "dram", "cpu", "memory"
+	Name   string `json:"name"`   // human label, e.g. "NVIDIA H100 80GB HBM3"
+	Index  int    `json:"index"`  // NVML index for GPUs, package number for RAPL, else 0
+	// Method is how totals for this channel are computed.
+	Method Method `json:"method"`
+	// HasCounter says Sample.EnergyJ comes from a hardware (or, for the
+	// estimate, a synthesised) cumulative counter.
+	HasCounter bool `json:"has_counter"`
+	// CounterPeriodNs is how often the counter updates (NVML ~100 ms); a
+	// window shorter than this cannot be taken from counter deltas.
+	CounterPeriodNs int64 `json:"counter_period_ns,omitempty"`
+	// MaxPowerW is the upper sanity bound: the enforced power limit for a GPU,
+	// the TDP for a CPU; 0 when unknown.
+	MaxPowerW float64 `json:"max_power_w,omitempty"`
+	// Notes explain choices made for this channel (MIG parent measured, TDP
+	// source, alias used, ...). They are copied into results.
+	Notes []string `json:"notes,omitempty"`
+	// SubsetOf names the channel whose energy already includes this one (a
+	// RAPL core domain inside its package); such channels are shown but not
+	// added into totals.
+	SubsetOf string `json:"subset_of,omitempty"`
+	// Warnings are caveats that make this channel's numbers less clean (a
+	// MIG parent GPU shared with other tenants, a 1 s-average power source);
+	// pkg/measure turns each into a validity flag on every window.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Sample is one reading of one channel. Fields the sensor could not read are
+// NaN (floats) or -1 (integers), never 0.
+type Sample struct {
+	TNs int64 `json:"t_ns"` // CLOCK_MONOTONIC (pkg/clock), taken right after the read
+	// EnergyJ is the cumulative counter in joules, unwrapped, relative to the
+	// sensor's first reading; NaN when the channel has no counter or the read failed.
+	EnergyJ         float64 `json:"energy_j"`
+	PowerW          float64 `json:"power_w"`
+	TempC           float64 `json:"temp_c"`
+	SMClockMHz      float64 `json:"sm_clock_mhz"`
+	MemClockMHz     float64 `json:"mem_clock_mhz"`
+	UtilPct         float64 `json:"util_pct"`
+	MemUsedBytes    int64   `json:"mem_used_bytes"`
+	ThrottleReasons int64   `json:"throttle_reasons"` // NVML clocks-event reason bits; -1 unknown
+}
+
+// Reset marks every field of s as not read, keeping nothing from a previous sample.
+func (s *Sample) Reset(t int64) {
+	nan := math.NaN()
+	*s = Sample{TNs: t, EnergyJ: nan, PowerW: nan, TempC: nan, SMClockMHz: nan,
+		MemClockMHz: nan, UtilPct: nan, MemUsedBytes: -1, ThrottleReasons: -1}
+}
+
+// Throttle reason bits (NVML nvmlClocksEventReasons) that mean the clocks were
+// lowered by power or heat rather than by idling or by the user.
+const (
+	ThrottleSwPowerCap      = 0x4
+	ThrottleHwSlowdown      = 0x8
+	ThrottleSwThermal       = 0x20
+	ThrottleHwThermal       = 0x40
+	ThrottleHwPowerBrake    = 0x80
+	ThrottlePowerOrThermal  = ThrottleSwPowerCap | ThrottleHwSlowdown | ThrottleSwThermal | ThrottleHwThermal | ThrottleHwPowerBrake
+	ThrottleThermalBitsOnly = ThrottleHwSlowdown | ThrottleSwThermal | ThrottleHwThermal
+)
+
+// Sensor reads all of its channels at once. Implementations are not safe for
+// concurrent Read calls; the Sampler is the only caller while it runs.
+type Sensor interface {
+	// Name is "nvml", "rapl", "estimate" (or "fake" in tests).
+	Name() string
+	// Channels lists what Read fills, in order; fixed after construction.
+	Channels() []Channel
+	// Read fills dst[i] for Channels()[i]. With aux false the sensor may skip
+	// slow-changing fields (temperature, clocks, utilisation, memory,
+	// throttle reasons) and leave them unread, to keep the sampler cheap.
+	// A per-channel failure leaves that sample's fields unread and is
+	// returned as an error; the other channels are still filled.
+	Read(dst []Sample, aux bool) error
+	// Close releases the sensor (NVML Shutdown).
+	Close() error
+}

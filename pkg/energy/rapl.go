@@ -1,0 +1,241 @@
+package energy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/llenergymeasure/llem/pkg/clock"
+)
+
+// RAPLOptions configure the RAPL sensor.
+type RAPLOptions struct {
+	// Root is the directory holding class/powercap ("/sys" normally; a
+	// container may mount the host's tree elsewhere). Empty means "/sys".
+	Root string
+	// FS, when set, replaces the operating system's file system rooted at
+	// Root (tests pass fake sysfs trees and fault-injecting file systems).
+	FS fs.FS
+}
+
+const raplDir = "class/powercap"
+
+type raplZone struct {
+	dir      string
+	file     fs.File // energy_uj kept open when it supports ReadAt, else nil
+	maxRange uint64  // max_energy_range_uj: the counter wraps to 0 past this
+	last     uint64
+	lastT    int64
+	cum      uint64 // unwrapped µJ since the first read
+	started  bool
+	buf      [32]byte
+}
+
+// RAPLSensor reads Intel/AMD RAPL energy counters from the Linux powercap
+// sysfs (package, core, uncore and dram domains), unwrapping energy_uj with
+// max_energy_range_uj. Power is the counter's rate between samples.
+type RAPLSensor struct {
+	fsys     fs.FS
+	zones    []*raplZone
+	channels []Channel
+}
+
+// OpenRAPL finds the RAPL zones. No powercap tree is ErrUnavailable; an
+// unreadable energy_uj (root-only since Linux 5.10, CVE-2020-8694) is
+// ErrUnavailable with the fix in the message.
+func OpenRAPL(opt RAPLOptions) (*RAPLSensor, error) {
+	fsys := opt.FS
+	root := opt.Root
+	if root == "" {
+		root = "/sys"
+	}
+	if fsys == nil {
+		fsys = os.DirFS(root)
+	}
+	entries, err := fs.ReadDir(fsys, raplDir)
+	if err != nil {
+		return nil, Unavailable("rapl", fmt.Sprintf("no %s/%s (no RAPL on this CPU or kernel, or not mounted into the container)", root, raplDir))
+	}
+	var dirs []string
+	for _, e := range entries {
+		// intel-rapl:N (package/psys) and intel-rapl:N:M (sub-zones); AMD uses the same names.
+		if strings.HasPrefix(e.Name(), "intel-rapl:") {
+			dirs = append(dirs, path.Join(raplDir, e.Name()))
+		}
+	}
+	sort.Strings(dirs)
+	if len(dirs) == 0 {
+		return nil, Unavailable("rapl", fmt.Sprintf("%s/%s has no intel-rapl zones", root, raplDir))
+	}
+	s := &RAPLSensor{fsys: fsys}
+	names := map[string]string{} // dir base → channel ID, to link sub-zones to packages
+	hasPackage := false
+	for _, d := range dirs {
+		name, err := readTrim(fsys, path.Join(d, "name"))
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(name, "package") {
+			hasPackage = true
+		}
+	}
+	for _, d := range dirs {
+		name, err := readTrim(fsys, path.Join(d, "name"))
+		if err != nil {
+			return nil, Unavailable("rapl", fmt.Sprintf("read %s: %v", path.Join(root, d, "name"), err))
+		}
+		if name == "psys" && hasPackage {
+			continue // platform domain overlaps the packages; counted via packages
+		}
+		base := path.Base(d) // intel-rapl:0 or intel-rapl:0:1
+		parts := strings.Split(strings.TrimPrefix(base, "intel-rapl:"), ":")
+		pkg, _ := strconv.Atoi(parts[0])
+		kind := strings.TrimRightFunc(name, func(r rune) bool { return r == '-' || (r >= '0' && r <= '9') })
+		id := "rapl:" + name
+		if len(parts) == 2 {
+			id = fmt.Sprintf("rapl:%s-%d", name, pkg)
+		}
+		ch := Channel{ID: id, Sensor: "rapl", Kind: kind, Name: name, Index: pkg, Method: MethodCounter,
+			HasCounter: true, CounterPeriodNs: 1_000_000}
+		if len(parts) == 2 && kind != "dram" {
+			ch.SubsetOf = names["intel-rapl:"+parts[0]]
+		}
+		if kind == "dram" {
+			ch.Notes = append(ch.Notes, "dram is its own RAPL domain, added to the package energy in totals")
+		}
+		names[base] = id
+		z := &raplZone{dir: d}
+		mr, err := readTrim(fsys, path.Join(d, "max_energy_range_uj"))
+		if err == nil {
+			z.maxRange, _ = strconv.ParseUint(mr, 10, 64)
+		}
+		f, err := fsys.Open(path.Join(d, "energy_uj"))
+		if err == nil {
+			if _, ok := f.(io.ReaderAt); ok {
+				z.file = f // kept open: pread at 0 each sample, no allocation
+			} else {
+				f.Close()
+			}
+			_, err = s.read(z)
+		}
+		if err != nil {
+			if z.file != nil {
+				z.file.Close()
+			}
+			s.closeZones()
+			if errors.Is(err, fs.ErrPermission) {
+				return nil, Unavailable("rapl", fmt.Sprintf("permission denied reading %s (energy_uj is root-only since Linux 5.10): run llem as root, or `sudo chmod o+r %s/%s/intel-rapl:*/energy_uj %s/%s/intel-rapl:*/*/energy_uj` (lost at reboot; a udev rule makes it permanent)",
+					path.Join(root, d, "energy_uj"), root, raplDir, root, raplDir))
+			}
+			return nil, Unavailable("rapl", fmt.Sprintf("read %s: %v", path.Join(root, d, "energy_uj"), err))
+		}
+		s.zones = append(s.zones, z)
+		s.channels = append(s.channels, ch)
+	}
+	if len(s.zones) == 0 {
+		return nil, Unavailable("rapl", "no readable RAPL zones")
+	}
+	return s, nil
+}
+
+func readTrim(fsys fs.FS, name string) (string, error) {
+	b, err := fs.ReadFile(fsys, name)
+	return strings.TrimSpace(string(b)), err
+}
+
+// Name implements Sensor.
+func (s *RAPLSensor) Name() string { return "rapl" }
+
+// Channels implements Sensor.
+func (s *RAPLSensor) Channels() []Channel { return s.channels }
+
+// Read implements Sensor. RAPL has no aux fields.
+func (s *RAPLSensor) Read(dst []Sample, _ bool) error {
+	var errs []*ChannelError
+	for i, z := range s.zones {
+		v, err := s.read(z)
+		now := clock.Now()
+		dst[i].TNs = now
+		if err != nil {
+			if errs == nil {
+				errs = make([]*ChannelError, len(s.zones))
+			}
+			errs[i] = &ChannelError{Index: i, Err: fmt.Errorf("read %s/energy_uj: %w", z.dir, err)}
+			continue
+		}
+		if z.started {
+			d := v - z.last
+			if v < z.last { // wrapped past max_energy_range_uj
+				d = v + (z.maxRange - z.last)
+			}
+			z.cum += d
+			if dt := now - z.lastT; dt > 0 {
+				dst[i].PowerW = float64(d) / 1e6 / (float64(dt) / 1e9)
+			}
+		}
+		z.started, z.last, z.lastT = true, v, now
+		dst[i].EnergyJ = float64(z.cum) / 1e6
+	}
+	if errs == nil {
+		return nil
+	}
+	return JoinChannelErrors(errs)
+}
+
+// read returns the raw energy_uj value: pread on the kept-open file, or a
+// fresh open for file systems whose files cannot ReadAt.
+func (s *RAPLSensor) read(z *raplZone) (uint64, error) {
+	if ra, ok := z.file.(io.ReaderAt); ok {
+		n, err := ra.ReadAt(z.buf[:], 0)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		return parseUint(z.buf[:n], z.dir)
+	}
+	f, err := s.fsys.Open(path.Join(z.dir, "energy_uj"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, z.buf[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, err
+	}
+	return parseUint(z.buf[:n], z.dir)
+}
+
+func parseUint(b []byte, dir string) (uint64, error) {
+	var v uint64
+	digits := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + uint64(c-'0')
+		digits++
+	}
+	if digits == 0 {
+		return 0, fmt.Errorf("parse %s/energy_uj: %q", dir, b)
+	}
+	return v, nil
+}
+
+func (s *RAPLSensor) closeZones() {
+	for _, z := range s.zones {
+		if z.file != nil {
+			z.file.Close()
+		}
+	}
+}
+
+// Close implements Sensor.
+func (s *RAPLSensor) Close() error {
+	s.closeZones()
+	return nil
+}
