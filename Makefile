@@ -4,6 +4,8 @@
 #   make bench        Go benchmarks (speed and memory targets)
 
 GO      ?= go
+# go-nvml's cgo prolog warns about every deprecated NVML call; the warnings say nothing about llem.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 TOOLS   := $(CURDIR)/.tools
 CUE     := $(TOOLS)/bin/cue
 READERS := $(CURDIR)/tools/parquet-readers
