@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"math"
+	"sync"
+
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// pool is a fixed set of goroutines that split loops with the caller: a
+// parallel loop costs one channel send per extra worker, not a goroutine
+// per row. One pool lives for one Generate/Forward call.
+type pool struct {
+	n    int
+	jobs chan poolJob
+}
+
+type poolJob struct {
+	fn     func(worker, lo, hi int)
+	worker int
+	lo, hi int
+	wg     *sync.WaitGroup
+}
+
+func newPool(n int) *pool {
+	p := &pool{n: n, jobs: make(chan poolJob, n)}
+	for i := 1; i < n; i++ {
+		go func() {
+			for j := range p.jobs {
+				j.fn(j.worker, j.lo, j.hi)
+				j.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+func (p *pool) close() { close(p.jobs) }
+
+// run calls fn over [0,total) split into at most p.n contiguous ranges, one
+// per worker index; the caller runs worker 0. Each worker index runs exactly
+// once per call, so fn may use per-worker scratch indexed by worker.
+func (p *pool) run(total int, fn func(worker, lo, hi int)) {
+	n := min(p.n, total)
+	if n <= 1 {
+		if total > 0 {
+			fn(0, 0, total)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(n - 1)
+	for w := 1; w < n; w++ {
+		p.jobs <- poolJob{fn: fn, worker: w, lo: total * w / n, hi: total * (w + 1) / n, wg: &wg}
+	}
+	fn(0, 0, total/n)
+	wg.Wait()
+}
+
+var blas32 gonum.Implementation
+
+// dot is the inner product of two equal-length vectors. It goes through
+// gonum's float32 Sdot, which on amd64 is a 16-way unrolled SSE assembly loop
+// (4-6x a scalar Go loop): plain Go never vectorises, and decode at batch 1
+// is bounded by how fast this streams the weights.
+func dot(a, b []float32) float32 {
+	return blas32.Sdot(len(a), a, 1, b, 1)
+}
+
+// bf16Widen converts bfloat16 bits to float32 (exact).
+func bf16Widen(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = math.Float32frombits(uint32(v) << 16)
+	}
+}
+
+// actBlock is how many activation rows are multiplied against one weight
+// row before moving to the next: 32 rows of up to 1536 floats (192 KiB) stay
+// in L2 while weight rows stream through L1.
+const actBlock = 32
+
+// matmul computes dst[t][r] (+)= x[t] · w[r] for T activation rows: every
+// weight row is read once per block of activation rows, which is why a
+// batched decode step costs little more than a single-sequence one. Weight
+// rows are split across the pool.
+func matmul(p *pool, scratch [][]float32, dst, x []float32, T int, w *mat, add bool) {
+	rows, cols := w.rows, w.cols
+	p.run(rows, func(wk, lo, hi int) {
+		var buf []float32
+		if w.f32 == nil {
+			buf = scratch[wk][:cols]
+		}
+		for t0 := 0; t0 < T; t0 += actBlock {
+			t1 := min(T, t0+actBlock)
+			for r := lo; r < hi; r++ {
+				wr := w.row(r, buf)
+				for t := t0; t < t1; t++ {
+					s := dot(x[t*cols:(t+1)*cols], wr)
+					if add {
+						dst[t*rows+r] += s
+					} else {
+						dst[t*rows+r] = s
+					}
+				}
+			}
+		}
+	})
+}
+
+// rmsnorm writes x / sqrt(mean(x²) + eps) * w into dst (HF LlamaRMSNorm; the
+// mean is accumulated in float64).
+func rmsnorm(dst, x, w []float32, eps float64) {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	inv := float32(1 / math.Sqrt(ss/float64(len(x))+eps))
+	for i, v := range x {
+		dst[i] = v * inv * w[i]
+	}
+}
+
+// ropeInvFreq returns the rotary frequencies, computed in float32 as
+// transformers does, with linear or llama3 scaling applied.
+func ropeInvFreq(c Config, hd int) []float64 {
+	f := make([]float64, hd/2)
+	for i := range f {
+		f[i] = float64(float32(1 / math.Pow(c.RopeTheta, float64(2*i)/float64(hd))))
+	}
+	rs := c.RopeScaling
+	if rs == nil {
+		return f
+	}
+	switch rs.Type {
+	case "linear":
+		for i := range f {
+			f[i] = float64(float32(f[i] / rs.Factor))
+		}
+	case "llama3":
+		old := float64(rs.OriginalMaxPositionEmbeddings)
+		lowWave, highWave := old/rs.LowFreqFactor, old/rs.HighFreqFactor
+		for i, inv := range f {
+			wave := 2 * math.Pi / inv
+			switch {
+			case wave < highWave:
+				// high frequency: unchanged
+			case wave > lowWave:
+				f[i] = inv / rs.Factor
+			default:
+				smooth := (old/wave - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
+				f[i] = (1-smooth)*inv/rs.Factor + smooth*inv
+			}
+			f[i] = float64(float32(f[i]))
+		}
+	}
+	return f
+}
+
+// ropeTable fills cos and sin (len hd/2) for one position. The angle is
+// rounded to float32 like transformers' float32 position × frequency.
+func ropeTable(cos, sin []float32, invFreq []float64, pos int) {
+	for i, f := range invFreq {
+		a := float64(float32(pos) * float32(f))
+		cos[i] = float32(math.Cos(a))
+		sin[i] = float32(math.Sin(a))
+	}
+}
+
+// rope rotates one head vector in place with HF's rotate_half convention:
+// dimension i pairs with i + hd/2.
+func rope(v, cos, sin []float32) {
+	h := len(v) / 2
+	a, b := v[:h], v[h:2*h]
+	for i := range h {
+		x, y := a[i], b[i]
+		a[i] = x*cos[i] - y*sin[i]
+		b[i] = y*cos[i] + x*sin[i]
+	}
+}
+
+// silu is x·sigmoid(x).
+func silu(x float32) float32 {
+	return float32(float64(x) / (1 + math.Exp(-float64(x))))
+}
