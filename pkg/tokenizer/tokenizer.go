@@ -1,0 +1,598 @@
+// Package tokenizer implements byte-level BPE tokenizers from a Hugging Face
+// tokenizer.json (GPT-2, SmolLM, Llama 3, Qwen2, Mistral-Nemo style), so the
+// native backend gives real prompts the same token IDs as the model's own
+// tokenizer without Python.
+//
+// Supported: model BPE with merges in either form ("a b" strings or ["a","b"]
+// pairs), ignore_merges, unk_token; added/special tokens (split out first,
+// longest match, lstrip/rstrip); pre-tokenizers ByteLevel (with or without its
+// regex), Digits, Split with the GPT-2, Llama 3 or Qwen2 pattern, and
+// Sequence of these; post-processors ByteLevel and TemplateProcessing (BOS
+// insertion); the ByteLevel decoder. SentencePiece-style tokenizers
+// (Metaspace, byte_fallback, e.g. Llama 2) are rejected with ErrUnsupported.
+//
+// One documented deviation: an NFC normalizer is accepted but not applied
+// (the standard library has no Unicode normalization tables); input already in
+// NFC, which is nearly all text, tokenizes identically.
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// ErrUnsupported is wrapped by errors about a tokenizer.json this package
+// understands but cannot reproduce exactly.
+var ErrUnsupported = errors.New("unsupported tokenizer")
+
+// Tokenizer is a loaded byte-level BPE tokenizer. It is safe for concurrent use.
+type Tokenizer struct {
+	vocab    map[string]int
+	idToTok  map[int]string // a map: ids may be sparse
+	nIDs     int            // largest id + 1
+	ranks    map[pair]int
+	unk      int // -1: none
+	ignoreMg bool
+
+	steps []preStep // pre-tokenizer pipeline, in order
+
+	added       []addedToken
+	addedByByte map[byte][]int // first byte of content → indices into added, longest first
+	addedByID   map[int]*addedToken
+
+	prefix, suffix []int // post-processor template ids around the sequence
+
+	mu    sync.Mutex
+	cache map[string][]int
+}
+
+type pair struct{ a, b string }
+
+type addedToken struct {
+	ID      int    `json:"id"`
+	Content string `json:"content"`
+	LStrip  bool   `json:"lstrip"`
+	RStrip  bool   `json:"rstrip"`
+	Special bool   `json:"special"`
+}
+
+// preStep is one step of the pre-tokenizer pipeline: a split, ByteLevel's
+// prefix space, or ByteLevel's byte-to-unicode encoding.
+type preStep struct {
+	split       splitFunc
+	prefixSpace bool
+	byteLevel   bool
+}
+
+// maxCache bounds the per-word cache; a long run over a large corpus must
+// not grow memory without limit.
+const maxCache = 1 << 16
+
+type fileJSON struct {
+	AddedTokens   []addedToken    `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         struct {
+		Type                    string          `json:"type"`
+		Vocab                   map[string]int  `json:"vocab"`
+		Merges                  json.RawMessage `json:"merges"`
+		UnkToken                *string         `json:"unk_token"`
+		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+		EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+		ByteFallback            bool            `json:"byte_fallback"`
+		IgnoreMerges            bool            `json:"ignore_merges"`
+	} `json:"model"`
+}
+
+// LoadFile reads a tokenizer.json.
+func LoadFile(path string) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read tokenizer: %w", err)
+	}
+	t, err := Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Load parses the contents of a tokenizer.json.
+func Load(data []byte) (*Tokenizer, error) {
+	var f fileJSON
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("parse tokenizer.json: %w", err)
+	}
+	m := &f.Model
+	if m.Type != "" && m.Type != "BPE" {
+		return nil, fmt.Errorf("%w: model type %q (only BPE)", ErrUnsupported, m.Type)
+	}
+	if len(m.Vocab) == 0 {
+		return nil, errors.New("parse tokenizer.json: model.vocab is empty")
+	}
+	if m.ByteFallback {
+		return nil, fmt.Errorf("%w: byte_fallback BPE (SentencePiece style, e.g. Llama 2)", ErrUnsupported)
+	}
+	if (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "") || (m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
+		return nil, fmt.Errorf("%w: continuing_subword_prefix/end_of_word_suffix", ErrUnsupported)
+	}
+	t := &Tokenizer{
+		vocab:       m.Vocab,
+		ranks:       map[pair]int{},
+		unk:         -1,
+		ignoreMg:    m.IgnoreMerges,
+		addedByByte: map[byte][]int{},
+		addedByID:   map[int]*addedToken{},
+		cache:       map[string][]int{},
+	}
+	maxID := -1
+	for tok, id := range m.Vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("parse tokenizer.json: token %q has negative id %d", tok, id)
+		}
+		maxID = max(maxID, id)
+	}
+	for _, a := range f.AddedTokens {
+		if a.ID < 0 || a.Content == "" {
+			return nil, fmt.Errorf("parse tokenizer.json: added token %q with id %d", a.Content, a.ID)
+		}
+		maxID = max(maxID, a.ID)
+	}
+	if maxID >= 1<<24 {
+		return nil, fmt.Errorf("parse tokenizer.json: token id %d is implausibly large", maxID)
+	}
+	t.nIDs = maxID + 1
+	t.idToTok = make(map[int]string, len(m.Vocab)+len(f.AddedTokens))
+	for tok, id := range m.Vocab {
+		t.idToTok[id] = tok
+	}
+	if m.UnkToken != nil && *m.UnkToken != "" {
+		id, ok := m.Vocab[*m.UnkToken]
+		if !ok {
+			return nil, fmt.Errorf("parse tokenizer.json: unk_token %q is not in the vocabulary", *m.UnkToken)
+		}
+		t.unk = id
+	}
+	if err := t.loadMerges(m.Merges); err != nil {
+		return nil, err
+	}
+	t.added = f.AddedTokens
+	for i := range t.added {
+		a := &t.added[i]
+		t.idToTok[a.ID] = a.Content
+		t.addedByID[a.ID] = a
+		t.addedByByte[a.Content[0]] = append(t.addedByByte[a.Content[0]], i)
+	}
+	for _, idx := range t.addedByByte {
+		slices.SortStableFunc(idx, func(x, y int) int { return len(t.added[y].Content) - len(t.added[x].Content) })
+	}
+	if err := checkNormalizer(f.Normalizer); err != nil {
+		return nil, err
+	}
+	steps, err := parsePre(f.PreTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(steps, func(s preStep) bool { return s.byteLevel }) {
+		return nil, fmt.Errorf("%w: no ByteLevel pre-tokenizer (only byte-level BPE is supported)", ErrUnsupported)
+	}
+	t.steps = steps
+	if err := checkDecoder(f.Decoder); err != nil {
+		return nil, err
+	}
+	if t.prefix, t.suffix, err = parsePost(f.PostProcessor); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Tokenizer) loadMerges(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return fmt.Errorf("parse tokenizer.json: model.merges is not a list: %w", err)
+	}
+	for i, it := range items {
+		var p pair
+		var s string
+		var arr []string
+		switch {
+		case json.Unmarshal(it, &s) == nil:
+			a, b, ok := strings.Cut(s, " ")
+			if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+				return fmt.Errorf("parse tokenizer.json: merge %d %q is not \"a b\"", i, s)
+			}
+			p = pair{a, b}
+		case json.Unmarshal(it, &arr) == nil && len(arr) == 2:
+			p = pair{arr[0], arr[1]}
+		default:
+			return fmt.Errorf("parse tokenizer.json: merge %d is neither \"a b\" nor [\"a\", \"b\"]: %s", i, it)
+		}
+		if _, dup := t.ranks[p]; !dup {
+			t.ranks[p] = i
+		}
+	}
+	return nil
+}
+
+type component struct {
+	Type              string            `json:"type"`
+	AddPrefixSpace    *bool             `json:"add_prefix_space"`
+	UseRegex          *bool             `json:"use_regex"`
+	IndividualDigits  bool              `json:"individual_digits"`
+	Behavior          string            `json:"behavior"`
+	Invert            bool              `json:"invert"`
+	Pattern           map[string]string `json:"pattern"`
+	PreTokenizers     []json.RawMessage `json:"pretokenizers"`
+	Normalizers       []json.RawMessage `json:"normalizers"`
+	Processors        []json.RawMessage `json:"processors"`
+	Decoders          []json.RawMessage `json:"decoders"`
+	Single            []json.RawMessage `json:"single"`
+	SpecialTokensJSON map[string]struct {
+		IDs []int `json:"ids"`
+	} `json:"special_tokens"`
+}
+
+func parseComponent(raw json.RawMessage, what string) (*component, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var c component
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("parse tokenizer.json %s: %w", what, err)
+	}
+	return &c, nil
+}
+
+func checkNormalizer(raw json.RawMessage) error {
+	c, err := parseComponent(raw, "normalizer")
+	if err != nil || c == nil {
+		return err
+	}
+	switch c.Type {
+	case "NFC": // see the package comment
+		return nil
+	case "Sequence":
+		for _, n := range c.Normalizers {
+			if err := checkNormalizer(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: normalizer %q", ErrUnsupported, c.Type)
+}
+
+// Known Split patterns, matched literally.
+const (
+	gpt2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen2Pattern  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
+
+func parsePre(raw json.RawMessage) ([]preStep, error) {
+	c, err := parseComponent(raw, "pre_tokenizer")
+	if err != nil || c == nil {
+		return nil, err
+	}
+	switch c.Type {
+	case "Sequence":
+		var steps []preStep
+		for _, p := range c.PreTokenizers {
+			s, err := parsePre(p)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, s...)
+		}
+		return steps, nil
+	case "ByteLevel":
+		// ByteLevel adds the prefix space, splits with the GPT-2 regex, then
+		// maps bytes to printable characters, in that order.
+		var steps []preStep
+		if c.AddPrefixSpace != nil && *c.AddPrefixSpace {
+			steps = append(steps, preStep{prefixSpace: true})
+		}
+		if c.UseRegex == nil || *c.UseRegex {
+			steps = append(steps, preStep{split: gpt2Split})
+		}
+		return append(steps, preStep{byteLevel: true}), nil
+	case "Digits":
+		return []preStep{{split: digitsSplit(c.IndividualDigits)}}, nil
+	case "Split":
+		if c.Invert || c.Behavior != "Isolated" {
+			return nil, fmt.Errorf("%w: Split pre-tokenizer with behavior %q invert %v", ErrUnsupported, c.Behavior, c.Invert)
+		}
+		switch c.Pattern["Regex"] {
+		case gpt2Pattern:
+			return []preStep{{split: gpt2Split}}, nil
+		case llama3Pattern:
+			return []preStep{{split: llama3Split(3)}}, nil
+		case qwen2Pattern:
+			return []preStep{{split: llama3Split(1)}}, nil
+		}
+		return nil, fmt.Errorf("%w: Split pre-tokenizer pattern %v (known: GPT-2, Llama 3, Qwen2)", ErrUnsupported, c.Pattern)
+	case "Metaspace":
+		return nil, fmt.Errorf("%w: Metaspace pre-tokenizer (SentencePiece style, e.g. Llama 2, Mistral 7B)", ErrUnsupported)
+	}
+	return nil, fmt.Errorf("%w: pre-tokenizer %q", ErrUnsupported, c.Type)
+}
+
+func checkDecoder(raw json.RawMessage) error {
+	c, err := parseComponent(raw, "decoder")
+	if err != nil || c == nil {
+		return err
+	}
+	switch c.Type {
+	case "ByteLevel":
+		return nil
+	case "Sequence":
+		for _, d := range c.Decoders {
+			if err := checkDecoder(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: decoder %q (only ByteLevel)", ErrUnsupported, c.Type)
+}
+
+// parsePost returns the ids a TemplateProcessing puts before and after the
+// single sequence "A".
+func parsePost(raw json.RawMessage) (prefix, suffix []int, err error) {
+	c, err := parseComponent(raw, "post_processor")
+	if err != nil || c == nil {
+		return nil, nil, err
+	}
+	switch c.Type {
+	case "ByteLevel":
+		return nil, nil, nil
+	case "Sequence":
+		for _, p := range c.Processors {
+			pre, suf, err := parsePost(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			prefix, suffix = append(prefix, pre...), append(suffix, suf...)
+		}
+		return prefix, suffix, nil
+	case "TemplateProcessing":
+		seen := false
+		for _, item := range c.Single {
+			var it struct {
+				SpecialToken *struct{ ID string } `json:"SpecialToken"`
+				Sequence     *struct{ ID string } `json:"Sequence"`
+			}
+			if err := json.Unmarshal(item, &it); err != nil {
+				return nil, nil, fmt.Errorf("parse tokenizer.json post_processor: %w", err)
+			}
+			switch {
+			case it.Sequence != nil:
+				seen = true
+			case it.SpecialToken != nil:
+				st, ok := c.SpecialTokensJSON[it.SpecialToken.ID]
+				if !ok {
+					return nil, nil, fmt.Errorf("parse tokenizer.json post_processor: special token %q is not defined", it.SpecialToken.ID)
+				}
+				if seen {
+					suffix = append(suffix, st.IDs...)
+				} else {
+					prefix = append(prefix, st.IDs...)
+				}
+			}
+		}
+		return prefix, suffix, nil
+	}
+	return nil, nil, fmt.Errorf("%w: post-processor %q", ErrUnsupported, c.Type)
+}
+
+// VocabSize is one more than the largest token id (vocabulary and added tokens).
+func (t *Tokenizer) VocabSize() int { return t.nIDs }
+
+// TokenID returns the id of a token string (as stored in the vocabulary or an
+// added token's content).
+func (t *Tokenizer) TokenID(tok string) (int, bool) {
+	for _, a := range t.added {
+		if a.Content == tok {
+			return a.ID, true
+		}
+	}
+	id, ok := t.vocab[tok]
+	return id, ok
+}
+
+// Token returns the vocabulary string of id ("" if unused or out of range).
+func (t *Tokenizer) Token(id int) string {
+	return t.idToTok[id]
+}
+
+// Encode returns the token ids of text. Added and special tokens written in
+// the text become their ids. With addSpecial, the post-processor's template
+// tokens (e.g. Llama 3's <|begin_of_text|>) are added, as HF's
+// tokenizer.encode(text) does by default.
+func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
+	var ids []int
+	if addSpecial {
+		ids = append(ids, t.prefix...)
+	}
+	for _, seg := range t.splitAdded(text) {
+		if seg.added != nil {
+			ids = append(ids, seg.added.ID)
+			continue
+		}
+		for _, piece := range t.preTokenize(seg.text) {
+			ids = append(ids, t.bpe(piece)...)
+		}
+	}
+	if addSpecial {
+		ids = append(ids, t.suffix...)
+	}
+	return ids
+}
+
+type segment struct {
+	text  string
+	added *addedToken
+}
+
+// splitAdded cuts text at added tokens (leftmost, then longest), honouring
+// lstrip/rstrip (the token absorbs the whitespace on that side).
+func (t *Tokenizer) splitAdded(text string) []segment {
+	if len(t.added) == 0 {
+		return []segment{{text: text}}
+	}
+	var segs []segment
+	start := 0
+	for i := 0; i < len(text); {
+		var hit *addedToken
+		for _, k := range t.addedByByte[text[i]] {
+			if strings.HasPrefix(text[i:], t.added[k].Content) {
+				hit = &t.added[k]
+				break
+			}
+		}
+		if hit == nil {
+			i++
+			continue
+		}
+		left, right := i, i+len(hit.Content)
+		if hit.LStrip {
+			for left > start {
+				r, size := utf8.DecodeLastRuneInString(text[start:left])
+				if !isS(r) {
+					break
+				}
+				left -= size
+			}
+		}
+		if hit.RStrip {
+			n, _ := run(text[right:], isS, -1)
+			right += n
+		}
+		if left > start {
+			segs = append(segs, segment{text: text[start:left]})
+		}
+		segs = append(segs, segment{added: hit})
+		start, i = right, right
+	}
+	if start < len(text) {
+		segs = append(segs, segment{text: text[start:]})
+	}
+	return segs
+}
+
+// preTokenize runs the pre-tokenizer pipeline; the result is byte-level
+// encoded pieces ready for BPE.
+func (t *Tokenizer) preTokenize(text string) []string {
+	pieces := []string{text}
+	for _, st := range t.steps {
+		var next []string
+		for _, p := range pieces {
+			switch {
+			case st.split != nil:
+				next = append(next, splitAll(p, st.split)...)
+			case st.prefixSpace && !strings.HasPrefix(p, " "):
+				next = append(next, " "+p)
+			case st.byteLevel:
+				next = append(next, byteEncode(p))
+			default:
+				next = append(next, p)
+			}
+		}
+		pieces = next
+	}
+	return pieces
+}
+
+// bpe encodes one byte-level piece, lowest-rank merge first (as GPT-2 and HF
+// tokenizers do), with a bounded cache.
+func (t *Tokenizer) bpe(word string) []int {
+	if word == "" {
+		return nil
+	}
+	t.mu.Lock()
+	ids, ok := t.cache[word]
+	t.mu.Unlock()
+	if ok {
+		return ids
+	}
+	if id, ok := t.vocab[word]; ok && (t.ignoreMg || utf8.RuneCountInString(word) == 1) {
+		ids = []int{id}
+	} else {
+		syms := make([]string, 0, len(word))
+		for _, r := range word {
+			syms = append(syms, string(r))
+		}
+		for len(syms) > 1 {
+			best, at := -1, -1
+			for i := 0; i+1 < len(syms); i++ {
+				if r, ok := t.ranks[pair{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
+					best, at = r, i
+				}
+			}
+			if at < 0 {
+				break
+			}
+			a, b := syms[at], syms[at+1]
+			merged := syms[:0]
+			for i := 0; i < len(syms); i++ {
+				if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
+					merged = append(merged, a+b)
+					i++
+				} else {
+					merged = append(merged, syms[i])
+				}
+			}
+			syms = merged
+		}
+		ids = make([]int, 0, len(syms))
+		for _, s := range syms {
+			if id, ok := t.vocab[s]; ok {
+				ids = append(ids, id)
+			} else if t.unk >= 0 {
+				ids = append(ids, t.unk)
+			} // else dropped, as HF does without an unk token
+		}
+	}
+	t.mu.Lock()
+	if len(t.cache) >= maxCache {
+		clear(t.cache)
+	}
+	t.cache[word] = ids
+	t.mu.Unlock()
+	return ids
+}
+
+// Decode turns ids back into text. With skipSpecial, special added tokens
+// (BOS, EOS, chat markers) are left out. Bytes that do not form valid UTF-8
+// (a multi-byte character cut between tokens) become U+FFFD, as in HF.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
+	var out, pending strings.Builder
+	flush := func() {
+		out.WriteString(byteDecode(pending.String()))
+		pending.Reset()
+	}
+	for _, id := range ids {
+		if a, ok := t.addedByID[id]; ok {
+			if skipSpecial && a.Special {
+				continue
+			}
+			flush()
+			out.WriteString(a.Content)
+			continue
+		}
+		pending.WriteString(t.Token(id))
+	}
+	flush()
+	return strings.ToValidUTF8(out.String(), "\uFFFD")
+}
