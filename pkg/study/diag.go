@@ -1,0 +1,134 @@
+package study
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue/token"
+)
+
+// Diagnostic is one problem in a study, with where it is and what to do.
+type Diagnostic struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+	// Path is the field path ("base.decoder.temperature"), or the grid
+	// coordinates of a generated run.
+	Path string `json:"path,omitempty"`
+	Msg  string `json:"msg"`
+}
+
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	if d.File != "" {
+		fmt.Fprintf(&b, "%s:%d:%d: ", d.File, d.Line, d.Col)
+	}
+	if d.Path != "" {
+		b.WriteString(d.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(d.Msg)
+	return b.String()
+}
+
+// Error is every problem found in a study file, reported in one go.
+type Error struct {
+	Diags []Diagnostic
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if len(e.Diags) == 1 {
+		b.WriteString("invalid study: ")
+		b.WriteString(e.Diags[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "invalid study: %d errors:", len(e.Diags))
+	for _, d := range e.Diags {
+		b.WriteString("\n  ")
+		b.WriteString(d.String())
+	}
+	return b.String()
+}
+
+func diagAt(pos token.Pos, path, msg string) Diagnostic {
+	d := Diagnostic{Path: path, Msg: msg}
+	if pos.IsValid() {
+		p := pos.Position()
+		d.File, d.Line, d.Col = p.Filename, p.Line, p.Column
+	}
+	return d
+}
+
+// sortDiags orders diagnostics by position and drops exact duplicates.
+func sortDiags(ds []Diagnostic) []Diagnostic {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	out := ds[:0]
+	seen := map[string]bool{}
+	paths := map[string]int{}
+	for _, d := range ds {
+		paths[d.Path]++
+	}
+	for _, d := range ds {
+		k := d.String()
+		if seen[k] {
+			continue
+		}
+		// CUE's bare "field not allowed" is redundant next to llem's own
+		// unknown-field diagnostic (which has the did-you-mean).
+		if d.Msg == "field not allowed" && paths[d.Path] > 1 {
+			continue
+		}
+		seen[k] = true
+		out = append(out, d)
+	}
+	return out
+}
+
+// suggest returns the candidate closest to name by edit distance, or ""
+// when none is close enough to be a plausible typo.
+func suggest(name string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		d := levenshtein(strings.ToLower(name), strings.ToLower(c))
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := max(2, len(name)/3)
+	if best == "" || bestD > limit || bestD == len(name) {
+		return ""
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

@@ -1,0 +1,400 @@
+package study
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+)
+
+// expand builds every run: the grid product per backend, then the
+// experiments entries, each validated on its own against #Experiment.
+func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
+	var universal, scoped []dim
+	var backendDim *dim
+	for i := range s.dims {
+		d := &s.dims[i]
+		switch {
+		case d.key == "backend":
+			backendDim = d
+		case d.backend != "":
+			scoped = append(scoped, *d)
+		default:
+			universal = append(universal, *d)
+		}
+	}
+	var backends []string
+	switch {
+	case backendDim != nil:
+		for _, v := range backendDim.values {
+			b, ok := v.(string)
+			if !ok || !isBackend(b) {
+				l.errorf(backendDim.pos, "grid.backend", "%s is not allowed; use one of \"pytorch\" | \"vllm\" | \"tensorrt\" | \"native\"", canonValue(v))
+				continue
+			}
+			backends = append(backends, b)
+		}
+	case s.base["backend"] != nil:
+		if b, ok := s.base["backend"].(string); ok {
+			backends = []string{b}
+		}
+	case len(scoped) > 0:
+		for _, d := range scoped {
+			if !contains(backends, d.backend) {
+				backends = append(backends, d.backend)
+			}
+		}
+	}
+	for _, d := range scoped {
+		if len(backends) > 0 && !contains(backends, d.backend) {
+			l.errorf(d.pos, "grid."+d.key, "scoped to backend %s, but the study runs only %s; add %q to grid.backend or remove this dimension",
+				d.backend, strings.Join(backends, ", "), d.backend)
+		}
+	}
+	if len(l.diags) > 0 {
+		return nil
+	}
+	if backendDim != nil {
+		p.Dims = append(p.Dims, "backend")
+	}
+	for _, d := range universal {
+		p.Dims = append(p.Dims, d.key)
+	}
+	for _, d := range scoped {
+		p.Dims = append(p.Dims, d.key)
+	}
+
+	x := expander{l: l, p: p, s: s, seen: map[string]int{}}
+	x.multiBackend = len(backends) > 1
+	if len(s.dims) > 0 {
+		if len(backends) == 0 {
+			backends = []string{""}
+		}
+		for _, b := range backends {
+			dims := append([]dim(nil), universal...)
+			for _, d := range scoped {
+				if d.backend == b {
+					dims = append(dims, d)
+				}
+			}
+			if err := x.product(ctx, b, backends, dims, backendDim != nil); err != nil {
+				return err
+			}
+		}
+	}
+	for i, e := range s.experiments {
+		cfg := merge(clone(s.base), e)
+		coords := map[string]any{"experiment": i}
+		if err := x.add(ctx, fmt.Sprintf("experiments[%d]", i), coords, cfg); err != nil {
+			return err
+		}
+	}
+	if len(s.dims) == 0 && len(s.experiments) == 0 {
+		origin := "base"
+		if s.single {
+			origin = "file"
+		}
+		if err := x.add(ctx, origin, map[string]any{}, clone(s.base)); err != nil {
+			return err
+		}
+	}
+	return x.finish()
+}
+
+type expander struct {
+	l            *loader
+	p            *Plan
+	s            *spec
+	seen         map[string]int // run hash → index in p.Runs
+	invalid      int
+	total        int
+	multiBackend bool
+	n            int
+}
+
+// product walks the Cartesian product of dims (first dimension slowest)
+// for one backend.
+func (x *expander) product(ctx context.Context, backend string, all []string, dims []dim, backendIsDim bool) error {
+	idx := make([]int, len(dims))
+	for {
+		cfg := clone(x.s.base)
+		// Sections of the study's other backends are scoped: drop them.
+		for _, b := range all {
+			if b != backend && b != "" {
+				delete(cfg, b)
+			}
+		}
+		coords := make(map[string]any, len(dims)+1)
+		if backend != "" {
+			cfg["backend"] = backend
+			if backendIsDim || x.multiBackend {
+				coords["backend"] = backend
+			}
+		}
+		for i, d := range dims {
+			v := d.values[idx[i]]
+			setPath(cfg, d.path, v)
+			coords[d.key] = v
+		}
+		if err := x.add(ctx, "grid", coords, cfg); err != nil {
+			return err
+		}
+		// Odometer: advance the last dimension first.
+		k := len(dims) - 1
+		for ; k >= 0; k-- {
+			idx[k]++
+			if idx[k] < len(dims[k].values) {
+				break
+			}
+			idx[k] = 0
+		}
+		if k < 0 {
+			return nil
+		}
+	}
+}
+
+// add validates one generated config and files it as a run or a skip.
+func (x *expander) add(ctx context.Context, origin string, coords map[string]any, cfg map[string]any) error {
+	x.n++
+	if x.n%256 == 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("expand study: %w", err)
+		}
+	}
+	x.total++
+	canon, reasons := x.l.validateRun(cfg)
+	if reasons != nil {
+		if r := x.excludedBy(cfg); r >= 0 {
+			x.skip(origin, coords, "excluded", fmt.Sprintf("matches exclude[%d]", r))
+			return nil
+		}
+		x.invalid++
+		x.skip(origin, coords, "invalid", reasons...)
+		return nil
+	}
+	if len(x.s.exclude) > 0 {
+		var eff map[string]any
+		if err := json.Unmarshal(canon, &eff); err == nil {
+			if r := x.excludedBy(eff); r >= 0 {
+				x.skip(origin, coords, "excluded", fmt.Sprintf("matches exclude[%d]", r))
+				return nil
+			}
+		}
+	}
+	hash := hashHex(canon)
+	if j, dup := x.seen[hash]; dup {
+		first := x.p.Runs[j]
+		x.skip(origin, coords, "duplicate", fmt.Sprintf("same effective config as run %s (%s %s)", first.ID, first.Origin, formatCoords(first.Coordinates, x.p.Dims)))
+		return nil
+	}
+	r := Run{ID: hash[:12], Hash: hash, Origin: origin, Coordinates: coords, ConfigJSON: canon}
+	if err := json.Unmarshal(canon, &r.Config); err != nil {
+		return fmt.Errorf("decode effective config: %w", err)
+	}
+	r.Backend, r.Model = r.Config.Backend, r.Config.Model
+	x.seen[hash] = len(x.p.Runs)
+	x.p.Runs = append(x.p.Runs, r)
+	return nil
+}
+
+func (x *expander) skip(origin string, coords map[string]any, kind string, reasons ...string) {
+	x.p.Skipped = append(x.p.Skipped, Skipped{Origin: origin, Coordinates: coords, Kind: kind, Reasons: reasons})
+}
+
+// excludedBy returns the index of the first exclude rule cfg matches, or -1.
+func (x *expander) excludedBy(cfg map[string]any) int {
+	for _, r := range x.s.exclude {
+		if len(r.leaves) == 0 {
+			continue
+		}
+		match := true
+		for _, leaf := range r.leaves {
+			v, ok := getPath(cfg, leaf.path)
+			if !ok || !contains(leaf.canon, canonValue(v)) {
+				match = false
+				break
+			}
+		}
+		if match {
+			return r.index
+		}
+	}
+	return -1
+}
+
+// finish checks that something runs, warns about mostly-invalid grids and
+// fills the execution order.
+func (x *expander) finish() error {
+	p := x.p
+	if len(p.Runs) == 0 {
+		for _, sk := range p.Skipped {
+			where := sk.Origin
+			if c := formatCoords(sk.Coordinates, p.Dims); c != "" {
+				where += " " + c
+			}
+			for _, r := range sk.Reasons {
+				x.l.diags = append(x.l.diags, Diagnostic{Path: where, Msg: r})
+			}
+		}
+		if len(x.l.diags) == 0 {
+			x.l.diags = append(x.l.diags, Diagnostic{Msg: "the study produced no runs; give base a model, or add grid or experiments"})
+		} else {
+			x.l.diags = append(x.l.diags, Diagnostic{Msg: fmt.Sprintf("nothing to run: all %d generated configs were skipped", x.total)})
+		}
+		return nil
+	}
+	if x.invalid*2 > x.total {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d of %d generated configs are invalid and skipped; check the grid (see skipped reasons)", x.invalid, x.total))
+	}
+	hashes := make([]string, len(p.Runs))
+	for i, r := range p.Runs {
+		hashes[i] = r.Hash
+	}
+	p.DesignHash = hashHex([]byte(strings.Join(hashes, "\n")))[:16]
+	p.Runners = map[string]Runner{}
+	for _, r := range p.Runs {
+		if _, ok := p.Runners[r.Backend]; ok {
+			continue
+		}
+		rr, ok := x.s.runners[r.Backend]
+		if !ok {
+			rr = Runner{Kind: "auto"}
+		}
+		p.Runners[r.Backend] = rr
+	}
+	if p.Skipped == nil {
+		p.Skipped = []Skipped{}
+	}
+	p.computeOrder()
+	return nil
+}
+
+// validateRun unifies one config with #Experiment. It returns the canonical
+// effective config, or the reasons it is invalid (one line each).
+func (l *loader) validateRun(cfg map[string]any) ([]byte, []string) {
+	ev := l.expDef.Unify(l.ctx.Encode(cfg))
+	if err := ev.Validate(cue.Concrete(true)); err != nil {
+		return nil, l.runReasons(err, cfg)
+	}
+	js, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, l.runReasons(err, cfg)
+	}
+	canon, err := canonicalJSON(js)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	return canon, nil
+}
+
+func (l *loader) runReasons(err error, cfg map[string]any) []string {
+	l.perRun, l.runCfg = true, cfg
+	defer func() { l.perRun, l.runCfg = false, nil }()
+	ds := l.cueDiags(err, "", false)
+	out := make([]string, 0, len(ds))
+	seen := map[string]bool{}
+	for _, d := range ds {
+		s := d.String()
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, err.Error())
+	}
+	return out
+}
+
+// formatCoords prints coordinates in dimension order: "precision=fp16 ...".
+func formatCoords(c map[string]any, dims []string) string {
+	var parts []string
+	done := map[string]bool{}
+	for _, d := range dims {
+		if v, ok := c[d]; ok {
+			parts = append(parts, d+"="+canonValue(v))
+			done[d] = true
+		}
+	}
+	var rest []string
+	for k := range c {
+		if !done[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		parts = append(parts, k+"="+canonValue(c[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// FormatCoords prints a run's coordinates in the plan's dimension order.
+func (p *Plan) FormatCoords(c map[string]any) string { return formatCoords(c, p.Dims) }
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// clone deep-copies maps (lists and scalars are never mutated, so shared).
+func clone(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+2)
+	for k, v := range m {
+		if mm, ok := v.(map[string]any); ok {
+			v = clone(mm)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// merge deep-merges src over dst (src wins at the leaves) and returns dst.
+func merge(dst, src map[string]any) map[string]any {
+	for k, sv := range src {
+		if sm, ok := sv.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				dst[k] = merge(dm, sm)
+				continue
+			}
+			sv = clone(sm)
+		}
+		dst[k] = sv
+	}
+	return dst
+}
+
+func setPath(m map[string]any, path []string, v any) {
+	for _, seg := range path[:len(path)-1] {
+		next, ok := m[seg].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[seg] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+}
+
+func getPath(m map[string]any, path []string) (any, bool) {
+	var cur any = m
+	for _, seg := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur, ok = mm[seg]
+		if !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
