@@ -1,0 +1,364 @@
+"""llem worker for the PyTorch backend (Hugging Face transformers).
+
+Started by llem as `python3 harness_pytorch.py` with llem_common.py next to
+it; reads one RunSpec on stdin, writes protocol events on stdout (see
+llem_common.py and docs/backends/pytorch.md).
+
+Measurement method, per batch of prompts, one generate() call:
+  t0          torch.cuda.synchronize(); prefill starts
+  step k      a LogitsProcessor runs after every forward pass, synchronizes
+              and stamps the time: step 0 is the end of the prefill forward
+              (the first token exists), steps 1.. are decode steps
+  t_end       generate() returns; synchronize; decode ends
+prefill = [t0, step0], decode = [step0, t_end]. A request's TTFT is
+step0 − t0 and its ITLs are the gaps between the steps that produced its own
+tokens (a row stops at its first EOS; later positions are padding and are
+neither counted nor timed).
+
+Library arguments come from RunSpec.backend_args, built by llem from the
+schema's mapping attributes: {"from_pretrained": {...}, "generate": {...}}.
+This file keeps no table of transformers parameter names; it only reads the
+harness's own knobs (batching, compile, quantization) from config.pytorch.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import llem_common as lc  # noqa: E402
+
+BACKEND = "pytorch"
+
+# Decoder fields dropped in greedy mode (the original's rule), because
+# transformers warns about or rejects sampling knobs when do_sample=False.
+SAMPLING_ONLY = ("temperature", "top_k", "top_p", "min_p")
+
+
+def knobs(cfg, backend_args):
+    """The harness's own settings: backend_args.llem (schema target
+    "llem": batch_size, batching, torch_compile). A spec written by hand
+    without backend_args falls back to the same names in config.pytorch."""
+    sec = (backend_args or {}).get("llem")
+    if sec is None:
+        sec = cfg.get("pytorch") or {}
+    return {
+        "batch_size": int(sec.get("batch_size") or 1),
+        "batching": sec.get("batching") or "fixed",
+        "torch_compile": bool(sec.get("torch_compile")),
+    }
+
+
+def from_pretrained_kwargs(cfg, backend_args, dtype_key):
+    """Keyword arguments for from_pretrained, before objects are built.
+
+    dtype_key is "dtype" (transformers ≥ 4.56) or "torch_dtype"; its value
+    is the precision's torch dtype name (the harness swaps in the torch
+    object). backend_args.from_pretrained (schema target from_pretrained,
+    extra: keys merged) is applied untouched; its quantization_config dict
+    is kept only when it asks for 4- or 8-bit loading (the schema always
+    sends both flags, false by default). The top-level passthrough_kwargs
+    of the original, if present, are merged last.
+    """
+    kw = {dtype_key: lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)]}
+    for k, v in ((backend_args or {}).get("from_pretrained") or {}).items():
+        if v is not None:
+            kw[k] = v
+    q = kw.get("quantization_config")
+    if isinstance(q, dict) and not (q.get("load_in_4bit") or q.get("load_in_8bit")):
+        del kw["quantization_config"]
+    for k, v in (cfg.get("passthrough_kwargs") or {}).items():
+        kw[k] = v
+    return kw
+
+
+def from_config_kwargs(fp_kw):
+    """The subset of from_pretrained kwargs that from_config accepts
+    (random-weight models): dtype and attention implementation. Loading
+    options (device_map, revision, ...) have no meaning without a
+    checkpoint; quantization needs one and is refused."""
+    if "quantization_config" in fp_kw:
+        raise lc.HarnessError("config", "load_in_4bit/load_in_8bit need a checkpoint; random:<arch> "
+                              "models are built from a config with random weights",
+                              "use a real checkpoint for bitsandbytes runs")
+    return {k: v for k, v in fp_kw.items() if k in ("dtype", "torch_dtype", "attn_implementation")}
+
+
+def generate_kwargs(cfg, backend_args):
+    """Keyword arguments for generate(), except inputs and max_new_tokens.
+
+    The decoder section gives the sampling settings; greedy
+    (temperature 0 or do_sample false) sends do_sample=False and drops the
+    sampling-only knobs. backend_args.generate (num_beams, use_cache,
+    cache_implementation, ..., extra: keys) is merged last and wins.
+    """
+    dec = lc.decoder_settings(cfg)
+    kw = {}
+    if lc.is_greedy(dec):
+        kw["do_sample"] = False
+    else:
+        kw["do_sample"] = True
+        kw["temperature"] = float(dec["temperature"])
+        kw["top_k"] = int(dec["top_k"])
+        kw["top_p"] = float(dec["top_p"])
+        if dec.get("min_p") is not None:
+            kw["min_p"] = float(dec["min_p"])
+    kw["repetition_penalty"] = float(dec["repetition_penalty"])
+    if dec.get("min_new_tokens") is not None:
+        kw["min_new_tokens"] = int(dec["min_new_tokens"])
+    for k, v in ((backend_args or {}).get("generate") or {}).items():
+        if v is not None:
+            kw[k] = v
+    if not kw.get("do_sample"):
+        for k in SAMPLING_ONLY:
+            kw.pop(k, None)
+    return kw
+
+
+def dtype_kwarg_name(transformers_version):
+    """transformers renamed torch_dtype to dtype in 4.56."""
+    parts = []
+    for p in transformers_version.split(".")[:2]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits or 0))
+    while len(parts) < 2:
+        parts.append(0)
+    return "dtype" if tuple(parts) >= (4, 56) else "torch_dtype"
+
+
+def batch_inputs(prompts, batch, tokenizer, pad_id, max_input, vocab_size):
+    """Token rows for one batch, left-padded, each truncated to max_input.
+
+    Text prompts go through the tokenizer when there is one, else through
+    llem_common.approx_token_ids (random-weight models). Truncation keeps
+    the first max_input tokens, like the tokenizer's truncation=True.
+    Returns (input_ids rows, attention_mask rows, per-row max_tokens).
+    """
+    rows = [list(prompt_ids(prompts[i], tokenizer, vocab_size))[:max_input] for i in batch]
+    ids, mask = lc.left_pad(rows, pad_id)
+    return ids, mask, [prompts[i].max_tokens for i in batch]
+
+
+def batch_results(batch_idx, batch, mask, new_tokens, row_max, eos_ids, min_new,
+                  t0, steps, t_end):
+    """RequestTimings of one batch from generate()'s new tokens and the step
+    clock. new_tokens[r] is row r's tokens after the prompt; steps[k] is
+    when token k of every still-running row was produced."""
+    out = []
+    for r, i in enumerate(batch):
+        n, reason = lc.generated_length(new_tokens[r], eos_ids, min_new)
+        if row_max[r] and n > row_max[r]:
+            n, reason = row_max[r], "length"
+        n = min(n, len(steps))
+        out.append(lc.timings_from_token_times(i, batch_idx, lc.real_input_tokens(mask[r]),
+                                               t0, steps[:n], t_end, reason))
+    return out
+
+
+def emit_batch(em, batch_idx, results, t0, steps, t_end):
+    """The phase events of one batch, stamped with the moments measured."""
+    size = len(results)
+    first = steps[0] if steps else t_end
+    em.phase("prefill", "start", batch_idx, size, t_ns=t0)
+    em.phase("prefill", "end", batch_idx, size,
+             input_tokens=sum(r.input_tokens for r in results),
+             output_tokens=sum(1 for r in results if r.output_tokens), t_ns=first)
+    decoded = sum(max(0, r.output_tokens - 1) for r in results)
+    if decoded or len(steps) > 1:  # no decode pair when every request stopped at its first token
+        em.phase("decode", "start", batch_idx, size, t_ns=first)
+        em.phase("decode", "end", batch_idx, size, output_tokens=decoded, t_ns=t_end)
+    for r in results:
+        em.request(r)
+
+
+def versions():
+    """Versions for hello; torch is imported for its CUDA build (the
+    harness needs it next anyway)."""
+    v = lc.package_versions(["torch", "transformers", "accelerate", "bitsandbytes", "flash-attn",
+                             "kernels"])
+    try:
+        import torch
+        if torch.version.cuda:
+            v["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            v["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - the import error is reported by main
+        pass
+    return v
+
+
+def load(cfg, backend_args, em, torch, transformers, device):
+    """Load the model (and tokenizer) as the config says.
+    Returns (model, tokenizer or None, vocab_size, eos_ids, pad_id, load_ns)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    model_id = cfg.get("model") or ""
+    arch_name = lc.random_model_name(model_id)
+    fp_kw = from_pretrained_kwargs(cfg, backend_args, dtype_kwarg_name(transformers.__version__))
+    for key in ("dtype", "torch_dtype"):
+        if isinstance(fp_kw.get(key), str):
+            fp_kw[key] = getattr(torch, fp_kw[key])
+    q = fp_kw.get("quantization_config")
+    if isinstance(q, dict):
+        from transformers import BitsAndBytesConfig
+        q = dict(q)
+        for key in ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage"):
+            if isinstance(q.get(key), str):
+                q[key] = getattr(torch, q[key])
+        fp_kw["quantization_config"] = BitsAndBytesConfig(**q)
+
+    t_load = time.monotonic_ns()
+    tokenizer = None
+    if arch_name:
+        arch = lc.architecture(arch_name)
+        model_type = arch.pop("model_type")
+        arch.pop("architectures", None)
+        hf_cfg = AutoConfig.for_model(model_type, **arch)
+        cfg_kw = from_config_kwargs(fp_kw)
+        # Build directly on the device: random init of an 8B model on the
+        # CPU takes minutes, on the GPU seconds.
+        with device:
+            model = AutoModelForCausalLM.from_config(hf_cfg, **cfg_kw)
+        vocab, eos, pad_id = hf_cfg.vocab_size, hf_cfg.eos_token_id, getattr(hf_cfg, "pad_token_id", None)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_id, trust_remote_code=bool(fp_kw.get("trust_remote_code", False)),
+            **({"revision": fp_kw["revision"]} if fp_kw.get("revision") else {}))
+        tokenizer.padding_side = "left"
+        for k, v in ((backend_args or {}).get("tokenizer") or {}).items():
+            setattr(tokenizer, k, v)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_id, **fp_kw)
+        if not fp_kw.get("device_map") and "quantization_config" not in fp_kw:
+            model = model.to(device)
+        vocab = model.config.vocab_size
+        eos = model.generation_config.eos_token_id
+        pad_id = tokenizer.pad_token_id
+    model.eval()
+    eos_ids = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+    if pad_id is None:
+        pad_id = eos_ids[0] if eos_ids else 0
+    return model, tokenizer, vocab, eos_ids, pad_id, t_load
+
+
+def main(spec, em):
+    cfg = spec["config"]
+    backend_args = spec.get("backend_args") or {}
+    import torch
+    import transformers
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    k = knobs(cfg, backend_args)
+    seed = int(cfg.get("random_seed", 42))
+    for fn, v in (backend_args.get("torch") or {}).items():
+        getattr(torch, fn)(v)  # e.g. set_float32_matmul_precision("high")
+    torch.manual_seed(seed)
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if not cuda:
+        em.log("no CUDA device: running on CPU (timings are not GPU timings)", "warn")
+
+    model, tokenizer, vocab, eos_ids, pad_id, t_load = load(cfg, backend_args, em, torch, transformers, device)
+    if k["torch_compile"]:
+        try:
+            model.forward = torch.compile(model.forward, **(backend_args.get("compile") or {}))
+        except Exception as exc:  # noqa: BLE001 - the original treats this as non-fatal
+            em.log("torch.compile failed, running eager: %s" % exc, "warn")
+    sync()
+    load_ns = time.monotonic_ns() - t_load
+    mem = torch.cuda.memory_allocated() if cuda else model.get_memory_footprint()
+    archs = getattr(model.config, "architectures", None) or [type(model).__name__]
+    em.loaded(cfg.get("model") or "", sum(p.numel() for p in model.parameters()),
+              getattr(model.config, "num_hidden_layers", 0) or 0, loaded_dtype(cfg, backend_args),
+              mem, load_ns, architecture=archs[0])
+
+    prompts = lc.build_prompts(spec, vocab_size=vocab if tokenizer is None else None, tokenizer=tokenizer)
+    max_input = int(cfg.get("max_input_tokens") or 512)
+    max_output = int(cfg.get("max_output_tokens") or 128)
+    gen_kw = generate_kwargs(cfg, backend_args)
+    gen_kw["pad_token_id"] = pad_id
+    if isinstance(gen_kw.get("assistant_model"), str):
+        # The schema passes the draft model's id; generate() wants the model.
+        from transformers import AutoModelForCausalLM
+        dkey = dtype_kwarg_name(transformers.__version__)
+        dtype = getattr(torch, lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)])
+        gen_kw["assistant_model"] = AutoModelForCausalLM.from_pretrained(
+            gen_kw["assistant_model"], **{dkey: dtype}).to(device).eval()
+    if gen_kw.get("stop_strings") and tokenizer is not None:
+        gen_kw["tokenizer"] = tokenizer
+    min_new = int(gen_kw.get("min_new_tokens") or 0)
+    forced = lc.forced_output(cfg) and "min_new_tokens" not in gen_kw
+
+    class StepClock(LogitsProcessor):
+        """Stamps the end of every forward pass (after a synchronize)."""
+
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores):
+            sync()
+            self.times.append(time.monotonic_ns())
+            return scores
+
+    lengths = [min(len(row), max_input) for row in
+               (prompt_ids(p, tokenizer, vocab) for p in prompts)]
+    batches = lc.make_batches(lengths, k["batch_size"], k["batching"])
+
+    def run_batch(batch):
+        ids, mask, row_max = batch_inputs(prompts, batch, tokenizer, pad_id, max_input, vocab)
+        row_max = [m or max_output for m in row_max]
+        want = max(row_max)
+        extra = {"min_new_tokens": want} if forced else {}
+        input_ids = torch.tensor(ids, device=device)
+        attention = torch.tensor(mask, device=device)
+        clock = StepClock()
+        sync()
+        t0 = time.monotonic_ns()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=attention,
+                                 max_new_tokens=want, logits_processor=LogitsProcessorList([clock]), **gen_kw, **extra)
+        sync()
+        t_end = time.monotonic_ns()
+        seqs = getattr(out, "sequences", out)
+        new = seqs[:, input_ids.shape[1]:].tolist()
+        return mask, row_max, new, t0, clock.times, t_end
+
+    warm = lc.warmup_indices(cfg, len(prompts))
+    for w in range(0, len(warm), k["batch_size"]):
+        run_batch(warm[w:w + k["batch_size"]])
+    em.warmup_done(len(warm))
+
+    torch.manual_seed(seed)
+    total_in = total_out = 0
+    for b, batch in enumerate(batches):
+        mask, row_max, new, t0, steps, t_end = run_batch(batch)
+        results = batch_results(b, batch, mask, new, row_max, eos_ids, min_new, t0, steps, t_end)
+        emit_batch(em, b, results, t0, steps, t_end)
+        total_in += sum(r.input_tokens for r in results)
+        total_out += sum(r.output_tokens for r in results)
+    em.done(len(prompts), total_in, total_out)
+
+
+def prompt_ids(p, tokenizer, vocab):
+    if p.token_ids is not None:
+        return p.token_ids
+    if tokenizer is not None:
+        return tokenizer.encode(p.text, add_special_tokens=True)
+    return lc.approx_token_ids(p.text, vocab)
+
+
+def loaded_dtype(cfg, backend_args):
+    """How the weights are stored, in the protocol's words."""
+    q = ((backend_args or {}).get("from_pretrained") or {}).get("quantization_config") or {}
+    if q.get("load_in_4bit"):
+        return "int4"
+    if q.get("load_in_8bit"):
+        return "int8"
+    return lc.precision_name(cfg)
+
+
+if __name__ == "__main__":
+    lc.run_main(BACKEND, versions, main)

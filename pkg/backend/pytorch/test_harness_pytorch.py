@@ -1,0 +1,133 @@
+"""Unit tests of harness_pytorch.py's pure parts, with a bare python3 (no
+torch, no transformers). Run: PYTHONPATH=../pyharness python3 -m unittest
+(pkg/backend/pytorch's Go test does)."""
+
+import io
+import json
+import os
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pyharness"))
+sys.path.insert(0, HERE)
+
+import harness_pytorch as hp  # noqa: E402
+import llem_common as lc  # noqa: E402
+
+
+class Recorder(lc.Emitter):
+    def __init__(self):
+        self.buf = io.StringIO()
+        t = [0]
+
+        def clock():
+            t[0] += 1
+            return t[0]
+        super().__init__(self.buf, clock)
+
+    def events(self):
+        return [json.loads(x) for x in self.buf.getvalue().splitlines()]
+
+
+# What params.BackendArgs produces for a pytorch section (schema targets).
+ARGS = {
+    "llem": {"batch_size": 4, "batching": "sorted", "torch_compile": True},
+    "from_pretrained": {"device_map": "auto", "trust_remote_code": False, "attn_implementation": "sdpa",
+                        "quantization_config": {"load_in_4bit": False, "load_in_8bit": False}},
+    "generate": {"num_beams": 2, "use_cache": True, "top_k": 7},
+    "compile": {"mode": "reduce-overhead"},
+}
+
+
+class KwargsTest(unittest.TestCase):
+    def test_knobs_from_backend_args_then_config(self):
+        self.assertEqual(hp.knobs({}, ARGS), {"batch_size": 4, "batching": "sorted", "torch_compile": True})
+        self.assertEqual(hp.knobs({"pytorch": {"batch_size": 8}}, {}),
+                         {"batch_size": 8, "batching": "fixed", "torch_compile": False})
+
+    def test_from_pretrained_applies_args_untouched(self):
+        kw = hp.from_pretrained_kwargs({"precision": "fp16", "passthrough_kwargs": {"foo": 1}}, ARGS, "dtype")
+        self.assertEqual(kw, {"dtype": "float16", "device_map": "auto", "trust_remote_code": False,
+                              "attn_implementation": "sdpa", "foo": 1})
+
+    def test_quantization_kept_only_when_asked(self):
+        args = {"from_pretrained": {"quantization_config": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}}}
+        kw = hp.from_pretrained_kwargs({}, args, "torch_dtype")
+        self.assertEqual(kw["quantization_config"], {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"})
+        self.assertEqual(kw["torch_dtype"], "bfloat16")
+        self.assertEqual(hp.loaded_dtype({}, args), "int4")
+        self.assertEqual(hp.loaded_dtype({"precision": "fp32"}, ARGS), "fp32")
+        with self.assertRaises(lc.HarnessError):
+            hp.from_config_kwargs(kw)
+
+    def test_from_config_keeps_only_what_applies(self):
+        kw = hp.from_pretrained_kwargs({}, ARGS, "dtype")
+        self.assertEqual(hp.from_config_kwargs(kw), {"dtype": "bfloat16", "attn_implementation": "sdpa"})
+
+    def test_generate_sampling_and_greedy(self):
+        kw = hp.generate_kwargs({"decoder": {"temperature": 0.7, "top_p": 0.9, "min_p": 0.05,
+                                             "min_new_tokens": 3}}, ARGS)
+        self.assertEqual(kw, {"do_sample": True, "temperature": 0.7, "top_k": 7, "top_p": 0.9, "min_p": 0.05,
+                              "repetition_penalty": 1.0, "min_new_tokens": 3, "num_beams": 2,
+                              "use_cache": True})
+        g = hp.generate_kwargs({"decoder": {"preset": "deterministic", "top_p": 0.5}}, {})
+        self.assertEqual(g, {"do_sample": False, "repetition_penalty": 1.0})
+
+    def test_dtype_kwarg_name(self):
+        for v, want in [("4.49.0", "torch_dtype"), ("4.56.0", "dtype"), ("5.17.0", "dtype"),
+                        ("4.57.0.dev0", "dtype"), ("4", "torch_dtype")]:
+            self.assertEqual(hp.dtype_kwarg_name(v), want, v)
+
+
+class BatchTest(unittest.TestCase):
+    def test_batch_inputs_left_pads_and_truncates(self):
+        prompts = [lc.Prompt(token_ids=[10, 11, 12, 13]), lc.Prompt(text="hi there", max_tokens=3)]
+        ids, mask, row_max = hp.batch_inputs(prompts, [0, 1], None, 0, 3, 100)
+        self.assertEqual(len(ids[0]), 3)
+        self.assertEqual(ids[0], [10, 11, 12])
+        self.assertEqual(mask[1], [0, 1, 1])
+        self.assertEqual(row_max, [0, 3])
+
+    def test_results_exclude_padding_and_post_eos(self):
+        # Two rows, prompt lengths 3 and 1 (padded to 3); EOS = 2.
+        mask = [[1, 1, 1], [0, 0, 1]]
+        new = [[5, 2, 0, 0], [6, 7, 8, 9]]  # row 0 stops at EOS (pad 0 after), row 1 runs to length
+        steps = [110, 120, 130, 140]
+        rs = hp.batch_results(3, [4, 9], mask, new, [4, 4], [2], 0, 100, steps, 150)
+        self.assertEqual([(r.index, r.batch, r.input_tokens, r.output_tokens, r.finish_reason) for r in rs],
+                         [(4, 3, 3, 2, "eos"), (9, 3, 1, 4, "length")])
+        self.assertEqual(rs[0].ttft_ns, 10)
+        self.assertEqual(rs[0].itl_ns, [10])
+        self.assertEqual(rs[1].itl_ns, [10, 10, 10])
+        # A row's own max_tokens caps its count (batch generated more).
+        rs = hp.batch_results(0, [0], [[1]], [[6, 7, 8, 9]], [2], [2], 0, 100, steps, 150)
+        self.assertEqual((rs[0].output_tokens, rs[0].finish_reason), (2, "length"))
+
+    def test_emit_batch_is_consistent(self):
+        em = Recorder()
+        mask = [[1, 1, 1], [0, 0, 1]]
+        new = [[2, 0], [6, 7]]
+        steps = [110, 120]
+        rs = hp.batch_results(0, [0, 1], mask, new, [2, 2], [2], 0, 100, steps, 130)
+        hp.emit_batch(em, 0, rs, 100, steps, 130)
+        ev = em.events()
+        phases = [(e["name"], e["state"], e["t_ns"]) for e in ev if e["event"] == "phase"]
+        self.assertEqual(phases, [("prefill", "start", 100), ("prefill", "end", 110),
+                                  ("decode", "start", 110), ("decode", "end", 130)])
+        pend = ev[1]
+        dend = ev[3]
+        reqs = [e for e in ev if e["event"] == "request"]
+        self.assertEqual(pend["input_tokens"], sum(r["input_tokens"] for r in reqs))
+        self.assertEqual(pend["output_tokens"] + dend["output_tokens"], sum(r["output_tokens"] for r in reqs))
+        self.assertEqual(pend["input_tokens"], 4)
+
+    def test_no_decode_pair_when_all_stop_at_first_token(self):
+        em = Recorder()
+        rs = hp.batch_results(0, [0], [[1]], [[2]], [1], [2], 0, 100, [110], 111)
+        hp.emit_batch(em, 0, rs, 100, [110], 111)
+        self.assertEqual([e.get("name") for e in em.events() if e["event"] == "phase"], ["prefill", "prefill"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,284 @@
+"""llem worker for the TensorRT-LLM backend (the `LLM` API).
+
+Started by llem as `python3 harness_tensorrt.py` with llem_common.py next
+to it; reads one RunSpec on stdin, writes protocol events on stdout (see
+llem_common.py and docs/backends/tensorrt.md).
+
+Engines: with TensorRT-LLM's TensorRT backend a model is compiled into an
+engine first, which takes minutes. The harness keeps built engines in a
+cache directory keyed by a hash of everything that changes the engine
+(model, revision, dtype, the LLM/build arguments, TensorRT-LLM version and
+GPU name): the first run builds and saves it (llm.save), later runs load the
+saved engine. `engine_path` in the llm arguments (a prebuilt engine) skips
+both. The PyTorch backend of TensorRT-LLM (the default since 1.0) builds no
+engine, so nothing is cached.
+
+Timing: every request is submitted with generate_async(streaming=True) and
+each streamed chunk is stamped when it arrives, which gives TTFT and every
+inter-token latency. The prefill/decode split is the protocol's
+prefill-pass method, as for vLLM (a separate max_tokens=1 pass).
+
+Library arguments come from RunSpec.backend_args, built by llem from the
+schema's mapping attributes: {"llm": {...}, "sampling": {...}} plus the
+config-object targets build_config / kv_cache_config / quant_config, which
+the harness turns into TensorRT-LLM's objects; extra: keys are merged.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import llem_common as lc  # noqa: E402
+
+BACKEND = "tensorrt"
+
+# backend_args targets that are TensorRT-LLM config objects built from a
+# dict and passed to LLM() under the same name.
+CONFIG_OBJECTS = {
+    "build_config": ("tensorrt_llm.llmapi", "BuildConfig"),
+    "kv_cache_config": ("tensorrt_llm.llmapi", "KvCacheConfig"),
+    "quant_config": ("tensorrt_llm.llmapi", "QuantConfig"),
+    "scheduler_config": ("tensorrt_llm.llmapi", "SchedulerConfig"),
+}
+
+
+def llm_kwargs(cfg, backend_args, model_path, random_arch):
+    """Keyword arguments of tensorrt_llm.LLM() as plain data (config
+    objects still dicts): model, dtype, then backend_args.llm untouched,
+    then the config-object targets under their own names."""
+    kw = {"model": model_path, "dtype": lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)]}
+    if random_arch:
+        kw["skip_tokenizer_init"] = True
+        kw["load_format"] = "dummy"
+    for k, v in ((backend_args or {}).get("llm") or {}).items():
+        if v is not None:
+            kw[k] = v
+    for target in CONFIG_OBJECTS:
+        d = (backend_args or {}).get(target)
+        if d:
+            kw[target] = dict(d)
+    return kw
+
+
+def sampling_kwargs(cfg, backend_args, max_tokens, forced=False):
+    """Keyword arguments of tensorrt_llm.SamplingParams for one request:
+    the decoder's knobs (greedy = temperature 0 / top_k 1), the prompt's
+    output length, ignore_eos for forced (synthetic) lengths, then
+    backend_args.sampling, which wins."""
+    dec = lc.decoder_settings(cfg)
+    kw = {"max_tokens": int(max_tokens)}
+    if lc.is_greedy(dec):
+        kw["temperature"] = 0.0
+        kw["top_k"] = 1
+    else:
+        kw["temperature"] = float(dec["temperature"])
+        kw["top_p"] = float(dec["top_p"])
+        if int(dec["top_k"]) > 0:
+            kw["top_k"] = int(dec["top_k"])
+        if dec.get("min_p") is not None:
+            kw["min_p"] = float(dec["min_p"])
+    if float(dec.get("repetition_penalty", 1.0)) != 1.0:
+        kw["repetition_penalty"] = float(dec["repetition_penalty"])
+    if dec.get("min_new_tokens") is not None:
+        kw["min_tokens"] = int(dec["min_new_tokens"])
+    if forced:
+        kw["ignore_eos"] = True
+    for k, v in ((backend_args or {}).get("sampling") or {}).items():
+        if v is not None:
+            kw[k] = v
+    kw["seed"] = kw.get("seed", int(cfg.get("random_seed", 42)))
+    return kw
+
+
+def builds_engine(kw, trtllm_version):
+    """Whether this LLM() call compiles a TensorRT engine: the "tensorrt"
+    backend, or any TensorRT-LLM before 1.0 (where it was the only one)."""
+    if kw.get("engine_path"):
+        return False
+    backend = kw.get("backend")
+    if backend:
+        return backend == "tensorrt"
+    try:
+        major = int(str(trtllm_version).split(".")[0])
+    except ValueError:
+        return False
+    return major < 1
+
+
+def engine_cache_key(kw, trtllm_version, gpu_name):
+    """sha256 (first 16 hex digits) of the canonical JSON of everything that
+    changes a built engine. Keys are sorted, so argument order does not
+    matter; any changed build or runtime argument gives a new engine."""
+    material = {"llm": {k: v for k, v in kw.items() if k != "engine_path"},
+                "tensorrt_llm": str(trtllm_version), "gpu": gpu_name}
+    raw = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def engine_cache_root(environ):
+    """LLEM_TRT_ENGINE_CACHE, else $XDG_CACHE_HOME/llem/trt-engines, else
+    ~/.cache/llem/trt-engines."""
+    if environ.get("LLEM_TRT_ENGINE_CACHE"):
+        return environ["LLEM_TRT_ENGINE_CACHE"]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "llem", "trt-engines")
+
+
+def cached_engine(root, key):
+    """The cached engine directory for key, or None when absent or
+    incomplete (a build interrupted before cache_metadata.json was written
+    is not an engine)."""
+    d = os.path.join(root, key)
+    if os.path.isfile(os.path.join(d, "cache_metadata.json")):
+        return d
+    return None
+
+
+def write_cache_metadata(d, key, kw, trtllm_version, gpu_name, build_ns):
+    meta = {"key": key, "llm": kw, "tensorrt_llm": str(trtllm_version), "gpu": gpu_name,
+            "build_time_ns": int(build_ns), "created_unix": int(time.time())}
+    tmp = os.path.join(d, ".cache_metadata.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, os.path.join(d, "cache_metadata.json"))
+
+
+def to_objects(kw):
+    """Turn the config-object targets into TensorRT-LLM objects."""
+    import importlib
+
+    out = dict(kw)
+    for target, (mod, cls) in CONFIG_OBJECTS.items():
+        if isinstance(out.get(target), dict):
+            klass = getattr(importlib.import_module(mod), cls)
+            out[target] = klass(**out[target])
+    return out
+
+
+def versions():
+    return lc.package_versions(["tensorrt_llm", "tensorrt", "torch", "transformers"])
+
+
+def write_random_model_dir(arch_name, root):
+    arch = lc.architecture(arch_name)
+    path = os.path.join(root, "random-" + arch_name)
+    os.makedirs(path, exist_ok=True)
+    arch.setdefault("torch_dtype", "bfloat16")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(arch, f, indent=1)
+    return path, arch
+
+
+async def stream_all(llm, inputs, params, tracker):
+    """Submit every request at once (the engine batches them in flight) and
+    stamp each streamed chunk as it arrives."""
+
+    async def one(i):
+        seen = 0
+        async for out in llm.generate_async(inputs[i], params[i], streaming=True):
+            t = time.monotonic_ns()
+            comp = out.outputs[0]
+            n = len(comp.token_ids)
+            n_in = len(out.prompt_token_ids) if seen == 0 and out.prompt_token_ids is not None else None
+            tracker.observe(i, n - seen, t, n_in, bool(out.finished), str(comp.finish_reason or ""))
+            seen = n
+
+    await asyncio.gather(*(one(i) for i in range(len(inputs))))
+
+
+def main(spec, em):
+    cfg = spec["config"]
+    backend_args = spec.get("backend_args") or {}
+    for k, v in (backend_args.get("env") or {}).items():
+        os.environ[str(k)] = str(v)
+    import tensorrt_llm
+    from tensorrt_llm import LLM, SamplingParams
+
+    model_id = cfg.get("model") or ""
+    arch_name = lc.random_model_name(model_id)
+    arch, vocab, model_path = None, None, model_id
+    if arch_name:
+        model_path, arch = write_random_model_dir(arch_name, tempfile.mkdtemp(prefix="llem-trt-"))
+        vocab = arch["vocab_size"]
+    kw = llm_kwargs(cfg, backend_args, model_path, bool(arch_name))
+    gpu = ""
+    try:
+        import torch
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    except Exception:  # noqa: BLE001
+        pass
+
+    t_load = time.monotonic_ns()
+    if kw.get("engine_path"):
+        prebuilt = dict(kw)
+        prebuilt["model"] = prebuilt.pop("engine_path")
+        llm = LLM(**to_objects(prebuilt))
+    elif builds_engine(kw, tensorrt_llm.__version__):
+        key = engine_cache_key(dict(kw, model=model_id), tensorrt_llm.__version__, gpu)
+        root = engine_cache_root(os.environ)
+        hit = cached_engine(root, key)
+        if hit:
+            em.log("tensorrt engine cache hit: %s" % hit)
+            llm = LLM(**to_objects(dict(kw, model=hit)))
+        else:
+            em.log("building a tensorrt engine (cached afterwards under %s)" % os.path.join(root, key))
+            llm = LLM(**to_objects(kw))
+            d = os.path.join(root, key)
+            os.makedirs(d, exist_ok=True)
+            llm.save(d)
+            write_cache_metadata(d, key, kw, tensorrt_llm.__version__, gpu, time.monotonic_ns() - t_load)
+    else:
+        llm = LLM(**to_objects(kw))
+    load_ns = time.monotonic_ns() - t_load
+    params_count, layers, arch_cls = 0, 0, ""
+    if arch:
+        params_count, layers, arch_cls = lc.count_params(arch), arch["num_hidden_layers"], arch["architectures"][0]
+    em.loaded(model_id, params_count, layers, lc.precision_name(cfg), 0, load_ns, architecture=arch_cls)
+
+    tokenizer = getattr(llm, "tokenizer", None) if not arch_name else None
+    prompts = lc.build_prompts(spec, vocab_size=vocab, tokenizer=tokenizer)
+    max_output = int(cfg.get("max_output_tokens") or 128)
+    max_input = int(cfg.get("max_input_tokens") or 512)
+    inputs = []
+    for p in prompts:
+        if p.token_ids is not None:
+            inputs.append(list(p.token_ids)[:max_input])
+        elif arch_name:
+            inputs.append(lc.approx_token_ids(p.text, vocab)[:max_input])
+        else:
+            inputs.append(p.text)
+    forced = lc.forced_output(cfg)
+    params = [SamplingParams(**sampling_kwargs(cfg, backend_args, p.max_tokens or max_output, forced))
+              for p in prompts]
+
+    warm = lc.warmup_indices(cfg, len(prompts))
+    if warm:
+        llm.generate([inputs[i] for i in warm], [params[i] for i in warm], use_tqdm=False)
+    em.warmup_done(len(warm))
+
+    one = [SamplingParams(**dict(sampling_kwargs(cfg, backend_args, 1, False), max_tokens=1))
+           for _ in prompts]
+    em.log(lc.PREFILL_PASS_LOG)
+    t_p0 = time.monotonic_ns()
+    llm.generate(inputs, one, use_tqdm=False)
+    t_p1 = time.monotonic_ns()
+
+    t0 = time.monotonic_ns()
+    tracker = lc.StreamTracker(t0)
+    asyncio.run(stream_all(llm, inputs, params, tracker))
+    t_end = time.monotonic_ns()
+    results = tracker.results(len(prompts), t_end)
+    lc.emit_prefill_pass_window(em, results, t_p0, t_p1, t0, t_end)
+    em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results))
+    if hasattr(llm, "shutdown"):
+        llm.shutdown()
+
+
+if __name__ == "__main__":
+    lc.run_main(BACKEND, versions, main)

@@ -1,0 +1,27 @@
+// Package tensorrt starts llem's tensorrt worker: the Python harness harness_tensorrt.py
+// (embedded here) with llem_common.py from pkg/backend/pyharness. See
+// docs/backends/tensorrt.md for what the harness measures and how.
+package tensorrt
+
+import (
+	_ "embed"
+
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+//go:embed harness_tensorrt.py
+var source []byte
+
+// Harness is the tensorrt harness: its entry point and content.
+var Harness = pyharness.Harness{Backend: "tensorrt", Script: "harness_tensorrt.py", Source: source}
+
+// Job builds the runner.Job that runs spec with the tensorrt harness under
+// python (an interpreter that imports the backend; see pkg/pyenv).
+// spec.BackendArgs must already hold the mapped arguments
+// (params.BackendArgs of the run's tensorrt section); the harness applies them
+// untouched.
+func Job(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error) {
+	return pyharness.Job(Harness, spec, python, o)
+}

@@ -1,0 +1,72 @@
+"""Unit tests of harness_tensorrt.py's pure parts, with a bare python3
+(TensorRT-LLM cannot be installed here). Run: PYTHONPATH=../pyharness
+python3 -m unittest (pkg/backend/tensorrt's Go test does)."""
+
+import os
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pyharness"))
+sys.path.insert(0, HERE)
+
+import harness_tensorrt as ht  # noqa: E402
+
+ARGS = {
+    "llm": {"tensor_parallel_size": 1, "max_batch_size": 16, "backend": "tensorrt"},
+    "build_config": {"max_input_len": 512, "opt_level": 3},
+    "kv_cache_config": {"free_gpu_memory_fraction": 0.8},
+    "sampling": {"presence_penalty": 0.1},
+}
+
+
+class KwargsTest(unittest.TestCase):
+    def test_llm(self):
+        kw = ht.llm_kwargs({"precision": "fp16"}, ARGS, "org/m", False)
+        self.assertEqual(kw, {"model": "org/m", "dtype": "float16", "tensor_parallel_size": 1,
+                              "max_batch_size": 16, "backend": "tensorrt",
+                              "build_config": {"max_input_len": 512, "opt_level": 3},
+                              "kv_cache_config": {"free_gpu_memory_fraction": 0.8}})
+        kw = ht.llm_kwargs({}, {}, "/tmp/r", True)
+        self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"]), ("dummy", True))
+
+    def test_sampling(self):
+        g = ht.sampling_kwargs({"decoder": {"preset": "deterministic"}, "random_seed": 9}, ARGS, 16, forced=True)
+        self.assertEqual(g, {"max_tokens": 16, "temperature": 0.0, "top_k": 1, "ignore_eos": True,
+                             "presence_penalty": 0.1, "seed": 9})
+        s = ht.sampling_kwargs({"decoder": {"temperature": 0.5, "top_k": 0, "min_new_tokens": 2}}, {}, 4)
+        self.assertEqual(s, {"max_tokens": 4, "temperature": 0.5, "top_p": 1.0, "min_tokens": 2, "seed": 42})
+
+    def test_builds_engine(self):
+        cases = [({"backend": "tensorrt"}, "1.0.0", True), ({"backend": "pytorch"}, "0.20.0", False),
+                 ({}, "0.21.0", True), ({}, "1.2.0rc1", False),
+                 ({"engine_path": "/e", "backend": "tensorrt"}, "0.9", False), ({}, "weird", False)]
+        for kw, v, want in cases:
+            self.assertEqual(ht.builds_engine(kw, v), want, (kw, v))
+
+    def test_cache_key(self):
+        a = ht.engine_cache_key({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.21", "H100")
+        b = ht.engine_cache_key({"build_config": {"b": 2, "a": 1}, "dtype": "float16", "model": "m"}, "0.21", "H100")
+        self.assertEqual(a, b)
+        self.assertEqual(len(a), 16)
+        for other in [({"model": "m", "dtype": "bfloat16", "build_config": {"a": 1, "b": 2}}, "0.21", "H100"),
+                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 3}}, "0.21", "H100"),
+                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.22", "H100"),
+                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.21", "A100")]:
+            self.assertNotEqual(ht.engine_cache_key(*other), a)
+
+    def test_cache_dir(self):
+        self.assertEqual(ht.engine_cache_root({"LLEM_TRT_ENGINE_CACHE": "/x"}), "/x")
+        self.assertEqual(ht.engine_cache_root({"XDG_CACHE_HOME": "/c"}), "/c/llem/trt-engines")
+        with tempfile.TemporaryDirectory() as root:
+            self.assertIsNone(ht.cached_engine(root, "k"))
+            d = os.path.join(root, "k")
+            os.makedirs(d)
+            self.assertIsNone(ht.cached_engine(root, "k"))  # interrupted build: no metadata
+            ht.write_cache_metadata(d, "k", {"model": "m"}, "0.21", "H100", 5)
+            self.assertEqual(ht.cached_engine(root, "k"), d)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,27 @@
+// Package vllm starts llem's vllm worker: the Python harness harness_vllm.py
+// (embedded here) with llem_common.py from pkg/backend/pyharness. See
+// docs/backends/vllm.md for what the harness measures and how.
+package vllm
+
+import (
+	_ "embed"
+
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+//go:embed harness_vllm.py
+var source []byte
+
+// Harness is the vllm harness: its entry point and content.
+var Harness = pyharness.Harness{Backend: "vllm", Script: "harness_vllm.py", Source: source}
+
+// Job builds the runner.Job that runs spec with the vllm harness under
+// python (an interpreter that imports the backend; see pkg/pyenv).
+// spec.BackendArgs must already hold the mapped arguments
+// (params.BackendArgs of the run's vllm section); the harness applies them
+// untouched.
+func Job(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error) {
+	return pyharness.Job(Harness, spec, python, o)
+}
