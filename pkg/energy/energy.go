@@ -71,8 +71,22 @@ type Channel struct {
 	// Warnings are caveats that make this channel's numbers less clean (a
 	// MIG parent GPU shared with other tenants, a 1 s-average power source);
 	// pkg/measure turns each into a validity flag on every window.
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings []Caveat `json:"warnings,omitempty"`
 }
+
+// Caveat is a machine-readable warning about a channel; Code is the validity
+// flag code pkg/measure puts on every window that uses the channel.
+type Caveat struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Caveat codes set by the sensors.
+const (
+	CaveatMIGParent    = "mig_parent_measured"
+	CaveatAveragePower = "average_power_timeline"
+	CaveatEstimate     = "estimate_used"
+)
 
 // Sample is one reading of one channel. Fields the sensor could not read are
 // NaN (floats) or -1 (integers), never 0.

@@ -154,10 +154,10 @@ func OpenEstimate(opt EstimateOptions) (*EstimateSensor, error) {
 	s.memW = gb * wpg
 	s.channels = []Channel{
 		{ID: "estimate:cpu", Sensor: "estimate", Kind: "cpu", Name: cpu.Model, Method: MethodEstimateTDP,
-			MaxPowerW: s.cpuW, Notes: []string{src}, Warnings: []string{EstimateWarning}},
+			MaxPowerW: s.cpuW, Notes: []string{src}, Warnings: []Caveat{{CaveatEstimate, EstimateWarning}}},
 		{ID: "estimate:memory", Sensor: "estimate", Kind: "memory", Name: fmt.Sprintf("%.1f GB RAM", gb), Method: MethodEstimateTDP,
 			MaxPowerW: s.memW, Notes: []string{fmt.Sprintf("%.3f W/GB × %.1f GB (CodeCarbon v2: 3 W per 8 GB)", wpg, gb)},
-			Warnings: []string{EstimateWarning}},
+			Warnings: []Caveat{{CaveatEstimate, EstimateWarning}}},
 	}
 	busy, total, err := s.readStat()
 	if err != nil {

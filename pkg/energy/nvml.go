@@ -115,7 +115,7 @@ func OpenNVML(opt NVMLOptions) (*NVMLSensor, error) {
 
 type selectedGPU struct {
 	dev      nvml.Device
-	warnings []string
+	warnings []Caveat
 }
 
 // selectGPUs maps CUDA_VISIBLE_DEVICES onto NVML handles, deduplicated by UUID.
@@ -142,7 +142,7 @@ func selectGPUs(lib nvml.Interface, opt NVMLOptions) ([]selectedGPU, []string, e
 	var notes []string
 	var out []selectedGPU
 	seen := map[string]bool{}
-	add := func(i int, warn ...string) {
+	add := func(i int, warn ...Caveat) {
 		if seen[uuids[i]] {
 			return
 		}
@@ -180,7 +180,7 @@ func selectGPUs(lib nvml.Interface, opt NVMLOptions) ([]selectedGPU, []string, e
 			found := false
 			for i, u := range uuids {
 				if u == pu {
-					add(i, fmt.Sprintf("MIG instance %s selected: measuring its whole parent GPU %s, so energy includes every other MIG instance on it", e.UUID, pu))
+					add(i, Caveat{CaveatMIGParent, fmt.Sprintf("MIG instance %s selected: measuring its whole parent GPU %s, so energy includes every other MIG instance on it", e.UUID, pu)})
 					found = true
 				}
 			}
@@ -241,7 +241,7 @@ func (s *NVMLSensor) open(opt NVMLOptions) error {
 		ch := Channel{ID: "gpu:" + uuid, Sensor: "nvml", Kind: "gpu", Name: name, Index: idx,
 			Notes: append([]string(nil), notes...), Warnings: g.warnings}
 		if cur, _, ret := d.GetMigMode(); ret == nvml.SUCCESS && cur == nvml.DEVICE_MIG_ENABLE && len(g.warnings) == 0 {
-			ch.Warnings = append(ch.Warnings, fmt.Sprintf("MIG is enabled on %s: llem measures the whole GPU, including every MIG instance on it", uuid))
+			ch.Warnings = append(ch.Warnings, Caveat{CaveatMIGParent, fmt.Sprintf("MIG is enabled on %s: llem measures the whole GPU, including every MIG instance on it", uuid)})
 		}
 		if mw, ret := d.GetEnforcedPowerLimit(); ret == nvml.SUCCESS {
 			ch.MaxPowerW = float64(mw) / 1000
@@ -264,7 +264,7 @@ func (s *NVMLSensor) open(opt NVMLOptions) error {
 			if _, ret := d.GetPowerUsage(); ret == nvml.SUCCESS {
 				nd.powerAvg = true
 				if volta && arch >= nvml.DEVICE_ARCH_AMPERE {
-					ch.Warnings = append(ch.Warnings, "instant power (field 186) unsupported: timeline uses GetPowerUsage, a 1 s average on Ampere and newer")
+					ch.Warnings = append(ch.Warnings, Caveat{CaveatAveragePower, "instant power (field 186) unsupported: timeline uses GetPowerUsage, a 1 s average on Ampere and newer"})
 				}
 			}
 		}
