@@ -1,8 +1,158 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
-// evalCmd is owned by the issue that builds it; until then it says so plainly.
-type evalCmd struct{}
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/study"
+)
 
-func (c *evalCmd) Run() error { return errors.New("llem eval is not built yet") }
+// evalCmd plans a study and, without --dry-run, executes it (eval_run.go).
+// The flags are shared with the execution code: add, don't rename.
+type evalCmd struct {
+	Study  string `arg:"" name:"STUDY" help:"Study or experiment file (.cue)." type:"path"`
+	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order) and exit."`
+	JSON   bool   `name:"json" help:"Print the plan (with --dry-run) or results as JSON on stdout."`
+	Out    string `name:"out" help:"Directory for study results." default:"results" type:"path"`
+	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
+	Quiet  bool   `name:"quiet" short:"q" help:"Only print errors and the final summary."`
+	Runner string `name:"runner" help:"Where workers run: local, docker or auto (overrides the study's runners)." enum:"auto,local,docker," default:""`
+	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers." type:"path"`
+	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
+}
+
+func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
+	plan, err := study.Load(ctx, c.Study)
+	if err != nil {
+		return err
+	}
+	if c.Cycles < 0 {
+		return errs.BadInput(fmt.Errorf("--cycles %d: must be positive", c.Cycles), "pass --cycles 1 or more")
+	}
+	if c.Cycles > 0 {
+		if err := plan.SetCycles(c.Cycles); err != nil {
+			return errs.BadInput(err, "pass --cycles 1 or more")
+		}
+	}
+	if c.Runner != "" {
+		for b, r := range plan.Runners {
+			r.Kind = c.Runner
+			plan.Runners[b] = r
+		}
+	}
+	if !c.DryRun {
+		return c.execute(ctx, stdio, plan)
+	}
+	if c.JSON {
+		enc := json.NewEncoder(stdio.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plan)
+	}
+	return printPlan(stdio.Stdout, plan)
+}
+
+// printPlan writes the human-readable plan: the run table with the varied
+// params, the skipped combinations with reasons, counts, cycles and order.
+func printPlan(w io.Writer, p *study.Plan) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "study %s (%s)  design %s\n\n", p.Name, p.Source, p.DesignHash)
+	tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+	head := []string{"#", "RUN", "BACKEND", "MODEL"}
+	varied := variedDims(p)
+	for _, d := range varied {
+		head = append(head, strings.ToUpper(d))
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for i, r := range p.Runs {
+		row := []string{fmt.Sprint(i + 1), r.ID, r.Backend, r.Model}
+		for _, d := range varied {
+			v, ok := r.Coordinates[d]
+			if !ok {
+				row = append(row, "-")
+				continue
+			}
+			b, _ := json.Marshal(v)
+			row = append(row, strings.Trim(string(b), `"`))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	counts := map[string]int{}
+	for _, s := range p.Skipped {
+		counts[s.Kind]++
+	}
+	fmt.Fprintf(ew, "\n%d runs", len(p.Runs))
+	for _, k := range []string{"invalid", "excluded", "duplicate"} {
+		if counts[k] > 0 {
+			fmt.Fprintf(ew, ", %d %s", counts[k], k)
+		}
+	}
+	fmt.Fprintln(ew)
+	if len(p.Skipped) > 0 {
+		fmt.Fprintln(ew, "\nskipped:")
+		for _, s := range p.Skipped {
+			where := s.Origin
+			if c := p.FormatCoords(s.Coordinates); c != "" {
+				where += " " + c
+			}
+			fmt.Fprintf(ew, "  %s [%s]: %s\n", where, s.Kind, strings.Join(s.Reasons, "; "))
+		}
+	}
+	e := p.Execution
+	fmt.Fprintf(ew, "\nexecution: %d cycle(s), order %s", e.Cycles, e.Order)
+	if e.Order == "shuffled" {
+		fmt.Fprintf(ew, " (seed %d)", p.Seed)
+	}
+	fmt.Fprintf(ew, ", %d executions\n", len(p.Schedule))
+	if len(p.Runs) <= 30 {
+		for c, idx := range p.Order {
+			ids := make([]string, len(idx))
+			for i, r := range idx {
+				ids[i] = fmt.Sprint(r + 1)
+			}
+			fmt.Fprintf(ew, "  cycle %d: %s\n", c+1, strings.Join(ids, " "))
+		}
+		if e.Order == "sequential" {
+			fmt.Fprintln(ew, "  (sequential: each run's cycles back to back)")
+		}
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintln(ew, "\nwarning:", warn)
+	}
+	return ew.err
+}
+
+// variedDims are the grid dimensions plus "experiment" when the plan has
+// explicit experiments.
+func variedDims(p *study.Plan) []string {
+	dims := append([]string(nil), p.Dims...)
+	for _, r := range p.Runs {
+		if _, ok := r.Coordinates["experiment"]; ok {
+			return append(dims, "experiment")
+		}
+	}
+	return dims
+}
+
+// errWriter keeps the first write error so printing code stays linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	if err != nil {
+		e.err = fmt.Errorf("write plan: %w", err)
+	}
+	return n, err
+}
+
