@@ -22,13 +22,19 @@ quickstart: build
 
 # deps installs the test-only tools: the official CUE CLI (for cue vet of
 # examples/ and studies/) and the independent Parquet readers (npm).
-deps: $(CUE) $(READERS)/node_modules
+LINT    := $(CURDIR)/tools/lint
+
+deps: $(CUE) $(READERS)/node_modules $(LINT)/node_modules
 
 $(CUE):
 	GOBIN=$(TOOLS)/bin $(GO) install cuelang.org/go/cmd/cue@v0.17.1
 
+$(LINT)/node_modules: $(LINT)/package.json
+	cd $(LINT) && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(READERS)/node_modules: $(READERS)/package.json
-	cd $(READERS) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(READERS) && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 vet:

@@ -227,7 +227,7 @@ func (r *Runner) containerConfig(job runner.Job) *container.Config {
 	}
 	return &container.Config{
 		Image:        r.opts.Image,
-		Cmd:          job.Command,
+		Cmd:          containerCommand(job),
 		Env:          env,
 		OpenStdin:    true,
 		StdinOnce:    true,
@@ -236,6 +236,21 @@ func (r *Runner) containerConfig(job runner.Job) *container.Config {
 		AttachStderr: true,
 		Labels:       labels,
 	}
+}
+
+// containerCommand rewrites host paths under the exchange directory (the
+// harness files a backend wrote there) to where the directory is mounted.
+func containerCommand(job runner.Job) []string {
+	cmd := slices.Clone(job.Command)
+	if job.Dir == "" {
+		return cmd
+	}
+	for i, arg := range cmd {
+		if arg == job.Dir || strings.HasPrefix(arg, job.Dir+"/") {
+			cmd[i] = ExchangeMount + strings.TrimPrefix(arg, job.Dir)
+		}
+	}
+	return cmd
 }
 
 func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {

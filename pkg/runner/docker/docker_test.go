@@ -200,6 +200,14 @@ func TestSecretsStayOutOfArgsAndLogs(t *testing.T) {
 	}
 }
 
+func TestContainerCommandMapsExchangeDir(t *testing.T) {
+	job := runner.Job{Dir: "/tmp/x/run1", Command: []string{"python3", "/tmp/x/run1/harness/harness_vllm.py", "/tmp/x/run10"}}
+	got := strings.Join(containerCommand(job), " ")
+	if got != "python3 /llem/run/harness/harness_vllm.py /tmp/x/run10" {
+		t.Fatalf("got %s", got)
+	}
+}
+
 func TestPreflightDaemonDown(t *testing.T) {
 	err := Preflight(context.Background(), PreflightInput{Host: "unix:///nonexistent/llem/docker.sock", Images: map[string]string{"vllm": "x"}})
 	var ps Problems
