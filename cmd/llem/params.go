@@ -1,8 +1,40 @@
 package main
 
-import "errors"
+import (
+	"fmt"
+	"slices"
+	"strings"
 
-// paramsCmd is owned by the issue that builds it; until then it says so plainly.
-type paramsCmd struct{}
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/params"
+)
 
-func (c *paramsCmd) Run() error { return errors.New("llem params is not built yet") }
+// paramsCmd lists backend parameters from the schema (pkg/params).
+type paramsCmd struct {
+	Backend  string `arg:"" optional:"" help:"Backend to list (pytorch, vllm, tensorrt, native); all when omitted."`
+	JSON     bool   `name:"json" help:"Print JSON." xor:"format"`
+	Markdown bool   `help:"Print Markdown (the generator of docs/params.md)." xor:"format"`
+}
+
+func (c *paramsCmd) Run(stdio *IO) error {
+	var backends []string
+	if c.Backend != "" {
+		b := strings.ToLower(c.Backend)
+		if !slices.Contains(params.Backends, b) {
+			return errs.BadInput(fmt.Errorf("unknown backend %q", c.Backend),
+				"choose one of "+strings.Join(params.Backends, ", ")+", or omit it to list all")
+		}
+		backends = []string{b}
+	}
+	reports, err := params.Reports(backends...)
+	if err != nil {
+		return fmt.Errorf("load schema: %w", err)
+	}
+	switch {
+	case c.JSON:
+		return params.WriteJSON(stdio.Stdout, reports)
+	case c.Markdown:
+		return params.WriteMarkdown(stdio.Stdout, reports)
+	}
+	return params.WriteText(stdio.Stdout, reports)
+}

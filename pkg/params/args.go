@@ -1,0 +1,332 @@
+package params
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ExtraError is one problem with a backend section's `extra:` block.
+type ExtraError struct {
+	// Path is the offending key, e.g. "vllm.extra.engine.max_num_seqs".
+	Path string
+	// Msg says what is wrong and what to write instead.
+	Msg string
+}
+
+func (e *ExtraError) Error() string { return e.Path + ": " + e.Msg }
+
+// CheckExtra validates the `extra:` block of a backend section (the decoded
+// JSON of e.g. the run's `vllm:` object). It reports, all at once:
+// a target that the backend does not have; a key that a first-class param
+// already maps to (shadowing: the error names the param to set instead);
+// a key that would replace a config object first-class params fill; and
+// values that are not plain JSON data. A nil or absent extra is valid.
+//
+// pkg/study calls it for every run; BackendArgs calls it too, so arguments
+// are never built from an invalid section.
+func CheckExtra(backend string, section map[string]any) []error {
+	s, err := Default()
+	if err != nil {
+		return []error{err}
+	}
+	return s.CheckExtra(backend, section)
+}
+
+// CheckExtra is the package-level CheckExtra on this schema.
+func (s *Schema) CheckExtra(backend string, section map[string]any) []error {
+	r, err := s.Report(backend)
+	if err != nil {
+		return []error{err}
+	}
+	raw, ok := section["extra"]
+	if !ok || raw == nil {
+		return nil
+	}
+	base := backend + ".extra"
+	extra, ok := raw.(map[string]any)
+	if !ok {
+		return []error{&ExtraError{base, fmt.Sprintf("must be an object keyed by target (%s), got %s", strings.Join(r.ExtraTargets, ", "), jsonKind(raw))}}
+	}
+	var errs []error
+	for _, target := range sortedKeys(extra) {
+		p := base + "." + target
+		if !contains(r.ExtraTargets, target) {
+			errs = append(errs, &ExtraError{p, fmt.Sprintf("unknown target %q; extra keys go under one of %s (e.g. extra: %s: {key: value})", target, strings.Join(r.ExtraTargets, ", "), r.ExtraTargets[0])})
+			continue
+		}
+		args, ok := extra[target].(map[string]any)
+		if !ok {
+			errs = append(errs, &ExtraError{p, fmt.Sprintf("must be an object of %s arguments, got %s", target, jsonKind(extra[target]))})
+			continue
+		}
+		errs = append(errs, s.checkArgs(backend, p, target, args)...)
+	}
+	return errs
+}
+
+// checkArgs checks one level of extra arguments below prefix (a target or a
+// nested config object) against the first-class mappings.
+func (s *Schema) checkArgs(backend, path, prefix string, args map[string]any) []error {
+	var errs []error
+	idx := s.argIndex[backend]
+	for _, k := range sortedKeys(args) {
+		arg := prefix + "." + k
+		p := path + "." + k
+		v := args[k]
+		if param, ok := idx[arg]; ok {
+			errs = append(errs, &ExtraError{p, fmt.Sprintf("shadows first-class %s; set that instead", param)})
+			continue
+		}
+		if inner := s.paramsUnder(backend, arg); len(inner) > 0 {
+			sub, ok := v.(map[string]any)
+			if !ok {
+				errs = append(errs, &ExtraError{p, fmt.Sprintf("would replace the %s object that first-class %s fill; set keys inside it instead", k, strings.Join(inner, ", "))})
+				continue
+			}
+			errs = append(errs, s.checkArgs(backend, p, arg, sub)...)
+			continue
+		}
+		if err := plain(v); err != "" {
+			errs = append(errs, &ExtraError{p, err})
+		}
+	}
+	return errs
+}
+
+// paramsUnder lists the first-class params mapped strictly inside arg.
+func (s *Schema) paramsUnder(backend, arg string) []string {
+	var out []string
+	for a, p := range s.argIndex[backend] {
+		if strings.HasPrefix(a, arg+".") {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// plain returns "" when v is plain JSON data (what encoding/json decodes
+// into any), else what is wrong.
+func plain(v any) string {
+	switch x := v.(type) {
+	case nil, bool, string, float64, float32, int, int64, int32, uint64, json.Number:
+		return ""
+	case []any:
+		for i, e := range x {
+			if err := plain(e); err != "" {
+				return fmt.Sprintf("element %d: %s", i, err)
+			}
+		}
+		return ""
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			if err := plain(x[k]); err != "" {
+				return fmt.Sprintf("key %q: %s", k, err)
+			}
+		}
+		return ""
+	}
+	return fmt.Sprintf("value of Go type %T is not plain data (use null, booleans, numbers, strings, lists and objects)", v)
+}
+
+// BackendArgs turns a run's backend section (the decoded JSON of e.g. its
+// `vllm:` object; nil when the run has none) into the backend's own
+// keyword arguments, grouped by mapping target:
+//
+//	pytorch  {"from_pretrained": {...}, "generate": {...}, "compile": {...}, "tokenizer": {...}, "torch": {...}, "llem": {...}}
+//	vllm     {"engine": {...}, "sampling": {...}, "beam_search": {...}, "env": {...}}
+//	tensorrt {"llm": {...}, "sampling": {...}, "llem": {...}}
+//	native   {"engine": {...}, "worker": {...}}
+//
+// Only the schema's mapping attributes decide where a value goes; dotted
+// arguments become nested objects (speculative_config.model →
+// {"speculative_config": {"model": …}}). A param absent from the section
+// takes its concrete schema default if it has one and is otherwise not sent,
+// so the backend's own default applies. `extra:` is validated with
+// CheckExtra and then merged in untouched. Targets with no arguments are
+// omitted.
+func BackendArgs(backend string, section map[string]any) (map[string]any, error) {
+	s, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return s.BackendArgs(backend, section)
+}
+
+// BackendArgs is the package-level BackendArgs on this schema.
+func (s *Schema) BackendArgs(backend string, section map[string]any) (map[string]any, error) {
+	r, err := s.Report(backend)
+	if err != nil {
+		return nil, err
+	}
+	if errs := s.unknownKeys(r, section); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if errs := s.CheckExtra(backend, section); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := map[string]any{}
+	for _, p := range r.Params {
+		v, ok := lookup(section, p.Key)
+		if !ok {
+			if p.Default == nil {
+				continue
+			}
+			v = p.Default
+		}
+		dst := append([]string{p.Mapping.Target}, strings.Split(p.Mapping.Arg, ".")...)
+		if err := setPath(out, dst, v); err != nil {
+			return nil, fmt.Errorf("map %s to %s: %w", p.Path, p.Mapping, err)
+		}
+	}
+	if extra, ok := section["extra"].(map[string]any); ok {
+		for _, target := range sortedKeys(extra) {
+			if err := merge(out, target, extra[target]); err != nil {
+				return nil, fmt.Errorf("merge %s.extra.%s: %w", backend, target, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// unknownKeys reports section keys that are neither params, groups of
+// params, nor extra. The schema's closed structs reject them earlier; this
+// guards callers that build sections by hand.
+func (s *Schema) unknownKeys(r *Report, section map[string]any) []error {
+	known := map[string]bool{"extra": true}
+	for _, p := range r.Params {
+		for i := 1; i <= len(p.Key); i++ {
+			known[strings.Join(p.Key[:i], ".")] = true
+		}
+	}
+	var errs []error
+	var walk func(prefix []string, m map[string]any)
+	walk = func(prefix []string, m map[string]any) {
+		for _, k := range sortedKeys(m) {
+			key := append(append([]string(nil), prefix...), k)
+			j := strings.Join(key, ".")
+			if !known[j] {
+				errs = append(errs, fmt.Errorf("%s.%s: not a %s param; see `llem params %s`", r.Backend, j, r.Backend, r.Backend))
+				continue
+			}
+			if sub, ok := m[k].(map[string]any); ok && !isParam(r, key) {
+				walk(key, sub)
+			}
+		}
+	}
+	walk(nil, section)
+	return errs
+}
+
+func isParam(r *Report, key []string) bool {
+	j := strings.Join(key, ".")
+	for _, p := range r.Params {
+		if strings.Join(p.Key, ".") == j {
+			return true
+		}
+	}
+	return false
+}
+
+func lookup(m map[string]any, key []string) (any, bool) {
+	var cur any = m
+	for _, k := range key {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur, ok = mm[k]
+		if !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func setPath(m map[string]any, path []string, v any) error {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k]
+		if !ok {
+			n := map[string]any{}
+			m[k] = n
+			m = n
+			continue
+		}
+		nm, ok := next.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s is already set to a non-object value", k)
+		}
+		m = nm
+	}
+	last := path[len(path)-1]
+	if _, dup := m[last]; dup {
+		return fmt.Errorf("%s is mapped twice", last)
+	}
+	m[last] = v
+	return nil
+}
+
+// merge deep-merges v into m[k]: objects merge key by key, anything else is
+// set (CheckExtra has already ruled out overwriting first-class values).
+func merge(m map[string]any, k string, v any) error {
+	src, ok := v.(map[string]any)
+	if !ok {
+		if _, exists := m[k]; exists {
+			return fmt.Errorf("%s would overwrite a first-class value", k)
+		}
+		m[k] = v
+		return nil
+	}
+	dst, exists := m[k]
+	if !exists {
+		dst = map[string]any{}
+		m[k] = dst
+	}
+	dm, ok := dst.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s would overwrite a first-class value", k)
+	}
+	for _, sk := range sortedKeys(src) {
+		if err := merge(dm, sk, src[sk]); err != nil {
+			return fmt.Errorf("%s.%w", k, err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
+}

@@ -1,0 +1,283 @@
+// Package params introspects the backend sections of llem's CUE schema
+// (schema/pytorch.cue, vllm.cue, tensorrt.cue, native.cue): every
+// first-class parameter with its type, default, bounds, doc comment and the
+// backend argument it maps to, the known-missing lists, and the coverage
+// figure derived from both.
+//
+// The schema is the single source of truth: nothing here lists parameters by
+// hand. BackendArgs turns a run's backend section into the backend's own
+// keyword arguments using only the mapping attributes (@pytorch(...),
+// @vllm(...), @tensorrt(...), @native(...)), and CheckExtra validates the
+// `extra:` escape hatch against the same attributes.
+//
+//go:generate go run ./internal/gendoc ../../docs/params.md
+package params
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/parser"
+
+	"github.com/llenergymeasure/llem/schema"
+)
+
+// Backends lists the backends with a section in the schema, in display order.
+var Backends = []string{"pytorch", "vllm", "tensorrt", "native"}
+
+// Targets are the design's coverage goals (issue 2): first-class params as a
+// share of first-class plus known impactful missing arguments. The native
+// engine has no goal: every option it has is first-class by construction.
+var Targets = map[string]float64{"pytorch": 0.95, "vllm": 0.90, "tensorrt": 0.95}
+
+// files holds the schema files that define the backend sections, and defs
+// the CUE definitions of each backend's section and known-missing list.
+var (
+	files = []string{"pytorch.cue", "vllm.cue", "tensorrt.cue", "native.cue"}
+	defs  = map[string][2]string{
+		"pytorch":  {"#PyTorch", "#PyTorchKnownMissing"},
+		"vllm":     {"#VLLM", "#VLLMKnownMissing"},
+		"tensorrt": {"#TensorRT", "#TensorRTKnownMissing"},
+		"native":   {"#Native", "#NativeKnownMissing"},
+	}
+)
+
+// Param is one first-class backend parameter.
+type Param struct {
+	// Path is the full dotted path in an experiment, e.g.
+	// "vllm.engine.max_num_seqs".
+	Path string `json:"path"`
+	// Key is the path inside the backend section, e.g. ["engine",
+	// "max_num_seqs"].
+	Key []string `json:"key"`
+	// Type is the short kind: int, number, float, string, bool, enum, list,
+	// map, or the schema expression when it mixes kinds.
+	Type string `json:"type"`
+	// Options are the allowed values of an enum, in schema order.
+	Options []any `json:"options,omitempty"`
+	// Default is the concrete default llem always sends; nil when the field
+	// is optional and absence means "the backend's default".
+	Default any `json:"default,omitempty"`
+	// BackendDefault documents the backend's own default (from the
+	// attribute's default="…"), used when Default is nil.
+	BackendDefault string `json:"backend_default,omitempty"`
+	// Bounds are the value constraints, e.g. ">=1 & <=4096", or the element
+	// constraint of a list.
+	Bounds string `json:"bounds,omitempty"`
+	// Schema is the field's CUE expression without the default marker.
+	Schema string `json:"schema"`
+	// Optional is true when the field may be left out.
+	Optional bool `json:"optional"`
+	// Doc is the field's doc comment.
+	Doc string `json:"doc"`
+	// Mapping says which backend argument receives the value.
+	Mapping Mapping `json:"mapping"`
+}
+
+// Mapping is a parsed mapping attribute: @<Backend>(<Target>.<Arg>).
+type Mapping struct {
+	Backend string `json:"backend"`
+	// Target is the call or object receiving the value (e.g. "engine",
+	// "generate", "llm"); see docs/params.md for each backend's targets.
+	Target string `json:"target"`
+	// Arg is the keyword argument, dotted when nested inside a config
+	// object (e.g. "speculative_config.model").
+	Arg string `json:"arg"`
+}
+
+// String renders the mapping the way the schema writes it: target.arg.
+func (m Mapping) String() string { return m.Target + "." + m.Arg }
+
+// Missing is one impactful backend argument that is not first-class.
+type Missing struct {
+	Name string `json:"name"`
+	Arg  string `json:"arg"`
+	Why  string `json:"why"`
+}
+
+// Coverage is first-class / (first-class + known missing).
+type Coverage struct {
+	FirstClass int     `json:"first_class"`
+	Missing    int     `json:"known_missing"`
+	Ratio      float64 `json:"ratio"`
+	// Target is the design goal, 0 when there is none.
+	Target float64 `json:"target,omitempty"`
+}
+
+// Met reports whether the coverage reaches its target (true without one).
+func (c Coverage) Met() bool { return c.Ratio >= c.Target }
+
+// Report is everything `llem params` shows for one backend.
+type Report struct {
+	Backend      string    `json:"backend"`
+	Params       []Param   `json:"params"`
+	Coverage     Coverage  `json:"coverage"`
+	KnownMissing []Missing `json:"known_missing"`
+	// ExtraTargets are the targets `extra:` accepts, in schema order.
+	ExtraTargets []string `json:"extra_targets"`
+}
+
+// Schema is the compiled backend part of llem's schema with its
+// introspection results. It is immutable and safe for concurrent use.
+type Schema struct {
+	val     cue.Value
+	reports map[string]*Report
+	// argIndex maps backend → "target.arg" → param path, for CheckExtra.
+	argIndex map[string]map[string]string
+}
+
+var (
+	defaultOnce   sync.Once
+	defaultSchema *Schema
+	defaultErr    error
+)
+
+// Default returns the schema compiled from the files embedded in the llem
+// binary (package github.com/llenergymeasure/llem/schema). It is compiled
+// once per process.
+func Default() (*Schema, error) {
+	defaultOnce.Do(func() {
+		all := schema.Files()
+		src := make(map[string][]byte, len(files))
+		for _, name := range files {
+			b, ok := all[name]
+			if !ok {
+				defaultErr = fmt.Errorf("load schema: embedded schema has no %s", name)
+				return
+			}
+			src[name] = b
+		}
+		defaultSchema, defaultErr = Compile(src)
+	})
+	return defaultSchema, defaultErr
+}
+
+// Compile builds a Schema from backend schema files (name → CUE source, each
+// `package schema`). The files are merged into one instance, so definitions
+// shared between them (#PlainData, #KnownMissingArg) resolve.
+func Compile(src map[string][]byte) (*Schema, error) {
+	names := make([]string, 0, len(src))
+	for n := range src {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	merged := &ast.File{Filename: "backends.cue"}
+	for i, n := range names {
+		f, err := parser.ParseFile(n, src[n], parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("parse schema file %s: %w", n, err)
+		}
+		for _, d := range f.Decls {
+			switch d.(type) {
+			case *ast.Package:
+				if i > 0 {
+					continue
+				}
+			case *ast.ImportDecl:
+				return nil, fmt.Errorf("compile schema: %s imports a package; backend files must be self-contained", n)
+			}
+			merged.Decls = append(merged.Decls, d)
+		}
+	}
+	v := cuecontext.New().BuildFile(merged)
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("compile backend schema: %w", err)
+	}
+	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}}
+	for _, b := range Backends {
+		r, err := s.introspect(b)
+		if err != nil {
+			return nil, err
+		}
+		s.reports[b] = r
+		idx := map[string]string{}
+		for _, p := range r.Params {
+			idx[p.Mapping.String()] = p.Path
+		}
+		s.argIndex[b] = idx
+	}
+	return s, nil
+}
+
+// Report returns the full introspection result for a backend.
+func (s *Schema) Report(backend string) (*Report, error) {
+	r, ok := s.reports[backend]
+	if !ok {
+		return nil, unknownBackend(backend)
+	}
+	return r, nil
+}
+
+// Value returns the CUE definition of a backend's section (e.g. #VLLM), for
+// callers that validate sections themselves.
+func (s *Schema) Value(backend string) (cue.Value, error) {
+	d, ok := defs[backend]
+	if !ok {
+		return cue.Value{}, unknownBackend(backend)
+	}
+	return s.val.LookupPath(cue.ParsePath(d[0])), nil
+}
+
+// List returns every first-class param of a backend, in schema order.
+func List(backend string) ([]Param, error) {
+	r, err := report(backend)
+	if err != nil {
+		return nil, err
+	}
+	return r.Params, nil
+}
+
+// KnownMissing returns the backend's known impactful missing arguments.
+func KnownMissing(backend string) ([]Missing, error) {
+	r, err := report(backend)
+	if err != nil {
+		return nil, err
+	}
+	return r.KnownMissing, nil
+}
+
+// CoverageOf returns the coverage figure of a backend.
+func CoverageOf(backend string) (Coverage, error) {
+	r, err := report(backend)
+	if err != nil {
+		return Coverage{}, err
+	}
+	return r.Coverage, nil
+}
+
+// Reports returns the reports of the given backends (all when none given).
+func Reports(backends ...string) ([]*Report, error) {
+	s, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	if len(backends) == 0 {
+		backends = Backends
+	}
+	out := make([]*Report, 0, len(backends))
+	for _, b := range backends {
+		r, err := s.Report(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func report(backend string) (*Report, error) {
+	s, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return s.Report(backend)
+}
+
+func unknownBackend(b string) error {
+	return fmt.Errorf("unknown backend %q (want one of %s)", b, strings.Join(Backends, ", "))
+}
