@@ -109,7 +109,13 @@ func Materialize(root, backend string, files map[string][]byte) (string, error) 
 		if complete(dir, files) {
 			return dir, nil
 		}
-		return "", fmt.Errorf("install harness directory: %w", err)
+		// A damaged directory (a file truncated or deleted by hand): replace it.
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			return "", fmt.Errorf("replace damaged harness directory: %w", rmErr)
+		}
+		if err := os.Rename(tmp, dir); err != nil && !complete(dir, files) {
+			return "", fmt.Errorf("install harness directory: %w", err)
+		}
 	}
 	return dir, nil
 }

@@ -1,0 +1,53 @@
+package pytorch
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// TestPythonUnit runs test_harness_pytorch.py (pure parts, no torch).
+func TestPythonUnit(t *testing.T) {
+	pyharnesstest.RunPythonUnitTests(t, ".", "../pyharness")
+}
+
+// TestMissingTorch runs the real harness with a python3 that has no torch:
+// the stream must be hello, then error missing_package with the install
+// command, and the exit status 1. This is what a user with the wrong
+// interpreter sees.
+func TestMissingTorch(t *testing.T) {
+	py := pyharnesstest.Python3(t)
+	if exec.Command(py, "-c", "import torch").Run() == nil {
+		t.Skip("torch is installed here; the missing-package path cannot be exercised")
+	}
+	spec := worker.RunSpec{RunID: "r1", Config: json.RawMessage(`{"model":"random:llama-15m","backend":"pytorch","n":2}`)}
+	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, out := pyharnesstest.RunJob(t, job)
+	if out.ExitCode != 1 {
+		t.Errorf("exit = %d, want 1", out.ExitCode)
+	}
+	sum, err := worker.Validate(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Hello.Backend != "pytorch" || sum.Hello.Versions["python"] == "" {
+		t.Errorf("hello = %+v", sum.Hello)
+	}
+	if sum.Error == nil || sum.Error.Kind != worker.ErrKindMissingPackage || !strings.Contains(sum.Error.Hint, "pip install torch") {
+		t.Fatalf("error = %+v", sum.Error)
+	}
+}
+
+func TestHarnessEmbedded(t *testing.T) {
+	if !strings.Contains(string(Harness.Source), "def main(spec, em)") || Harness.Script != "harness_pytorch.py" {
+		t.Fatal("harness_pytorch.py not embedded")
+	}
+}

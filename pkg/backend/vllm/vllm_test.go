@@ -1,0 +1,194 @@
+package vllm
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// TestPythonUnit runs test_harness_vllm.py (pure parts).
+func TestPythonUnit(t *testing.T) {
+	pyharnesstest.RunPythonUnitTests(t, ".", "../pyharness")
+}
+
+// fakeJob builds a Job whose python finds testdata/fakevllm (a FAKE vllm
+// package: vLLM needs an NVIDIA GPU and cannot be installed here) and logs
+// the calls the harness makes to the returned file.
+func fakeJob(t *testing.T, spec worker.RunSpec) (runner.Job, string) {
+	t.Helper()
+	py := pyharnesstest.Python3(t)
+	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, err := filepath.Abs("testdata/fakevllm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "calls.jsonl")
+	job.Env["PYTHONPATH"] = fake
+	job.Env["FAKE_VLLM_LOG"] = log
+	return job, log
+}
+
+type call struct {
+	Call string         `json:"call"`
+	Args map[string]any `json:"args"`
+}
+
+func calls(t *testing.T, path string) []call {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []call
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var c call
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestHarnessAgainstFake runs the whole vLLM harness (spec → engine →
+// step loop → events) against the fake and validates the stream with the
+// parent's own Checker: ordering, per-batch token sums, request indices.
+func TestHarnessAgainstFake(t *testing.T) {
+	cfg := `{"model":"random:llama-15m","backend":"vllm","precision":"bf16","n":3,
+	  "dataset":{"source":"synthetic","input_len":8,"output_len":4,"distribution":"fixed"},
+	  "max_input_tokens":512,"max_output_tokens":16,"random_seed":1,
+	  "decoder":{"temperature":0,"do_sample":false},"warmup":{"enabled":true,"n_warmup":2}}`
+	spec := worker.RunSpec{
+		RunID: "r1", Config: json.RawMessage(cfg),
+		BackendArgs: map[string]any{"engine": map[string]any{"max_num_seqs": 8}, "env": map[string]any{"VLLM_X": "1"}},
+		Prompts: []worker.Prompt{
+			{TokenIDs: []int{5, 6, 7}, MaxTokens: 4},
+			{TokenIDs: []int{5, 6, 7, 8, 9}, MaxTokens: 3},
+			{TokenIDs: []int{5, 6}, MaxTokens: 5},
+		},
+	}
+	job, log := fakeJob(t, spec)
+	events, out := pyharnesstest.RunJob(t, job)
+	if out.ExitCode != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", out.ExitCode, out.StderrTail)
+	}
+	sum, err := worker.Validate(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Error != nil {
+		t.Fatalf("worker error: %+v", sum.Error)
+	}
+	if sum.Hello.Backend != "vllm" || sum.Hello.Versions["vllm"] != "" && sum.Hello.Versions["vllm"] == "x" {
+		t.Errorf("hello = %+v", sum.Hello)
+	}
+	if sum.Loaded.Parameters == 0 || sum.Loaded.Architecture != "LlamaForCausalLM" || sum.Loaded.DType != "bf16" {
+		t.Errorf("loaded = %+v", sum.Loaded)
+	}
+	if sum.WarmupDone.Prompts != 2 {
+		t.Errorf("warmup prompts = %d", sum.WarmupDone.Prompts)
+	}
+	var method bool
+	for _, l := range sum.Logs {
+		method = method || strings.HasPrefix(l.Message, "phase_split_method=prefill-pass")
+	}
+	if !method {
+		t.Errorf("no phase_split_method log in %+v", sum.Logs)
+	}
+	if len(sum.Batches) != 1 || sum.Batches[0].Size != 3 || sum.Batches[0].InputTokens != 10 {
+		t.Fatalf("batches = %+v", sum.Batches)
+	}
+	wantOut := []int{4, 3, 5}
+	for i, r := range sum.Requests {
+		if r.OutputTokens != wantOut[i] || len(r.ITLNs) != r.OutputTokens-1 || r.FinishReason != "length" {
+			t.Errorf("request %d = %+v", i, r)
+		}
+		if r.StartNs+r.TTFTNs > r.EndNs {
+			t.Errorf("request %d: start+ttft after end", i)
+		}
+	}
+	if sum.Done.OutputTokens != 12 {
+		t.Errorf("done = %+v", sum.Done)
+	}
+
+	cs := calls(t, log)
+	var llm, prefill, reset bool
+	for _, c := range cs {
+		switch c.Call {
+		case "LLM":
+			llm = c.Args["load_format"] == "dummy" && c.Args["dtype"] == "bfloat16" &&
+				c.Args["max_num_seqs"] == float64(8) && c.Args["seed"] == float64(1)
+		case "generate":
+			mt, _ := c.Args["max_tokens"].([]any)
+			if len(mt) == 3 && mt[0] == float64(1) && mt[1] == float64(1) {
+				prefill = true
+			}
+		case "reset_prefix_cache":
+			reset = prefill
+		}
+	}
+	if !llm || !prefill || !reset {
+		t.Errorf("calls: LLM args ok=%v, prefill pass=%v, prefix cache reset after it=%v\n%+v", llm, prefill, reset, cs)
+	}
+}
+
+// TestEOSIsNotForcedForTextDatasets: a jsonl-style run (not synthetic)
+// lets EOS end a request; the fake stops prompts ending in token 2.
+func TestEOSFinish(t *testing.T) {
+	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1,"dataset":{"source":"jsonl","path":"x"},
+	  "max_output_tokens":6,"warmup":{"enabled":false}}`
+	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg), Prompts: []worker.Prompt{{TokenIDs: []int{9, 2}}}})
+	events, _ := pyharnesstest.RunJob(t, job)
+	sum, err := worker.Validate(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Error != nil || sum.WarmupDone.Prompts != 0 {
+		t.Fatalf("error %+v, warmup %+v", sum.Error, sum.WarmupDone)
+	}
+	if r := sum.Requests[0]; r.OutputTokens != 2 || r.FinishReason != "stop" {
+		t.Errorf("request = %+v", r)
+	}
+}
+
+func TestOOMHint(t *testing.T) {
+	cfg := `{"model":"fake/oom","backend":"vllm","n":1}`
+	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg), Prompts: []worker.Prompt{{Text: "hi"}}})
+	events, out := pyharnesstest.RunJob(t, job)
+	sum, err := worker.Validate(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ExitCode != 1 || sum.Error == nil || sum.Error.Kind != worker.ErrKindOOM ||
+		!strings.Contains(sum.Error.Hint, "gpu_memory_utilization") {
+		t.Fatalf("exit %d, error %+v", out.ExitCode, sum.Error)
+	}
+}
+
+func TestBeamSearchUnsupported(t *testing.T) {
+	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1}`
+	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg),
+		BackendArgs: map[string]any{"beam_search": map[string]any{"beam_width": 4}},
+		Prompts:     []worker.Prompt{{Text: "hi"}}})
+	events, _ := pyharnesstest.RunJob(t, job)
+	sum, err := worker.Validate(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Error == nil || sum.Error.Kind != worker.ErrKindUnsupported {
+		t.Fatalf("error %+v", sum.Error)
+	}
+}
