@@ -99,7 +99,9 @@ func describe(f cue.Value, backend, path string, key []string, optional bool, at
 	}
 	p.Doc = strings.Join(strings.Fields(strings.Join(doc, " ")), " ")
 
-	if d, ok := f.Default(); ok && d.IsConcrete() {
+	// Only an explicit *default counts: CUE also gives open lists an
+	// implicit default of [], which is not something llem sends.
+	if d, ok := f.Default(); ok && d.IsConcrete() && hasDefaultMarker(f) {
 		var x any
 		if err := d.Decode(&x); err != nil {
 			return p, fmt.Errorf("introspect %s: decode default: %w", path, err)
@@ -303,4 +305,17 @@ func mustLit(v any) ast.Expr {
 	default:
 		return ast.NewLit(token.FLOAT, fmt.Sprint(x))
 	}
+}
+
+func hasDefaultMarker(f cue.Value) bool {
+	field, ok := f.Source().(*ast.Field)
+	if !ok {
+		return false
+	}
+	for _, d := range disjuncts(field.Value) {
+		if u, ok := d.(*ast.UnaryExpr); ok && u.Op == token.MUL {
+			return true
+		}
+	}
+	return false
 }

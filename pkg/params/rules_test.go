@@ -1,0 +1,141 @@
+package params
+
+import (
+	"strings"
+	"testing"
+
+	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
+)
+
+// validate unifies a CUE snippet (the body of a backend section) with the
+// backend's definition and validates it as llem does: concrete, all errors.
+func validate(t *testing.T, backend, snippet string) string {
+	t.Helper()
+	s := mustSchema(t)
+	def, err := s.Value(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := def.Context().CompileString(snippet, cue.Filename("run.cue"))
+	if err := x.Err(); err != nil {
+		t.Fatalf("compile snippet: %v", err)
+	}
+	err = def.Unify(x).Validate(cue.Concrete(true))
+	if err == nil {
+		return ""
+	}
+	return cueerrors.Details(err, nil)
+}
+
+// TestCrossFieldRules covers every backend rule (inventory §2.8 plus the
+// ones the backends only warn about) with a valid and an invalid case.
+func TestCrossFieldRules(t *testing.T) {
+	tests := []struct {
+		name, backend, snippet string
+		want                   string // "" = valid; else a substring of the error
+	}{
+		// pytorch
+		{"defaults", "pytorch", `{}`, ""},
+		{"4bit and 8bit", "pytorch", `load_in_4bit: true, load_in_8bit: true`, "pytorch.load_in_4bit and pytorch.load_in_8bit are mutually exclusive"},
+		{"4bit alone", "pytorch", `load_in_4bit: true, bnb_4bit_quant_type: "nf4", bnb_4bit_compute_dtype: "bfloat16", bnb_4bit_use_double_quant: true, bnb_4bit_quant_storage: "uint8"`, ""},
+		{"compile mode without compile", "pytorch", `torch_compile_mode: "max-autotune"`, "pytorch.torch_compile_mode has no effect without pytorch.torch_compile: true"},
+		{"compile backend without compile", "pytorch", `torch_compile_backend: "inductor"`, "pytorch.torch_compile_backend has no effect without pytorch.torch_compile: true"},
+		{"compile fullgraph without compile", "pytorch", `torch_compile_fullgraph: true`, "pytorch.torch_compile_fullgraph has no effect"},
+		{"compile dynamic with compile", "pytorch", `torch_compile: true, torch_compile_dynamic: false, torch_compile_mode: "reduce-overhead"`, ""},
+		{"bnb_4bit without 4bit", "pytorch", `bnb_4bit_quant_type: "nf4"`, "pytorch.bnb_4bit_quant_type needs pytorch.load_in_4bit: true"},
+		{"bnb_4bit storage with 8bit", "pytorch", `load_in_8bit: true, bnb_4bit_quant_storage: "uint8"`, "pytorch.bnb_4bit_quant_storage needs pytorch.load_in_4bit: true"},
+		{"int8 threshold without 8bit", "pytorch", `llm_int8_threshold: 5`, "pytorch.llm_int8_threshold needs pytorch.load_in_8bit: true"},
+		{"int8 threshold with 8bit", "pytorch", `llm_int8_threshold: 5, load_in_8bit: true`, ""},
+		{"cache_implementation with use_cache false", "pytorch", `use_cache: false, cache_implementation: "static"`, "pytorch.cache_implementation needs the KV cache"},
+		{"cache_implementation with use_cache", "pytorch", `use_cache: true, cache_implementation: "static"`, ""},
+		{"cache_implementation alone", "pytorch", `cache_implementation: "offloaded_static"`, ""},
+		{"prompt lookup and assistant", "pytorch", `prompt_lookup_num_tokens: 10, assistant_model: "x/y"`, "two kinds of speculative decoding"},
+		{"ngram size without prompt lookup", "pytorch", `max_matching_ngram_size: 3`, "pytorch.max_matching_ngram_size needs pytorch.prompt_lookup_num_tokens"},
+		{"prompt lookup", "pytorch", `prompt_lookup_num_tokens: 10, max_matching_ngram_size: 3`, ""},
+		{"assistant tokens without assistant", "pytorch", `num_assistant_tokens: 5`, "pytorch.num_assistant_tokens needs pytorch.assistant_model"},
+		{"assistant threshold without assistant", "pytorch", `assistant_confidence_threshold: 0.5`, "pytorch.assistant_confidence_threshold needs pytorch.assistant_model"},
+		{"assistant", "pytorch", `assistant_model: "x/y", num_assistant_tokens: 5, num_assistant_tokens_schedule: "heuristic"`, ""},
+		{"output_scores without dict", "pytorch", `output_scores: true`, "pytorch.output_scores is only returned with pytorch.return_dict_in_generate: true"},
+		{"output_scores false", "pytorch", `output_scores: false`, ""},
+		{"output_hidden_states with dict", "pytorch", `output_hidden_states: true, return_dict_in_generate: true`, ""},
+		{"batch_size bound", "pytorch", `batch_size: 0`, "batch_size"},
+		{"attn hub kernel", "pytorch", `attn_implementation: "kernels-community/flash-attn"`, ""},
+		{"attn typo", "pytorch", `attn_implementation: "flash_attention2"`, "attn_implementation"},
+		{"unknown field", "pytorch", `num_beam: 4`, "num_beam: field not allowed"},
+
+		// vllm
+		{"vllm defaults", "vllm", `{}`, ""},
+		{"kv bytes and utilization", "vllm", `engine: {kv_cache_memory_bytes: 1000, gpu_memory_utilization: 0.8}`, "vllm.engine.kv_cache_memory_bytes and vllm.engine.gpu_memory_utilization are mutually exclusive"},
+		{"kv bytes alone", "vllm", `engine: kv_cache_memory_bytes: 1000`, ""},
+		{"speculative model without tokens", "vllm", `engine: speculative_model: "x/draft"`, "vllm.engine.speculative_model needs vllm.engine.num_speculative_tokens"},
+		{"speculative model", "vllm", `engine: {speculative_model: "x/draft", num_speculative_tokens: 4}`, ""},
+		{"speculative method without tokens", "vllm", `engine: speculative_method: "mtp"`, "vllm.engine.speculative_method needs vllm.engine.num_speculative_tokens"},
+		{"prompt lookup without method", "vllm", `engine: prompt_lookup_max: 4`, "vllm.engine.prompt_lookup_max needs vllm.engine.speculative_method: \"ngram\""},
+		{"prompt lookup with eagle", "vllm", `engine: {speculative_method: "eagle", speculative_model: "x", num_speculative_tokens: 2, prompt_lookup_min: 1}`, "applies only to vllm.engine.speculative_method: \"ngram\""},
+		{"ngram", "vllm", `engine: {speculative_method: "ngram", num_speculative_tokens: 3, prompt_lookup_max: 4, prompt_lookup_min: 2}`, ""},
+		{"prompt lookup min > max", "vllm", `engine: {speculative_method: "ngram", num_speculative_tokens: 3, prompt_lookup_max: 2, prompt_lookup_min: 4}`, "prompt_lookup_min must be <="},
+		{"batched tokens < seqs", "vllm", `engine: {max_num_seqs: 256, max_num_batched_tokens: 128}`, "max_num_batched_tokens must be >= vllm.engine.max_num_seqs"},
+		{"long partial > partial", "vllm", `engine: {max_num_partial_prefills: 1, max_long_partial_prefills: 2}`, "max_long_partial_prefills must be <="},
+		{"cudagraph sizes with eager", "vllm", `engine: {enforce_eager: true, cudagraph_capture_sizes: [1, 2]}`, "has no effect with vllm.engine.enforce_eager: true"},
+		{"max cudagraph with eager", "vllm", `engine: {enforce_eager: true, max_cudagraph_capture_size: 64}`, "has no effect with vllm.engine.enforce_eager: true"},
+		{"beam search and sampling", "vllm", `beam_search: beam_width: 4, sampling: n: 2`, "vllm.beam_search and vllm.sampling are mutually exclusive"},
+		{"beam search", "vllm", `beam_search: {beam_width: 4, length_penalty: 0.8}`, ""},
+		{"beam search needs width", "vllm", `beam_search: {length_penalty: 0.8}`, "beam_width"},
+		{"min > max tokens", "vllm", `sampling: {min_tokens: 10, max_tokens: 5}`, "vllm.sampling.min_tokens must be <= vllm.sampling.max_tokens"},
+		{"presence bound", "vllm", `sampling: presence_penalty: 3.0`, "presence_penalty"},
+		{"gpu util bound", "vllm", `engine: gpu_memory_utilization: 1.5`, "gpu_memory_utilization"},
+		{"block size enum", "vllm", `engine: block_size: 24`, "block_size"},
+		{"attention backend", "vllm", `engine: attention_backend: "FLASHINFER"`, ""},
+
+		// tensorrt
+		{"trt defaults", "tensorrt", `{}`, ""},
+		{"build param on pytorch runtime", "tensorrt", `strongly_typed: true`, "tensorrt.strongly_typed applies only to tensorrt.runtime: \"tensorrt\""},
+		{"engine_path on pytorch runtime", "tensorrt", `engine_path: "/engines/x"`, "tensorrt.engine_path applies only to tensorrt.runtime: \"tensorrt\""},
+		{"build params on tensorrt runtime", "tensorrt", `runtime: "tensorrt", strongly_typed: false, kv_cache_type: "paged", multi_block_mode: true, engine_path: "/e"`, ""},
+		{"pytorch param on tensorrt runtime", "tensorrt", `runtime: "tensorrt", attn_backend: "FLASHINFER"`, "tensorrt.attn_backend applies only to tensorrt.runtime: \"pytorch\""},
+		{"cuda graph on tensorrt runtime", "tensorrt", `runtime: "tensorrt", cuda_graph_padding: true`, "tensorrt.cuda_graph_padding applies only to tensorrt.runtime: \"pytorch\""},
+		{"calib without quantization", "tensorrt", `runtime: "tensorrt", calib_batches: 64`, "tensorrt.calib_batches needs tensorrt.quantization"},
+		{"calib with quantization", "tensorrt", `runtime: "tensorrt", quantization: "W8A8_SQ_PER_CHANNEL", calib_batches: 64, calib_dataset: "cnn_dailymail"`, ""},
+		{"cuda graph sizes with graphs off", "tensorrt", `enable_cuda_graph: false, cuda_graph_batch_sizes: [1, 2]`, "has no effect with tensorrt.enable_cuda_graph: false"},
+		{"cuda graph sizes", "tensorrt", `cuda_graph_batch_sizes: [1, 2, 4], cuda_graph_padding: true`, ""},
+		{"draft len without mode", "tensorrt", `max_draft_len: 3`, "tensorrt.max_draft_len needs tensorrt.speculative_decoding_mode"},
+		{"mode without draft len", "tensorrt", `speculative_decoding_mode: "Eagle3", speculative_model: "x/eagle"`, "tensorrt.speculative_decoding_mode needs tensorrt.max_draft_len"},
+		{"eagle", "tensorrt", `speculative_decoding_mode: "Eagle3", speculative_model: "x/eagle", max_draft_len: 3`, ""},
+		{"input > seq len", "tensorrt", `max_input_len: 4096, max_seq_len: 2048`, "tensorrt.max_input_len must be <= tensorrt.max_seq_len"},
+		{"beam search without width", "tensorrt", `sampling: use_beam_search: true`, "tensorrt.sampling.use_beam_search needs tensorrt.max_beam_width > 1"},
+		{"beam search width 1", "tensorrt", `max_beam_width: 1, sampling: use_beam_search: true`, "needs tensorrt.max_beam_width > 1"},
+		{"beam search", "tensorrt", `max_beam_width: 4, sampling: {use_beam_search: true, best_of: 4}`, ""},
+		{"best_of < n", "tensorrt", `sampling: {n: 4, best_of: 2}`, "tensorrt.sampling.best_of must be >= tensorrt.sampling.n"},
+		{"trt min > max tokens", "tensorrt", `sampling: {min_tokens: 9, max_tokens: 3}`, "tensorrt.sampling.min_tokens must be <="},
+		{"quant enum", "tensorrt", `quantization: "int8_sq"`, "quantization"},
+
+		// native
+		{"native defaults", "native", `{}`, ""},
+		{"native full", "native", `batch_size: 8, threads: 2, storage: "bf16"`, ""},
+		{"native storage", "native", `storage: "fp16"`, "storage"},
+		{"native threads", "native", `threads: -1`, "threads"},
+
+		// extra: targets and plain data are checked by CUE too
+		{"extra plain", "vllm", `extra: engine: {enable_lora: true, max_loras: 2, lora_extra: [1, "a", {b: null}]}`, ""},
+		{"extra env", "vllm", `extra: env: VLLM_USE_V1: "1"`, ""},
+		{"extra env not string", "vllm", `extra: env: VLLM_USE_V1: 1`, "VLLM_USE_V1"},
+		{"extra unknown target", "pytorch", `extra: model: {x: 1}`, "extra.model: field not allowed"},
+		{"extra bytes", "pytorch", `extra: generate: {x: 'raw'}`, "extra.generate.x"},
+		{"extra not concrete", "tensorrt", `extra: llm: {x: int}`, "extra.llm.x"},
+		{"extra llem target", "tensorrt", `extra: llem: {x: 1}`, "extra.llem: field not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.backend+"/"+tt.name, func(t *testing.T) {
+			got := validate(t, tt.backend, tt.snippet)
+			switch {
+			case tt.want == "" && got != "":
+				t.Fatalf("want valid, got:\n%s", got)
+			case tt.want != "" && got == "":
+				t.Fatalf("want error containing %q, got valid", tt.want)
+			case tt.want != "" && !strings.Contains(got, tt.want):
+				t.Fatalf("want error containing %q, got:\n%s", tt.want, got)
+			}
+		})
+	}
+}
