@@ -137,7 +137,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 		for t := range T {
 			rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.attnNorm, cfg.RMSNormEps)
 		}
-		matmul(f.p, f.wide, f.qkv, f.h, T, &l.wqkv, false)
+		matmul(f.p, f.qkv, f.h, T, &l.wqkv, false)
 		for t, r := range rows {
 			q := f.qkv[t*qkvDim : (t+1)*qkvDim]
 			if l.bqkv != nil {
@@ -186,7 +186,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 				}
 			}
 		})
-		matmul(f.p, f.wide, x, f.att, T, &l.wo, true)
+		matmul(f.p, x, f.att, T, &l.wo, true)
 		if l.bo != nil {
 			for t := range T {
 				for i, b := range l.bo {
@@ -197,14 +197,14 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 		for t := range T {
 			rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.mlpNorm, cfg.RMSNormEps)
 		}
-		matmul(f.p, f.wide, f.gu, f.h, T, &l.wgu, false)
+		matmul(f.p, f.gu, f.h, T, &l.wgu, false)
 		for t := range T {
 			g, u, a := f.gu[t*2*I:t*2*I+I], f.gu[t*2*I+I:(t+1)*2*I], f.act[t*I:(t+1)*I]
 			for i := range a {
 				a[i] = silu(g[i]) * u[i]
 			}
 		}
-		matmul(f.p, f.wide, x, f.act, T, &l.wdown, true)
+		matmul(f.p, x, f.act, T, &l.wdown, true)
 	}
 	for _, r := range rows {
 		r.seq.n = max(r.seq.n, r.pos+1)
@@ -216,7 +216,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 		rmsnorm(f.hsel[i*D:(i+1)*D], x[t*D:(t+1)*D], m.norm, cfg.RMSNormEps)
 	}
 	logits := f.logits[:len(logitRows)*V]
-	matmul(f.p, f.wide, logits, f.hsel, len(logitRows), m.lmHead, false)
+	matmul(f.p, logits, f.hsel, len(logitRows), m.lmHead, false)
 	return logits, nil
 }
 

@@ -59,19 +59,49 @@ func (p *pool) run(total int, fn func(worker, lo, hi int)) {
 
 var blas32 gonum.Implementation
 
-// dot is the inner product of two equal-length vectors. It goes through
-// gonum's float32 Sdot, which on amd64 is a 16-way unrolled SSE assembly loop
-// (4-6x a scalar Go loop): plain Go never vectorises, and decode at batch 1
-// is bounded by how fast this streams the weights.
-func dot(a, b []float32) float32 {
+// dotGo is the portable inner product: gonum's Sdot, a 16-way unrolled SSE
+// loop on amd64 and plain Go elsewhere.
+func dotGo(a, b []float32) float32 {
 	return blas32.Sdot(len(a), a, 1, b, 1)
+}
+
+func bf16(v uint16) float32 { return math.Float32frombits(uint32(v) << 16) }
+
+func dotBF16Go(x []float32, w []uint16) float32 {
+	var s0, s1, s2, s3 float32
+	x = x[:len(w)]
+	i := 0
+	for ; i+4 <= len(w); i += 4 {
+		s0 += x[i] * bf16(w[i])
+		s1 += x[i+1] * bf16(w[i+1])
+		s2 += x[i+2] * bf16(w[i+2])
+		s3 += x[i+3] * bf16(w[i+3])
+	}
+	for ; i < len(w); i++ {
+		s0 += x[i] * bf16(w[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dot4Go(w, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	for r := range 4 {
+		out[r] = dotGo(w, x[r*stride:r*stride+n])
+	}
+}
+
+func dot4BF16Go(w []uint16, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	for r := range 4 {
+		out[r] = dotBF16Go(x[r*stride:r*stride+n], w)
+	}
 }
 
 // bf16Widen converts bfloat16 bits to float32 (exact).
 func bf16Widen(dst []float32, src []uint16) {
 	dst = dst[:len(src)]
 	for i, v := range src {
-		dst[i] = math.Float32frombits(uint32(v) << 16)
+		dst[i] = bf16(v)
 	}
 }
 
@@ -80,27 +110,50 @@ func bf16Widen(dst []float32, src []uint16) {
 // in L2 while weight rows stream through L1.
 const actBlock = 32
 
-// matmul computes dst[t][r] (+)= x[t] · w[r] for T activation rows: every
-// weight row is read once per block of activation rows, which is why a
-// batched decode step costs little more than a single-sequence one. Weight
-// rows are split across the pool.
-func matmul(p *pool, scratch [][]float32, dst, x []float32, T int, w *mat, add bool) {
+// matmul computes dst[t][r] (+)= x[t] · w[r] for T activation rows. Each
+// weight row is loaded once per block of activation rows and multiplied
+// against four activation rows per kernel call (one weight load, four FMAs),
+// which is why a batched decode step costs little more than a
+// single-sequence one and prefill is compute- rather than memory-bound.
+// Weight rows are split across the pool.
+func matmul(p *pool, dst, x []float32, T int, w *mat, add bool) {
 	rows, cols := w.rows, w.cols
-	p.run(rows, func(wk, lo, hi int) {
-		var buf []float32
-		if w.f32 == nil {
-			buf = scratch[wk][:cols]
+	p.run(rows, func(_, lo, hi int) {
+		var o [4]float32
+		store := func(t, r int, s float32) {
+			if add {
+				dst[t*rows+r] += s
+			} else {
+				dst[t*rows+r] = s
+			}
 		}
 		for t0 := 0; t0 < T; t0 += actBlock {
 			t1 := min(T, t0+actBlock)
 			for r := lo; r < hi; r++ {
-				wr := w.row(r, buf)
-				for t := t0; t < t1; t++ {
-					s := dot(x[t*cols:(t+1)*cols], wr)
-					if add {
-						dst[t*rows+r] += s
-					} else {
-						dst[t*rows+r] = s
+				t := t0
+				if w.f32 != nil {
+					wr := w.f32[r*cols : (r+1)*cols]
+					for ; t+4 <= t1; t += 4 {
+						dot4(wr, x[t*cols:], cols, &o)
+						store(t, r, o[0])
+						store(t+1, r, o[1])
+						store(t+2, r, o[2])
+						store(t+3, r, o[3])
+					}
+					for ; t < t1; t++ {
+						store(t, r, dot(x[t*cols:(t+1)*cols], wr))
+					}
+				} else {
+					wr := w.b16[r*cols : (r+1)*cols]
+					for ; t+4 <= t1; t += 4 {
+						dot4BF16(wr, x[t*cols:], cols, &o)
+						store(t, r, o[0])
+						store(t+1, r, o[1])
+						store(t+2, r, o[2])
+						store(t+3, r, o[3])
+					}
+					for ; t < t1; t++ {
+						store(t, r, dotBF16(x[t*cols:(t+1)*cols], wr))
 					}
 				}
 			}
