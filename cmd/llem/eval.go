@@ -155,4 +155,3 @@ func (e *errWriter) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
-

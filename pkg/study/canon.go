@@ -45,9 +45,10 @@ func writeCanonical(b *bytes.Buffer, v any) error {
 		b.WriteString(strconv.Itoa(x))
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
+	case uint64:
+		b.WriteString(strconv.FormatUint(x, 10))
 	case string:
-		s, _ := json.Marshal(x) // a Go string always marshals
-		b.Write(s)
+		writeString(b, x)
 	case []any:
 		b.WriteByte('[')
 		for i, e := range x {
@@ -70,8 +71,7 @@ func writeCanonical(b *bytes.Buffer, v any) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			s, _ := json.Marshal(k)
-			b.Write(s)
+			writeString(b, k)
 			b.WriteByte(':')
 			if err := writeCanonical(b, x[k]); err != nil {
 				return err
@@ -79,9 +79,33 @@ func writeCanonical(b *bytes.Buffer, v any) error {
 		}
 		b.WriteByte('}')
 	default:
-		return fmt.Errorf("encode canonical json: unsupported type %T", v)
+		j, err := json.Marshal(v) // rare types (e.g. *big.Int from CUE)
+		if err != nil {
+			return fmt.Errorf("encode canonical json: %w", err)
+		}
+		c, err := canonicalJSON(j)
+		if err != nil {
+			return err
+		}
+		b.Write(c)
 	}
 	return nil
+}
+
+// writeString writes s as a JSON string; plain ASCII is written directly,
+// anything else through encoding/json (same escaping as json.Marshal).
+func writeString(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s) // a Go string always marshals
+			b.Write(j)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // canonicalNumber prints integers as integers (also 1.0 and 1e3) and other

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"cuelang.org/go/cue"
 )
 
 // expand builds every run: the grid product per backend, then the
@@ -166,7 +164,7 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 		}
 	}
 	x.total++
-	canon, reasons := x.l.validateRun(cfg)
+	canon, cfg1, reasons := x.l.validateRun(cfg)
 	if reasons != nil {
 		if r := x.excludedBy(cfg); r >= 0 {
 			x.skip(origin, coords, "excluded", fmt.Sprintf("matches exclude[%d]", r))
@@ -191,10 +189,7 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 		x.skip(origin, coords, "duplicate", fmt.Sprintf("same effective config as run %s (%s %s)", first.ID, first.Origin, formatCoords(first.Coordinates, x.p.Dims)))
 		return nil
 	}
-	r := Run{ID: hash[:12], Hash: hash, Origin: origin, Coordinates: coords, ConfigJSON: canon}
-	if err := json.Unmarshal(canon, &r.Config); err != nil {
-		return fmt.Errorf("decode effective config: %w", err)
-	}
+	r := Run{ID: hash[:12], Hash: hash, Origin: origin, Coordinates: coords, ConfigJSON: canon, Config: cfg1}
 	r.Backend, r.Model = r.Config.Backend, r.Config.Model
 	x.seen[hash] = len(x.p.Runs)
 	x.p.Runs = append(x.p.Runs, r)
@@ -273,28 +268,10 @@ func (x *expander) finish() error {
 	return nil
 }
 
-// validateRun unifies one config with #Experiment. It returns the canonical
-// effective config, or the reasons it is invalid (one line each).
-func (l *loader) validateRun(cfg map[string]any) ([]byte, []string) {
-	ev := l.expDef.Unify(l.ctx.Encode(cfg))
-	if err := ev.Validate(cue.Concrete(true)); err != nil {
-		return nil, l.runReasons(err, cfg)
-	}
-	js, err := ev.MarshalJSON()
-	if err != nil {
-		return nil, l.runReasons(err, cfg)
-	}
-	canon, err := canonicalJSON(js)
-	if err != nil {
-		return nil, []string{err.Error()}
-	}
-	return canon, nil
-}
-
-func (l *loader) runReasons(err error, cfg map[string]any) []string {
+func (l *loader) runReasons(err error, cfg map[string]any, prefix string) []string {
 	l.perRun, l.runCfg = true, cfg
 	defer func() { l.perRun, l.runCfg = false, nil }()
-	ds := l.cueDiags(err, "", false)
+	ds := l.cueDiags(err, prefix, false)
 	out := make([]string, 0, len(ds))
 	seen := map[string]bool{}
 	for _, d := range ds {

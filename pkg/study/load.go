@@ -1,6 +1,7 @@
 package study
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,6 +89,12 @@ type loader struct {
 	// partialDef is #Partial; sections maps backend names to #PyTorch, ...
 	partialDef cue.Value
 	sections   map[string]cue.Value
+	cache      map[string]partResult
+	partDefs   map[string]cue.Value // definitions of independent fields and sub-structs
+	keyBuf     bytes.Buffer
+	topBuf     map[string]any // scratch space reused across runs
+	canonOf    map[string][]byte
+	keys       []string
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.
@@ -115,6 +122,10 @@ func newLoader(filename string) (*loader, error) {
 	l.execDef = l.schema.LookupPath(cue.ParsePath("#Execution"))
 	l.runDef = l.schema.LookupPath(cue.ParsePath("#Runner"))
 	l.partialDef = l.schema.LookupPath(cue.ParsePath("#Partial"))
+	l.partDefs = map[string]cue.Value{}
+	for _, k := range append(append([]string(nil), independent...), subStructs...) {
+		l.partDefs[k] = lookupField(l.expDef, k)
+	}
 	l.sections = map[string]cue.Value{
 		"pytorch":  l.schema.LookupPath(cue.ParsePath("#PyTorch")),
 		"vllm":     l.schema.LookupPath(cue.ParsePath("#VLLM")),
@@ -580,15 +591,11 @@ func (l *loader) decodeRule(v cue.Value, i int) rule {
 
 // canonValue is the canonical JSON of a plain Go value, for comparisons.
 func canonValue(x any) string {
-	b, err := jsonMarshal(x)
-	if err != nil {
+	var b bytes.Buffer
+	if err := writeCanonical(&b, x); err != nil {
 		return fmt.Sprint(x)
 	}
-	c, err := canonicalJSON(b)
-	if err != nil {
-		return string(b)
-	}
-	return string(c)
+	return b.String()
 }
 
 // addCueErrors turns CUE errors into diagnostics: the path without schema
