@@ -134,24 +134,30 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 			return nil, err
 		}
 		l := &m.layers[li]
-		for t := range T {
-			rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.attnNorm, cfg.RMSNormEps)
-		}
+		f.p.run(T, func(_, lo, hi int) {
+			for t := lo; t < hi; t++ {
+				rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.attnNorm, cfg.RMSNormEps)
+			}
+		})
 		matmul(f.p, f.qkv, f.h, T, &l.wqkv, false)
-		for t, r := range rows {
-			q := f.qkv[t*qkvDim : (t+1)*qkvDim]
-			if l.bqkv != nil {
-				for i, b := range l.bqkv {
-					q[i] += b
+		// Bias, RoPE and the KV cache write; rows own distinct cache slots.
+		f.p.run(T, func(_, lo, hi int) {
+			for t := lo; t < hi; t++ {
+				r := rows[t]
+				q := f.qkv[t*qkvDim : (t+1)*qkvDim]
+				if l.bqkv != nil {
+					for i, b := range l.bqkv {
+						q[i] += b
+					}
 				}
+				cos, sin := f.cos[t*half:(t+1)*half], f.sin[t*half:(t+1)*half]
+				for h := range cfg.NumHeads + cfg.NumKVHeads {
+					rope(q[h*hd:(h+1)*hd], cos, sin)
+				}
+				copy(r.seq.k[li][r.pos*m.kvDim:(r.pos+1)*m.kvDim], q[m.qDim:m.qDim+m.kvDim])
+				copy(r.seq.v[li][r.pos*m.kvDim:(r.pos+1)*m.kvDim], q[m.qDim+m.kvDim:])
 			}
-			cos, sin := f.cos[t*half:(t+1)*half], f.sin[t*half:(t+1)*half]
-			for h := range cfg.NumHeads + cfg.NumKVHeads {
-				rope(q[h*hd:(h+1)*hd], cos, sin)
-			}
-			copy(r.seq.k[li][r.pos*m.kvDim:(r.pos+1)*m.kvDim], q[m.qDim:m.qDim+m.kvDim])
-			copy(r.seq.v[li][r.pos*m.kvDim:(r.pos+1)*m.kvDim], q[m.qDim+m.kvDim:])
-		}
+		})
 		f.p.run(T*cfg.NumHeads, func(wk, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				t, h := i/cfg.NumHeads, i%cfg.NumHeads
@@ -194,16 +200,20 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 				}
 			}
 		}
-		for t := range T {
-			rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.mlpNorm, cfg.RMSNormEps)
-		}
-		matmul(f.p, f.gu, f.h, T, &l.wgu, false)
-		for t := range T {
-			g, u, a := f.gu[t*2*I:t*2*I+I], f.gu[t*2*I+I:(t+1)*2*I], f.act[t*I:(t+1)*I]
-			for i := range a {
-				a[i] = silu(g[i]) * u[i]
+		f.p.run(T, func(_, lo, hi int) {
+			for t := lo; t < hi; t++ {
+				rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.mlpNorm, cfg.RMSNormEps)
 			}
-		}
+		})
+		matmul(f.p, f.gu, f.h, T, &l.wgu, false)
+		f.p.run(T, func(_, lo, hi int) {
+			for t := lo; t < hi; t++ {
+				g, u, a := f.gu[t*2*I:t*2*I+I], f.gu[t*2*I+I:(t+1)*2*I], f.act[t*I:(t+1)*I]
+				for i := range a {
+					a[i] = silu(g[i]) * u[i]
+				}
+			}
+		})
 		matmul(f.p, x, f.act, T, &l.wdown, true)
 	}
 	for _, r := range rows {
