@@ -12,7 +12,7 @@ READERS := $(CURDIR)/tools/parquet-readers
 VERSION ?= 0.1.0-dev
 LDFLAGS := -X github.com/llenergymeasure/llem/internal/version.Version=$(VERSION)
 
-.PHONY: build quickstart test test-short bench fuzz deps vet lint clean
+.PHONY: build quickstart test test-short bench fuzz deps vet lint clean docs
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o llem ./cmd/llem
@@ -51,6 +51,11 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# docs regenerates generated documentation (docs/params.md from schema/*.cue);
+# pkg/params.TestDocsFresh fails when it is stale.
+docs:
+	$(GO) generate ./pkg/params
 
 clean:
 	rm -rf llem $(TOOLS)

@@ -212,6 +212,9 @@ func (s *Schema) unknownKeys(r *Report, section map[string]any) []error {
 				errs = append(errs, fmt.Errorf("%s.%s: not a %s param; see `llem params %s`", r.Backend, j, r.Backend, r.Backend))
 				continue
 			}
+			if j == "extra" {
+				continue // checked by CheckExtra
+			}
 			if sub, ok := m[k].(map[string]any); ok && !isParam(r, key) {
 				walk(key, sub)
 			}

@@ -1,0 +1,132 @@
+package params
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestDocsFresh fails when docs/params.md no longer matches the schema.
+func TestDocsFresh(t *testing.T) {
+	reports, err := Reports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, reports); err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := os.ReadFile("../../docs/params.md")
+	if err != nil {
+		t.Fatalf("read docs/params.md: %v (run: go generate ./pkg/params)", err)
+	}
+	if !bytes.Equal(onDisk, buf.Bytes()) {
+		t.Fatalf("docs/params.md is stale: run `go generate ./pkg/params` (or `make docs`) and commit it")
+	}
+}
+
+func TestWriteMarkdown(t *testing.T) {
+	reports, err := Reports("vllm", "native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, reports); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for _, want := range []string{
+		"| [vllm](#vllm) | 63 | 5 | 92.6% | ≥ 90% |",
+		"## vllm\n",
+		"| `engine.block_size` | `8 \\| 16 \\| 32 \\| 64 \\| 128` | backend default (16 on CUDA) | `engine.block_size` |",
+		"| `batch_size` | `int >=1 & <=1024` | 1 | `worker.batch_size` |",
+		"### Known missing",
+		"| LoRA serving | `engine.enable_lora` |",
+		"None: every option the backend has is first-class.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	// Every table row has the same number of unescaped cell separators.
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		if n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|"); n != 6 {
+			t.Errorf("row with %d separators (want 6): %s", n, line)
+		}
+	}
+}
+
+func TestWriteTextAndJSON(t *testing.T) {
+	reports, err := Reports("pytorch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteText(&buf, reports); err != nil {
+		t.Fatal(err)
+	}
+	txt := buf.String()
+	for _, want := range []string{
+		"pytorch: 48 params, coverage 96.0% = 48 first-class / (48 first-class + 2 known missing); target ≥ 95% met",
+		"  pytorch.num_beams  int >=1 & <=64\n      default: backend default (1)   maps to: @pytorch(generate.num_beams)\n",
+		"  - tp_plan (from_pretrained.tp_plan):",
+	} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("text lacks %q\n%s", want, txt[:min(len(txt), 600)])
+		}
+	}
+	buf.Reset()
+	if err := WriteJSON(&buf, reports); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Backends []Report `json:"backends"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Backends) != 1 || len(doc.Backends[0].Params) != 48 || doc.Backends[0].Coverage.Target != 0.95 {
+		t.Errorf("json round trip: %+v", doc.Backends)
+	}
+	if strings.Contains(buf.String(), `\u003e`) {
+		t.Error("json escapes >; bounds should read as written")
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	src := map[string][]byte{}
+	for _, n := range files {
+		data, err := os.ReadFile("../../schema/" + n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		src[n] = data
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBackendArgs(b *testing.B) {
+	s, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sec map[string]any
+	_ = json.Unmarshal([]byte(`{"engine": {"max_num_seqs": 64, "gpu_memory_utilization": 0.85, "speculative_model": "x", "num_speculative_tokens": 4},
+		"sampling": {"ignore_eos": true}, "extra": {"engine": {"enable_lora": true}}}`), &sec)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.BackendArgs("vllm", sec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
