@@ -1,8 +1,228 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
 
-// envCmd is owned by the issue that builds it; until then it says so plainly.
-type envCmd struct{}
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/pyenv"
+	"github.com/llenergymeasure/llem/pkg/runner/docker"
+)
 
-func (c *envCmd) Run() error { return errors.New("llem env is not built yet") }
+// envCmd shows what a researcher checks before a study. It always exits 0:
+// every problem is reported as part of the output.
+type envCmd struct {
+	JSON bool `help:"Print the report as JSON on stdout."`
+}
+
+// envReport is `llem env --json`.
+type envReport struct {
+	Environment envinfo.Snapshot `json:"environment"`
+	Sensor      envSensor        `json:"sensor"`
+	Backends    []pyenv.Report   `json:"backends"`
+	Docker      envDocker        `json:"docker"`
+	Config      envConfig        `json:"config"`
+}
+
+type envSensor struct {
+	energy.Selection
+	IntervalMs float64 `json:"sample_interval_ms,omitempty"`
+	Error      string  `json:"error,omitempty"`
+}
+
+type envDocker struct {
+	Reachable bool   `json:"reachable"`
+	Host      string `json:"host"`
+	Error     string `json:"error,omitempty"`
+}
+
+type envConfig struct {
+	Path   string `json:"path"`
+	Exists bool   `json:"exists"`
+}
+
+func (c *envCmd) Run(ctx context.Context, stdio *IO) error {
+	rep := collectEnv(ctx)
+	if c.JSON {
+		enc := json.NewEncoder(stdio.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stdio.Stderr, "llem: write env report:", err)
+		}
+		return nil
+	}
+	printEnv(stdio.Stdout, rep)
+	return nil
+}
+
+func collectEnv(ctx context.Context) envReport {
+	nv := energy.NVMLOptionsFromEnv()
+	rep := envReport{Environment: envinfo.Collect(envinfo.Options{NVML: nv})}
+
+	s, sel, err := energy.Open(energy.Config{Sensor: "auto", NVML: nv})
+	rep.Sensor.Selection = sel
+	if err != nil {
+		rep.Sensor.Error = err.Error()
+	} else if s != nil {
+		rep.Sensor.IntervalMs = float64(energy.DefaultInterval(s.Name()).Milliseconds())
+		s.Close()
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	rep.Backends = pyenv.ReportAll(pctx, pyenv.Options{Timeout: 10 * time.Second})
+	cancel()
+
+	rep.Docker.Host = os.Getenv("DOCKER_HOST")
+	if rep.Docker.Host == "" {
+		rep.Docker.Host = "unix:///var/run/docker.sock"
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if cli, err := docker.Connect(dctx, ""); err != nil {
+		rep.Docker.Error = err.Error()
+		var de *docker.DaemonError
+		if errors.As(err, &de) && de.Fix != "" {
+			rep.Docker.Error += " (" + de.Fix + ")"
+		}
+	} else {
+		rep.Docker.Reachable = true
+		cli.Close()
+	}
+	cancel()
+
+	rep.Config.Path = envinfo.ConfigPath()
+	_, err = os.Stat(rep.Config.Path)
+	rep.Config.Exists = err == nil
+	return rep
+}
+
+func printEnv(w io.Writer, r envReport) {
+	e := r.Environment
+	fmt.Fprintf(w, "llem %s (%s, %s)\n\n", e.Llem.Version, e.Llem.Commit, e.Llem.Go)
+
+	g := e.GPU
+	if g.Unavailable != "" {
+		fmt.Fprintf(w, "GPUs: %s\n", g.Unavailable)
+	} else {
+		fmt.Fprintf(w, "GPUs: %d (driver %s, CUDA driver %s, NVML %s)\n", len(g.GPUs), g.DriverVersion, g.CUDADriverVersion, g.NVMLVersion)
+		for _, x := range g.GPUs {
+			sel := "not selected (CUDA_VISIBLE_DEVICES)"
+			if x.Selected {
+				sel = "measured"
+			}
+			fmt.Fprintf(w, "  [%d] %s  %s  %s, cc %s, %.0f GiB\n", x.Index, x.Name, x.UUID, x.Architecture, x.ComputeCapability, float64(x.MemoryTotalBytes)/(1<<30))
+			fmt.Fprintf(w, "      power limit %s W (default %s, range %s–%s), persistence %s, ECC %s, MIG %s\n",
+				fw(x.PowerLimitW), fw(x.DefaultPowerLimitW), fw(x.MinPowerLimitW), fw(x.MaxPowerLimitW), onOff(x.PersistenceMode), onOff(x.ECCEnabled), onOff(x.MIGEnabled))
+			fmt.Fprintf(w, "      clocks SM %s/%s MHz, mem %s/%s MHz; energy counter %s, instant power %s; %s\n",
+				fu(x.SMClockMHz), fu(x.MaxSMClockMHz), fu(x.MemClockMHz), fu(x.MaxMemClockMHz), yesNo(x.HasEnergyCounter), yesNo(x.HasInstantPower), sel)
+			if x.PersistenceMode != nil && !*x.PersistenceMode {
+				fmt.Fprintln(w, "      warning: persistence mode is off; power state changes may inflate measurements (sudo nvidia-smi -pm 1)")
+			}
+		}
+	}
+
+	fmt.Fprintln(w, "\nEnergy sensor (energy.sensor: auto)")
+	if r.Sensor.Error != "" {
+		fmt.Fprintf(w, "  none usable: %s\n", r.Sensor.Error)
+	} else {
+		fmt.Fprintf(w, "  picks %s, method %s, sampled every %.0f ms\n  why: %s\n", r.Sensor.Sensor, r.Sensor.Method, r.Sensor.IntervalMs, r.Sensor.Reason)
+	}
+	for _, a := range r.Sensor.Tried {
+		if a.Error != "" {
+			fmt.Fprintf(w, "  %s not used: %s\n", a.Sensor, a.Error)
+		}
+	}
+	for _, n := range r.Sensor.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	for _, c := range r.Sensor.Channels {
+		for _, cv := range c.Warnings {
+			fmt.Fprintf(w, "  warning (%s): %s\n", c.ID, cv.Message)
+		}
+	}
+
+	fmt.Fprintln(w, "\nHost")
+	cpu := e.CPU
+	fmt.Fprintf(w, "  CPU     %s: %d socket(s), %d cores, %d threads", orUnknown(cpu.Model), cpu.Sockets, cpu.Cores, cpu.Threads)
+	if cpu.Governor != "" {
+		fmt.Fprintf(w, ", governor %s", cpu.Governor)
+	}
+	if cpu.Hypervisor {
+		fmt.Fprint(w, " (virtual machine)")
+	}
+	fmt.Fprintf(w, "\n  Memory  %.1f GiB\n  OS      %s, kernel %s, %s\n", float64(e.MemoryBytes)/(1<<30), orUnknown(e.OS.Name), e.OS.Kernel, e.OS.Arch)
+	if e.Container.Detected {
+		fmt.Fprintf(w, "  Container  %s (%s)\n", e.Container.Runtime, e.Container.Evidence)
+	} else {
+		fmt.Fprintln(w, "  Container  none detected")
+	}
+	fmt.Fprintf(w, "  Hardware fingerprint  %s\n", e.Fingerprint)
+
+	fmt.Fprintln(w, "\nBackends")
+	fmt.Fprintln(w, "  native    built in (pure Go, CPU)")
+	for _, b := range r.Backends {
+		if b.Python != nil {
+			fmt.Fprintf(w, "  %-9s Python %s at %s (%s): %s\n", b.Backend, b.Python.Version, b.Python.Path, b.Python.Source, strings.Join(b.Python.PackageList(), ", "))
+			continue
+		}
+		fmt.Fprintf(w, "  %-9s not available: %s\n", b.Backend, b.Error)
+		if b.Hint != "" {
+			fmt.Fprintf(w, "            fix: %s\n", b.Hint)
+		}
+	}
+	if r.Docker.Reachable {
+		fmt.Fprintf(w, "  docker    daemon reachable at %s\n", r.Docker.Host)
+	} else {
+		fmt.Fprintf(w, "  docker    daemon not reachable at %s: %s\n", r.Docker.Host, r.Docker.Error)
+	}
+
+	exists := "not found; defaults apply"
+	if r.Config.Exists {
+		exists = "found"
+	}
+	fmt.Fprintf(w, "\nUser config  %s (%s)\n", r.Config.Path, exists)
+}
+
+func fw(p *float64) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", *p)
+}
+
+func fu(p *uint32) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprint(*p)
+}
+
+func onOff(p *bool) string {
+	switch {
+	case p == nil:
+		return "?"
+	case *p:
+		return "on"
+	}
+	return "off"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
