@@ -315,3 +315,21 @@ func (c Config) HFConfig() map[string]any {
 	}
 	return h
 }
+
+// RandomPrefix marks a built-in random-weight model: "random:llama-15m".
+const RandomPrefix = "random:"
+
+// Open builds the model a run's `model` field names: "random:<preset>" gives
+// seeded random weights of a built-in architecture (seed is the run's
+// random_seed), anything else is loaded as a checkpoint (see Load).
+func Open(model string, seed int64, opts ...Option) (*Model, error) {
+	if name, ok := strings.CutPrefix(model, RandomPrefix); ok {
+		cfg, ok := Preset(name)
+		if !ok {
+			return nil, errs.BadInput(fmt.Errorf("open model %q: %w: no built-in preset %q", model, ErrUnsupported, name),
+				"the native backend's presets are random:"+strings.Join(Presets(), ", random:"))
+		}
+		return NewRandom(cfg, seed, opts...)
+	}
+	return Load(model, opts...)
+}

@@ -205,3 +205,23 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+func TestOpen(t *testing.T) {
+	m, err := Open("random:llama-15m", 1, WithStorage("bf16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config().HiddenSize != 288 || m.DType() != "bf16" || m.NumParams() < 15e6 {
+		t.Errorf("random:llama-15m gave %+v, %s", m.Config(), m.DType())
+	}
+	if _, err := Open("random:gpt-9", 1); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown preset: %v", err)
+	}
+	dir := t.TempDir()
+	if err := tinyModel(t, "llama-gqa-tied").Save(dir, "BF16"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Open(dir, 0); err != nil || m.Config().VocabSize != 64 {
+		t.Errorf("Open(dir) = %v", err)
+	}
+}
