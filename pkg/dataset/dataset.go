@@ -90,7 +90,9 @@ type Tokenizer interface {
 	Encode(text string, addSpecial bool) []int
 }
 
-// Options says what the model offers for building prompts.
+// Options says what the model offers for building prompts. With both a
+// Tokenizer and a VocabSize, synthetic prompts are text when the tokenizer
+// can make exact lengths from words, else token IDs.
 type Options struct {
 	// VocabSize bounds synthetic token IDs (random-weight models).
 	VocabSize int
@@ -255,13 +257,18 @@ func synthetic(c Config, o Options) ([]record, error) {
 	}
 	outs, _ := lengths(rng, c.N, d.OutputLen, d.Distribution, d.Spread, maxOut)
 	var single []string
-	if o.Tokenizer != nil {
+	useText := o.Tokenizer != nil
+	if useText {
 		single = singleTokenWords(o.Tokenizer)
+		// A vocabulary without single-token English words (a toy or a
+		// non-English tokenizer) cannot give exact lengths as text: token IDs
+		// can, when the caller accepts them.
+		useText = len(single) > 0 || o.VocabSize < 2
 	}
 	recs := make([]record, c.N)
 	for i := range recs {
 		p := worker.Prompt{MaxTokens: outs[i]}
-		if o.Tokenizer != nil {
+		if useText {
 			p.Text, err = textOfLength(o.Tokenizer, single, rng, ins[i])
 			if err != nil {
 				return nil, err

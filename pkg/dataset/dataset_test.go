@@ -254,3 +254,18 @@ func TestParseConfig(t *testing.T) {
 		t.Error("accepted an unknown dataset alias")
 	}
 }
+
+// noWordsTokenizer has no single-token words: every byte is a token.
+type noWordsTokenizer struct{}
+
+func (noWordsTokenizer) Encode(text string, _ bool) []int { return make([]int, len(text)) }
+
+func TestSyntheticFallsBackToIDs(t *testing.T) {
+	ps, err := Build(synthCfg(2, 5, 2, "fixed", 0), Options{Tokenizer: noWordsTokenizer{}, VocabSize: 300})
+	if err != nil || len(ps[0].TokenIDs) != 5 || ps[0].Text != "" {
+		t.Fatalf("got %+v, %v; want token IDs", ps, err)
+	}
+	if _, err := Build(synthCfg(2, 5, 2, "fixed", 0), Options{Tokenizer: noWordsTokenizer{}}); err == nil {
+		t.Fatal("no words and no vocabulary size: want an error")
+	}
+}

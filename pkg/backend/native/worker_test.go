@@ -1,0 +1,311 @@
+package native
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/engine"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// specJSON builds a run spec around config (a JSON object as a Go map).
+func specJSON(t testing.TB, config map[string]any, prompts []worker.Prompt) string {
+	t.Helper()
+	cj, err := json.Marshal(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := json.Marshal(worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: "test", Config: cj, Prompts: prompts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(s)
+}
+
+func baseConfig() map[string]any {
+	return map[string]any{
+		"model": "random:llama-15m", "backend": "native", "precision": "fp32", "n": 5,
+		"dataset":           map[string]any{"source": "synthetic", "input_len": 6, "output_len": 3, "distribution": "fixed"},
+		"dataset_order":     "interleaved",
+		"max_input_tokens":  64,
+		"max_output_tokens": 8,
+		"decoder":           map[string]any{"temperature": 0.7, "do_sample": true, "top_k": 20, "top_p": 0.9, "repetition_penalty": 1.0},
+		"warmup":            map[string]any{"enabled": true, "n_warmup": 1, "thermal_floor_seconds": 0},
+		"energy":            map[string]any{"sensor": "none"},
+		"random_seed":       42,
+		"native":            map[string]any{"batch_size": 2, "threads": 2},
+	}
+}
+
+// decodeAll reads every event strictly.
+func decodeAll(t *testing.T, out []byte) []worker.Event {
+	t.Helper()
+	dec := worker.NewDecoder(bytes.NewReader(out))
+	var evs []worker.Event
+	for {
+		ev, err := dec.Next()
+		if err == io.EOF {
+			return evs
+		}
+		if err != nil {
+			t.Fatalf("worker output: %v\n%s", err, out)
+		}
+		evs = append(evs, ev)
+	}
+}
+
+func TestRunPresetValidates(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), strings.NewReader(specJSON(t, baseConfig(), nil)), &out); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if sum.Hello.Backend != "native" || sum.Hello.Versions["go"] == "" || sum.Hello.Versions["llem"] == "" {
+		t.Errorf("hello = %+v", sum.Hello)
+	}
+	if sum.Loaded.Parameters < 15e6 || sum.Loaded.Parameters > 16e6 || sum.Loaded.Layers != 6 || sum.Loaded.DType != "fp32" || sum.Loaded.MemoryBytes <= 0 {
+		t.Errorf("loaded = %+v", sum.Loaded)
+	}
+	// 5 prompts in batches of 2: 3 batches; synthetic lengths are forced.
+	d := sum.Done
+	if sum.WarmupDone.Prompts != 1 || len(sum.Batches) != 3 || d.Requests != 5 || d.InputTokens != 30 || d.OutputTokens != 15 {
+		t.Errorf("warmup %d, %d batches, done %+v", sum.WarmupDone.Prompts, len(sum.Batches), d)
+	}
+	for _, r := range sum.Requests {
+		if r.TTFTNs <= 0 || len(r.ITLNs) != 2 || r.FinishReason != "length" {
+			t.Errorf("request %+v", r)
+		}
+	}
+	for _, b := range sum.Batches {
+		if !(b.PrefillStartNs < b.PrefillEndNs && b.PrefillEndNs <= b.DecodeStartNs && b.DecodeStartNs < b.DecodeEndNs) {
+			t.Errorf("batch %d phases out of order: %+v", b.Index, b)
+		}
+	}
+}
+
+func TestRunDeterministic(t *testing.T) {
+	cfg := baseConfig()
+	cfg["n"] = 2
+	cfg["warmup"] = map[string]any{"enabled": false}
+	cfg["decoder"] = map[string]any{"preset": "deterministic"}
+	cfg["native"] = map[string]any{"batch_size": 1, "storage": "bf16"}
+	cfg["model"] = tinyCheckpoint(t)
+	var a bytes.Buffer
+	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &a); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := worker.Validate(decodeAll(t, a.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.WarmupDone.Prompts != 0 || sum.Loaded.DType != "bf16" || len(sum.Batches) != 2 {
+		t.Errorf("warmup %d dtype %s batches %d", sum.WarmupDone.Prompts, sum.Loaded.DType, len(sum.Batches))
+	}
+	// Greedy decoding and seeded synthetic prompts: a second run emits the
+	// same requests (token counts; the tokens themselves are not in events,
+	// so compare the prompts' effect through finish reasons and lengths).
+	var b bytes.Buffer
+	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &b); err != nil {
+		t.Fatal(err)
+	}
+	sum2, _ := worker.Validate(decodeAll(t, b.Bytes()))
+	for i := range sum.Requests {
+		r1, r2 := sum.Requests[i], sum2.Requests[i]
+		if r1.InputTokens != r2.InputTokens || r1.OutputTokens != r2.OutputTokens || r1.FinishReason != r2.FinishReason {
+			t.Errorf("request %d differs between identical runs: %+v vs %+v", i, r1, r2)
+		}
+	}
+}
+
+func TestRunPromptsFromSpec(t *testing.T) {
+	cfg := baseConfig()
+	cfg["model"] = tinyCheckpoint(t)
+	prompts := []worker.Prompt{{TokenIDs: []int{5, 6, 7}, MaxTokens: 2}, {TokenIDs: make([]int, 100)}}
+	var out bytes.Buffer
+	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, prompts)), &out); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second prompt is truncated to max_input_tokens (64) and asks for
+	// max_output_tokens (8).
+	if sum.Done.InputTokens != 3+64 || sum.Done.OutputTokens != 2+8 {
+		t.Errorf("done = %+v", sum.Done)
+	}
+}
+
+// tinyTokenizerJSON is a byte-level tokenizer whose ids are the byte values
+// plus one merge ("h e" → 256) and an <eos> special token (257).
+func tinyTokenizerJSON() []byte {
+	bs := map[int]rune{}
+	n := 0
+	for b := range 256 {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			bs[b] = rune(b)
+		} else {
+			bs[b] = rune(256 + n)
+			n++
+		}
+	}
+	vocab := map[string]int{"he": 256}
+	for b, r := range bs {
+		vocab[string(r)] = b
+	}
+	doc := map[string]any{
+		"added_tokens":  []any{map[string]any{"id": 257, "content": "<eos>", "special": true}},
+		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+		"decoder":       map[string]any{"type": "ByteLevel"},
+		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{"h e"}},
+	}
+	raw, _ := json.Marshal(doc)
+	return raw
+}
+
+// tinyCheckpoint writes a 2-layer llama checkpoint with a byte-level
+// tokenizer (vocabulary 258, EOS 257) and returns its directory: fast
+// enough for tests that exercise the worker rather than the engine.
+func tinyCheckpoint(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	mc := engine.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
+		NumHeads: 4, NumKVHeads: 2, VocabSize: 258, MaxPositionEmbeddings: 128, RMSNormEps: 1e-5, RopeTheta: 10000,
+		TieWordEmbeddings: true, EOSTokenIDs: []int{257}}
+	m, err := engine.NewRandom(mc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(dir, "BF16"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tinyTokenizerJSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestRunCheckpointWithTokenizer(t *testing.T) {
+	dir := tinyCheckpoint(t)
+	prompts := filepath.Join(t.TempDir(), "p.jsonl")
+	os.WriteFile(prompts, []byte("{\"prompt\": \"hello\"}\n{\"text\": \"naïve\"}\n"), 0o644)
+	cfg := baseConfig()
+	cfg["model"] = dir
+	cfg["n"] = 2
+	cfg["dataset"] = map[string]any{"source": "jsonl", "path": prompts}
+	var out bytes.Buffer
+	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "hello" = he,l,l,o (4 tokens); "naïve" = 6 bytes.
+	if sum.Requests[0].InputTokens != 4 || sum.Requests[1].InputTokens != 6 {
+		t.Errorf("input tokens %d, %d; want 4, 6", sum.Requests[0].InputTokens, sum.Requests[1].InputTokens)
+	}
+	if sum.Loaded.Architecture != "LlamaForCausalLM" || sum.Loaded.Layers != 2 {
+		t.Errorf("loaded = %+v", sum.Loaded)
+	}
+}
+
+func TestRunFailures(t *testing.T) {
+	unsupported := t.TempDir()
+	os.WriteFile(filepath.Join(unsupported, "config.json"), []byte(`{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2","n_embd":8}`), 0o644)
+	missingWeights := t.TempDir()
+	m, _ := engine.NewRandom(engine.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 8, IntermediateSize: 8, NumLayers: 1,
+		NumHeads: 2, NumKVHeads: 1, VocabSize: 16, MaxPositionEmbeddings: 32, RMSNormEps: 1e-5, RopeTheta: 10000, TieWordEmbeddings: true}, 1)
+	m.Save(missingWeights, "F32")
+	os.Remove(filepath.Join(missingWeights, "model.safetensors"))
+
+	with := func(mut func(map[string]any)) string {
+		c := baseConfig()
+		mut(c)
+		return specJSON(t, c, nil)
+	}
+	tiny := func(int64, error) func() (int64, error) { return func() (int64, error) { return 1 << 20, nil } }
+	for _, tc := range []struct {
+		name     string
+		spec     string
+		opts     []Option
+		kind     string
+		exit     int
+		wantHint string
+	}{
+		{"protocol", `{"protocol_version": 99, "run_id": "x", "cycle": 0, "config": {}}`, nil, worker.ErrKindProtocol, 2, "same version"},
+		{"garbage spec", `{"protocol_version": 1,`, nil, worker.ErrKindProtocol, 2, "RunSpec"},
+		{"unknown spec field", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}, "gpu": 1}`, nil, worker.ErrKindProtocol, 2, ""},
+		{"wrong backend", with(func(c map[string]any) { c["backend"] = "vllm" }), nil, worker.ErrKindConfig, 2, ""},
+		{"fp16", with(func(c map[string]any) { c["precision"] = "fp16" }), nil, worker.ErrKindConfig, 2, "bf16"},
+		{"extra", with(func(c map[string]any) {
+			c["native"] = map[string]any{"extra": map[string]any{"engine": map[string]any{"x": 1}}}
+		}), nil, worker.ErrKindConfig, 2, ""},
+		{"unknown preset", with(func(c map[string]any) { c["model"] = "random:gpt-5" }), nil, worker.ErrKindModelNotFound, 1, "random:llama-15m"},
+		{"no such model", with(func(c map[string]any) { c["model"] = "nobody/nothing-here" }), nil, worker.ErrKindModelNotFound, 1, "huggingface-cli download"},
+		{"unsupported", with(func(c map[string]any) { c["model"] = unsupported }), nil, worker.ErrKindUnsupported, 1, ""},
+		{"bad checkpoint", with(func(c map[string]any) { c["model"] = missingWeights }), nil, worker.ErrKindBadCheckpoint, 1, ""},
+		{"oom", specJSON(t, baseConfig(), nil), []Option{WithAvailableMemory(tiny(0, nil))}, worker.ErrKindOOM, 1, "bf16"},
+		{"text on random weights", with(func(c map[string]any) {
+			p := filepath.Join(t.TempDir(), "p.jsonl")
+			os.WriteFile(p, []byte(`{"prompt":"hi"}`+"\n"), 0o644)
+			c["dataset"], c["n"] = map[string]any{"source": "jsonl", "path": p}, 1
+		}), nil, worker.ErrKindConfig, 2, "synthetic"},
+		{"too few prompts", with(func(c map[string]any) {
+			p := filepath.Join(t.TempDir(), "p.jsonl")
+			os.WriteFile(p, []byte(`{"prompt":"hi"}`+"\n"), 0o644)
+			c["dataset"] = map[string]any{"source": "jsonl", "path": p}
+		}), nil, worker.ErrKindDataset, 1, "lower n"},
+		{"context too long", with(func(c map[string]any) {
+			c["max_input_tokens"], c["dataset"] = 4000, map[string]any{"source": "synthetic", "input_len": 3000, "output_len": 4}
+		}), nil, worker.ErrKindConfig, 2, "lower max_input_tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Run(context.Background(), strings.NewReader(tc.spec), &out, tc.opts...)
+			if err == nil {
+				t.Fatalf("Run succeeded:\n%s", out.String())
+			}
+			if code := errs.ExitCode(err); code != tc.exit {
+				t.Errorf("exit code %d, want %d (%v)", code, tc.exit, err)
+			}
+			sum, verr := worker.Validate(decodeAll(t, out.Bytes()))
+			if verr != nil {
+				t.Fatalf("error stream invalid: %v\n%s", verr, out.String())
+			}
+			if sum.Error == nil || sum.Error.Kind != tc.kind {
+				t.Fatalf("error event %+v, want kind %s (%v)", sum.Error, tc.kind, err)
+			}
+			if !strings.Contains(sum.Error.Hint, tc.wantHint) || (tc.wantHint != "" && errs.Hint(err) == "") {
+				t.Errorf("hint %q, want it to contain %q", sum.Error.Hint, tc.wantHint)
+			}
+		})
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := baseConfig()
+	cfg["model"] = tinyCheckpoint(t)
+	var out bytes.Buffer
+	err := Run(ctx, strings.NewReader(specJSON(t, cfg, nil)), &out)
+	if errs.ExitCode(err) != errs.ExitInterrupted || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v (exit %d)", err, errs.ExitCode(err))
+	}
+	sum, verr := worker.Validate(decodeAll(t, out.Bytes()))
+	if verr != nil || sum.Error == nil || sum.Error.Kind != worker.ErrKindInterrupted {
+		t.Fatalf("stream: %v, %+v", verr, sum.Error)
+	}
+}
