@@ -17,6 +17,9 @@ type Diagnostic struct {
 	// coordinates of a generated run.
 	Path string `json:"path,omitempty"`
 	Msg  string `json:"msg"`
+	// own marks llem's own checks; CUE's errors at the same path are then
+	// redundant (e.g. its bare "field not allowed" next to a did-you-mean).
+	own bool
 }
 
 func (d Diagnostic) String() string {
@@ -75,18 +78,18 @@ func sortDiags(ds []Diagnostic) []Diagnostic {
 	})
 	out := ds[:0]
 	seen := map[string]bool{}
-	paths := map[string]int{}
+	owned := map[string]bool{}
 	for _, d := range ds {
-		paths[d.Path]++
+		if d.own {
+			owned[d.Path] = true
+		}
 	}
 	for _, d := range ds {
 		k := d.String()
 		if seen[k] {
 			continue
 		}
-		// CUE's bare "field not allowed" is redundant next to llem's own
-		// unknown-field diagnostic (which has the did-you-mean).
-		if d.Msg == "field not allowed" && paths[d.Path] > 1 {
+		if !d.own && owned[d.Path] {
 			continue
 		}
 		seen[k] = true

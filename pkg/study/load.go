@@ -136,7 +136,9 @@ func newLoader(filename string) (*loader, error) {
 }
 
 func (l *loader) errorf(pos token.Pos, path, format string, args ...any) {
-	l.diags = append(l.diags, diagAt(pos, path, fmt.Sprintf(format, args...)))
+	d := diagAt(pos, path, fmt.Sprintf(format, args...))
+	d.own = true
+	l.diags = append(l.diags, d)
 }
 
 // fail returns the collected diagnostics as a bad-input error.
@@ -290,9 +292,6 @@ type ruleLeaf struct {
 func (l *loader) checkExperiment(v cue.Value) spec {
 	l.checkFields(v, l.expDef, nil)
 	s := spec{single: true, exec: l.decodeExecution(cue.Value{})}
-	if len(l.diags) > 0 {
-		return s
-	}
 	ev := l.expDef.Unify(v)
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
 		l.addCueErrors(err, "")
@@ -767,6 +766,16 @@ func (l *loader) defAt(path string) cue.Value {
 // enumValues lists the concrete alternatives of a disjunction of scalars.
 func enumValues(def cue.Value) []string {
 	op, args := def.Expr()
+	if op == cue.AndOp {
+		// A field with extra rules (precision & backend support): the
+		// first conjunct that is a plain enum lists the allowed values.
+		for _, a := range args {
+			if vs := enumValues(a); vs != nil {
+				return vs
+			}
+		}
+		return nil
+	}
 	if op != cue.OrOp {
 		return nil
 	}

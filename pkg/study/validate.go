@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"cuelang.org/go/cue"
+
+	"github.com/llenergymeasure/llem/pkg/params"
 )
 
 // Per-run validation, decomposed and memoised.
@@ -62,6 +64,12 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 		r.reasons = l.runReasons(err, cfg, prefix)
 	} else if err := r.fill(kind, js); err != nil {
 		r.reasons = []string{prefix + ": " + err.Error()}
+	} else if isBackend(kind) {
+		// extra: keys must be plain data and must not shadow first-class
+		// params (pkg/params knows the mapping attributes).
+		for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
+			r.reasons = append(r.reasons, e.Error())
+		}
 	}
 	if l.cache == nil {
 		l.cache = map[string]partResult{}
@@ -161,7 +169,11 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 		if !ok {
 			return
 		}
-		pr := l.validatePart(k, def, k, raw, cfg)
+		prefix := ""
+		if isBackend(k) {
+			prefix = k // section definitions' error paths start inside the section
+		}
+		pr := l.validatePart(k, def, prefix, raw, cfg)
 		reasons = append(reasons, pr.reasons...)
 		parts[np].key, parts[np].r = k, pr
 		np++

@@ -1,0 +1,354 @@
+package study
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+)
+
+func load(t *testing.T, src string) (*Plan, error) {
+	t.Helper()
+	return LoadSource(context.Background(), "/tmp/study.cue", []byte(src))
+}
+
+func mustLoad(t *testing.T, src string) *Plan {
+	t.Helper()
+	p, err := load(t, src)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return p
+}
+
+const nativeBase = `base: {model: "random:llama-15m", backend: "native", precision: "fp32"}
+`
+
+func TestValidStudies(t *testing.T) {
+	cases := []struct {
+		name    string
+		src     string
+		runs    int
+		skipped map[string]int // kind → count
+		dims    []string
+	}{
+		{"single experiment file", `model: "random:llama-15m"
+backend: "native"
+precision: "bf16"`, 1, nil, nil},
+		{"single experiment with import", `import "github.com/llenergymeasure/llem/schema"
+schema.#Experiment
+model: "random:llama-15m"
+backend: "native"
+precision: "bf16"`, 1, nil, nil},
+		{"study with import and base only", `import s "github.com/llenergymeasure/llem/schema"
+s.#Study
+` + nativeBase, 1, nil, nil},
+		{"universal grid", nativeBase + `grid: {n: [1, 2, 3], decoder: temperature: [0, 0.5]}`, 6, nil, []string{"n", "decoder.temperature"}},
+		{"scoped dims give independent grids", `base: {model: "random:llama-15m", precision: "fp16"}
+grid: {
+	backend: ["pytorch", "vllm"]
+	max_output_tokens: [16, 32]
+	pytorch: batch_size: [1, 2, 4]
+	vllm: engine: max_num_seqs: [64, 128]
+}`, 2*3 + 2*2, nil, []string{"backend", "max_output_tokens", "pytorch.batch_size", "vllm.engine.max_num_seqs"}},
+		{"scoped dims alone pick the backends", `base: {model: "random:llama-15m", precision: "fp16"}
+grid: {pytorch: batch_size: [1, 2], vllm: engine: max_num_seqs: [8]}`, 3, nil, nil},
+		{"base sections are scoped to their backend", `base: {model: "random:llama-15m", precision: "fp16", pytorch: batch_size: 2, vllm: engine: max_num_seqs: 8}
+grid: backend: ["pytorch", "vllm"]`, 2, nil, nil},
+		{"exclude matches effective config, lists are any-of", nativeBase + `grid: {precision: ["fp32", "bf16"], n: [1, 2, 3]}
+exclude: [{precision: "bf16", n: [1, 2]}]`, 4, map[string]int{"excluded": 2}, nil},
+		{"exclude matches defaults", `base: {model: "random:llama-15m", backend: "native"}
+grid: {n: [1, 2]}
+exclude: [{precision: "bf16", n: 2}]`, 1, map[string]int{"excluded": 1}, nil},
+		{"comprehension experiments", nativeBase + `experiments: [for x in [1, 2, 4] {n: x, decoder: preset: "deterministic"}]`, 3, nil, nil},
+		{"grid and experiments both", nativeBase + `grid: n: [1, 2]
+experiments: [{n: 10}]`, 3, nil, nil},
+		{"duplicates are dropped", nativeBase + `grid: n: [100, 100]
+experiments: [{}]`, 1, map[string]int{"duplicate": 2}, nil},
+		{"fp32 on vllm is skipped, rest runs", `base: {model: "random:llama-15m"}
+grid: {backend: ["pytorch", "vllm"], precision: ["fp32", "bf16"]}`, 3, map[string]int{"invalid": 1}, nil},
+		{"random preset per backend", `base: {precision: "bf16"}
+grid: {backend: ["native", "pytorch"], model: ["random:llama-15m", "random:llama-3.1-8b"]}`, 3, map[string]int{"invalid": 1}, nil},
+		{"section for another backend is skipped", nativeBase + `experiments: [{vllm: engine: max_num_seqs: 8}, {}]`, 1, map[string]int{"invalid": 1}, nil},
+		{"extra shadowing a first-class param", `base: {model: "random:llama-15m", backend: "vllm", precision: "fp16"}
+experiments: [{vllm: extra: engine: max_num_seqs: 8}, {vllm: extra: engine: some_new_arg: true}]`, 1, map[string]int{"invalid": 1}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustLoad(t, c.src)
+			if len(p.Runs) != c.runs {
+				t.Fatalf("runs = %d, want %d; skipped: %+v", len(p.Runs), c.runs, p.Skipped)
+			}
+			got := map[string]int{}
+			for _, s := range p.Skipped {
+				got[s.Kind]++
+				if len(s.Reasons) == 0 {
+					t.Errorf("skipped %v without a reason", s.Coordinates)
+				}
+			}
+			for k, n := range c.skipped {
+				if got[k] != n {
+					t.Errorf("skipped %s = %d, want %d (%+v)", k, got[k], n, p.Skipped)
+				}
+			}
+			if c.dims != nil && strings.Join(p.Dims, ",") != strings.Join(c.dims, ",") {
+				t.Errorf("dims = %v, want %v", p.Dims, c.dims)
+			}
+			for _, r := range p.Runs {
+				if len(r.ID) != 12 || !strings.HasPrefix(r.Hash, r.ID) || r.Config.Model == "" || r.Backend != r.Config.Backend {
+					t.Errorf("bad run %+v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestSkipReasons(t *testing.T) {
+	p := mustLoad(t, `base: {model: "random:llama-15m"}
+grid: {backend: ["native", "vllm"], precision: ["fp32", "fp16"]}`)
+	want := map[string]string{
+		"backend=\"native\" precision=\"fp16\"": "precision: fp16 is not supported by backend native; use one of fp32 | bf16",
+		"backend=\"vllm\" precision=\"fp32\"":   "precision: fp32 is not supported by backend vllm; use one of fp16 | bf16",
+	}
+	if len(p.Skipped) != 2 {
+		t.Fatalf("skipped = %+v", p.Skipped)
+	}
+	for _, s := range p.Skipped {
+		c := p.FormatCoords(s.Coordinates)
+		if got := strings.Join(s.Reasons, "; "); got != want[c] {
+			t.Errorf("%s: reason %q, want %q", c, got, want[c])
+		}
+	}
+}
+
+func TestStudyErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		want []string // substrings of the error, all must appear
+	}{
+		{"all errors at once, positions, did-you-mean, one-line enum", `base: {
+	model: "random:llama-15m"
+	backend: "nativ"
+	precison: "fp32"
+	decoder: {temprature: 0.5}
+	n: 0
+}
+grid: {native: batch_sise: [1, 2], max_output_token: [1]}
+execution: order: "random"`, []string{
+			"/tmp/study.cue:3:2: base.backend: \"nativ\" is not allowed; use one of \"pytorch\" | \"vllm\" | \"tensorrt\" | \"native\" (did you mean \"native\"?)",
+			"/tmp/study.cue:4:2: base.precison: unknown field (did you mean \"precision\"?)",
+			"/tmp/study.cue:5:12: base.decoder.temprature: unknown field (did you mean \"temperature\"?)",
+			"/tmp/study.cue:6:5: base.n: invalid value 0 (out of bound >=1)",
+			"grid.native.batch_sise: unknown field (did you mean \"batch_size\"?)",
+			"grid.max_output_token: unknown field (did you mean \"max_output_tokens\"?)",
+			"execution.order: \"random\" is not allowed; use one of \"shuffled\" | \"sequential\" | \"interleaved\"",
+			"7 errors",
+		}},
+		{"syntax error", `base: {model: "x"`, []string{"/tmp/study.cue:1:"}},
+		{"scoped dim for a backend not in the study", nativeBase + `grid: vllm: engine: max_num_seqs: [8]`,
+			[]string{"grid.vllm.engine.max_num_seqs: scoped to backend vllm, but the study runs only native"}},
+		{"nothing valid", `base: {model: "random:llama-15m", backend: "vllm"}
+grid: precision: ["fp32"]`, []string{"nothing to run", "fp32 is not supported by backend vllm"}},
+		{"no model", `grid: n: [1]`, []string{"model", "nothing to run"}},
+		{"grid value not a list", nativeBase + `grid: n: 3`, []string{"grid.n"}},
+		{"experiment file errors", `model: "x"
+backend: "pytorch"
+precision: "fp8"
+temperature: 1`, []string{"temperature: unknown field", "precision: \"fp8\" is not allowed"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, c.src)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if errs.ExitCode(err) != errs.ExitBadInput {
+				t.Errorf("exit code %d, want 2", errs.ExitCode(err))
+			}
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("error %T is not *study.Error: %v", err, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "conflicting values") {
+				t.Errorf("enum error not folded into one line:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestStableIDs(t *testing.T) {
+	a := mustLoad(t, `model: "random:llama-15m"
+backend: "native"
+precision: "fp32"
+decoder: {temperature: 1.0, top_p: 1}`)
+	// Same config written differently: field order, 1 vs 1.0, defaults
+	// spelled out, via a study instead of a single file.
+	b := mustLoad(t, `name: "other"
+base: {decoder: {top_p: 1.0, temperature: 1}, precision: "fp32", backend: "native", n: 100}
+experiments: [{model: "random:llama-15m"}]`)
+	if a.Runs[0].ID != b.Runs[0].ID || string(a.Runs[0].ConfigJSON) != string(b.Runs[0].ConfigJSON) {
+		t.Errorf("same config, different IDs:\n%s %s\n%s %s", a.Runs[0].ID, a.Runs[0].ConfigJSON, b.Runs[0].ID, b.Runs[0].ConfigJSON)
+	}
+	c := mustLoad(t, `model: "random:llama-15m"
+backend: "native"
+precision: "fp32"
+decoder: temperature: 0.5`)
+	if c.Runs[0].ID == a.Runs[0].ID {
+		t.Error("different configs share an ID")
+	}
+}
+
+func TestDecoderPresets(t *testing.T) {
+	p := mustLoad(t, nativeBase+`grid: decoder: preset: ["deterministic", "creative"]
+experiments: [{decoder: {preset: "creative", top_p: 0.5}}]`)
+	d := p.Runs[0].Config.Decoder
+	if d.Temperature != 0 || d.DoSample || !d.Greedy() {
+		t.Errorf("deterministic = %+v", d)
+	}
+	d = p.Runs[1].Config.Decoder
+	if d.Temperature != 0.8 || d.TopP != 0.9 || d.RepetitionPenalty != 1.1 {
+		t.Errorf("creative = %+v", d)
+	}
+	if d = p.Runs[2].Config.Decoder; d.TopP != 0.5 || d.Temperature != 0.8 {
+		t.Errorf("explicit field must win over the preset: %+v", d)
+	}
+}
+
+func TestOrder(t *testing.T) {
+	src := nativeBase + `grid: n: [1, 2, 3, 4, 5, 6]
+execution: {cycles: 3, order: "shuffled", seed: 7}`
+	a, b := mustLoad(t, src), mustLoad(t, src)
+	if len(a.Order) != 3 || len(a.Schedule) != 18 {
+		t.Fatalf("order %v schedule %d", a.Order, len(a.Schedule))
+	}
+	same := true
+	for c := range a.Order {
+		if len(a.Order[c]) != 6 {
+			t.Fatalf("cycle %d: %v", c, a.Order[c])
+		}
+		for i := range a.Order[c] {
+			if a.Order[c][i] != b.Order[c][i] {
+				t.Fatalf("shuffle not reproducible: %v vs %v", a.Order, b.Order)
+			}
+			if a.Order[c][i] != i {
+				same = false
+			}
+		}
+	}
+	if same {
+		t.Error("shuffled order is the identity in every cycle")
+	}
+	c := mustLoad(t, strings.Replace(src, "seed: 7", "seed: 8", 1))
+	if a.DesignHash != c.DesignHash {
+		t.Error("design hash must not depend on execution")
+	}
+	if equalOrders(a.Order, c.Order) {
+		t.Error("different seeds, same order")
+	}
+	seq := mustLoad(t, nativeBase+`grid: n: [1, 2]
+execution: {cycles: 2, order: "sequential"}`)
+	want := []Slot{{0, 1}, {0, 2}, {1, 1}, {1, 2}}
+	for i, s := range seq.Schedule {
+		if s != want[i] {
+			t.Fatalf("sequential schedule %v, want %v", seq.Schedule, want)
+		}
+	}
+	inter := mustLoad(t, nativeBase+`grid: n: [1, 2]
+execution: {cycles: 2, order: "interleaved"}`)
+	want = []Slot{{0, 1}, {1, 1}, {0, 2}, {1, 2}}
+	for i, s := range inter.Schedule {
+		if s != want[i] {
+			t.Fatalf("interleaved schedule %v, want %v", inter.Schedule, want)
+		}
+	}
+	if err := inter.SetCycles(5); err != nil || len(inter.Schedule) != 10 {
+		t.Errorf("SetCycles: %v, %d slots", err, len(inter.Schedule))
+	}
+}
+
+func equalOrders(a, b [][]int) bool {
+	for c := range a {
+		for i := range a[c] {
+			if a[c][i] != b[c][i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestDecomposedMatchesFull checks the memoised per-part validation against
+// one whole unification with #Experiment: same effective config when valid,
+// both invalid otherwise. It guards the rule in validate.go.
+func TestDecomposedMatchesFull(t *testing.T) {
+	l, err := newLoader("x.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs := []map[string]any{
+		{"model": "random:llama-15m", "backend": "native"},
+		{"model": "random:llama-15m", "backend": "native", "precision": "fp32", "native": map[string]any{"batch_size": 4}},
+		{"model": "m", "backend": "vllm", "precision": "fp16", "vllm": map[string]any{"engine": map[string]any{"max_num_seqs": 8}}},
+		{"model": "m", "backend": "pytorch", "pytorch": map[string]any{"batch_size": 2}, "decoder": map[string]any{"preset": "factual"}},
+		{"model": "m", "backend": "tensorrt", "precision": "bf16", "dataset": map[string]any{"source": "synthetic", "input_len": 64}},
+		{"model": "m", "dataset": map[string]any{"source": "jsonl", "path": "p.jsonl"}, "n": 3, "max_output_tokens": 7},
+		{"model": "m", "backend": "vllm", "precision": "fp32"},
+		{"model": "m", "backend": "native", "vllm": map[string]any{}},
+		{"model": "random:nope", "backend": "native"},
+		{"model": "m", "n": 0},
+		{"model": "m", "decoder": map[string]any{"temperature": 3}},
+		{"backend": "native"},
+	}
+	for i, c := range cfgs {
+		a, _, ra := l.validateRun(c)
+		b, rb := l.validateRunFull(c)
+		if (ra == nil) != (rb == nil) {
+			t.Errorf("cfg %d: decomposed reasons %v, full reasons %v", i, ra, rb)
+			continue
+		}
+		if string(a) != string(b) {
+			t.Errorf("cfg %d: effective configs differ:\n%s\n%s", i, a, b)
+		}
+	}
+}
+
+// TestCueVet runs the official CUE CLI on examples/ and studies/, one file
+// at a time (files are separate studies, not one package).
+func TestCueVet(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	cue, err := exec.LookPath("cue")
+	if err != nil {
+		cue = filepath.Join(root, ".tools/bin/cue")
+		if _, err := os.Stat(cue); err != nil {
+			t.Skip("cue CLI not found in PATH or ./.tools/bin; install it with `make deps`")
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "examples/*.cue"))
+	more, _ := filepath.Glob(filepath.Join(root, "studies/*.cue"))
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatal("no example or study files")
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		cmd := exec.Command(cue, "vet", "./"+rel)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cue vet %s: %v\n%s", rel, err, out)
+		}
+		if _, err := Load(context.Background(), f); err != nil {
+			t.Errorf("llem load %s: %v", rel, err)
+		}
+	}
+}
