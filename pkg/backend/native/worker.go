@@ -176,6 +176,9 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 	if err := r.checkMemory(res.cfg, storage, cfg); err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	m, err := r.build(res, cfg, storage)
 	if err != nil {
 		return err

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/params"
 	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
@@ -201,5 +203,29 @@ func Job(h Harness, spec worker.RunSpec, python string, o JobOptions) (runner.Jo
 		Dir:     o.Dir,
 		Timeout: o.Timeout,
 		Grace:   o.Grace,
+	}, nil
+}
+
+// SpecFor builds the RunSpec of one cycle of run: its effective config,
+// the backend's keyword arguments mapped from the schema
+// (params.BackendArgs of the run's backend section, extra: merged), and the
+// prompts the parent resolved.
+func SpecFor(run study.Run, cycle int, prompts []worker.Prompt) (worker.RunSpec, error) {
+	section := run.Config.Section()
+	if section == nil {
+		section = map[string]any{}
+	}
+	args, err := params.BackendArgs(run.Backend, section)
+	if err != nil {
+		return worker.RunSpec{}, errs.BadInput(fmt.Errorf("map %s params of run %s: %w", run.Backend, run.ID, err),
+			"llem params "+run.Backend+" lists the valid params")
+	}
+	return worker.RunSpec{
+		ProtocolVersion: worker.ProtocolVersion,
+		RunID:           run.ID,
+		Cycle:           cycle,
+		Config:          run.ConfigJSON,
+		BackendArgs:     args,
+		Prompts:         prompts,
 	}, nil
 }

@@ -19,9 +19,12 @@ inter-token latency. The prefill/decode split is the protocol's
 prefill-pass method, as for vLLM (a separate max_tokens=1 pass).
 
 Library arguments come from RunSpec.backend_args, built by llem from the
-schema's mapping attributes: {"llm": {...}, "sampling": {...}} plus the
-config-object targets build_config / kv_cache_config / quant_config, which
-the harness turns into TensorRT-LLM's objects; extra: keys are merged.
+schema's mapping attributes (schema/tensorrt.cue): {"llm": {...},
+"sampling": {...}, "llem": {...}}. Nested dicts under llm (kv_cache_config,
+quant_config, scheduler_config, speculative_config, cuda_graph_config, ...)
+become TensorRT-LLM's config objects; extra: keys are already merged.
+The llem target steers the harness: engine_cache, engine_path,
+enable_cuda_graph.
 """
 
 import asyncio
@@ -38,20 +41,48 @@ import llem_common as lc  # noqa: E402
 
 BACKEND = "tensorrt"
 
-# backend_args targets that are TensorRT-LLM config objects built from a
-# dict and passed to LLM() under the same name.
+# Keys of LLM() whose dict value becomes a config object: key → class
+# name in tensorrt_llm.llmapi. speculative_config picks its class by
+# decoding_type (SPECULATIVE_CLASSES). A class this TensorRT-LLM version
+# lacks leaves the dict as is (LlmArgs is pydantic and coerces dicts).
 CONFIG_OBJECTS = {
-    "build_config": ("tensorrt_llm.llmapi", "BuildConfig"),
-    "kv_cache_config": ("tensorrt_llm.llmapi", "KvCacheConfig"),
-    "quant_config": ("tensorrt_llm.llmapi", "QuantConfig"),
-    "scheduler_config": ("tensorrt_llm.llmapi", "SchedulerConfig"),
+    "kv_cache_config": "KvCacheConfig",
+    "quant_config": "QuantConfig",
+    "calib_config": "CalibConfig",
+    "scheduler_config": "SchedulerConfig",
+    "cuda_graph_config": "CudaGraphConfig",
+    "torch_compile_config": "TorchCompileConfig",
+    "build_config": "BuildConfig",
+    "extended_runtime_perf_knob_config": "ExtendedRuntimePerfKnobConfig",
 }
+SPECULATIVE_CLASSES = {
+    "DraftTarget": "DraftTargetDecodingConfig", "Eagle": "EagleDecodingConfig",
+    "Eagle3": "EagleDecodingConfig", "MTP": "MTPDecodingConfig", "NGram": "NGramDecodingConfig",
+    "Medusa": "MedusaDecodingConfig", "Lookahead": "LookaheadDecodingConfig",
+}
+# String values that TensorRT-LLM wants as enum members: (object, field) →
+# enum class name in tensorrt_llm.llmapi.
+ENUM_FIELDS = {
+    ("quant_config", "quant_algo"): "QuantAlgo",
+    ("quant_config", "kv_cache_quant_algo"): "QuantAlgo",
+    ("scheduler_config", "capacity_scheduler_policy"): "CapacitySchedulerPolicy",
+    ("scheduler_config", "context_chunking_policy"): "ContextChunkingPolicy",
+}
+
+
+def harness_settings(backend_args):
+    """backend_args.llem: engine_cache (default on), engine_path,
+    enable_cuda_graph (None = TensorRT-LLM's default)."""
+    sec = (backend_args or {}).get("llem") or {}
+    return {"engine_cache": sec.get("engine_cache", True), "engine_path": sec.get("engine_path"),
+            "enable_cuda_graph": sec.get("enable_cuda_graph")}
 
 
 def llm_kwargs(cfg, backend_args, model_path, random_arch):
     """Keyword arguments of tensorrt_llm.LLM() as plain data (config
-    objects still dicts): model, dtype, then backend_args.llm untouched,
-    then the config-object targets under their own names."""
+    objects still dicts): model and dtype from the experiment, then
+    backend_args.llm untouched. enable_cuda_graph false sends
+    cuda_graph_config=None (TensorRT-LLM's way to turn CUDA graphs off)."""
     kw = {"model": model_path, "dtype": lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)]}
     if random_arch:
         kw["skip_tokenizer_init"] = True
@@ -59,11 +90,25 @@ def llm_kwargs(cfg, backend_args, model_path, random_arch):
     for k, v in ((backend_args or {}).get("llm") or {}).items():
         if v is not None:
             kw[k] = v
-    for target in CONFIG_OBJECTS:
-        d = (backend_args or {}).get(target)
-        if d:
-            kw[target] = dict(d)
+    cg = harness_settings(backend_args)["enable_cuda_graph"]
+    if cg is False:
+        kw["cuda_graph_config"] = None
+    elif cg is True:
+        kw.setdefault("cuda_graph_config", {})
     return kw
+
+
+def object_plan(kw):
+    """Which LLM() keys become which classes: [(key, class name)], pure so
+    it is unit-tested."""
+    plan = []
+    for key, cls in CONFIG_OBJECTS.items():
+        if isinstance(kw.get(key), dict):
+            plan.append((key, cls))
+    sc = kw.get("speculative_config")
+    if isinstance(sc, dict):
+        plan.append(("speculative_config", SPECULATIVE_CLASSES.get(sc.get("decoding_type"), "")))
+    return plan
 
 
 def sampling_kwargs(cfg, backend_args, max_tokens, forced=False):
@@ -97,10 +142,9 @@ def sampling_kwargs(cfg, backend_args, max_tokens, forced=False):
 
 
 def builds_engine(kw, trtllm_version):
-    """Whether this LLM() call compiles a TensorRT engine: the "tensorrt"
-    backend, or any TensorRT-LLM before 1.0 (where it was the only one)."""
-    if kw.get("engine_path"):
-        return False
+    """Whether this LLM() call compiles a TensorRT engine: runtime
+    "tensorrt" (llm.backend), or no runtime named on a TensorRT-LLM before
+    1.0 (where the TensorRT engine was the default)."""
     backend = kw.get("backend")
     if backend:
         return backend == "tensorrt"
@@ -150,14 +194,31 @@ def write_cache_metadata(d, key, kw, trtllm_version, gpu_name, build_ns):
 
 
 def to_objects(kw):
-    """Turn the config-object targets into TensorRT-LLM objects."""
+    """Turn the nested dicts of kw into TensorRT-LLM config objects
+    (see object_plan); enum-valued strings become enum members."""
     import importlib
 
+    api = importlib.import_module("tensorrt_llm.llmapi")
     out = dict(kw)
-    for target, (mod, cls) in CONFIG_OBJECTS.items():
-        if isinstance(out.get(target), dict):
-            klass = getattr(importlib.import_module(mod), cls)
-            out[target] = klass(**out[target])
+    for key, cls_name in object_plan(kw):
+        d = dict(out[key])
+        if key == "speculative_config":
+            d.pop("decoding_type", None)
+        for (obj, field), enum_name in ENUM_FIELDS.items():
+            if obj == key and isinstance(d.get(field), str) and hasattr(api, enum_name):
+                d[field] = getattr(getattr(api, enum_name), d[field])
+        if key == "build_config" and isinstance(d.get("plugin_config"), dict):
+            plugin = d.pop("plugin_config")
+            klass = getattr(api, cls_name, None)
+            if klass is not None:
+                obj = klass(**d)
+                for pk, pv in plugin.items():
+                    setattr(obj.plugin_config, pk, pv)
+                out[key] = obj
+                continue
+            d["plugin_config"] = plugin
+        klass = getattr(api, cls_name, None) if cls_name else None
+        out[key] = klass(**d) if klass is not None else d
     return out
 
 
@@ -214,12 +275,11 @@ def main(spec, em):
     except Exception:  # noqa: BLE001
         pass
 
+    hs = harness_settings(backend_args)
     t_load = time.monotonic_ns()
-    if kw.get("engine_path"):
-        prebuilt = dict(kw)
-        prebuilt["model"] = prebuilt.pop("engine_path")
-        llm = LLM(**to_objects(prebuilt))
-    elif builds_engine(kw, tensorrt_llm.__version__):
+    if hs["engine_path"]:
+        llm = LLM(**to_objects(dict(kw, model=hs["engine_path"])))
+    elif hs["engine_cache"] and builds_engine(kw, tensorrt_llm.__version__):
         key = engine_cache_key(dict(kw, model=model_id), tensorrt_llm.__version__, gpu)
         root = engine_cache_root(os.environ)
         hit = cached_engine(root, key)

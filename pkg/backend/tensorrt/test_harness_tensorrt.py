@@ -13,23 +13,37 @@ sys.path.insert(0, HERE)
 
 import harness_tensorrt as ht  # noqa: E402
 
+# What params.BackendArgs produces for a tensorrt section (schema targets).
 ARGS = {
-    "llm": {"tensor_parallel_size": 1, "max_batch_size": 16, "backend": "tensorrt"},
-    "build_config": {"max_input_len": 512, "opt_level": 3},
-    "kv_cache_config": {"free_gpu_memory_fraction": 0.8},
+    "llm": {"tensor_parallel_size": 1, "max_batch_size": 16, "backend": "tensorrt",
+            "kv_cache_config": {"free_gpu_memory_fraction": 0.8},
+            "speculative_config": {"decoding_type": "NGram", "max_draft_len": 4},
+            "build_config": {"strongly_typed": True, "plugin_config": {"use_paged_context_fmha": True}}},
     "sampling": {"presence_penalty": 0.1},
+    "llem": {"engine_cache": True, "enable_cuda_graph": False},
 }
 
 
 class KwargsTest(unittest.TestCase):
     def test_llm(self):
         kw = ht.llm_kwargs({"precision": "fp16"}, ARGS, "org/m", False)
-        self.assertEqual(kw, {"model": "org/m", "dtype": "float16", "tensor_parallel_size": 1,
-                              "max_batch_size": 16, "backend": "tensorrt",
-                              "build_config": {"max_input_len": 512, "opt_level": 3},
-                              "kv_cache_config": {"free_gpu_memory_fraction": 0.8}})
-        kw = ht.llm_kwargs({}, {}, "/tmp/r", True)
-        self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"]), ("dummy", True))
+        want = dict(ARGS["llm"], model="org/m", dtype="float16", cuda_graph_config=None)
+        self.assertEqual(kw, want)
+        kw = ht.llm_kwargs({}, {"llem": {"enable_cuda_graph": True}}, "/tmp/r", True)
+        self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"], kw["cuda_graph_config"]), ("dummy", True, {}))
+        self.assertNotIn("cuda_graph_config", ht.llm_kwargs({}, {}, "m", False))
+
+    def test_object_plan(self):
+        kw = ht.llm_kwargs({}, ARGS, "m", False)
+        self.assertEqual(sorted(ht.object_plan(kw)), [("build_config", "BuildConfig"),
+                                                      ("kv_cache_config", "KvCacheConfig"),
+                                                      ("speculative_config", "NGramDecodingConfig")])
+
+    def test_harness_settings(self):
+        self.assertEqual(ht.harness_settings({}), {"engine_cache": True, "engine_path": None,
+                                                   "enable_cuda_graph": None})
+        self.assertEqual(ht.harness_settings({"llem": {"engine_path": "/e", "engine_cache": False}})["engine_path"],
+                         "/e")
 
     def test_sampling(self):
         g = ht.sampling_kwargs({"decoder": {"preset": "deterministic"}, "random_seed": 9}, ARGS, 16, forced=True)
@@ -41,7 +55,7 @@ class KwargsTest(unittest.TestCase):
     def test_builds_engine(self):
         cases = [({"backend": "tensorrt"}, "1.0.0", True), ({"backend": "pytorch"}, "0.20.0", False),
                  ({}, "0.21.0", True), ({}, "1.2.0rc1", False),
-                 ({"engine_path": "/e", "backend": "tensorrt"}, "0.9", False), ({}, "weird", False)]
+                 ({}, "weird", False)]
         for kw, v, want in cases:
             self.assertEqual(ht.builds_engine(kw, v), want, (kw, v))
 

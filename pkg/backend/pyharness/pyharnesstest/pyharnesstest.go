@@ -4,13 +4,18 @@
 package pyharnesstest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
@@ -59,4 +64,49 @@ func RunJob(t testing.TB, job runner.Job) ([]worker.Event, runner.Outcome) {
 		t.Errorf("protocol error: %v", e)
 	}
 	return events, out
+}
+
+// HarnessKwargs loads a one-experiment study source with pkg/study, builds
+// its RunSpec with pyharness.SpecFor (so params.BackendArgs maps the
+// section), then runs code in python with the harness directory and
+// pyharness on sys.path; code reads the spec as JSON from stdin (variable
+// `spec`) and must print one JSON value, which is returned decoded.
+func HarnessKwargs(t *testing.T, harnessDir, pyharnessDir, studySrc, code string) any {
+	t.Helper()
+	py := Python3(t)
+	plan, err := study.LoadSource(context.Background(), "t.cue", []byte(studySrc))
+	if err != nil {
+		t.Fatalf("load study: %v", err)
+	}
+	if len(plan.Runs) != 1 {
+		t.Fatalf("study has %d runs (skipped: %+v), want 1", len(plan.Runs), plan.Skipped)
+	}
+	spec, err := pyharness.SpecFor(plan.Runs[0], 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, _ := filepath.Abs(harnessDir)
+	pd, _ := filepath.Abs(pyharnessDir)
+	prog := "import json, sys\nsys.path[:0] = [" + strconv.Quote(hd) + ", " + strconv.Quote(pd) + "]\n" +
+		"spec = json.load(sys.stdin)\n" + code
+	cmd := exec.Command(py, "-c", prog)
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("python: %v\n%s\nspec: %s", err, stderr, in)
+	}
+	var v any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("python printed %q: %v", out, err)
+	}
+	return v
 }
