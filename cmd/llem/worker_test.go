@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/llenergymeasure/llem/pkg/worker"
@@ -122,5 +125,74 @@ func TestWorkerCommandFailures(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := Main(context.Background(), []string{"worker", "--spec", "/does/not/exist.json"}, IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}); code != 2 {
 		t.Errorf("missing --spec file: exit %d, want 2", code)
+	}
+}
+
+// TestWorkerHelperProcess is not a test: TestWorkerSIGTERM re-executes the
+// test binary with LLEM_WORKER_HELPER=1 to run main() itself (its signal
+// handling included) as `llem worker`.
+func TestWorkerHelperProcess(t *testing.T) {
+	if os.Getenv("LLEM_WORKER_HELPER") != "1" {
+		t.Skip("helper process for TestWorkerSIGTERM")
+	}
+	os.Args = []string{"llem", "worker"}
+	main()
+}
+
+func TestWorkerSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the 15M-parameter model in a subprocess")
+	}
+	var cfg map[string]any
+	var spec worker.RunSpec
+	json.Unmarshal(workerSpec(t), &spec)
+	json.Unmarshal(spec.Config, &cfg)
+	cfg["n"] = 10000 // far more than finishes before the signal
+	cfg["warmup"] = map[string]any{"enabled": false}
+	spec.Config, _ = json.Marshal(cfg)
+	raw, _ := json.Marshal(spec)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerHelperProcess$")
+	cmd.Env = append(os.Environ(), "LLEM_WORKER_HELPER=1")
+	cmd.Stdin = bytes.NewReader(raw)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dec := worker.NewDecoder(out)
+	c := worker.NewChecker()
+	signalled := false
+	for {
+		ev, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Add(ev); err != nil {
+			t.Fatal(err)
+		}
+		// Signal once the first measured batch is under way.
+		if ev.Phase != nil && !signalled {
+			signalled = true
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("worker exit: %v, want status 130; stderr:\n%s", err, stderr.String())
+	}
+	sum, err := c.Finish()
+	if err != nil || sum.Error == nil || sum.Error.Kind != worker.ErrKindInterrupted {
+		t.Fatalf("stream: %v, error event %+v", err, sum.Error)
 	}
 }
