@@ -36,6 +36,18 @@ func (s *Schema) introspect(backend string) (*Report, error) {
 	if r.KnownMissing == nil {
 		r.KnownMissing = []Missing{}
 	}
+	shared := s.val.LookupPath(cue.ParsePath(d[2]))
+	if !shared.Exists() {
+		return nil, fmt.Errorf("introspect %s: schema has no %s", backend, d[2])
+	}
+	var sm map[string]string
+	if err := shared.Decode(&sm); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", d[2], err)
+	}
+	r.SharedArgs = []Shared{}
+	for _, a := range sortedKeys(sm) {
+		r.SharedArgs = append(r.SharedArgs, Shared{Arg: a, From: sm[a]})
+	}
 	n, m := len(r.Params), len(r.KnownMissing)
 	r.Coverage = Coverage{FirstClass: n, Missing: m, Target: Targets[backend]}
 	if n+m > 0 {

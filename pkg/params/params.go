@@ -39,11 +39,11 @@ var Targets = map[string]float64{"pytorch": 0.95, "vllm": 0.90, "tensorrt": 0.95
 // the CUE definitions of each backend's section and known-missing list.
 var (
 	files = []string{"pytorch.cue", "vllm.cue", "tensorrt.cue", "native.cue"}
-	defs  = map[string][2]string{
-		"pytorch":  {"#PyTorch", "#PyTorchKnownMissing"},
-		"vllm":     {"#VLLM", "#VLLMKnownMissing"},
-		"tensorrt": {"#TensorRT", "#TensorRTKnownMissing"},
-		"native":   {"#Native", "#NativeKnownMissing"},
+	defs  = map[string][3]string{
+		"pytorch":  {"#PyTorch", "#PyTorchKnownMissing", "#PyTorchSharedArgs"},
+		"vllm":     {"#VLLM", "#VLLMKnownMissing", "#VLLMSharedArgs"},
+		"tensorrt": {"#TensorRT", "#TensorRTKnownMissing", "#TensorRTSharedArgs"},
+		"native":   {"#Native", "#NativeKnownMissing", "#NativeSharedArgs"},
 	}
 )
 
@@ -100,6 +100,13 @@ type Missing struct {
 	Why  string `json:"why"`
 }
 
+// Shared is a backend argument llem fills from a shared experiment field
+// (precision, random_seed, decoder.*) instead of the backend section.
+type Shared struct {
+	Arg  string `json:"arg"`
+	From string `json:"from"`
+}
+
 // Coverage is first-class / (first-class + known missing).
 type Coverage struct {
 	FirstClass int     `json:"first_class"`
@@ -120,6 +127,9 @@ type Report struct {
 	KnownMissing []Missing `json:"known_missing"`
 	// ExtraTargets are the targets `extra:` accepts, in schema order.
 	ExtraTargets []string `json:"extra_targets"`
+	// SharedArgs are the arguments llem fills from shared experiment fields,
+	// sorted by argument; extra: may not set them.
+	SharedArgs []Shared `json:"shared_args"`
 }
 
 // Schema is the compiled backend part of llem's schema with its
@@ -127,7 +137,8 @@ type Report struct {
 type Schema struct {
 	val     cue.Value
 	reports map[string]*Report
-	// argIndex maps backend → "target.arg" → param path, for CheckExtra.
+	// argIndex maps backend → "target.arg" → the param (or shared field)
+	// that owns the argument, for CheckExtra.
 	argIndex map[string]map[string]string
 }
 
@@ -198,6 +209,12 @@ func Compile(src map[string][]byte) (*Schema, error) {
 		idx := map[string]string{}
 		for _, p := range r.Params {
 			idx[p.Mapping.String()] = p.Path
+		}
+		for _, sh := range r.SharedArgs {
+			if owner, dup := idx[sh.Arg]; dup {
+				return nil, fmt.Errorf("compile schema: %s argument %s is both first-class %s and filled from %s", b, sh.Arg, owner, sh.From)
+			}
+			idx[sh.Arg] = sh.From
 		}
 		s.argIndex[b] = idx
 	}

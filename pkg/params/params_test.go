@@ -98,6 +98,30 @@ func TestMappingsAreRealArguments(t *testing.T) {
 	}
 }
 
+// Arguments filled from shared experiment fields are real arguments too,
+// and name a shared field of the experiment.
+func TestSharedArgs(t *testing.T) {
+	real := realArgs(t)
+	shared := regexp.MustCompile(`^(model|precision|random_seed|max_output_tokens|decoder\.[a-z_]+)$`)
+	for _, b := range Backends {
+		r, err := mustSchema(t).Report(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != "native" && len(r.SharedArgs) == 0 {
+			t.Errorf("%s: no shared args", b)
+		}
+		for _, sh := range r.SharedArgs {
+			if !real[b][sh.Arg] {
+				t.Errorf("%s: shared arg %s is not a known argument", b, sh.Arg)
+			}
+			if !shared.MatchString(sh.From) {
+				t.Errorf("%s: shared arg %s comes from %q, not a shared experiment field", b, sh.Arg, sh.From)
+			}
+		}
+	}
+}
+
 func TestCoverageMeetsTargets(t *testing.T) {
 	for _, b := range Backends {
 		c, err := CoverageOf(b)

@@ -70,6 +70,12 @@ func WriteText(w io.Writer, reports []*Report) error {
 				}
 			}
 		}
+		if len(r.SharedArgs) > 0 {
+			ew.printf("\n  filled from shared experiment fields (not settable here or in extra:):\n")
+			for _, sh := range r.SharedArgs {
+				ew.printf("  - %s ← %s\n", sh.Arg, sh.From)
+			}
+		}
 		if len(r.KnownMissing) > 0 {
 			ew.printf("\n  known missing (impactful, not first-class):\n")
 			for _, m := range r.KnownMissing {
@@ -110,6 +116,14 @@ func WriteMarkdown(w io.Writer, reports []*Report) error {
 		ew.printf("| Param | Type | Default | Maps to | Description |\n|---|---|---|---|---|\n")
 		for _, p := range r.Params {
 			ew.printf("| `%s` | %s | %s | `%s` | %s |\n", strings.TrimPrefix(p.Path, r.Backend+"."), mdCode(p.TypeText()), mdCell(p.DefaultText()), p.Mapping, mdCell(p.Doc))
+		}
+		if len(r.SharedArgs) > 0 {
+			ew.printf("\n### Filled from shared fields\n\n")
+			ew.printf("llem sets these %s arguments from the experiment's shared fields; set the field, not the argument (`extra:` may not set them either).\n\n", r.Backend)
+			ew.printf("| Backend argument | Set with |\n|---|---|\n")
+			for _, sh := range r.SharedArgs {
+				ew.printf("| `%s` | `%s` |\n", sh.Arg, sh.From)
+			}
 		}
 		ew.printf("\n### Known missing\n\n")
 		if len(r.KnownMissing) == 0 {

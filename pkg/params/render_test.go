@@ -50,13 +50,21 @@ func TestWriteMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q", want)
 		}
 	}
-	// Every table row has the same number of unescaped cell separators.
+	// Every row of a table has as many unescaped cell separators as its
+	// header: an unescaped | in a type or doc would shift the columns.
+	want := -1
 	for _, line := range strings.Split(md, "\n") {
-		if !strings.HasPrefix(line, "| `") {
+		if !strings.HasPrefix(line, "|") {
+			want = -1
 			continue
 		}
-		if n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|"); n != 6 {
-			t.Errorf("row with %d separators (want 6): %s", n, line)
+		n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|")
+		if want < 0 {
+			want = n
+			continue
+		}
+		if n != want {
+			t.Errorf("row with %d separators (header has %d): %s", n, want, line)
 		}
 	}
 }
