@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/llenergymeasure/llem/pkg/engine"
 )
@@ -42,8 +43,9 @@ type decoderConfig struct {
 }
 
 type warmupConfig struct {
-	Enabled *bool `json:"enabled"`
-	NWarmup *int  `json:"n_warmup"`
+	Enabled             *bool   `json:"enabled"`
+	NWarmup             *int    `json:"n_warmup"`
+	ThermalFloorSeconds float64 `json:"thermal_floor_seconds"`
 }
 
 type nativeConfig struct {
@@ -83,6 +85,8 @@ func parseConfig(raw []byte) (runConfig, error) {
 		return c, fmt.Errorf("n is %d, want ≥ 1", c.N)
 	case c.MaxInputTokens < 1 || c.MaxOutputTokens < 1:
 		return c, errors.New("max_input_tokens and max_output_tokens must be ≥ 1")
+	case c.Warmup.ThermalFloorSeconds < 0 || c.Warmup.ThermalFloorSeconds > 3600:
+		return c, fmt.Errorf("warmup.thermal_floor_seconds %g is outside [0, 3600]", c.Warmup.ThermalFloorSeconds)
 	case c.Native.BatchSize < 0 || c.Native.Threads < 0:
 		return c, errors.New("native.batch_size and native.threads must not be negative")
 	}
@@ -157,6 +161,15 @@ func (c runConfig) sampling(ignoreEOS bool) engine.Sampling {
 		s.MinP = float32(*d.MinP)
 	}
 	return s
+}
+
+// thermalFloor is the sleep between warmup and the measured window: none
+// when warmup is disabled (as in the original).
+func (c runConfig) thermalFloor() time.Duration {
+	if enabled, _ := c.warmup(); !enabled {
+		return 0
+	}
+	return time.Duration(c.Warmup.ThermalFloorSeconds * float64(time.Second))
 }
 
 func (c runConfig) warmup() (enabled bool, n int) {

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/version"
@@ -208,6 +209,14 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 	}
 	if err := r.enc.Emit(worker.WarmupDone{Prompts: nWarm}); err != nil {
 		return err
+	}
+	if floor := cfg.thermalFloor(); floor > 0 {
+		r.enc.Emit(worker.Log{Level: "info", Message: fmt.Sprintf("thermal floor: waiting %s before the measured prompts", floor)})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(floor):
+		}
 	}
 
 	var done worker.Done

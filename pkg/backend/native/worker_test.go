@@ -309,3 +309,28 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("stream: %v, %+v", verr, sum.Error)
 	}
 }
+
+func TestThermalFloor(t *testing.T) {
+	dir := tinyCheckpoint(t)
+	for _, enabled := range []bool{true, false} {
+		cfg := baseConfig()
+		cfg["model"], cfg["n"] = dir, 1
+		cfg["warmup"] = map[string]any{"enabled": enabled, "n_warmup": 1, "thermal_floor_seconds": 0.2}
+		var out bytes.Buffer
+		if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &out); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gap := sum.Batches[0].PrefillStartNs - sum.WarmupDoneNs
+		slept := strings.Contains(out.String(), "thermal floor")
+		if enabled && (gap < 200e6 || !slept) {
+			t.Errorf("warmup enabled: gap %d ns after warmup_done, want ≥ 200 ms with a log", gap)
+		}
+		if !enabled && slept {
+			t.Error("warmup disabled: the thermal floor must be skipped too")
+		}
+	}
+}
