@@ -28,6 +28,7 @@ type CLI struct {
 	Env     envCmd     `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
 	Results resultsCmd `cmd:"" help:"Show, compare and export results."`
 	Worker  workerCmd  `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
+	Measure measureCmd `cmd:"" hidden:"" help:"Measure the energy of a command and of the windows it announces (validation helper)."`
 	Ver     versionCmd `cmd:"" name:"version" help:"Print the version."`
 }
 

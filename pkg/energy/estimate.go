@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ type EstimateSensor struct {
 	channels  []Channel
 	lastBusy  uint64
 	lastTotal uint64
+	lastUtil  float64 // utilisation over the last interval with new ticks
 	started   bool
 	buf       []byte
 }
@@ -129,7 +131,7 @@ func OpenEstimate(opt EstimateOptions) (*EstimateSensor, error) {
 	if err != nil {
 		return nil, Unavailable("estimate", err.Error())
 	}
-	s := &EstimateSensor{proc: proc, buf: make([]byte, 0, 512)}
+	s := &EstimateSensor{proc: proc, buf: make([]byte, 0, 512), lastUtil: math.NaN()}
 	var src string
 	switch e, ok := LookupTDP(cpu.Model); {
 	case opt.TDPWatts > 0:
@@ -164,6 +166,10 @@ func OpenEstimate(opt EstimateOptions) (*EstimateSensor, error) {
 		return nil, Unavailable("estimate", err.Error())
 	}
 	s.started, s.lastBusy, s.lastTotal = true, busy, total
+	if total > 0 {
+		// Until a tick has passed, the best prior is the average since boot.
+		s.lastUtil = float64(busy) / float64(total)
+	}
 	return s, nil
 }
 
@@ -226,12 +232,21 @@ func (s *EstimateSensor) Read(dst []Sample, _ bool) error {
 	if err != nil {
 		return JoinChannelErrors([]*ChannelError{{Index: 0, Err: err}})
 	}
-	if s.started && total > s.lastTotal {
+	switch {
+	case s.started && total > s.lastTotal:
 		u := float64(busy-s.lastBusy) / float64(total-s.lastTotal)
-		dst[0].PowerW = s.cpuW * u
-		dst[0].UtilPct = 100 * u
+		s.lastUtil = u
+		s.lastBusy, s.lastTotal = busy, total
+	case !s.started:
+		s.lastBusy, s.lastTotal = busy, total
 	}
-	s.started, s.lastBusy, s.lastTotal = true, busy, total
+	s.started = true
+	// Two reads within one kernel tick (10 ms) see no new jiffies: keep the
+	// previous utilisation rather than report nothing.
+	if !math.IsNaN(s.lastUtil) {
+		dst[0].PowerW = s.cpuW * s.lastUtil
+		dst[0].UtilPct = 100 * s.lastUtil
+	}
 	dst[1].PowerW = s.memW
 	return nil
 }

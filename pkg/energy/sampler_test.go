@@ -2,6 +2,7 @@ package energy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -209,4 +210,24 @@ func rusage(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func TestSampleJSONRoundTripsUnreadFields(t *testing.T) {
+	var s Sample
+	s.Reset(42)
+	s.PowerW = 123.5
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"energy_j":null`) || !strings.Contains(string(b), `"power_w":123.5`) || !strings.Contains(string(b), `"throttle_reasons":null`) {
+		t.Errorf("json = %s", b)
+	}
+	var back Sample
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.TNs != 42 || back.PowerW != 123.5 || !math.IsNaN(back.EnergyJ) || back.ThrottleReasons != -1 {
+		t.Errorf("round trip = %+v", back)
+	}
 }

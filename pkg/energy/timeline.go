@@ -1,6 +1,10 @@
 package energy
 
-import "sort"
+import (
+	"encoding/json"
+	"math"
+	"sort"
+)
 
 // Timeline is everything a Sampler recorded: per channel, its description and
 // its samples in time order. It is plain exported data so that the executor
@@ -70,4 +74,62 @@ func (t *Timeline) Span() (first, last int64, ok bool) {
 		ok = true
 	}
 	return first, last, ok
+}
+
+// sampleJSON is Sample with unread fields as null: JSON has no NaN.
+type sampleJSON struct {
+	TNs             int64    `json:"t_ns"`
+	EnergyJ         *float64 `json:"energy_j"`
+	PowerW          *float64 `json:"power_w"`
+	TempC           *float64 `json:"temp_c"`
+	SMClockMHz      *float64 `json:"sm_clock_mhz"`
+	MemClockMHz     *float64 `json:"mem_clock_mhz"`
+	UtilPct         *float64 `json:"util_pct"`
+	MemUsedBytes    *int64   `json:"mem_used_bytes"`
+	ThrottleReasons *int64   `json:"throttle_reasons"`
+}
+
+func nullable(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+func nullableInt(v int64) *int64 {
+	if v < 0 {
+		return nil
+	}
+	return &v
+}
+
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+func orNeg(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// MarshalJSON writes unread fields as null.
+func (s Sample) MarshalJSON() ([]byte, error) {
+	return json.Marshal(sampleJSON{s.TNs, nullable(s.EnergyJ), nullable(s.PowerW), nullable(s.TempC), nullable(s.SMClockMHz),
+		nullable(s.MemClockMHz), nullable(s.UtilPct), nullableInt(s.MemUsedBytes), nullableInt(s.ThrottleReasons)})
+}
+
+// UnmarshalJSON reads null fields back as unread (NaN / -1).
+func (s *Sample) UnmarshalJSON(b []byte) error {
+	var j sampleJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Sample{j.TNs, orNaN(j.EnergyJ), orNaN(j.PowerW), orNaN(j.TempC), orNaN(j.SMClockMHz), orNaN(j.MemClockMHz),
+		orNaN(j.UtilPct), orNeg(j.MemUsedBytes), orNeg(j.ThrottleReasons)}
+	return nil
 }

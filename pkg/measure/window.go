@@ -207,8 +207,10 @@ func Compute(tl *energy.Timeline, name string, startNs, endNs int64, phases []Ph
 		c := &tl.Channels[i]
 		d := computeDevice(w, c, startNs, endNs, ph, tl.IntervalNs, opt)
 		for _, cv := range c.Warnings {
-			if !seenCaveat[cv.Code+c.ID] {
-				seenCaveat[cv.Code+c.ID] = true
+			// One flag per distinct caveat: the estimate's identical warning on
+			// its cpu and memory channels is one finding, not two.
+			if !seenCaveat[cv.Code+"\x00"+cv.Message] {
+				seenCaveat[cv.Code+"\x00"+cv.Message] = true
 				w.flag(cv.Code, SeverityWarning, c.ID, cv.Message, math.NaN())
 			}
 		}
