@@ -335,7 +335,9 @@ def main(spec, em):
     total_in = total_out = 0
     for b, batch in enumerate(batches):
         mask, row_max, new, t0, steps, t_end = run_batch(batch)
-        results = batch_results(b, batch, mask, new, row_max, eos_ids, min_new, t0, steps, t_end)
+        # Forced lengths suppress EOS for the whole batch's length.
+        floor = max(row_max) if forced else min_new
+        results = batch_results(b, batch, mask, new, row_max, eos_ids, floor, t0, steps, t_end)
         emit_batch(em, b, results, t0, steps, t_end)
         total_in += sum(r.input_tokens for r in results)
         total_out += sum(r.output_tokens for r in results)

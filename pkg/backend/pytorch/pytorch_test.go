@@ -51,3 +51,13 @@ func TestHarnessEmbedded(t *testing.T) {
 		t.Fatal("harness_pytorch.py not embedded")
 	}
 }
+
+// TestOverheadReferenceSelfTest runs scripts/bare_generate_reference.py
+// --self-test (its pure helpers; the GPU part runs on the lead's H100).
+func TestOverheadReferenceSelfTest(t *testing.T) {
+	py := pyharnesstest.Python3(t)
+	out, err := exec.Command(py, "../../../scripts/bare_generate_reference.py", "--self-test").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "self-test ok") {
+		t.Fatalf("self-test: %v\n%s", err, out)
+	}
+}
