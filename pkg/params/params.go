@@ -130,6 +130,9 @@ type Report struct {
 	// SharedArgs are the arguments llem fills from shared experiment fields,
 	// sorted by argument; extra: may not set them.
 	SharedArgs []Shared `json:"shared_args"`
+	// Rules are the messages of the backend's cross-field rules, read from
+	// the error("…") calls of its schema file.
+	Rules []string `json:"rules"`
 }
 
 // Schema is the compiled backend part of llem's schema with its
@@ -178,11 +181,13 @@ func Compile(src map[string][]byte) (*Schema, error) {
 	}
 	sort.Strings(names)
 	merged := &ast.File{Filename: "backends.cue"}
+	rules := map[string][]string{}
 	for i, n := range names {
 		f, err := parser.ParseFile(n, src[n], parser.ParseComments)
 		if err != nil {
 			return nil, fmt.Errorf("parse schema file %s: %w", n, err)
 		}
+		rules[strings.TrimSuffix(n, ".cue")] = ruleMessages(f)
 		for _, d := range f.Decls {
 			switch d.(type) {
 			case *ast.Package:
@@ -204,6 +209,10 @@ func Compile(src map[string][]byte) (*Schema, error) {
 		r, err := s.introspect(b)
 		if err != nil {
 			return nil, err
+		}
+		r.Rules = rules[b]
+		if r.Rules == nil {
+			r.Rules = []string{}
 		}
 		s.reports[b] = r
 		idx := map[string]string{}

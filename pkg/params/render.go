@@ -70,6 +70,12 @@ func WriteText(w io.Writer, reports []*Report) error {
 				}
 			}
 		}
+		if len(r.Rules) > 0 {
+			ew.printf("\n  cross-field rules (checked when a study is loaded):\n")
+			for _, m := range r.Rules {
+				ew.printf("  - %s\n", m)
+			}
+		}
 		if len(r.SharedArgs) > 0 {
 			ew.printf("\n  filled from shared experiment fields (not settable here or in extra:):\n")
 			for _, sh := range r.SharedArgs {
@@ -116,6 +122,12 @@ func WriteMarkdown(w io.Writer, reports []*Report) error {
 		ew.printf("| Param | Type | Default | Maps to | Description |\n|---|---|---|---|---|\n")
 		for _, p := range r.Params {
 			ew.printf("| `%s` | %s | %s | `%s` | %s |\n", strings.TrimPrefix(p.Path, r.Backend+"."), mdCode(p.TypeText()), mdCell(p.DefaultText()), p.Mapping, mdCell(p.Doc))
+		}
+		if len(r.Rules) > 0 {
+			ew.printf("\n### Cross-field rules\n\nChecked when a study is loaded; a run that breaks one is skipped with this message.\n\n")
+			for _, m := range r.Rules {
+				ew.printf("- %s\n", m)
+			}
 		}
 		if len(r.SharedArgs) > 0 {
 			ew.printf("\n### Filled from shared fields\n\n")

@@ -43,6 +43,9 @@ func TestWriteMarkdown(t *testing.T) {
 		"| `engine.block_size` | `8 \\| 16 \\| 32 \\| 64 \\| 128` | backend default (16 on CUDA) | `engine.block_size` |",
 		"| `batch_size` | `int >=1 & <=1024` | 1 | `worker.batch_size` |",
 		"### Known missing",
+		"### Cross-field rules",
+		"- vllm.engine.kv_cache_memory_bytes and vllm.engine.gpu_memory_utilization are mutually exclusive",
+		"| `engine.seed` | `random_seed` |",
 		"| LoRA serving | `engine.enable_lora` |",
 		"None: every option the backend has is first-class.",
 	} {

@@ -110,6 +110,19 @@ func TestCrossFieldRules(t *testing.T) {
 		{"trt min > max tokens", "tensorrt", `sampling: {min_tokens: 9, max_tokens: 3}`, "tensorrt.sampling.min_tokens must be <="},
 		{"quant enum", "tensorrt", `quantization: "int8_sq"`, "quantization"},
 
+		// every field of the loop-generated rules at once
+		{"all compile options without compile", "pytorch", `torch_compile_mode: "default", torch_compile_backend: "inductor", torch_compile_fullgraph: true, torch_compile_dynamic: true`, "torch_compile_dynamic has no effect"},
+		{"all bnb options without 4bit", "pytorch", `bnb_4bit_compute_dtype: "bfloat16", bnb_4bit_quant_type: "nf4", bnb_4bit_use_double_quant: true, bnb_4bit_quant_storage: "uint8"`, "bnb_4bit_use_double_quant needs"},
+		{"all assistant options without assistant", "pytorch", `num_assistant_tokens: 3, num_assistant_tokens_schedule: "constant", assistant_confidence_threshold: 0.3`, "num_assistant_tokens_schedule needs"},
+		{"all outputs without dict", "pytorch", `output_scores: true, output_logits: true, output_attentions: true, output_hidden_states: true`, "output_attentions is only returned"},
+		{"both lookups without method", "vllm", `engine: {prompt_lookup_min: 1, prompt_lookup_max: 2}`, "prompt_lookup_min needs"},
+		{"both lookups with mtp", "vllm", `engine: {speculative_method: "mtp", num_speculative_tokens: 1, prompt_lookup_min: 1, prompt_lookup_max: 2}`, "prompt_lookup_max applies only"},
+		{"all build options on pytorch runtime", "tensorrt", `engine_path: "/e", strongly_typed: true, kv_cache_type: "paged", use_paged_context_fmha: true, multi_block_mode: true, enable_context_fmha_fp32_acc: true, quantization: "FP8", calib_dataset: "d", calib_batches: 2, calib_max_seq_length: 64`, "calib_max_seq_length applies only"},
+		{"all pytorch options on tensorrt runtime", "tensorrt", `runtime: "tensorrt", enable_cuda_graph: true, cuda_graph_batch_sizes: [1], cuda_graph_max_batch_size: 8, cuda_graph_padding: true, disable_overlap_scheduler: true, attn_backend: "TRTLLM", sampler_type: "auto", enable_autotuner: false, torch_compile_inductor: true, torch_compile_piecewise_cuda_graph: true, kv_cache_dtype: "fp8"`, "kv_cache_dtype applies only"},
+		{"all calib options without quantization", "tensorrt", `runtime: "tensorrt", calib_dataset: "d", calib_batches: 2, calib_max_seq_length: 64`, "calib_dataset needs"},
+		{"all cuda graph options with graphs off", "tensorrt", `enable_cuda_graph: false, cuda_graph_batch_sizes: [1], cuda_graph_max_batch_size: 8, cuda_graph_padding: true`, "cuda_graph_max_batch_size has no effect"},
+		{"speculative model without mode", "tensorrt", `speculative_model: "x/eagle"`, "tensorrt.speculative_model needs tensorrt.speculative_decoding_mode"},
+
 		// native
 		{"native defaults", "native", `{}`, ""},
 		{"native full", "native", `batch_size: 8, threads: 2, storage: "bf16"`, ""},
@@ -125,9 +138,11 @@ func TestCrossFieldRules(t *testing.T) {
 		{"extra not concrete", "tensorrt", `extra: llm: {x: int}`, "extra.llm.x"},
 		{"extra llem target", "tensorrt", `extra: llem: {x: 1}`, "extra.llem: field not allowed"},
 	}
+	var outputs []string
 	for _, tt := range tests {
 		t.Run(tt.backend+"/"+tt.name, func(t *testing.T) {
 			got := validate(t, tt.backend, tt.snippet)
+			outputs = append(outputs, got)
 			switch {
 			case tt.want == "" && got != "":
 				t.Fatalf("want valid, got:\n%s", got)
@@ -137,5 +152,17 @@ func TestCrossFieldRules(t *testing.T) {
 				t.Fatalf("want error containing %q, got:\n%s", tt.want, got)
 			}
 		})
+	}
+	// Every rule in the schema must fire in some case above: CUE silently
+	// drops some self-referencing rules, so a rule without a failing case
+	// may be dead.
+	all := strings.Join(outputs, "\n")
+	for _, b := range Backends {
+		r, _ := mustSchema(t).Report(b)
+		for _, msg := range r.Rules {
+			if !strings.Contains(all, msg) {
+				t.Errorf("%s rule never fired in TestCrossFieldRules: %s", b, msg)
+			}
+		}
 	}
 }
