@@ -130,7 +130,12 @@ func printPlan(w io.Writer, p *study.Plan) error {
 // variedDims are the grid dimensions plus "experiment" when the plan has
 // explicit experiments.
 func variedDims(p *study.Plan) []string {
-	dims := append([]string(nil), p.Dims...)
+	var dims []string
+	for _, d := range p.Dims {
+		if d != "backend" { // already a column
+			dims = append(dims, d)
+		}
+	}
 	for _, r := range p.Runs {
 		if _, ok := r.Coordinates["experiment"]; ok {
 			return append(dims, "experiment")
