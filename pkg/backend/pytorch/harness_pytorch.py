@@ -213,7 +213,6 @@ def load(cfg, backend_args, em, torch, transformers, device):
     if arch_name:
         arch = lc.architecture(arch_name)
         model_type = arch.pop("model_type")
-        arch.pop("architectures", None)
         hf_cfg = AutoConfig.for_model(model_type, **arch)
         cfg_kw = from_config_kwargs(fp_kw)
         # Build directly on the device: random init of an 8B model on the
