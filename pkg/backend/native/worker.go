@@ -161,7 +161,6 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 
 	// Everything that can be checked without the weights is checked first,
 	// so a bad dataset or an oversized model fails in milliseconds.
-	t0 := clock.Now()
 	res, err := r.resolve(cfg)
 	if err != nil {
 		return err
@@ -180,6 +179,7 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	t0 := clock.Now()
 	m, err := r.build(res, cfg, storage)
 	if err != nil {
 		return err
