@@ -177,7 +177,7 @@ func (s *Schema) BackendArgs(backend string, section map[string]any) (map[string
 			}
 			v = p.Default
 		}
-		dst := append([]string{p.Mapping.Target}, strings.Split(p.Mapping.Arg, ".")...)
+		dst := append([]string{p.Mapping.Target}, splitArg(p.Mapping.Arg)...)
 		if err := setPath(out, dst, v); err != nil {
 			return nil, fmt.Errorf("map %s to %s: %w", p.Path, p.Mapping, err)
 		}
@@ -196,42 +196,48 @@ func (s *Schema) BackendArgs(backend string, section map[string]any) (map[string
 // params, nor extra. The schema's closed structs reject them earlier; this
 // guards callers that build sections by hand.
 func (s *Schema) unknownKeys(r *Report, section map[string]any) []error {
-	known := map[string]bool{"extra": true}
-	for _, p := range r.Params {
-		for i := 1; i <= len(p.Key); i++ {
-			known[strings.Join(p.Key[:i], ".")] = true
-		}
-	}
+	keys := s.keys[r.Backend]
 	var errs []error
-	var walk func(prefix []string, m map[string]any)
-	walk = func(prefix []string, m map[string]any) {
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
 		for _, k := range sortedKeys(m) {
-			key := append(append([]string(nil), prefix...), k)
-			j := strings.Join(key, ".")
-			if !known[j] {
+			j := prefix + k
+			kind, ok := keys[j]
+			switch {
+			case !ok:
 				errs = append(errs, fmt.Errorf("%s.%s: not a %s param; see `llem params %s`", r.Backend, j, r.Backend, r.Backend))
-				continue
-			}
-			if j == "extra" {
-				continue // checked by CheckExtra
-			}
-			if sub, ok := m[k].(map[string]any); ok && !isParam(r, key) {
-				walk(key, sub)
+			case kind == keyGroup:
+				if sub, ok := m[k].(map[string]any); ok {
+					walk(j+".", sub)
+				}
 			}
 		}
 	}
-	walk(nil, section)
+	walk("", section)
 	return errs
 }
 
-func isParam(r *Report, key []string) bool {
-	j := strings.Join(key, ".")
+// keyKind classifies a dotted key of a backend section.
+type keyKind int
+
+const (
+	keyParam keyKind = iota // a first-class param
+	keyGroup                // a struct of params (vllm.engine)
+	keyExtra                // the extra: block, checked by CheckExtra
+)
+
+// sectionKeys lists every valid dotted key of a backend section.
+func sectionKeys(r *Report) map[string]keyKind {
+	keys := map[string]keyKind{"extra": keyExtra}
 	for _, p := range r.Params {
-		if strings.Join(p.Key, ".") == j {
-			return true
+		for i := 1; i < len(p.Key); i++ {
+			keys[strings.Join(p.Key[:i], ".")] = keyGroup
 		}
 	}
-	return false
+	for _, p := range r.Params {
+		keys[strings.Join(p.Key, ".")] = keyParam
+	}
+	return keys
 }
 
 func lookup(m map[string]any, key []string) (any, bool) {
@@ -333,3 +339,6 @@ func jsonKind(v any) string {
 	}
 	return fmt.Sprintf("a %T", v)
 }
+
+// splitArg splits a dotted mapping argument into its nesting levels.
+func splitArg(arg string) []string { return strings.Split(arg, ".") }

@@ -143,6 +143,8 @@ type Schema struct {
 	// argIndex maps backend → "target.arg" → the param (or shared field)
 	// that owns the argument, for CheckExtra.
 	argIndex map[string]map[string]string
+	// keys maps backend → every valid dotted key of its section.
+	keys map[string]map[string]keyKind
 }
 
 var (
@@ -204,7 +206,7 @@ func Compile(src map[string][]byte) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile backend schema: %w", err)
 	}
-	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}}
+	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}, keys: map[string]map[string]keyKind{}}
 	for _, b := range Backends {
 		r, err := s.introspect(b)
 		if err != nil {
@@ -215,6 +217,7 @@ func Compile(src map[string][]byte) (*Schema, error) {
 			r.Rules = []string{}
 		}
 		s.reports[b] = r
+		s.keys[b] = sectionKeys(r)
 		idx := map[string]string{}
 		for _, p := range r.Params {
 			idx[p.Mapping.String()] = p.Path
