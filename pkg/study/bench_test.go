@@ -45,3 +45,14 @@ func BenchmarkPlan10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(runs), "ns/run")
 }
+
+// BenchmarkPlanQuickstart is the fixed cost of a plan: compiling the
+// embedded schema and a two-run study.
+func BenchmarkPlanQuickstart(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(context.Background(), "../../examples/quickstart.cue"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
