@@ -98,6 +98,20 @@ def llm_kwargs(cfg, backend_args, model_path, random_arch):
     return kw
 
 
+def guard_block_reuse(kw):
+    """Turn KV block reuse off unless the study set it: the prefill-only
+    pass runs every prompt just before the workload, and reused blocks
+    would make the workload's prefill nearly free (the LLM API has no
+    public cache reset, unlike vLLM). Returns True when it changed kw."""
+    kv = kw.get("kv_cache_config")
+    if kv is None:
+        kv = kw["kv_cache_config"] = {}
+    if not isinstance(kv, dict) or "enable_block_reuse" in kv:
+        return False
+    kv["enable_block_reuse"] = False
+    return True
+
+
 def object_plan(kw):
     """Which LLM() keys become which classes: [(key, class name)], pure so
     it is unit-tested."""
@@ -268,6 +282,9 @@ def main(spec, em):
         model_path, arch = write_random_model_dir(arch_name, tempfile.mkdtemp(prefix="llem-trt-"))
         vocab = arch["vocab_size"]
     kw = llm_kwargs(cfg, backend_args, model_path, bool(arch_name))
+    if guard_block_reuse(kw):
+        em.log("kv_cache_config.enable_block_reuse=false (not set by the study): the prefill-pass "
+               "split needs the workload to prefill again")
     gpu = ""
     try:
         import torch

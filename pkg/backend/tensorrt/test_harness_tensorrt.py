@@ -39,6 +39,17 @@ class KwargsTest(unittest.TestCase):
                                                       ("kv_cache_config", "KvCacheConfig"),
                                                       ("speculative_config", "NGramDecodingConfig")])
 
+    def test_guard_block_reuse(self):
+        kw = {}
+        self.assertTrue(ht.guard_block_reuse(kw))
+        self.assertEqual(kw, {"kv_cache_config": {"enable_block_reuse": False}})
+        kw = {"kv_cache_config": {"enable_block_reuse": True}}
+        self.assertFalse(ht.guard_block_reuse(kw))
+        self.assertTrue(kw["kv_cache_config"]["enable_block_reuse"])
+        kw = {"kv_cache_config": {"free_gpu_memory_fraction": 0.5}}
+        self.assertTrue(ht.guard_block_reuse(kw))
+        self.assertEqual(kw["kv_cache_config"], {"free_gpu_memory_fraction": 0.5, "enable_block_reuse": False})
+
     def test_harness_settings(self):
         self.assertEqual(ht.harness_settings({}), {"engine_cache": True, "engine_path": None,
                                                    "enable_cuda_graph": None})
