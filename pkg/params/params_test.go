@@ -200,7 +200,7 @@ func TestParamDetails(t *testing.T) {
 		{"pytorch.batching", "enum", []any{"fixed", "sorted"}, "fixed", "", false, "", "llem.batching"},
 		{"pytorch.bnb_4bit_quant_type", "enum", []any{"nf4", "fp4"}, nil, "", true, "fp4", "from_pretrained.quantization_config.bnb_4bit_quant_type"},
 		{"pytorch.stop_strings", "list", nil, nil, `each string & !=""`, true, "none", "generate.stop_strings"},
-		{"vllm.engine.block_size", "enum", []any{int64(8), int64(16), int64(32), int64(64), int64(128)}, nil, "", true, "16 on CUDA", "engine.block_size"},
+		{"vllm.engine.block_size", "enum", []any{int64(1), int64(8), int64(16), int64(32), int64(64), int64(128)}, nil, "", true, "16 on CUDA", "engine.block_size"},
 		{"vllm.engine.gpu_memory_utilization", "number", nil, nil, ">0 & <=1", true, "0.9", "engine.gpu_memory_utilization"},
 		{"vllm.engine.speculative_model", "string", nil, nil, `!=""`, true, "off", "engine.speculative_config.model"},
 		{"vllm.sampling.presence_penalty", "number", nil, nil, ">=-2 & <=2", true, "0.0", "sampling.presence_penalty"},

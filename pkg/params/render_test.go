@@ -40,7 +40,7 @@ func TestWriteMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"| [vllm](#vllm) | 63 | 5 | 92.6% | ≥ 90% |",
 		"## vllm\n",
-		"| `engine.block_size` | `8 \\| 16 \\| 32 \\| 64 \\| 128` | backend default (16 on CUDA) | `engine.block_size` |",
+		"| `engine.block_size` | `1 \\| 8 \\| 16 \\| 32 \\| 64 \\| 128` | backend default (16 on CUDA) | `engine.block_size` |",
 		"| `batch_size` | `int >=1 & <=1024` | 1 | `worker.batch_size` |",
 		"### Known missing",
 		"### Cross-field rules",
