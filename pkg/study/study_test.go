@@ -352,3 +352,16 @@ func TestCueVet(t *testing.T) {
 		}
 	}
 }
+
+func TestWarnsWhenMostlyInvalid(t *testing.T) {
+	p := mustLoad(t, `base: {model: "random:llama-15m", backend: "vllm"}
+grid: {precision: ["fp32", "fp16"], n: [1, 2]}
+experiments: [{precision: "fp32"}]`)
+	if len(p.Runs) != 2 || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "3 of 5 generated configs are invalid") {
+		t.Errorf("runs %d warnings %q", len(p.Runs), p.Warnings)
+	}
+	q := mustLoad(t, nativeBase+`grid: n: [1, 2]`)
+	if len(q.Warnings) != 0 {
+		t.Errorf("unexpected warnings %q", q.Warnings)
+	}
+}
