@@ -108,12 +108,21 @@ func (m *Model) Generate(ctx context.Context, batch []Request, s Sampling, hooks
 		}
 	}
 	live := make([]int, 0, n) // requests still generating
+	toks := make([]int, n)
+	// emit samples the next token of every request in reqs (in parallel:
+	// each request has its own sampler), then records and reports them.
 	emit := func(logits []float32, reqs []int) {
 		V := cfg.VocabSize
+		f.p.run(len(reqs), func(_, lo, hi int) {
+			for k := lo; k < hi; k++ {
+				i := reqs[k]
+				toks[k] = samplers[i].next(logits[k*V:(k+1)*V], len(results[i].Tokens))
+			}
+		})
 		t := clock.Now()
 		for k, i := range reqs {
 			res := &results[i]
-			tok := samplers[i].next(logits[k*V:(k+1)*V], len(res.Tokens))
+			tok := toks[k]
 			samplers[i].observe(tok)
 			res.Tokens = append(res.Tokens, tok)
 			if hooks.Token != nil {

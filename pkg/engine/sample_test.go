@@ -133,3 +133,84 @@ func TestSamplingValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTopPTopKMatchFullSort compares the thresholded top-p and heap top-k
+// with the textbook definitions (HF: sort ascending, drop tokens whose
+// cumulative probability is <= 1-top_p; keep logits >= the k-th largest) on a
+// large random vocabulary.
+func TestTopPTopKMatchFullSort(t *testing.T) {
+	rng := splitmix64(9)
+	const V = 5000
+	logits := make([]float32, V)
+	for i := range logits {
+		logits[i] = float32(rng.float64()*8 - 4)
+	}
+	logits[17] = logits[18] // a tie
+	for _, k := range []int{1, 5, 50, 4999} {
+		vals := slices.Clone(logits)
+		slices.Sort(vals)
+		if got, want := kthLargest(logits, seqInts(V), k), vals[V-k]; got != want {
+			t.Errorf("kthLargest(k=%d) = %v, want %v", k, got, want)
+		}
+	}
+	for _, topP := range []float32{0.05, 0.3, 0.9, 0.999} {
+		sm := newSampler(Sampling{Temperature: 0.7, TopP: topP}, 0, V, nil, nil)
+		got, _ := sm.filter(slices.Clone(logits))
+		got = slices.Clone(got)
+		slices.Sort(got)
+
+		idx := seqInts(V)
+		slices.SortFunc(idx, func(a, b int) int { return cmpF(logits[a], logits[b]) })
+		mx := float64(logits[idx[V-1]]) / 0.7
+		p := make([]float64, V)
+		sum := 0.0
+		for i, j := range idx {
+			p[i] = math.Exp(float64(logits[j])/0.7 - mx)
+			sum += p[i]
+		}
+		var want []int
+		cum := 0.0
+		for i, j := range idx {
+			cum += p[i] / sum
+			if cum > 1-float64(topP) || i == V-1 {
+				want = append(want, j)
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("top_p=%v keeps %d tokens, full sort keeps %d", topP, len(got), len(want))
+		}
+	}
+}
+
+func seqInts(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+func cmpF(a, b float32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func BenchmarkSampleTopP(b *testing.B) {
+	rng := splitmix64(1)
+	logits := make([]float32, 49152)
+	for i := range logits {
+		logits[i] = float32(rng.float64()*10 - 5)
+	}
+	sm := newSampler(Sampling{Temperature: 0.8, TopP: 0.9, TopK: 0}, 0, len(logits), nil, nil)
+	work := make([]float32, len(logits))
+	for b.Loop() {
+		copy(work, logits)
+		sm.next(work, 0)
+	}
+}
