@@ -2,7 +2,10 @@ package pytorch
 
 import (
 	"encoding/json"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -57,6 +60,63 @@ func TestHarnessEmbedded(t *testing.T) {
 func TestOverheadReferenceSelfTest(t *testing.T) {
 	py := pyharnesstest.Python3(t)
 	out, err := exec.Command(py, "../../../scripts/bare_generate_reference.py", "--self-test").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "self-test ok") {
+		t.Fatalf("self-test: %v\n%s", err, out)
+	}
+}
+
+// TestRecordedStreams validates worker streams recorded elsewhere (e.g. by
+// scripts/gpu-validate-pytorch.sh on a GPU machine without Go) with llem's
+// own protocol checker. LLEM_VALIDATE_STREAMS lists files or globs,
+// space-separated; without it the test is skipped.
+func TestRecordedStreams(t *testing.T) {
+	spec := os.Getenv("LLEM_VALIDATE_STREAMS")
+	if spec == "" {
+		t.Skip("set LLEM_VALIDATE_STREAMS to recorded .jsonl streams to validate them")
+	}
+	var files []string
+	for _, pat := range strings.Fields(spec) {
+		m, err := filepath.Glob(pat)
+		if err != nil || len(m) == 0 {
+			t.Fatalf("%s: no such files", pat)
+		}
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			fh, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fh.Close()
+			dec := worker.NewDecoder(fh)
+			var events []worker.Event
+			for {
+				ev, err := dec.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				events = append(events, ev)
+			}
+			sum, err := worker.Validate(events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Error != nil {
+				t.Fatalf("run failed: %+v", sum.Error)
+			}
+			t.Logf("%d requests, %d batches, %d in / %d out tokens, versions %v",
+				sum.Done.Requests, len(sum.Batches), sum.Done.InputTokens, sum.Done.OutputTokens, sum.Hello.Versions)
+		})
+	}
+}
+
+func TestSummarizeSelfTest(t *testing.T) {
+	py := pyharnesstest.Python3(t)
+	out, err := exec.Command(py, "../../../scripts/summarize_worker_stream.py", "--self-test").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "self-test ok") {
 		t.Fatalf("self-test: %v\n%s", err, out)
 	}
