@@ -21,7 +21,7 @@ type evalCmd struct {
 	Out    string `name:"out" help:"Directory for study results." default:"results" type:"path"`
 	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
 	Quiet  bool   `name:"quiet" short:"q" help:"Only print errors and the final summary."`
-	Runner string `name:"runner" help:"Where workers run: local, docker or auto (overrides the study's runners)." enum:"auto,local,docker," default:""`
+	Runner string `name:"runner" help:"Where workers run: local, docker or auto (overrides the study's runners)." placeholder:"KIND"`
 	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers." type:"path"`
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
 }
@@ -38,6 +38,11 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 		if err := plan.SetCycles(c.Cycles); err != nil {
 			return errs.BadInput(err, "pass --cycles 1 or more")
 		}
+	}
+	switch c.Runner {
+	case "", "auto", "local", "docker":
+	default:
+		return errs.BadInput(fmt.Errorf("--runner %q: unknown runner", c.Runner), "use --runner local, docker or auto")
 	}
 	if c.Runner != "" {
 		for b, r := range plan.Runners {

@@ -615,13 +615,23 @@ func (l *loader) cueDiags(err error, prefix string, positions bool) []Diagnostic
 	if len(list) == 0 {
 		return []Diagnostic{{Path: prefix, Msg: err.Error()}}
 	}
+	// A bound failure inside a disjunction (number & <=2 | *default) also
+	// yields "empty disjunction" and "conflicting values" noise at the same
+	// path; keep only the real message there.
+	specific := map[string]bool{}
+	for _, e := range list {
+		format, args := e.Msg()
+		if !isEnumFailure(fmt.Sprintf(format, args...)) {
+			specific[joinPath(prefix, cleanPath(e.Path()))] = true
+		}
+	}
 	for _, e := range list {
 		path := cleanPath(e.Path())
 		full := joinPath(prefix, path)
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if isEnumFailure(msg) {
-			if enumDone[full] {
+			if specific[full] || enumDone[full] {
 				continue
 			}
 			if m, ok := l.enumMessage(full); ok {
@@ -638,7 +648,7 @@ func (l *loader) cueDiags(err error, prefix string, positions bool) []Diagnostic
 		if positions {
 			pos := l.userPos(e)
 			if pos.Filename() != l.file && l.user.Exists() {
-				if uv := l.user.LookupPath(cue.ParsePath(full)); uv.Exists() && uv.Pos().IsValid() {
+				if uv := l.user.LookupPath(userPath(full)); uv.Exists() && uv.Pos().IsValid() {
 					pos = uv.Pos()
 				}
 			}
@@ -683,12 +693,28 @@ func (l *loader) userPos(e cueerrors.Error) token.Pos {
 func cleanPath(p []string) string {
 	var out []string
 	for _, s := range p {
-		if strings.HasPrefix(s, "#") || strings.HasPrefix(s, "_llem_schema") {
+		if strings.HasPrefix(s, "#") || strings.HasPrefix(s, "_") {
+			// definitions and hidden fields (schema helpers such as
+			// _invalid) mean nothing to the user
 			continue
 		}
 		out = append(out, s)
 	}
 	return strings.Join(out, ".")
+}
+
+// userPath turns a dotted error path ("experiments.1.n") into a CUE path
+// with list indexes.
+func userPath(dotted string) cue.Path {
+	var sels []cue.Selector
+	for _, seg := range strings.Split(dotted, ".") {
+		if i, err := strconv.Atoi(seg); err == nil {
+			sels = append(sels, cue.Index(i))
+			continue
+		}
+		sels = append(sels, cue.Str(seg))
+	}
+	return cue.MakePath(sels...)
 }
 
 func joinPath(prefix, path string) string {
@@ -721,7 +747,7 @@ func (l *loader) enumMessage(path string) (string, bool) {
 			msg = given + " is not allowed"
 		}
 	} else if l.user.Exists() {
-		if uv := l.user.LookupPath(cue.ParsePath(path)); uv.Exists() {
+		if uv := l.user.LookupPath(userPath(path)); uv.Exists() {
 			given = valueString(uv)
 			msg = given + " is not allowed"
 		}

@@ -150,6 +150,15 @@ execution: order: "random"`, []string{
 			"execution.order: \"random\" is not allowed; use one of \"shuffled\" | \"sequential\" | \"interleaved\"",
 			"7 errors",
 		}},
+		{"backend rules and bounds point into the user's file", `base: {model: "m", precision: "fp16"}
+experiments: [
+	{backend: "pytorch", pytorch: {load_in_4bit: true, load_in_8bit: true}},
+	{decoder: temperature: 5},
+]`, []string{
+			"/tmp/study.cue:3:53: experiments.0.pytorch.load_in_8bit: pytorch.load_in_4bit and pytorch.load_in_8bit are mutually exclusive",
+			"/tmp/study.cue:4:25: experiments.1.decoder.temperature: invalid value 5 (out of bound <=2)",
+			"2 errors",
+		}},
 		{"syntax error", `base: {model: "x"`, []string{"/tmp/study.cue:1:"}},
 		{"scoped dim for a backend not in the study", nativeBase + `grid: vllm: engine: max_num_seqs: [8]`,
 			[]string{"grid.vllm.engine.max_num_seqs: scoped to backend vllm, but the study runs only native"}},
