@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
 )
@@ -39,36 +35,8 @@ type measureCmd struct {
 
 type measureResult struct {
 	Selection energy.Selection `json:"selection"`
-	Sampler   samplerCost      `json:"sampler"`
-	ExitCode  int              `json:"exit_code"`
-	Windows   []measuredWindow `json:"windows"`
+	*measure.CommandResult
 }
-
-type samplerCost struct {
-	IntervalMs float64 `json:"interval_ms"`
-	Samples    int     `json:"samples"`
-	WallS      float64 `json:"wall_s"`
-	CPUS       float64 `json:"cpu_s"`
-	// CPUPct is llem's whole-process CPU time over the wall time while
-	// sampling: an upper bound on the sampler's cost, as llem does nothing
-	// else while it waits for the command.
-	CPUPct float64 `json:"cpu_pct_of_one_core"`
-}
-
-type measuredWindow struct {
-	*measure.Window
-	ReferenceJ *float64 `json:"reference_j,omitempty"`
-	DiffPct    *float64 `json:"diff_pct,omitempty"` // 100 × (llem − reference) / reference
-}
-
-type windowMarker struct {
-	Name       string   `json:"name"`
-	StartNs    int64    `json:"start_ns"`
-	EndNs      int64    `json:"end_ns"`
-	ReferenceJ *float64 `json:"reference_j"`
-}
-
-const windowPrefix = "LLEM_WINDOW "
 
 func (c *measureCmd) Run(ctx context.Context, stdio *IO) error {
 	args := c.Cmd
@@ -86,11 +54,10 @@ func (c *measureCmd) Run(ctx context.Context, stdio *IO) error {
 		return errs.WithHint(err, "run `llem env` to see which sensors work here")
 	}
 	if sensor == nil {
-		return errs.BadInput(errors.New("measure: energy.sensor none measures nothing"), "use --sensor auto")
+		return errs.BadInput(errors.New("measure: energy sensor none measures nothing"), "use --sensor auto")
 	}
 	defer sensor.Close()
 
-	sm := energy.NewSampler(sensor, energy.SamplerOptions{Interval: c.Interval})
 	// The child's stderr is copied on exec's goroutine while its stdout is
 	// relayed here, possibly to the same writer: serialise them.
 	stderr := &lockedWriter{w: stdio.Stderr}
@@ -100,91 +67,27 @@ func (c *measureCmd) Run(ctx context.Context, stdio *IO) error {
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdin, cmd.Stderr = stdio.Stdin, stderr
-	pipe, err := cmd.StdoutPipe()
+	res, err := measure.MeasureCommand(ctx, sensor, energy.SamplerOptions{Interval: c.Interval}, cmd, childOut)
+	if res == nil {
+		return errs.WithHint(err, "check the command and PATH")
+	}
 	if err != nil {
-		return fmt.Errorf("measure: %w", err)
-	}
-
-	ru0 := cpuTime()
-	w0 := time.Now()
-	t0 := clock.Now()
-	if err := sm.Start(ctx); err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		sm.Stop()
-		return errs.BadInput(fmt.Errorf("measure: start %s: %w", args[0], err), "check the command and PATH")
-	}
-	var markers []windowMarker
-	var scanErr error
-	sc := bufio.NewScanner(pipe)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, windowPrefix); ok {
-			var m windowMarker
-			if err := json.Unmarshal([]byte(rest), &m); err != nil {
-				scanErr = fmt.Errorf("measure: bad %sline %q: %w", windowPrefix, rest, err)
-				continue
-			}
-			markers = append(markers, m)
-		}
-		fmt.Fprintln(childOut, line)
-	}
-	waitErr := cmd.Wait()
-	t1 := clock.Now()
-	tl := sm.Stop()
-	wall := time.Since(w0)
-	cpu := cpuTime() - ru0
-
-	res := measureResult{Selection: sel}
-	res.Sampler = samplerCost{IntervalMs: float64(sm.Interval()) / 1e6, WallS: wall.Seconds(), CPUS: cpu.Seconds(),
-		CPUPct: 100 * cpu.Seconds() / wall.Seconds()}
-	if len(tl.Channels) > 0 {
-		res.Sampler.Samples = len(tl.Channels[0].Samples)
-	}
-	if ee := (*exec.ExitError)(nil); errors.As(waitErr, &ee) {
-		res.ExitCode = ee.ExitCode()
-	} else if waitErr != nil {
-		return fmt.Errorf("measure: wait for %s: %w", args[0], waitErr)
-	}
-	add := func(name string, a, b int64, ref *float64) error {
-		w, err := measure.Compute(tl, name, a, b, nil, measure.Options{})
-		if err != nil {
-			return err
-		}
-		mw := measuredWindow{Window: w, ReferenceJ: ref}
-		if ref != nil && *ref != 0 {
-			d := 100 * (w.EnergyJ - *ref) / *ref
-			mw.DiffPct = &d
-		}
-		res.Windows = append(res.Windows, mw)
-		return nil
-	}
-	if err := add("process", t0, t1, nil); err != nil {
-		return fmt.Errorf("measure: %w", err)
-	}
-	for _, m := range markers {
-		if err := add(m.Name, m.StartNs, m.EndNs, m.ReferenceJ); err != nil {
-			fmt.Fprintf(stdio.Stderr, "llem: window %s: %v\n", m.Name, err)
-		}
+		fmt.Fprintln(stderr, "llem:", err)
 	}
 	if c.Timeline != "" {
-		if err := writeJSON(c.Timeline, tl); err != nil {
-			fmt.Fprintln(stdio.Stderr, "llem:", err)
+		if err := writeJSON(c.Timeline, res.Timeline); err != nil {
+			fmt.Fprintln(stderr, "llem:", err)
 		}
 	}
+	out := measureResult{Selection: sel, CommandResult: res}
 	if c.JSON {
 		enc := json.NewEncoder(stdio.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return fmt.Errorf("measure: write result: %w", err)
 		}
 	} else {
-		printMeasure(stdio.Stdout, res)
-	}
-	if scanErr != nil {
-		fmt.Fprintln(stdio.Stderr, "llem:", scanErr)
+		printMeasure(stdio.Stdout, out)
 	}
 	if res.ExitCode != 0 {
 		return fmt.Errorf("measure: %s exited with status %d", args[0], res.ExitCode)
@@ -233,13 +136,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// cpuTime is this process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
