@@ -12,6 +12,7 @@ package study
 
 import (
 	"encoding/json"
+	"path/filepath"
 )
 
 // Plan is a study expanded into concrete runs and their execution order.
@@ -206,4 +207,14 @@ type Baseline struct {
 type Energy struct {
 	Sensor           string `json:"sensor"`
 	SampleIntervalMs int    `json:"sample_interval_ms,omitempty"`
+}
+
+// ResolvePath resolves a path written in the study (e.g. dataset.path of a
+// jsonl dataset) against the study file's directory. Configs keep the path
+// as written, so run IDs do not depend on where the study lives.
+func (p *Plan) ResolvePath(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(p.Source), path)
 }

@@ -374,3 +374,12 @@ experiments: [{precision: "fp32"}]`)
 		t.Errorf("unexpected warnings %q", q.Warnings)
 	}
 }
+
+func TestResolvePath(t *testing.T) {
+	p := &Plan{Source: "/data/studies/s.cue"}
+	for in, want := range map[string]string{"p.jsonl": "/data/studies/p.jsonl", "../x/p.jsonl": "/data/x/p.jsonl", "/abs/p.jsonl": "/abs/p.jsonl", "": ""} {
+		if got := p.ResolvePath(in); got != want {
+			t.Errorf("ResolvePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
