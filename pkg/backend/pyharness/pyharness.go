@@ -97,13 +97,8 @@ func Materialize(root, backend string, files map[string][]byte) (string, error) 
 		return "", fmt.Errorf("create harness directory: %w", err)
 	}
 	defer os.RemoveAll(tmp) // no-op after a successful rename
-	for name, body := range files {
-		if filepath.Base(name) != name {
-			return "", fmt.Errorf("write harness file %q: name must not contain a path", name)
-		}
-		if err := os.WriteFile(filepath.Join(tmp, name), body, 0o644); err != nil {
-			return "", fmt.Errorf("write harness file: %w", err)
-		}
+	if err := writeFiles(tmp, files); err != nil {
+		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another llem process won the race: its directory has the same
@@ -120,6 +115,22 @@ func Materialize(root, backend string, files map[string][]byte) (string, error) 
 		}
 	}
 	return dir, nil
+}
+
+// writeFiles writes files (plain names, no paths) into dir.
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create harness directory: %w", err)
+	}
+	for name, body := range files {
+		if filepath.Base(name) != name {
+			return fmt.Errorf("write harness file %q: name must not contain a path", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			return fmt.Errorf("write harness file: %w", err)
+		}
+	}
+	return nil
 }
 
 // complete reports whether dir holds every file with its size (content is
@@ -142,9 +153,14 @@ type JobOptions struct {
 	// CacheRoot overrides CacheRoot() (tests use a temporary directory).
 	CacheRoot string
 	// Dir is the run's exchange directory, passed on to the runner.
-	Dir     string
-	Timeout time.Duration
-	Grace   time.Duration
+	Dir string
+	// HarnessInDir writes the harness files into Dir instead of the shared
+	// cache, for runners that only mount the exchange directory (the Docker
+	// runner rewrites paths under Dir to its mount point). Then python is
+	// the interpreter inside the container, e.g. "python3".
+	HarnessInDir bool
+	Timeout      time.Duration
+	Grace        time.Duration
 	// Getenv reads the parent's environment for forwarded variables
 	// (default os.Getenv).
 	Getenv func(string) string
@@ -163,16 +179,27 @@ func Job(h Harness, spec worker.RunSpec, python string, o JobOptions) (runner.Jo
 	if python == "" {
 		return runner.Job{}, errs.WithHint(ErrNoPython, "pass --python PATH or set LLEM_PYTHON")
 	}
-	root := o.CacheRoot
-	if root == "" {
-		var err error
-		if root, err = CacheRoot(); err != nil {
+	var dir string
+	if o.HarnessInDir {
+		if o.Dir == "" {
+			return runner.Job{}, errors.New("harness in exchange directory: JobOptions.Dir is empty")
+		}
+		if err := writeFiles(o.Dir, h.Files()); err != nil {
 			return runner.Job{}, err
 		}
-	}
-	dir, err := Materialize(root, h.Backend, h.Files())
-	if err != nil {
-		return runner.Job{}, err
+		dir = o.Dir
+	} else {
+		root := o.CacheRoot
+		if root == "" {
+			var err error
+			if root, err = CacheRoot(); err != nil {
+				return runner.Job{}, err
+			}
+		}
+		var err error
+		if dir, err = Materialize(root, h.Backend, h.Files()); err != nil {
+			return runner.Job{}, err
+		}
 	}
 	if spec.ProtocolVersion == 0 {
 		spec.ProtocolVersion = worker.ProtocolVersion

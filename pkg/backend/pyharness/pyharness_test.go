@@ -135,6 +135,26 @@ func TestJob(t *testing.T) {
 	}
 }
 
+func TestJobHarnessInDir(t *testing.T) {
+	h := Harness{Backend: "vllm", Script: "harness_vllm.py", Source: []byte("#\n")}
+	dir := filepath.Join(t.TempDir(), "run")
+	job, err := Job(h, worker.RunSpec{}, "python3", JobOptions{Dir: dir, HarnessInDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Command[2] != filepath.Join(dir, "harness_vllm.py") {
+		t.Errorf("command = %q", job.Command)
+	}
+	for _, f := range []string{"harness_vllm.py", CommonName} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := Job(h, worker.RunSpec{}, "python3", JobOptions{HarnessInDir: true}); err == nil {
+		t.Error("HarnessInDir without Dir must fail")
+	}
+}
+
 // TestCommonHelloBeforeSpec runs llem_common.run_main as a real worker
 // through the local runner: with a spec of the wrong protocol version it
 // must say hello first, then an error of kind protocol, and exit 2.
