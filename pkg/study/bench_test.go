@@ -3,6 +3,7 @@ package study
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,8 @@ func BenchmarkPlan10k(b *testing.B) {
 	src := bench10k()
 	b.ReportAllocs()
 	var runs int
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	for b.Loop() {
 		p, err := LoadSource(context.Background(), "bench.cue", src)
 		if err != nil {
@@ -43,7 +46,9 @@ func BenchmarkPlan10k(b *testing.B) {
 	if runs != 10000 {
 		b.Fatalf("got %d runs, want 10000", runs)
 	}
+	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(runs), "ns/run")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/float64(runs), "B/run")
 }
 
 // BenchmarkPlanQuickstart is the fixed cost of a plan: compiling the
