@@ -582,6 +582,18 @@ func (l *loader) decodeRule(v cue.Value, i int) rule {
 		} else {
 			leaf.canon = []string{canonValue(x)}
 		}
+		// A value outside an enum can never match: almost surely a typo.
+		if allowed := enumValues(l.defAtFrom(l.expDef, path)); allowed != nil {
+			for _, c := range leaf.canon {
+				if !contains(allowed, c) {
+					msg := fmt.Sprintf("%s can never match; use one of %s", c, strings.Join(allowed, " | "))
+					if s := suggest(strings.Trim(c, `"`), trimQuotes(allowed)); s != "" {
+						msg += fmt.Sprintf(" (did you mean %q?)", s)
+					}
+					l.errorf(v.Pos(), fmt.Sprintf("exclude[%d].%s", i, strings.Join(path, ".")), "%s", msg)
+				}
+			}
+		}
 		r.leaves = append(r.leaves, leaf)
 	}
 	walk(v, nil)
@@ -781,6 +793,19 @@ func (l *loader) defAt(path string) cue.Value {
 			cur = cur.LookupPath(cue.MakePath(cue.AnyIndex))
 			continue
 		}
+		cur = l.field(cur, seg)
+		if !cur.Exists() {
+			return cur
+		}
+	}
+	return cur
+}
+
+// defAtFrom follows path from def (backend sections via their named
+// definitions).
+func (l *loader) defAtFrom(def cue.Value, path []string) cue.Value {
+	cur := def
+	for _, seg := range path {
 		cur = l.field(cur, seg)
 		if !cur.Exists() {
 			return cur

@@ -159,6 +159,11 @@ experiments: [
 			"/tmp/study.cue:4:25: experiments.1.decoder.temperature: invalid value 5 (out of bound <=2)",
 			"2 errors",
 		}},
+		{"exclude value outside an enum", nativeBase + `grid: n: [1, 2]
+exclude: [{precision: ["fp64", "bf16"]}, {backend: "vlm"}]`, []string{
+			"exclude[0].precision: \"fp64\" can never match; use one of \"bf16\" | \"fp16\" | \"fp32\"",
+			"exclude[1].backend: \"vlm\" can never match; use one of \"pytorch\" | \"vllm\" | \"tensorrt\" | \"native\" (did you mean \"vllm\"?)",
+		}},
 		{"syntax error", `base: {model: "x"`, []string{"/tmp/study.cue:1:"}},
 		{"scoped dim for a backend not in the study", nativeBase + `grid: vllm: engine: max_num_seqs: [8]`,
 			[]string{"grid.vllm.engine.max_num_seqs: scoped to backend vllm, but the study runs only native"}},
