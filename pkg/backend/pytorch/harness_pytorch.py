@@ -127,16 +127,19 @@ def dtype_kwarg_name(transformers_version):
     return "dtype" if tuple(parts) >= (4, 56) else "torch_dtype"
 
 
-def batch_inputs(prompts, batch, tokenizer, pad_id, max_input, vocab_size):
-    """Token rows for one batch, left-padded, each truncated to max_input.
+def token_rows(prompts, tokenizer, max_input, vocab_size):
+    """Every prompt's token IDs, truncated to max_input (the first tokens
+    are kept, like the tokenizer's truncation=True). Done once before the
+    measured window, so tokenization never falls inside it. Text goes
+    through the tokenizer when there is one, else through
+    llem_common.approx_token_ids (random-weight models)."""
+    return [list(prompt_ids(p, tokenizer, vocab_size))[:max_input] for p in prompts]
 
-    Text prompts go through the tokenizer when there is one, else through
-    llem_common.approx_token_ids (random-weight models). Truncation keeps
-    the first max_input tokens, like the tokenizer's truncation=True.
-    Returns (input_ids rows, attention_mask rows, per-row max_tokens).
-    """
-    rows = [list(prompt_ids(prompts[i], tokenizer, vocab_size))[:max_input] for i in batch]
-    ids, mask = lc.left_pad(rows, pad_id)
+
+def batch_inputs(rows, prompts, batch, pad_id):
+    """Left-padded input IDs and attention mask of one batch, and each
+    row's own output length (0 = the config's)."""
+    ids, mask = lc.left_pad([rows[i] for i in batch], pad_id)
     return ids, mask, [prompts[i].max_tokens for i in batch]
 
 
@@ -302,12 +305,11 @@ def main(spec, em):
             self.times.append(time.monotonic_ns())
             return scores
 
-    lengths = [min(len(row), max_input) for row in
-               (prompt_ids(p, tokenizer, vocab) for p in prompts)]
-    batches = lc.make_batches(lengths, k["batch_size"], k["batching"])
+    rows = token_rows(prompts, tokenizer, max_input, vocab)
+    batches = lc.make_batches([len(r) for r in rows], k["batch_size"], k["batching"])
 
     def run_batch(batch):
-        ids, mask, row_max = batch_inputs(prompts, batch, tokenizer, pad_id, max_input, vocab)
+        ids, mask, row_max = batch_inputs(rows, prompts, batch, pad_id)
         row_max = [m or max_output for m in row_max]
         want = max(row_max)
         extra = {"min_new_tokens": want} if forced else {}
@@ -318,7 +320,8 @@ def main(spec, em):
         t0 = time.monotonic_ns()
         with torch.inference_mode():
             out = model.generate(input_ids=input_ids, attention_mask=attention,
-                                 max_new_tokens=want, logits_processor=LogitsProcessorList([clock]), **gen_kw, **extra)
+                                 max_new_tokens=want, logits_processor=LogitsProcessorList([clock]),
+                                 **gen_kw, **extra)
         sync()
         t_end = time.monotonic_ns()
         seqs = getattr(out, "sequences", out)

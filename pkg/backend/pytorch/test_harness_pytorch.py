@@ -83,7 +83,9 @@ class KwargsTest(unittest.TestCase):
 class BatchTest(unittest.TestCase):
     def test_batch_inputs_left_pads_and_truncates(self):
         prompts = [lc.Prompt(token_ids=[10, 11, 12, 13]), lc.Prompt(text="hi there", max_tokens=3)]
-        ids, mask, row_max = hp.batch_inputs(prompts, [0, 1], None, 0, 3, 100)
+        rows = hp.token_rows(prompts, None, 3, 100)
+        self.assertEqual([len(r) for r in rows], [3, 2])
+        ids, mask, row_max = hp.batch_inputs(rows, prompts, [0, 1], 0)
         self.assertEqual(len(ids[0]), 3)
         self.assertEqual(ids[0], [10, 11, 12])
         self.assertEqual(mask[1], [0, 1, 1])
