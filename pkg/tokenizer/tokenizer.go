@@ -11,9 +11,9 @@
 // insertion); the ByteLevel decoder. SentencePiece-style tokenizers
 // (Metaspace, byte_fallback, e.g. Llama 2) are rejected with ErrUnsupported.
 //
-// One documented deviation: an NFC normalizer is accepted but not applied
-// (the standard library has no Unicode normalization tables); input already in
-// NFC, which is nearly all text, tokenizes identically.
+// Normalizers: the Unicode forms (NFC as in Qwen2, NFD, NFKC, NFKD) and
+// Sequence of them, applied to the text between added tokens (added tokens
+// match the raw text, as HF does for tokens with normalized=false).
 package tokenizer
 
 import (
@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrUnsupported is wrapped by errors about a tokenizer.json this package
@@ -40,7 +42,8 @@ type Tokenizer struct {
 	unk      int // -1: none
 	ignoreMg bool
 
-	steps []preStep // pre-tokenizer pipeline, in order
+	normalize func(string) string // nil: no normalizer
+	steps     []preStep            // pre-tokenizer pipeline, in order
 
 	added       []addedToken
 	addedByByte map[byte][]int // first byte of content → indices into added, longest first
@@ -164,6 +167,7 @@ func Load(data []byte) (*Tokenizer, error) {
 	if err := t.loadMerges(m.Merges); err != nil {
 		return nil, err
 	}
+	var err error
 	t.added = f.AddedTokens
 	for i := range t.added {
 		a := &t.added[i]
@@ -174,7 +178,7 @@ func Load(data []byte) (*Tokenizer, error) {
 	for _, idx := range t.addedByByte {
 		slices.SortStableFunc(idx, func(x, y int) int { return len(t.added[y].Content) - len(t.added[x].Content) })
 	}
-	if err := checkNormalizer(f.Normalizer); err != nil {
+	if t.normalize, err = parseNormalizer(f.Normalizer); err != nil {
 		return nil, err
 	}
 	steps, err := parsePre(f.PreTokenizer)
@@ -254,23 +258,45 @@ func parseComponent(raw json.RawMessage, what string) (*component, error) {
 	return &c, nil
 }
 
-func checkNormalizer(raw json.RawMessage) error {
+// parseNormalizer returns the normalizer as a function (nil: none). Unicode
+// normalization forms are supported; other normalizers change text in ways
+// byte-level BPE models do not use and are rejected.
+func parseNormalizer(raw json.RawMessage) (func(string) string, error) {
 	c, err := parseComponent(raw, "normalizer")
 	if err != nil || c == nil {
-		return err
+		return nil, err
 	}
 	switch c.Type {
-	case "NFC": // see the package comment
-		return nil
+	case "NFC":
+		return norm.NFC.String, nil
+	case "NFD":
+		return norm.NFD.String, nil
+	case "NFKC":
+		return norm.NFKC.String, nil
+	case "NFKD":
+		return norm.NFKD.String, nil
 	case "Sequence":
+		var fs []func(string) string
 		for _, n := range c.Normalizers {
-			if err := checkNormalizer(n); err != nil {
-				return err
+			f, err := parseNormalizer(n)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				fs = append(fs, f)
 			}
 		}
-		return nil
+		if len(fs) == 0 {
+			return nil, nil
+		}
+		return func(s string) string {
+			for _, f := range fs {
+				s = f(s)
+			}
+			return s
+		}, nil
 	}
-	return fmt.Errorf("%w: normalizer %q", ErrUnsupported, c.Type)
+	return nil, fmt.Errorf("%w: normalizer %q", ErrUnsupported, c.Type)
 }
 
 // Known Split patterns, matched literally.
@@ -430,7 +456,11 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 			ids = append(ids, seg.added.ID)
 			continue
 		}
-		for _, piece := range t.preTokenize(seg.text) {
+		text := seg.text
+		if t.normalize != nil {
+			text = t.normalize(text)
+		}
+		for _, piece := range t.preTokenize(text) {
 			ids = append(ids, t.bpe(piece)...)
 		}
 	}

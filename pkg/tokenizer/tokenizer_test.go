@@ -233,3 +233,15 @@ func FuzzLoad(f *testing.F) {
 		_ = tok.Decode(tok.Encode(text, false), true)
 	})
 }
+
+func TestNFCNormalizer(t *testing.T) {
+	plain := mustLoad(t, tinyJSON(t, false, nil))
+	nfc := mustLoad(t, tinyJSON(t, false, map[string]any{"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{map[string]any{"type": "NFC"}}}}))
+	composed, decomposed := "caf\u00e9", "cafe\u0301"
+	if reflect.DeepEqual(plain.Encode(composed, false), plain.Encode(decomposed, false)) {
+		t.Fatal("without a normalizer the two forms must differ")
+	}
+	if got, want := nfc.Encode(decomposed, false), plain.Encode(composed, false); !reflect.DeepEqual(got, want) {
+		t.Errorf("NFC: decomposed text gave %v, want the composed form's %v", got, want)
+	}
+}
