@@ -43,7 +43,7 @@ type Tokenizer struct {
 	ignoreMg bool
 
 	normalize func(string) string // nil: no normalizer
-	steps     []preStep            // pre-tokenizer pipeline, in order
+	steps     []preStep           // pre-tokenizer pipeline, in order
 
 	added       []addedToken
 	addedByByte map[byte][]int // first byte of content → indices into added, longest first
