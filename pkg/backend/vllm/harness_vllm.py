@@ -101,14 +101,22 @@ def sampling_kwargs(cfg, backend_args, max_tokens, detokenize=True, forced=False
     return kw
 
 
-def request_input(prompt, vocab_size, random_arch):
-    """A vLLM prompt: token IDs as a TokensPrompt dict, text as a string
-    (random-weight models have no tokenizer, so text is approximated)."""
+def request_input(prompt, vocab_size, tokenizer, max_input):
+    """A vLLM prompt as token IDs (a TokensPrompt dict), truncated to
+    max_input like the other backends (first tokens kept). Text goes
+    through the model's tokenizer, or for random-weight models (no
+    tokenizer) through the approximate word tokenizer. Sending IDs means
+    the harness knows every request's exact input length."""
     if prompt.token_ids is not None:
-        return {"prompt_token_ids": list(prompt.token_ids)}
-    if random_arch:
-        return {"prompt_token_ids": lc.approx_token_ids(prompt.text, vocab_size)}
-    return prompt.text
+        ids = list(prompt.token_ids)
+    elif tokenizer is not None:
+        ids = tokenizer.encode(prompt.text)
+    elif vocab_size:
+        ids = lc.approx_token_ids(prompt.text, vocab_size)
+    else:
+        raise lc.HarnessError("config", "text prompts need the model's tokenizer, and vLLM has none",
+                              "remove skip_tokenizer_init from vllm.extra, or use token-ID prompts")
+    return {"prompt_token_ids": ids[:max_input]}
 
 
 def versions():
@@ -152,16 +160,18 @@ def main(spec, em):
         try:
             hf = llm.llm_engine.model_config.hf_config
             layers = getattr(hf, "num_hidden_layers", 0) or 0
+            vocab = getattr(hf, "vocab_size", None)
             arch_cls = (getattr(hf, "architectures", None) or [""])[0]
         except Exception:  # noqa: BLE001 - internal layout differs across versions
             pass
     em.loaded(model_id, params_count, layers, lc.precision_name(cfg), gpu_used_bytes(), load_ns,
               architecture=arch_cls)
 
-    prompts = lc.build_prompts(spec, vocab_size=vocab, tokenizer=None if arch_name else _tokenizer(llm))
+    tokenizer = None if arch_name else _tokenizer(llm)
+    prompts = lc.build_prompts(spec, vocab_size=vocab, tokenizer=tokenizer)
     max_output = int(cfg.get("max_output_tokens") or 128)
     max_input = int(cfg.get("max_input_tokens") or 512)
-    inputs = [truncate(request_input(p, vocab, bool(arch_name)), max_input) for p in prompts]
+    inputs = [request_input(p, vocab, tokenizer, max_input) for p in prompts]
     detok = not arch_name
     forced = lc.forced_output(cfg)
     params = [SamplingParams(**sampling_kwargs(cfg, backend_args, p.max_tokens or max_output, detok, forced))
@@ -224,12 +234,6 @@ def _tokenizer(llm):
         return None
 
 
-def truncate(inp, max_input):
-    if isinstance(inp, dict):
-        return {"prompt_token_ids": inp["prompt_token_ids"][:max_input]}
-    return inp  # text: vLLM rejects prompts longer than max_model_len itself
-
-
 def run_stepwise(llm, inputs, params, tracker):
     """Run every request through the engine one step at a time (what
     LLM.generate does), recording when each request's tokens arrive."""
@@ -239,21 +243,16 @@ def run_stepwise(llm, inputs, params, tracker):
     for i, (inp, sp) in enumerate(zip(inputs, params)):
         sp.output_kind = RequestOutputKind.DELTA
         engine.add_request(str(i), inp, sp)
-    seen_inputs = set()
+    for i, inp in enumerate(inputs):
+        tracker.inputs[i] = len(inp["prompt_token_ids"])
     while engine.has_unfinished_requests():
         outs = engine.step()
         t = time.monotonic_ns()
         for o in outs:
-            rid = int(o.request_id)
             comp = o.outputs[0] if o.outputs else None
             n_new = len(comp.token_ids) if comp is not None else 0
-            n_in = None
-            if rid not in seen_inputs and o.prompt_token_ids is not None:
-                n_in = len(o.prompt_token_ids)
-                seen_inputs.add(rid)
             reason = (comp.finish_reason or "") if comp is not None else ""
-            tracker.observe(rid, n_new, t, n_in, bool(o.finished), reason)
-
+            tracker.observe(int(o.request_id), n_new, t, None, bool(o.finished), reason)
 
 if __name__ == "__main__":
     lc.run_main(BACKEND, versions, main)

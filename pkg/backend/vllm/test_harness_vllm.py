@@ -53,10 +53,13 @@ class KwargsTest(unittest.TestCase):
         self.assertEqual(env, {"VLLM_ATTENTION_BACKEND": "FLASHINFER"})
 
     def test_request_input(self):
-        self.assertEqual(hv.request_input(lc.Prompt(token_ids=[1, 2]), 10, True), {"prompt_token_ids": [1, 2]})
-        self.assertEqual(hv.request_input(lc.Prompt(text="a b"), 10, False), "a b")
-        self.assertEqual(len(hv.request_input(lc.Prompt(text="a b"), 10, True)["prompt_token_ids"]), 2)
-        self.assertEqual(hv.truncate({"prompt_token_ids": [1, 2, 3]}, 2), {"prompt_token_ids": [1, 2]})
+        class Tok:
+            def encode(self, text):
+                return [11] * len(text.split()) + [12]
+
+        self.assertEqual(hv.request_input(lc.Prompt(token_ids=[1, 2, 3]), 10, None, 2), {"prompt_token_ids": [1, 2]})
+        self.assertEqual(hv.request_input(lc.Prompt(text="a b"), 10, Tok(), 8), {"prompt_token_ids": [11, 11, 12]})
+        self.assertEqual(len(hv.request_input(lc.Prompt(text="a b"), 10, None, 8)["prompt_token_ids"]), 2)
 
 
 class TrackerTest(unittest.TestCase):
