@@ -6,6 +6,7 @@ package native
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,9 +139,15 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 		return fail(worker.ErrKindProtocol, fmt.Errorf("read run spec: %w", err), "")
 	}
 	var spec worker.RunSpec
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
+	err = dec.Decode(&spec)
+	if err == nil {
+		if _, tail := dec.Token(); tail != io.EOF {
+			err = errors.New("data after the spec object")
+		}
+	}
+	if err != nil {
 		return fail(worker.ErrKindProtocol, fmt.Errorf("parse run spec: %w", err), "the parent must send one RunSpec JSON object on stdin (docs/worker-protocol.md)")
 	}
 	if spec.ProtocolVersion != worker.ProtocolVersion {

@@ -246,6 +246,7 @@ func TestRunFailures(t *testing.T) {
 	}{
 		{"protocol", `{"protocol_version": 99, "run_id": "x", "cycle": 0, "config": {}}`, nil, worker.ErrKindProtocol, 2, "same version"},
 		{"garbage spec", `{"protocol_version": 1,`, nil, worker.ErrKindProtocol, 2, "RunSpec"},
+		{"two specs", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}} {}`, nil, worker.ErrKindProtocol, 2, ""},
 		{"unknown spec field", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}, "gpu": 1}`, nil, worker.ErrKindProtocol, 2, ""},
 		{"wrong backend", with(func(c map[string]any) { c["backend"] = "vllm" }), nil, worker.ErrKindConfig, 2, ""},
 		{"fp16", with(func(c map[string]any) { c["precision"] = "fp16" }), nil, worker.ErrKindConfig, 2, "bf16"},
