@@ -25,6 +25,9 @@ func (p Param) DefaultText() string {
 
 // TypeText renders the type with enum options or bounds.
 func (p Param) TypeText() string {
+	if p.Type == "string" && p.Bounds == `!=""` {
+		return "non-empty string"
+	}
 	switch {
 	case p.Type == "enum":
 		return p.Schema
