@@ -223,3 +223,24 @@ func BenchmarkPrefill(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatmul times the kernel alone on a prefill-shaped product
+// (T activation rows × SmolLM's 576→1536 projection), in multiply-adds per
+// second: the compute ceiling prefill and batched decode work against.
+func BenchmarkMatmul(b *testing.B) {
+	for _, T := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("T%d", T), func(b *testing.B) {
+			w := newMat(1536, 576)
+			fillNormal(w.f32, 1, "w", 0, InitStd)
+			x := make([]float32, T*576)
+			fillNormal(x, 2, "x", 0, 1)
+			dst := make([]float32, T*1536)
+			p := newPool(runtime.GOMAXPROCS(0))
+			defer p.close()
+			for b.Loop() {
+				matmul(p, dst, x, T, &w, false)
+			}
+			b.ReportMetric(float64(b.N)*float64(T*1536*576)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}
