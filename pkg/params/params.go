@@ -8,7 +8,10 @@
 // hand. BackendArgs turns a run's backend section into the backend's own
 // keyword arguments using only the mapping attributes (@pytorch(...),
 // @vllm(...), @tensorrt(...), @native(...)), and CheckExtra validates the
-// `extra:` escape hatch against the same attributes.
+// `extra:` escape hatch against the same attributes and against the
+// arguments llem fills from shared experiment fields (#<Backend>SharedArgs).
+// The cross-field rules are listed from the error("…") messages of the
+// schema files, so the docs cannot drift from the constraints.
 //
 //go:generate go run ./internal/gendoc ../../docs/params.md
 package params

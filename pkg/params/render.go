@@ -183,6 +183,13 @@ backend arguments from these attributes only (` + "`params.BackendArgs`" + `).
 first-class param maps to is an error naming that param (` + "`vllm.extra.engine.max_num_seqs: shadows\nfirst-class vllm.engine.max_num_seqs; set that instead`" + `), and so is replacing a config object
 that first-class params fill (set keys inside it instead).
 
+**Shared fields.** Model, precision, random_seed, max_output_tokens and ` + "`decoder:`" + ` are set once
+per experiment; llem fills the matching backend arguments from them (listed per backend below,
+from ` + "`#PyTorchSharedArgs`" + ` etc.), and ` + "`extra:`" + ` may not set those either.
+
+**Cross-field rules** are CUE constraints in the same files; the messages below are read from
+them, and a run that breaks one is reported with its grid coordinates and skipped.
+
 **Coverage** = first-class / (first-class + known impactful missing); the known-missing lists
 live in the schema next to the params (` + "`#PyTorchKnownMissing`" + ` etc.).
 
