@@ -35,13 +35,13 @@ const Backend = "native"
 const RandomPrefix = "random:"
 
 // Option adjusts Run, for tests.
-type Option func(*runner)
+type Option func(*workerRun)
 
 // WithAvailableMemory replaces the host memory probe (MemAvailable and the
 // cgroup limit), so the out-of-memory pre-check can be tested without
 // exhausting memory.
 func WithAvailableMemory(f func() (int64, error)) Option {
-	return func(r *runner) { r.available = f }
+	return func(r *workerRun) { r.available = f }
 }
 
 // Failure is the error Run returns after it emitted an error event; Kind is
@@ -54,7 +54,7 @@ type Failure struct {
 func (f *Failure) Error() string { return f.Err.Error() }
 func (f *Failure) Unwrap() error { return f.Err }
 
-type runner struct {
+type workerRun struct {
 	enc       *worker.Encoder
 	available func() (int64, error)
 }
@@ -65,7 +65,7 @@ type runner struct {
 // cancelled, else 1; hints are attached for the user.
 func Run(ctx context.Context, spec io.Reader, events io.Writer, opts ...Option) error {
 	bw := &flushWriter{w: bufio.NewWriter(events)}
-	r := &runner{enc: worker.NewEncoder(bw), available: availableMemory}
+	r := &workerRun{enc: worker.NewEncoder(bw), available: availableMemory}
 	for _, o := range opts {
 		o(r)
 	}
@@ -133,7 +133,7 @@ type resolved struct {
 	tok *tokenizer.Tokenizer // nil for random presets and checkpoints without tokenizer.json
 }
 
-func (r *runner) run(ctx context.Context, specR io.Reader) error {
+func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 	raw, err := io.ReadAll(specR)
 	if err != nil {
 		return fail(worker.ErrKindProtocol, fmt.Errorf("read run spec: %w", err), "")
@@ -239,7 +239,7 @@ func (r *runner) run(ctx context.Context, specR io.Reader) error {
 // batch runs one measured batch, emitting its phase pairs and then one
 // request event per request; token counts come from the engine's Token hook
 // and are checked against its results.
-func (r *runner) batch(ctx context.Context, m *engine.Model, b, first int, reqs []engine.Request, s engine.Sampling, done *worker.Done) error {
+func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, reqs []engine.Request, s engine.Sampling, done *worker.Done) error {
 	n := len(reqs)
 	times := make([][]int64, n) // per request: the time of every token
 	var emitErr error
@@ -320,7 +320,7 @@ func classifyGenerate(err error) error {
 
 // resolve finds the model: a random preset's config, or a checkpoint's
 // directory, config and tokenizer (local directory or Hugging Face cache).
-func (r *runner) resolve(cfg runConfig) (*resolved, error) {
+func (r *workerRun) resolve(cfg runConfig) (*resolved, error) {
 	res := &resolved{}
 	if name, ok := strings.CutPrefix(cfg.Model, RandomPrefix); ok {
 		c, ok := engine.Preset(name)
@@ -365,7 +365,7 @@ func (r *runner) resolve(cfg runConfig) (*resolved, error) {
 
 // build puts the weights in memory: seeded random values for a preset (the
 // run's random_seed), else the checkpoint's safetensors.
-func (r *runner) build(res *resolved, cfg runConfig, storage string) (*engine.Model, error) {
+func (r *workerRun) build(res *resolved, cfg runConfig, storage string) (*engine.Model, error) {
 	opts := []engine.Option{engine.WithThreads(cfg.Native.Threads), engine.WithStorage(storage)}
 	var m *engine.Model
 	var err error
@@ -393,7 +393,7 @@ func loadFailure(err error) error {
 // checkMemory compares what the model will hold (weights in their storage
 // dtype plus the KV cache of one full batch) with the memory available, so
 // an oversized model is an "oom" error and not a killed process.
-func (r *runner) checkMemory(mc engine.Config, storage string, cfg runConfig) error {
+func (r *workerRun) checkMemory(mc engine.Config, storage string, cfg runConfig) error {
 	bytesPer := int64(4)
 	if storage == "bf16" {
 		bytesPer = 2
@@ -468,7 +468,7 @@ func readInt(p string) (int64, error) {
 // are truncated to max_input_tokens (keeping the start, as HF truncation
 // does) and asked for their max_tokens, capped by max_output_tokens.
 // synthetic reports whether output lengths are forced (EOS ignored).
-func (r *runner) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) ([]engine.Request, bool, error) {
+func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) ([]engine.Request, bool, error) {
 	mc := lm.cfg
 	var dsCfg dataset.Config
 	dsCfg, err := dataset.ParseConfig(spec.Config)

@@ -1,0 +1,49 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// JobOptions adjusts the runner.Job that Job builds.
+type JobOptions struct {
+	// Executable is the llem binary to run as the worker; empty means this
+	// process's own executable (the usual case: the parent is llem).
+	Executable string
+	// Dir is the run's exchange directory, passed on to the runner.
+	Dir     string
+	Timeout time.Duration
+	Grace   time.Duration
+}
+
+// Job builds the runner.Job that runs spec with `llem worker`. The native
+// worker always runs locally (it is llem itself); the local runner passes
+// the parent's environment through (HF_HOME, HF_HUB_CACHE for checkpoints).
+func Job(spec worker.RunSpec, o JobOptions) (runner.Job, error) {
+	exe := o.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return runner.Job{}, fmt.Errorf("find the llem executable for the native worker: %w", err)
+		}
+	}
+	if spec.ProtocolVersion == 0 {
+		spec.ProtocolVersion = worker.ProtocolVersion
+	}
+	if spec.ProtocolVersion != worker.ProtocolVersion {
+		return runner.Job{}, errors.New("native job: spec protocol version does not match this llem")
+	}
+	return runner.Job{
+		Backend: Backend,
+		Spec:    spec,
+		Command: []string{exe, "worker"},
+		Dir:     o.Dir,
+		Timeout: o.Timeout,
+		Grace:   o.Grace,
+	}, nil
+}
