@@ -250,18 +250,34 @@ def write_random_model_dir(arch_name, root):
     return path, arch
 
 
+def prompt_ids(prompt, tokenizer, vocab_size, max_input):
+    """Token IDs of a prompt, truncated to max_input (first tokens kept),
+    as for the other backends; text goes through the model's tokenizer, or
+    the approximate word tokenizer for random-weight models."""
+    if prompt.token_ids is not None:
+        ids = list(prompt.token_ids)
+    elif tokenizer is not None:
+        ids = tokenizer.encode(prompt.text)
+    elif vocab_size:
+        ids = lc.approx_token_ids(prompt.text, vocab_size)
+    else:
+        raise lc.HarnessError("config", "text prompts need the model's tokenizer, and TensorRT-LLM has none",
+                              "remove skip_tokenizer_init from tensorrt.extra, or use token-ID prompts")
+    return ids[:max_input]
+
+
 async def stream_all(llm, inputs, params, tracker):
     """Submit every request at once (the engine batches them in flight) and
     stamp each streamed chunk as it arrives."""
 
     async def one(i):
         seen = 0
+        tracker.inputs[i] = len(inputs[i])
         async for out in llm.generate_async(inputs[i], params[i], streaming=True):
             t = time.monotonic_ns()
             comp = out.outputs[0]
-            n = len(comp.token_ids)
-            n_in = len(out.prompt_token_ids) if seen == 0 and out.prompt_token_ids is not None else None
-            tracker.observe(i, n - seen, t, n_in, bool(out.finished), str(comp.finish_reason or ""))
+            n = len(comp.token_ids)  # cumulative in streaming mode
+            tracker.observe(i, n - seen, t, None, bool(out.finished), str(comp.finish_reason or ""))
             seen = n
 
     await asyncio.gather(*(one(i) for i in range(len(inputs))))
@@ -322,14 +338,7 @@ def main(spec, em):
     prompts = lc.build_prompts(spec, vocab_size=vocab, tokenizer=tokenizer)
     max_output = int(cfg.get("max_output_tokens") or 128)
     max_input = int(cfg.get("max_input_tokens") or 512)
-    inputs = []
-    for p in prompts:
-        if p.token_ids is not None:
-            inputs.append(list(p.token_ids)[:max_input])
-        elif arch_name:
-            inputs.append(lc.approx_token_ids(p.text, vocab)[:max_input])
-        else:
-            inputs.append(p.text)
+    inputs = [prompt_ids(p, tokenizer, vocab, max_input) for p in prompts]
     forced = lc.forced_output(cfg)
     params = [SamplingParams(**sampling_kwargs(cfg, backend_args, p.max_tokens or max_output, forced))
               for p in prompts]

@@ -50,6 +50,19 @@ class KwargsTest(unittest.TestCase):
         self.assertTrue(ht.guard_block_reuse(kw))
         self.assertEqual(kw["kv_cache_config"], {"free_gpu_memory_fraction": 0.5, "enable_block_reuse": False})
 
+    def test_prompt_ids(self):
+        import llem_common as lc
+
+        class Tok:
+            def encode(self, text):
+                return [9] * len(text.split())
+
+        self.assertEqual(ht.prompt_ids(lc.Prompt(token_ids=[1, 2, 3]), None, None, 2), [1, 2])
+        self.assertEqual(ht.prompt_ids(lc.Prompt(text="a b c"), Tok(), None, 8), [9, 9, 9])
+        self.assertEqual(len(ht.prompt_ids(lc.Prompt(text="a b c"), None, 100, 8)), 3)
+        with self.assertRaises(lc.HarnessError):
+            ht.prompt_ids(lc.Prompt(text="a"), None, None, 8)
+
     def test_harness_settings(self):
         self.assertEqual(ht.harness_settings({}), {"engine_cache": True, "engine_path": None,
                                                    "enable_cuda_graph": None})
