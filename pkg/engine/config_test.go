@@ -125,3 +125,24 @@ func TestRandomWeightsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig: config.json comes from downloaded checkpoints; parsing
+// must never panic, and whatever it accepts must be runnable (Validate
+// passes and the derived sizes are positive).
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4}`))
+	f.Add([]byte(`{"model_type":"qwen2","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":4,"eos_token_id":[1,2],"use_sliding_window":true,"sliding_window":3}`))
+	f.Add([]byte(`{"model_type":"llama","head_dim":0,"hidden_size":8,"num_attention_heads":0,"rope_scaling":{"rope_type":"llama3","factor":8}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted a config Validate rejects: %v", err)
+		}
+		if c.headDim() <= 0 || c.NumHeads%c.NumKVHeads != 0 {
+			t.Fatalf("accepted config has head_dim %d, heads %d/%d", c.headDim(), c.NumHeads, c.NumKVHeads)
+		}
+	})
+}
