@@ -139,7 +139,8 @@ type Report struct {
 }
 
 // Schema is the compiled backend part of llem's schema with its
-// introspection results. It is immutable and safe for concurrent use.
+// introspection results. Its reports and methods other than Value read
+// plain Go data built once by Compile, so they are safe for concurrent use.
 type Schema struct {
 	val     cue.Value
 	reports map[string]*Report
@@ -246,7 +247,8 @@ func (s *Schema) Report(backend string) (*Report, error) {
 }
 
 // Value returns the CUE definition of a backend's section (e.g. #VLLM), for
-// callers that validate sections themselves.
+// callers that validate sections themselves. Unlike the rest of Schema, CUE
+// values are not safe for concurrent evaluation: unify from one goroutine.
 func (s *Schema) Value(backend string) (cue.Value, error) {
 	d, ok := defs[backend]
 	if !ok {
