@@ -2,6 +2,7 @@ package params
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -224,5 +225,31 @@ func TestBackendArgsRejectsUnknownKeys(t *testing.T) {
 	}
 	if _, err := BackendArgs("nope", nil); err == nil {
 		t.Error("unknown backend accepted")
+	}
+}
+
+// pkg/study and the runners call these from several goroutines.
+func TestConcurrentUse(t *testing.T) {
+	sec := section(t, `{"engine": {"max_num_seqs": 8}, "extra": {"engine": {"enable_lora": true, "max_num_seqs": 2}}}`)
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 50 {
+				if errs := CheckExtra("vllm", sec); len(errs) != 1 {
+					done <- fmt.Errorf("CheckExtra = %v, want 1 shadowing error", errs)
+					return
+				}
+				if _, err := BackendArgs("pytorch", nil); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
