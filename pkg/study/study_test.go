@@ -164,6 +164,8 @@ exclude: [{precision: ["fp64", "bf16"]}, {backend: "vlm"}]`, []string{
 			"exclude[0].precision: \"fp64\" can never match; use one of \"bf16\" | \"fp16\" | \"fp32\"",
 			"exclude[1].backend: \"vlm\" can never match; use one of \"pytorch\" | \"vllm\" | \"tensorrt\" | \"native\" (did you mean \"vllm\"?)",
 		}},
+		{"grid too large", "import \"list\"\n" + nativeBase + `grid: {n: [for i in list.Range(1, 101, 1) {i}], max_output_tokens: [for i in list.Range(1, 101, 1) {i}], random_seed: [for i in list.Range(0, 21, 1) {i}]}`,
+			[]string{"expands to 210000 configs, more than the limit of 200000"}},
 		{"syntax error", `base: {model: "x"`, []string{"/tmp/study.cue:1:"}},
 		{"scoped dim for a backend not in the study", nativeBase + `grid: vllm: engine: max_num_seqs: [8]`,
 			[]string{"grid.vllm.engine.max_num_seqs: scoped to backend vllm, but the study runs only native"}},
