@@ -35,10 +35,14 @@ var ErrUnsupported = errors.New("unsupported tokenizer")
 
 // Tokenizer is a loaded byte-level BPE tokenizer. It is safe for concurrent use.
 type Tokenizer struct {
-	vocab    map[string]int
-	idToTok  map[int]string // a map: ids may be sparse
-	nIDs     int            // largest id + 1
-	ranks    map[pair]int
+	vocab   map[string]int
+	idToTok map[int]string // a map: ids may be sparse
+	nIDs    int            // largest id + 1
+	ranks   map[pair]int
+	// fast holds the merges by token id (key a<<32|b), used when every
+	// merge's parts and result are in the vocabulary (true of every real
+	// tokenizer.json; HF refuses others): BPE then runs on ints.
+	fast     map[uint64]fastMerge
 	unk      int // -1: none
 	ignoreMg bool
 
@@ -56,6 +60,8 @@ type Tokenizer struct {
 }
 
 type pair struct{ a, b string }
+
+type fastMerge struct{ rank, id int }
 
 type addedToken struct {
 	ID      int    `json:"id"`
@@ -166,6 +172,17 @@ func Load(data []byte) (*Tokenizer, error) {
 	}
 	if err := t.loadMerges(m.Merges); err != nil {
 		return nil, err
+	}
+	t.fast = make(map[uint64]fastMerge, len(t.ranks))
+	for p, r := range t.ranks {
+		a, okA := t.vocab[p.a]
+		b, okB := t.vocab[p.b]
+		ab, okAB := t.vocab[p.a+p.b]
+		if !okA || !okB || !okAB {
+			t.fast = nil
+			break
+		}
+		t.fast[uint64(a)<<32|uint64(b)] = fastMerge{rank: r, id: ab}
 	}
 	var err error
 	t.added = f.AddedTokens
@@ -558,7 +575,7 @@ func (t *Tokenizer) bpe(word string) []int {
 	}
 	if id, ok := t.vocab[word]; ok && (t.ignoreMg || utf8.RuneCountInString(word) == 1) {
 		ids = []int{id}
-	} else {
+	} else if ids, ok = t.bpeFast(word); !ok {
 		syms := make([]string, 0, len(word))
 		for _, r := range word {
 			syms = append(syms, string(r))
@@ -601,6 +618,45 @@ func (t *Tokenizer) bpe(word string) []int {
 	t.cache[word] = ids
 	t.mu.Unlock()
 	return ids
+}
+
+// bpeFast is bpe on token ids; ok is false when it cannot be used (no fast
+// table, or a character of word is not in the vocabulary).
+func (t *Tokenizer) bpeFast(word string) (ids []int, ok bool) {
+	if t.fast == nil {
+		return nil, false
+	}
+	ids = make([]int, 0, len(word))
+	for _, r := range word {
+		id, ok := t.vocab[string(r)]
+		if !ok {
+			return nil, false
+		}
+		ids = append(ids, id)
+	}
+	for len(ids) > 1 {
+		best, at := fastMerge{rank: -1}, -1
+		for i := 0; i+1 < len(ids); i++ {
+			if m, ok := t.fast[uint64(ids[i])<<32|uint64(ids[i+1])]; ok && (at < 0 || m.rank < best.rank) {
+				best, at = m, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		a, b := ids[at], ids[at+1]
+		merged := ids[:0]
+		for i := 0; i < len(ids); i++ {
+			if i+1 < len(ids) && ids[i] == a && ids[i+1] == b {
+				merged = append(merged, best.id)
+				i++
+			} else {
+				merged = append(merged, ids[i])
+			}
+		}
+		ids = merged
+	}
+	return ids, true
 }
 
 // Decode turns ids back into text. With skipSpecial, special added tokens
