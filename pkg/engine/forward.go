@@ -188,7 +188,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 				inv := 1 / sum
 				for j, e := range sc {
 					p := (start + j) * m.kvDim
-					blas32.Saxpy(hd, e*inv, vc[p+off:p+off+hd], 1, out, 1)
+					axpy(e*inv, vc[p+off:p+off+hd], out)
 				}
 			}
 		})

@@ -65,6 +65,11 @@ func dotGo(a, b []float32) float32 {
 	return blas32.Sdot(len(a), a, 1, b, 1)
 }
 
+// axpyGo is the portable y += a*x (gonum's SSE Saxpy on amd64).
+func axpyGo(a float32, x, y []float32) {
+	blas32.Saxpy(len(x), a, x, 1, y, 1)
+}
+
 func bf16(v uint16) float32 { return math.Float32frombits(uint32(v) << 16) }
 
 func dotBF16Go(x []float32, w []uint16) float32 {

@@ -85,3 +85,21 @@ func dot4BF16(w []uint16, x []float32, stride int, out *[4]float32) {
 		}
 	}
 }
+
+//go:noescape
+func axpyAVX2(a float32, x, y *float32, n int)
+
+// axpy computes y += a*x.
+func axpy(a float32, x, y []float32) {
+	n := len(x)
+	y = y[:n]
+	if !useAsm || n < 8 {
+		axpyGo(a, x, y)
+		return
+	}
+	n8 := n &^ 7
+	axpyAVX2(a, &x[0], &y[0], n8)
+	for i := n8; i < n; i++ {
+		y[i] += a * x[i]
+	}
+}

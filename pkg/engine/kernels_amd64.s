@@ -242,3 +242,25 @@ b4_done:
 	MOVSS X2, 8(R9)
 	MOVSS X3, 12(R9)
 	RET
+
+// func axpyAVX2(a float32, x, y *float32, n int)
+// y[i] += a*x[i]; n must be a multiple of 8.
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+
+axpy_loop:
+	CMPQ AX, CX
+	JGE  axpy_done
+	VMOVUPS (DI)(AX*4), Y1
+	VFMADD231PS (SI)(AX*4), Y0, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP  axpy_loop
+
+axpy_done:
+	VZEROUPPER
+	RET

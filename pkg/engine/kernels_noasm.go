@@ -10,3 +10,5 @@ func dot(a, b []float32) float32                                    { return dot
 func dotBF16(x []float32, w []uint16) float32                       { return dotBF16Go(x[:len(w)], w) }
 func dot4(w, x []float32, stride int, out *[4]float32)              { dot4Go(w, x, stride, out) }
 func dot4BF16(w []uint16, x []float32, stride int, out *[4]float32) { dot4BF16Go(w, x, stride, out) }
+
+func axpy(a float32, x, y []float32) { axpyGo(a, x, y[:len(x)]) }

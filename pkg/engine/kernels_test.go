@@ -33,6 +33,14 @@ func TestKernels(t *testing.T) {
 					wb[i] = safetensors.F32ToBF16(v)
 				}
 				tol := 1e-5 * float64(n+1)
+				y := vec(n + off)[off:]
+				y0 := append([]float32(nil), y...)
+				axpy(0.5, w, y)
+				for i := range n {
+					if want := float64(y0[i]) + 0.5*float64(w[i]); math.Abs(float64(y[i])-want) > 1e-6 {
+						t.Fatalf("asm=%v n=%d: axpy[%d] = %v, want %v", useAsm, n, i, y[i], want)
+					}
+				}
 				var o4, b4 [4]float32
 				if n > 0 {
 					dot4(w, x, stride, &o4)
