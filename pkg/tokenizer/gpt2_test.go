@@ -108,3 +108,23 @@ func BenchmarkEncodeGPT2(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+// TestFastPathMatchesStrings: BPE on ids gives what BPE on strings gives.
+func TestFastPathMatchesStrings(t *testing.T) {
+	tok := mustLoad(t, gpt2JSON(t))
+	if tok.fast == nil {
+		t.Fatal("GPT-2 should use the id fast path")
+	}
+	raw, err := os.ReadFile("testdata/splits.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw) + " indivisibility antidisestablishmentarianism 🙂🙂🙂 aaaaaaaaaaaaaaaa"
+	fast := tok.Encode(text, false)
+	tok.fast = nil
+	clear(tok.cache)
+	slow := tok.Encode(text, false)
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("fast and string BPE differ: %d vs %d tokens", len(fast), len(slow))
+	}
+}
