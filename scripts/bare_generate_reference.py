@@ -172,14 +172,13 @@ def main():
     from transformers import AutoConfig, AutoModelForCausalLM
 
     arch = lc.architecture(a.arch)
-    model_type = arch.pop("model_type")
-    arch.pop("architectures", None)
+    model_type, hf_kw = lc.hf_config_kwargs(arch, transformers.__version__)
     pad_id = arch["eos_token_id"]
     torch.manual_seed(a.seed)
-    dkey = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
+    dkey = "dtype" if lc.version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(
-            AutoConfig.for_model(model_type, **arch),
+            AutoConfig.for_model(model_type, **hf_kw),
             **{dkey: getattr(torch, lc.TORCH_DTYPE_NAMES[a.precision]), "attn_implementation": "sdpa"})
     model.eval()
 

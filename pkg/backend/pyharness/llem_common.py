@@ -435,6 +435,34 @@ def architecture(name):
     return dict(ARCHITECTURES[name])
 
 
+def version_tuple(v):
+    """'5.17.0.dev0' → (5, 17); missing parts are 0."""
+    parts = []
+    for p in str(v).split(".")[:2]:
+        digits = ""
+        for ch in p:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    while len(parts) < 2:
+        parts.append(0)
+    return tuple(parts)
+
+
+def hf_config_kwargs(arch, transformers_version):
+    """(model_type, kwargs) for transformers' AutoConfig.for_model from an
+    ARCHITECTURES entry. transformers 5 moved rope_theta and rope_scaling
+    into one rope_parameters dict; older versions take them flat."""
+    kw = dict(arch)
+    model_type = kw.pop("model_type")
+    if version_tuple(transformers_version) >= (5, 0):
+        rope = dict(kw.pop("rope_scaling", None) or {"rope_type": "default"})
+        rope["rope_theta"] = kw.pop("rope_theta", 10000.0)
+        kw["rope_parameters"] = rope
+    return model_type, kw
+
+
 def count_params(arch):
     """Parameter count of a Llama/Qwen2-shaped decoder from its config, for
     the `loaded` event of backends that do not expose the module tree."""

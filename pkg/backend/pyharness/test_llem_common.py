@@ -134,6 +134,24 @@ class ArchitectureTest(unittest.TestCase):
                 got = lc.count_params(lc.architecture(name))
                 self.assertAlmostEqual(got / n, 1.0, delta=0.01)
 
+    def test_hf_config_kwargs(self):
+        arch = lc.architecture("llama-3.1-8b")
+        mt, kw4 = lc.hf_config_kwargs(arch, "4.57.1")
+        self.assertEqual(mt, "llama")
+        self.assertEqual((kw4["rope_theta"], kw4["rope_scaling"]["rope_type"]), (500000.0, "llama3"))
+        self.assertNotIn("rope_parameters", kw4)
+        _, kw5 = lc.hf_config_kwargs(arch, "5.17.0")
+        self.assertNotIn("rope_theta", kw5)
+        self.assertNotIn("rope_scaling", kw5)
+        self.assertEqual(kw5["rope_parameters"], {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                  "original_max_position_embeddings": 8192, "rope_type": "llama3",
+                                                  "rope_theta": 500000.0})
+        _, q5 = lc.hf_config_kwargs(lc.architecture("qwen2.5-0.5b"), "5.0.0rc1")
+        self.assertEqual(q5["rope_parameters"], {"rope_type": "default", "rope_theta": 1000000.0})
+        self.assertEqual(arch["model_type"], "llama")  # the table is not modified
+        self.assertEqual([lc.version_tuple(v) for v in ("4.56.0", "5", "5.0.0rc1", "x")],
+                         [(4, 56), (5, 0), (5, 0), (0, 0)])
+
     def test_unknown(self):
         with self.assertRaises(lc.SpecError) as cm:
             lc.architecture("gpt-5")

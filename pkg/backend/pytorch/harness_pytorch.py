@@ -118,13 +118,7 @@ def generate_kwargs(cfg, backend_args):
 
 def dtype_kwarg_name(transformers_version):
     """transformers renamed torch_dtype to dtype in 4.56."""
-    parts = []
-    for p in transformers_version.split(".")[:2]:
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits or 0))
-    while len(parts) < 2:
-        parts.append(0)
-    return "dtype" if tuple(parts) >= (4, 56) else "torch_dtype"
+    return "dtype" if lc.version_tuple(transformers_version) >= (4, 56) else "torch_dtype"
 
 
 def token_rows(prompts, tokenizer, max_input, vocab_size):
@@ -214,9 +208,8 @@ def load(cfg, backend_args, em, torch, transformers, device):
     t_load = time.monotonic_ns()
     tokenizer = None
     if arch_name:
-        arch = lc.architecture(arch_name)
-        model_type = arch.pop("model_type")
-        hf_cfg = AutoConfig.for_model(model_type, **arch)
+        model_type, hf_kw = lc.hf_config_kwargs(lc.architecture(arch_name), transformers.__version__)
+        hf_cfg = AutoConfig.for_model(model_type, **hf_kw)
         cfg_kw = from_config_kwargs(fp_kw)
         # Build directly on the device: random init of an 8B model on the
         # CPU takes minutes, on the GPU seconds.
