@@ -339,7 +339,8 @@ var promptFields = []string{"prompt", "text", "input", "question", "instruction"
 
 // readJSONL reads one prompt per JSON object line. Lines whose object has a
 // key starting with "_" (a provenance header) are skipped; an optional
-// "source" string groups records for dataset_order.
+// "source" string groups records for dataset_order, and an optional
+// "max_new_tokens" (or "max_tokens") sets that prompt's output length.
 func readJSONL(path, field string) ([]record, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -381,6 +382,18 @@ func recordOf(obj map[string]any, field string) (record, error) {
 	var r record
 	if s, ok := obj["source"].(string); ok {
 		r.source = s
+	}
+	// A per-record output length (the original's planned BYO-JSONL
+	// override): max_new_tokens, or max_tokens, a positive integer.
+	for _, k := range []string{"max_new_tokens", "max_tokens"} {
+		if v, ok := obj[k]; ok {
+			f, isNum := v.(float64)
+			if !isNum || f < 1 || f != math.Trunc(f) {
+				return r, fail("use a positive integer", "%q is %v, not a positive integer", k, v)
+			}
+			r.prompt.MaxTokens = int(f)
+			break
+		}
 	}
 	if field != "" {
 		s, ok := obj[field].(string)

@@ -198,6 +198,7 @@ func TestJSONLErrors(t *testing.T) {
 		{"named field", "{\"prompt\": \"x\"}\n", "body", 1, `field "body" is missing`},
 		{"too few", "{\"prompt\": \"x\"}\n", "", 3, "has only 1 prompts but n = 3"},
 		{"empty", "\n\n", "", 1, "has no prompts"},
+		{"bad max_new_tokens", "{\"prompt\": \"x\", \"max_new_tokens\": 2.5}\n", "", 1, `"max_new_tokens" is 2.5`},
 	} {
 		p := writeFile(t, dir, "bad.jsonl", tc.body)
 		_, err := Build(Config{N: tc.n, Dataset: Spec{Source: "jsonl", Path: p, Field: tc.field}}, Options{})
@@ -267,5 +268,17 @@ func TestSyntheticFallsBackToIDs(t *testing.T) {
 	}
 	if _, err := Build(synthCfg(2, 5, 2, "fixed", 0), Options{Tokenizer: noWordsTokenizer{}}); err == nil {
 		t.Fatal("no words and no vocabulary size: want an error")
+	}
+}
+
+func TestJSONLMaxTokens(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "m.jsonl", "{\"prompt\": \"a\", \"max_new_tokens\": 7}\n{\"prompt\": \"b\", \"max_tokens\": 3}\n{\"prompt\": \"c\"}\n")
+	ps, err := Build(Config{N: 3, Dataset: Spec{Source: "jsonl", Path: p}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps[0].MaxTokens != 7 || ps[1].MaxTokens != 3 || ps[2].MaxTokens != 0 {
+		t.Errorf("max tokens %d %d %d, want 7 3 0", ps[0].MaxTokens, ps[1].MaxTokens, ps[2].MaxTokens)
 	}
 }
