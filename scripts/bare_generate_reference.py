@@ -180,7 +180,7 @@ def main():
         model = AutoModelForCausalLM.from_config(
             AutoConfig.for_model(model_type, **hf_kw),
             **{dkey: getattr(torch, lc.TORCH_DTYPE_NAMES[a.precision]), "attn_implementation": "sdpa"})
-    model.eval()
+    model = model.to("cuda").eval()
 
     rows = []
     for bs in [int(x) for x in a.batch_sizes.split(",")]:

@@ -215,6 +215,7 @@ def load(cfg, backend_args, em, torch, transformers, device):
         # CPU takes minutes, on the GPU seconds.
         with device:
             model = AutoModelForCausalLM.from_config(hf_cfg, **cfg_kw)
+        model = model.to(device)  # no-op when the device context was honoured
         vocab, eos, pad_id = hf_cfg.vocab_size, hf_cfg.eos_token_id, getattr(hf_cfg, "pad_token_id", None)
     else:
         tokenizer = AutoTokenizer.from_pretrained(
