@@ -137,33 +137,40 @@ func matmul(p *pool, dst, x []float32, T int, w *mat, add bool) {
 			}
 		}
 		blk := actBlock(cols)
-		for t0 := 0; t0 < T; t0 += blk {
-			t1 := min(T, t0+blk)
-			for r := lo; r < hi; r++ {
-				t := t0
-				if w.f32 != nil {
-					wr := w.f32[r*cols : (r+1)*cols]
-					for ; t+4 <= t1; t += 4 {
-						dot4(wr, x[t*cols:], cols, &o)
-						store(t, r, o[0])
-						store(t+1, r, o[1])
-						store(t+2, r, o[2])
-						store(t+3, r, o[3])
-					}
-					for ; t < t1; t++ {
-						store(t, r, dot(x[t*cols:(t+1)*cols], wr))
-					}
-				} else {
-					wr := w.b16[r*cols : (r+1)*cols]
-					for ; t+4 <= t1; t += 4 {
-						dot4BF16(wr, x[t*cols:], cols, &o)
-						store(t, r, o[0])
-						store(t+1, r, o[1])
-						store(t+2, r, o[2])
-						store(t+3, r, o[3])
-					}
-					for ; t < t1; t++ {
-						store(t, r, dotBF16(x[t*cols:(t+1)*cols], wr))
+		// Two-level blocking: a tile of weight rows (~256 KiB, stays in L2)
+		// is read from memory once and multiplied against every block of
+		// activation rows (L1-sized) before moving on.
+		tile := max(4, (256<<10)/(cols*4))
+		for r0 := lo; r0 < hi; r0 += tile {
+			r1 := min(hi, r0+tile)
+			for t0 := 0; t0 < T; t0 += blk {
+				t1 := min(T, t0+blk)
+				for r := r0; r < r1; r++ {
+					t := t0
+					if w.f32 != nil {
+						wr := w.f32[r*cols : (r+1)*cols]
+						for ; t+4 <= t1; t += 4 {
+							dot4(wr, x[t*cols:], cols, &o)
+							store(t, r, o[0])
+							store(t+1, r, o[1])
+							store(t+2, r, o[2])
+							store(t+3, r, o[3])
+						}
+						for ; t < t1; t++ {
+							store(t, r, dot(x[t*cols:(t+1)*cols], wr))
+						}
+					} else {
+						wr := w.b16[r*cols : (r+1)*cols]
+						for ; t+4 <= t1; t += 4 {
+							dot4BF16(wr, x[t*cols:], cols, &o)
+							store(t, r, o[0])
+							store(t+1, r, o[1])
+							store(t+2, r, o[2])
+							store(t+3, r, o[3])
+						}
+						for ; t < t1; t++ {
+							store(t, r, dotBF16(x[t*cols:(t+1)*cols], wr))
+						}
 					}
 				}
 			}
