@@ -779,7 +779,7 @@ def classify_error(exc, backend):
             hint + "; or point llem at a Python that has it: --python PATH or LLEM_PYTHON"
     if name == "OutOfMemoryError" or "out of memory" in low:
         return "oom", msg, OOM_HINTS.get(backend, OOM_HINTS["pytorch"])
-    if name in ("GatedRepoError",) or "gated repo" in low or "401" in msg or "unauthorized" in low \
+    if name in ("GatedRepoError",) or "gated repo" in low or re.search(r"\b401\b", msg) or "unauthorized" in low \
             or "access to model" in low and "restricted" in low:
         return "gated", msg, ("the model is gated or private: accept its licence on huggingface.co, "
                              "then export HF_TOKEN=<token> (llem forwards it to the worker)")

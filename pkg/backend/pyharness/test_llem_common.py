@@ -315,6 +315,7 @@ class ErrorTest(unittest.TestCase):
             (lc.HarnessError("unsupported", "no beams", "use x"), "vllm", "unsupported", "use x"),
             (TypeError("__init__() got an unexpected keyword argument 'foo'"), "vllm", "config", "extra"),
             (ZeroDivisionError("x"), "pytorch", "internal", ""),
+            (RuntimeError("shape mismatch: [14016, 4096]"), "pytorch", "internal", ""),  # not a 401
         ]
         for exc, backend, kind, hint in cases:
             with self.subTest(exc=exc):
