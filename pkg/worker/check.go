@@ -300,3 +300,37 @@ func Validate(events []Event) (Summary, error) {
 	}
 	return c.Finish()
 }
+
+// Interval is a CLOCK_MONOTONIC window [StartNs, EndNs).
+type Interval struct {
+	StartNs, EndNs int64
+}
+
+// Window is the measured window: from the first prefill start to the last
+// phase end; ok is false when no batch ran.
+func (s Summary) Window() (w Interval, ok bool) {
+	if len(s.Batches) == 0 {
+		return Interval{}, false
+	}
+	last := s.Batches[len(s.Batches)-1]
+	end := last.PrefillEndNs
+	if last.DecodeEndNs != 0 {
+		end = last.DecodeEndNs
+	}
+	return Interval{StartNs: s.Batches[0].PrefillStartNs, EndNs: end}, true
+}
+
+// Phases returns the intervals of one phase (PhasePrefill or PhaseDecode)
+// over all batches, in order; batches without that phase are skipped.
+func (s Summary) Phases(name string) []Interval {
+	var out []Interval
+	for _, b := range s.Batches {
+		switch {
+		case name == PhasePrefill:
+			out = append(out, Interval{b.PrefillStartNs, b.PrefillEndNs})
+		case name == PhaseDecode && b.DecodeStartNs != 0:
+			out = append(out, Interval{b.DecodeStartNs, b.DecodeEndNs})
+		}
+	}
+	return out
+}

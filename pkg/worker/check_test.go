@@ -105,3 +105,25 @@ func TestValidateViolations(t *testing.T) {
 		t.Errorf("protocol mismatch does not wrap ErrProtocolVersion: %v", err)
 	}
 }
+
+func TestSummaryWindows(t *testing.T) {
+	sum, err := Validate(validStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := sum.Window()
+	// validStream's phase events are at t = 150, 160, 170, 180 (batch 0)
+	// and 210, 220 (batch 1, prefill only).
+	if !ok || w != (Interval{150, 220}) {
+		t.Errorf("window = %+v, %v", w, ok)
+	}
+	if got := sum.Phases(PhasePrefill); len(got) != 2 || got[0] != (Interval{150, 160}) || got[1] != (Interval{210, 220}) {
+		t.Errorf("prefill = %+v", got)
+	}
+	if got := sum.Phases(PhaseDecode); len(got) != 1 || got[0] != (Interval{170, 180}) {
+		t.Errorf("decode = %+v", got)
+	}
+	if _, ok := (Summary{}).Window(); ok {
+		t.Error("empty summary has a window")
+	}
+}
