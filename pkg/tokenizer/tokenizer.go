@@ -1,5 +1,5 @@
 // Package tokenizer implements byte-level BPE tokenizers from a Hugging Face
-// tokenizer.json (GPT-2, SmolLM, Llama 3, Qwen2, Mistral-Nemo style), so the
+// tokenizer.json (GPT-2, SmolLM, Llama 3 and Qwen2 style), so the
 // native backend gives real prompts the same token IDs as the model's own
 // tokenizer without Python.
 //
