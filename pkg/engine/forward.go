@@ -179,7 +179,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 				}
 				var sum float32
 				for j, s := range sc {
-					e := float32(math.Exp(float64(s - mx)))
+					e := expf(s - mx)
 					sc[j] = e
 					sum += e
 				}

@@ -89,3 +89,22 @@ func TestPortableKernelsMatchReference(t *testing.T) {
 		}
 	}
 }
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x < 88; x += 0.001953125 {
+		got, want := float64(expf(x)), math.Exp(float64(x))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	if worst > 3e-7 {
+		t.Errorf("expf max relative error %g, want <= 3e-7 (~2 ulp)", worst)
+	}
+	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
+		t.Errorf("expf edges: %v %v %v", expf(-100), expf(100), expf(0))
+	}
+	if nan := float32(math.NaN()); expf(nan) == expf(nan) {
+		t.Error("expf(NaN) is not NaN")
+	}
+}
