@@ -225,7 +225,7 @@ func (s *EstimateSensor) Name() string { return "estimate" }
 func (s *EstimateSensor) Channels() []Channel { return s.channels }
 
 // Read implements Sensor: CPU power from utilisation since the last read.
-func (s *EstimateSensor) Read(dst []Sample, _ bool) error {
+func (s *EstimateSensor) Read(dst []Sample, _ ReadMode) error {
 	busy, total, err := s.readStat()
 	now := clock.Now()
 	dst[0].TNs, dst[1].TNs = now, now

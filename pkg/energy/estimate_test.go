@@ -76,7 +76,7 @@ func TestEstimateFromTDPAndUtilisation(t *testing.T) {
 	dst := make([]Sample, 2)
 	dst[0].Reset(0)
 	dst[1].Reset(0)
-	if err := s.Read(dst, true); err != nil {
+	if err := s.Read(dst, ReadAux); err != nil {
 		t.Fatal(err)
 	}
 	if math.Abs(dst[0].PowerW-337.5) > 1e-9 || dst[0].UtilPct != 75 {

@@ -302,10 +302,10 @@ func (s *NVMLSensor) Channels() []Channel { return s.channels }
 
 // Read implements Sensor: one batched GetFieldValues per GPU (energy counter
 // and instant power), plus the aux calls when aux is set.
-func (s *NVMLSensor) Read(dst []Sample, aux bool) error {
+func (s *NVMLSensor) Read(dst []Sample, mode ReadMode) error {
 	var errs []*ChannelError
 	for i, d := range s.devs {
-		if err := d.read(&dst[i], aux); err != nil {
+		if err := d.read(&dst[i], mode); err != nil {
 			if errs == nil {
 				errs = make([]*ChannelError, len(s.devs))
 			}
@@ -318,18 +318,24 @@ func (s *NVMLSensor) Read(dst []Sample, aux bool) error {
 	return JoinChannelErrors(errs)
 }
 
-func (d *nvmlDev) read(dst *Sample, aux bool) error {
-	if len(d.fv) > 0 {
-		for i := range d.fv {
-			d.fv[i] = nvml.FieldValue{FieldId: d.ids[i]}
+func (d *nvmlDev) read(dst *Sample, mode ReadMode) error {
+	// The energy field is first in ids: leave it out unless asked for.
+	fv := d.fv
+	if d.counterField && mode&ReadCounter == 0 {
+		fv = d.fv[1:]
+	}
+	if len(fv) > 0 {
+		off := len(d.fv) - len(fv)
+		for i := range fv {
+			fv[i] = nvml.FieldValue{FieldId: d.ids[off+i]}
 		}
-		if ret := d.dev.GetFieldValues(d.fv); ret != nvml.SUCCESS {
+		if ret := d.dev.GetFieldValues(fv); ret != nvml.SUCCESS {
 			return fmt.Errorf("read gpu %s fields: %w", d.uuid, ret)
 		}
 	}
 	dst.TNs = clock.Now()
-	for i := range d.fv {
-		f := &d.fv[i]
+	for i := range fv {
+		f := &fv[i]
 		if f.NvmlReturn != uint32(nvml.SUCCESS) {
 			return fmt.Errorf("read gpu %s field %d: %w", d.uuid, f.FieldId, nvml.Return(f.NvmlReturn))
 		}
@@ -342,7 +348,7 @@ func (d *nvmlDev) read(dst *Sample, aux bool) error {
 			dst.PowerW = float64(fieldUint(f)) / 1000
 		}
 	}
-	if d.counterCall {
+	if d.counterCall && mode&ReadCounter != 0 {
 		mj, ret := d.dev.GetTotalEnergyConsumption()
 		if ret != nvml.SUCCESS {
 			return fmt.Errorf("read gpu %s energy: %w", d.uuid, ret)
@@ -358,7 +364,7 @@ func (d *nvmlDev) read(dst *Sample, aux bool) error {
 		}
 		dst.PowerW = float64(mw) / 1000
 	}
-	if aux {
+	if mode&ReadAux != 0 {
 		d.readAux(dst)
 	}
 	return nil

@@ -20,7 +20,7 @@ func (s *NVMLSensor) Name() string { return "nvml" }
 func (s *NVMLSensor) Channels() []Channel { return nil }
 
 // Read implements Sensor.
-func (s *NVMLSensor) Read([]Sample, bool) error { return errNoCgo }
+func (s *NVMLSensor) Read([]Sample, ReadMode) error { return errNoCgo }
 
 // Close implements Sensor.
 func (s *NVMLSensor) Close() error { return nil }

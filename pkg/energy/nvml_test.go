@@ -132,10 +132,10 @@ func TestNVMLAllGPUsCounter(t *testing.T) {
 	for i := range dst {
 		dst[i].Reset(0)
 	}
-	if err := s.Read(dst, true); err != nil {
+	if err := s.Read(dst, ReadAux|ReadCounter); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Read(dst, true); err != nil {
+	if err := s.Read(dst, ReadAux|ReadCounter); err != nil {
 		t.Fatal(err)
 	}
 	got := dst[0]
@@ -157,7 +157,7 @@ func TestNVMLReadWithoutAuxLeavesFieldsUnread(t *testing.T) {
 	}
 	dst := []Sample{{}}
 	dst[0].Reset(0)
-	if err := s.Read(dst, false); err != nil {
+	if err := s.Read(dst, ReadCounter); err != nil {
 		t.Fatal(err)
 	}
 	if dst[0].PowerW != 700 || dst[0].TempC == dst[0].TempC || dst[0].ThrottleReasons != -1 {
@@ -233,7 +233,7 @@ func TestNVMLPreVoltaIntegratesPower(t *testing.T) {
 	dst := make([]Sample, 2)
 	dst[0].Reset(0)
 	dst[1].Reset(0)
-	if err := s.Read(dst, false); err != nil {
+	if err := s.Read(dst, ReadCounter); err != nil {
 		t.Fatal(err)
 	}
 	if dst[0].EnergyJ == dst[0].EnergyJ || dst[0].PowerW != 700 {
@@ -309,7 +309,7 @@ func TestNVMLDeviceErrorsMidRun(t *testing.T) {
 	sm := NewSampler(s, SamplerOptions{Interval: 1e6, Capacity: 16})
 	for i := 0; i < 6; i++ {
 		sm.mu.Lock()
-		sm.sampleLocked(true)
+		sm.sampleLocked(ReadAux | ReadCounter)
 		sm.mu.Unlock()
 	}
 	tl := sm.Snapshot()
@@ -385,5 +385,43 @@ func TestOpenAutoPrefersNVMLCounter(t *testing.T) {
 	_, sel, err = Open(Config{NVML: NVMLOptions{Lib: lib, VisibleDevices: "0", VisibleSet: true}})
 	if err != nil || sel.Sensor != "nvml" || !strings.Contains(sel.Reason, "energy counter") {
 		t.Errorf("auto selection = %+v, %v", sel, err)
+	}
+}
+
+func TestNVMLCounterOnlyWhenAsked(t *testing.T) {
+	lib, _ := newMockH100s(t)
+	var asked []int
+	d := lib.Devices[0].(*server.Device)
+	inner := d.GetFieldValuesFunc
+	d.GetFieldValuesFunc = func(fv []nvml.FieldValue) nvml.Return {
+		n := 0
+		for _, f := range fv {
+			if f.FieldId == nvml.FI_DEV_TOTAL_ENERGY_CONSUMPTION {
+				n++
+			}
+		}
+		asked = append(asked, n)
+		return inner(fv)
+	}
+	s, err := OpenNVML(NVMLOptions{Lib: lib, VisibleDevices: "0", VisibleSet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked = nil // forget the probe
+	dst := make([]Sample, 1)
+	for _, mode := range []ReadMode{ReadCounter, 0, ReadAux, ReadCounter | ReadAux} {
+		dst[0].Reset(0)
+		if err := s.Read(dst, mode); err != nil {
+			t.Fatal(err)
+		}
+		if got := dst[0].EnergyJ == dst[0].EnergyJ; got != (mode&ReadCounter != 0) {
+			t.Errorf("mode %b: energy read = %v", mode, got)
+		}
+		if dst[0].PowerW != 700 {
+			t.Errorf("mode %b: power %v", mode, dst[0].PowerW)
+		}
+	}
+	if want := []int{1, 0, 0, 1}; len(asked) != 4 || asked[0] != 1 || asked[1] != 0 || asked[2] != 0 || asked[3] != 1 {
+		t.Errorf("energy field requested %v, want %v", asked, want)
 	}
 }

@@ -155,8 +155,8 @@ func (s *RAPLSensor) Name() string { return "rapl" }
 // Channels implements Sensor.
 func (s *RAPLSensor) Channels() []Channel { return s.channels }
 
-// Read implements Sensor. RAPL has no aux fields.
-func (s *RAPLSensor) Read(dst []Sample, _ bool) error {
+// Read implements Sensor. RAPL has no aux fields and a cheap counter, read every time.
+func (s *RAPLSensor) Read(dst []Sample, _ ReadMode) error {
 	var errs []*ChannelError
 	for i, z := range s.zones {
 		v, err := s.read(z)

@@ -62,7 +62,7 @@ func TestRAPLDomainsAndWrapAround(t *testing.T) {
 		for i := range dst {
 			dst[i].Reset(0)
 		}
-		if err := s.Read(dst, true); err != nil {
+		if err := s.Read(dst, ReadAux); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,17 +142,17 @@ func TestRAPLReopenPathAndReadFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := make([]Sample, 3)
-	if err := s.Read(dst, false); err != nil {
+	if err := s.Read(dst, 0); err != nil {
 		t.Fatal(err)
 	}
 	setEnergy(t, root, "intel-rapl:0:1", 700)
-	if err := s.Read(dst, false); err != nil || dst[2].EnergyJ != 0.0005 {
+	if err := s.Read(dst, 0); err != nil || dst[2].EnergyJ != 0.0005 {
 		t.Fatalf("dram after +500 µJ: %v J, err %v", dst[2].EnergyJ, err)
 	}
 	if err := os.Remove(filepath.Join(root, "class/powercap/intel-rapl:0:1/energy_uj")); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Read(dst, false)
+	err = s.Read(dst, 0)
 	var ce *ChannelError
 	if !errors.As(err, &ce) || ce.Index != 2 {
 		t.Fatalf("err = %v, want a channel error for dram (index 2)", err)

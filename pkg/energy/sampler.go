@@ -23,6 +23,14 @@ const (
 	DefaultIntervalNVML     = 100 * time.Millisecond
 	DefaultIntervalRAPL     = 100 * time.Millisecond
 	DefaultIntervalEstimate = 500 * time.Millisecond
+	// DefaultCounterEvery: NVML's energy counter is read on every 20th tick
+	// (every 2 s at 100 ms) and at Start and Stop. A read costs ~4 ms of CPU
+	// idle and ~15 ms under load on an H100 (docs/validation.md), so reading
+	// it every tick would take ~15 % of a core. Windows use the counter
+	// between the first and last readings inside them and integrate instant
+	// power over the edges (under 0.5 % off the counter on steady and bursty
+	// H100 windows), so sparse readings cost little accuracy.
+	DefaultCounterEvery = 20
 	// DefaultAuxEvery: slow fields (temperature, clocks, utilisation, memory,
 	// throttle reasons) are read on every 5th tick (2 Hz at 100 ms), since each
 	// is a separate NVML call and none changes faster than that matters here.
@@ -45,6 +53,9 @@ func DefaultInterval(sensor string) time.Duration {
 type SamplerOptions struct {
 	Interval time.Duration // 0: DefaultInterval(sensor.Name())
 	AuxEvery int           // 0: DefaultAuxEvery; 1 reads every field every tick
+	// CounterEvery: read an expensive energy counter every this many ticks
+	// (0: DefaultCounterEvery; 1: every tick).
+	CounterEvery int
 	// Capacity preallocates room for this many samples per channel so that
 	// recording does not allocate; 0 sizes for 10 minutes.
 	Capacity int
@@ -54,9 +65,10 @@ type SamplerOptions struct {
 // Timeline. Start it before the measured work and Stop it after; Snapshot
 // gives a consistent copy while it runs.
 type Sampler struct {
-	sensor   Sensor
-	interval time.Duration
-	auxEvery int
+	sensor       Sensor
+	interval     time.Duration
+	auxEvery     int
+	counterEvery int
 
 	mu      sync.Mutex
 	tl      Timeline
@@ -74,6 +86,9 @@ func NewSampler(s Sensor, opt SamplerOptions) *Sampler {
 	if opt.AuxEvery <= 0 {
 		opt.AuxEvery = DefaultAuxEvery
 	}
+	if opt.CounterEvery <= 0 {
+		opt.CounterEvery = DefaultCounterEvery
+	}
 	if opt.Capacity <= 0 {
 		opt.Capacity = int(10*time.Minute/opt.Interval) + 1
 	}
@@ -82,7 +97,7 @@ func NewSampler(s Sensor, opt SamplerOptions) *Sampler {
 	for i, c := range chans {
 		tl.Channels[i] = ChannelTimeline{Channel: c, Samples: make([]Sample, 0, opt.Capacity)}
 	}
-	return &Sampler{sensor: s, interval: opt.Interval, auxEvery: opt.AuxEvery, tl: tl,
+	return &Sampler{sensor: s, interval: opt.Interval, auxEvery: opt.AuxEvery, counterEvery: opt.CounterEvery, tl: tl,
 		scratch: make([]Sample, len(chans))}
 }
 
@@ -100,7 +115,7 @@ func (s *Sampler) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
 	s.running = true
-	s.sampleLocked(true)
+	s.sampleLocked(ReadAux | ReadCounter)
 	go s.loop(ctx)
 	return nil
 }
@@ -116,8 +131,15 @@ func (s *Sampler) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			n++
+			var mode ReadMode
+			if n%s.auxEvery == 0 {
+				mode |= ReadAux
+			}
+			if n%s.counterEvery == 0 {
+				mode |= ReadCounter
+			}
 			s.mu.Lock()
-			s.sampleLocked(n%s.auxEvery == 0)
+			s.sampleLocked(mode)
 			s.mu.Unlock()
 		}
 	}
@@ -125,12 +147,12 @@ func (s *Sampler) loop(ctx context.Context) {
 
 // sampleLocked reads once and appends. With the capacity preallocated it
 // does not allocate unless a read fails (the error message is kept).
-func (s *Sampler) sampleLocked(aux bool) {
+func (s *Sampler) sampleLocked(mode ReadMode) {
 	now := clock.Now()
 	for i := range s.scratch {
 		s.scratch[i].Reset(now)
 	}
-	err := s.sensor.Read(s.scratch, aux)
+	err := s.sensor.Read(s.scratch, mode)
 	for i := range s.scratch {
 		c := &s.tl.Channels[i]
 		c.Samples = append(c.Samples, s.scratch[i])
@@ -166,7 +188,7 @@ func (s *Sampler) Stop() *Timeline {
 	if running {
 		<-s.done
 		s.mu.Lock()
-		s.sampleLocked(true)
+		s.sampleLocked(ReadAux | ReadCounter)
 		s.running = false
 		s.mu.Unlock()
 	}

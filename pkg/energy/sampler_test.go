@@ -16,10 +16,11 @@ import (
 // fakeSensor stands in for GPU hardware in sampler tests: two channels whose
 // counters advance by 1 J per read; aux reads are counted.
 type fakeSensor struct {
-	mu    sync.Mutex
-	reads int
-	aux   int
-	fail  bool
+	mu      sync.Mutex
+	reads   int
+	aux     int
+	counter int
+	fail    bool
 }
 
 func (f *fakeSensor) Name() string { return "fake" }
@@ -27,12 +28,15 @@ func (f *fakeSensor) Channels() []Channel {
 	return []Channel{{ID: "fake:0", Sensor: "fake", Kind: "gpu", Method: MethodCounter, HasCounter: true},
 		{ID: "fake:1", Sensor: "fake", Kind: "gpu", Method: MethodCounter, HasCounter: true}}
 }
-func (f *fakeSensor) Read(dst []Sample, aux bool) error {
+func (f *fakeSensor) Read(dst []Sample, mode ReadMode) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
-	if aux {
+	if mode&ReadAux != 0 {
 		f.aux++
+	}
+	if mode&ReadCounter != 0 {
+		f.counter++
 	}
 	if f.fail {
 		return JoinChannelErrors([]*ChannelError{nil, {Index: 1, Err: errors.New("gpu lost")}})
@@ -47,7 +51,7 @@ func (f *fakeSensor) Close() error { return nil }
 
 func TestSamplerRecordsTimeline(t *testing.T) {
 	fs := &fakeSensor{}
-	sm := NewSampler(fs, SamplerOptions{Interval: 2 * time.Millisecond, AuxEvery: 3})
+	sm := NewSampler(fs, SamplerOptions{Interval: 2 * time.Millisecond, AuxEvery: 3, CounterEvery: 4})
 	if err := sm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +81,9 @@ func TestSamplerRecordsTimeline(t *testing.T) {
 	// Start and Stop read aux; the ticks read it every 3rd time.
 	if fs.aux < 2 || fs.aux > 2+fs.reads/3 {
 		t.Errorf("aux reads = %d of %d", fs.aux, fs.reads)
+	}
+	if fs.counter < 2 || fs.counter > 2+fs.reads/4 || fs.counter == fs.aux {
+		t.Errorf("counter reads = %d of %d (aux %d)", fs.counter, fs.reads, fs.aux)
 	}
 }
 
@@ -174,7 +181,7 @@ func BenchmarkSample(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sm.mu.Lock()
-		sm.sampleLocked(i%DefaultAuxEvery == 0)
+		sm.sampleLocked(ReadAux)
 		sm.mu.Unlock()
 	}
 }

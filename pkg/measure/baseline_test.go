@@ -24,7 +24,7 @@ func (s *idleSensor) Name() string { return "fake" }
 func (s *idleSensor) Channels() []energy.Channel {
 	return []energy.Channel{{ID: "gpu:idle", Sensor: "fake", Kind: "gpu", Method: energy.MethodCounter, HasCounter: true, CounterPeriodNs: 1_000_000}}
 }
-func (s *idleSensor) Read(dst []energy.Sample, _ bool) error {
+func (s *idleSensor) Read(dst []energy.Sample, _ energy.ReadMode) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.start.IsZero() {

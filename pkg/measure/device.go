@@ -72,7 +72,7 @@ func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clip
 		d.IntegralJ = ptr(integral)
 		if c.HasCounter {
 			d.Method = energy.MethodPowerIntegration
-			w.flag(FlagShortWindowIntegral, SeverityWarning, c.ID, fmt.Sprintf("window (%.3f s) spans fewer than %.0f energy-counter updates (every %.0f ms): energy integrated from instant power instead", T, opt.CounterMinPeriods, float64(c.CounterPeriodNs)/1e6), T)
+			w.flag(FlagShortWindowIntegral, SeverityWarning, c.ID, fmt.Sprintf("window (%.3f s) holds fewer than two energy-counter readings at least %.0f updates (%.0f ms each) apart: energy integrated from instant power instead", T, opt.CounterMinPeriods, float64(c.CounterPeriodNs)/1e6), T)
 		}
 	default:
 		d.Unavailable = "no usable samples in the window"

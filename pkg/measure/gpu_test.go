@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
@@ -44,7 +45,13 @@ func TestGPUValidation(t *testing.T) {
 	}
 	cmd := exec.Command(py, script)
 	cmd.Stderr = os.Stderr
-	res, err := MeasureCommand(context.Background(), s, energy.SamplerOptions{}, cmd, os.Stderr)
+	var opt energy.SamplerOptions
+	if v := os.Getenv("LLEM_COUNTER_EVERY"); v != "" {
+		if opt.CounterEvery, err = strconv.Atoi(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := MeasureCommand(context.Background(), s, opt, cmd, os.Stderr)
 	if err != nil {
 		t.Fatalf("measure: %v", err)
 	}
