@@ -303,7 +303,7 @@ would about which when time people some what into other than then its only also 
 world after year work day way may use most long made over just many through back much good`)
 
 // textOfLength returns text of exactly n tokens (without special tokens):
-// n words that are each one token, with and without a leading space, so the
+// n words that are each one token, at the start and after a space, so the
 // count is exact by construction; the whole text is encoded once to check.
 func textOfLength(tok Tokenizer, single []string, rng *rand.Rand, n int) (string, error) {
 	if len(single) == 0 {
@@ -327,7 +327,9 @@ func textOfLength(tok Tokenizer, single []string, rng *rand.Rand, n int) (string
 func singleTokenWords(tok Tokenizer) []string {
 	var single []string
 	for _, w := range words {
-		if len(tok.Encode(w, false)) == 1 && len(tok.Encode(" "+w, false)) == 1 {
+		// One token alone and one more after another word: " w" in
+		// byte-level BPE, "▁w" in SentencePiece style.
+		if len(tok.Encode(w, false)) == 1 && len(tok.Encode(w+" "+w, false)) == 2 {
 			single = append(single, w)
 		}
 	}

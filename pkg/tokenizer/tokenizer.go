@@ -1,19 +1,23 @@
-// Package tokenizer implements byte-level BPE tokenizers from a Hugging Face
-// tokenizer.json (GPT-2, SmolLM, Llama 3 and Qwen2 style), so the
-// native backend gives real prompts the same token IDs as the model's own
-// tokenizer without Python.
+// Package tokenizer implements the BPE tokenizers of Hugging Face
+// tokenizer.json files, so the native backend gives real prompts the same
+// token IDs as the model's own tokenizer without Python.
 //
-// Supported: model BPE with merges in either form ("a b" strings or ["a","b"]
-// pairs), ignore_merges, unk_token; added/special tokens (split out first,
-// longest match, lstrip/rstrip); pre-tokenizers ByteLevel (with or without its
-// regex), Digits, Split with the GPT-2, Llama 3 or Qwen2 pattern, and
-// Sequence of these; post-processors ByteLevel and TemplateProcessing (BOS
-// insertion); the ByteLevel decoder. SentencePiece-style tokenizers
-// (Metaspace, byte_fallback, e.g. Llama 2) are rejected with ErrUnsupported.
+// Byte-level BPE (GPT-2, SmolLM, Llama 3, Qwen2): the ByteLevel pre-tokenizer
+// (with its GPT-2 regex, hand-written since Go's regexp has no lookahead),
+// Split with the GPT-2, Llama 3 or Qwen2 pattern, Digits, Sequence; the
+// ByteLevel decoder.
 //
-// Normalizers: the Unicode forms (NFC as in Qwen2, NFD, NFKC, NFKD) and
-// Sequence of them, applied to the text between added tokens (added tokens
-// match the raw text, as HF does for tokens with normalized=false).
+// SentencePiece-style BPE (Llama 2, TinyLlama, Mistral 7B): Prepend/Replace
+// normalizers or the Metaspace pre-tokenizer, byte_fallback to <0xXX>
+// tokens, fuse_unk; the Replace/ByteFallback/Fuse/Strip or Metaspace
+// decoders. A whole prompt is one word there, so BPE runs with a heap over
+// token ids (O(n log n)), as HF's does.
+//
+// Common to both: merges in either form ("a b" strings or ["a","b"] pairs),
+// ignore_merges, unk_token; added/special tokens split out first (longest
+// match, lstrip/rstrip); Unicode normalizers (NFC as in Qwen2, NFD, NFKC,
+// NFKD) applied between added tokens; post-processors ByteLevel and
+// TemplateProcessing (BOS insertion). Anything else is ErrUnsupported.
 package tokenizer
 
 import (
@@ -47,7 +51,12 @@ type Tokenizer struct {
 	ignoreMg bool
 
 	normalize func(string) string // nil: no normalizer
-	steps     []preStep           // pre-tokenizer pipeline, in order
+	// SentencePiece style: byte_fallback to <0xXX> tokens, fuse_unk.
+	byteFallback bool
+	byteIDs      map[byte]int
+	fuseUnk      bool
+	dec          decoderSpec
+	steps        []preStep // pre-tokenizer pipeline, in order
 
 	added       []addedToken
 	addedByByte map[byte][]int // first byte of content → indices into added, longest first
@@ -74,6 +83,7 @@ type addedToken struct {
 // preStep is one step of the pre-tokenizer pipeline: a split, ByteLevel's
 // prefix space, or ByteLevel's byte-to-unicode encoding.
 type preStep struct {
+	meta        *metaspace
 	split       splitFunc
 	prefixSpace bool
 	byteLevel   bool
@@ -82,6 +92,10 @@ type preStep struct {
 // maxCache bounds the per-word cache; a long run over a large corpus must
 // not grow memory without limit.
 const maxCache = 1 << 16
+
+// maxCachedWord: longer words (a whole SentencePiece prompt is one word)
+// are not cached.
+const maxCachedWord = 256
 
 type fileJSON struct {
 	AddedTokens   []addedToken    `json:"added_tokens"`
@@ -97,6 +111,7 @@ type fileJSON struct {
 		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
 		EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
 		ByteFallback            bool            `json:"byte_fallback"`
+		FuseUnk                 bool            `json:"fuse_unk"`
 		IgnoreMerges            bool            `json:"ignore_merges"`
 	} `json:"model"`
 }
@@ -127,9 +142,6 @@ func Load(data []byte) (*Tokenizer, error) {
 	if len(m.Vocab) == 0 {
 		return nil, errors.New("parse tokenizer.json: model.vocab is empty")
 	}
-	if m.ByteFallback {
-		return nil, fmt.Errorf("%w: byte_fallback BPE (SentencePiece style, e.g. Llama 2)", ErrUnsupported)
-	}
 	if (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "") || (m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
 		return nil, fmt.Errorf("%w: continuing_subword_prefix/end_of_word_suffix", ErrUnsupported)
 	}
@@ -138,6 +150,7 @@ func Load(data []byte) (*Tokenizer, error) {
 		ranks:       map[pair]int{},
 		unk:         -1,
 		ignoreMg:    m.IgnoreMerges,
+		fuseUnk:     m.FuseUnk,
 		addedByByte: map[byte][]int{},
 		addedByID:   map[int]*addedToken{},
 		cache:       map[string][]int{},
@@ -184,6 +197,15 @@ func Load(data []byte) (*Tokenizer, error) {
 		}
 		t.fast[uint64(a)<<32|uint64(b)] = fastMerge{rank: r, id: ab}
 	}
+	if m.ByteFallback {
+		t.byteFallback = true
+		t.byteIDs = map[byte]int{}
+		for b := range 256 {
+			if id, ok := t.vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+				t.byteIDs[byte(b)] = id
+			}
+		}
+	}
 	var err error
 	t.added = f.AddedTokens
 	for i := range t.added {
@@ -202,12 +224,20 @@ func Load(data []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.ContainsFunc(steps, func(s preStep) bool { return s.byteLevel }) {
-		return nil, fmt.Errorf("%w: no ByteLevel pre-tokenizer (only byte-level BPE is supported)", ErrUnsupported)
-	}
 	t.steps = steps
-	if err := checkDecoder(f.Decoder); err != nil {
+	byteLevel := slices.ContainsFunc(steps, func(s preStep) bool { return s.byteLevel })
+	if !byteLevel && t.fast == nil {
+		// SentencePiece-style BPE runs on ids only.
+		return nil, fmt.Errorf("%w: BPE without a ByteLevel pre-tokenizer whose merges are not all in the vocabulary", ErrUnsupported)
+	}
+	if err := parseDecoder(f.Decoder, &t.dec); err != nil {
 		return nil, err
+	}
+	if len(f.Decoder) == 0 || string(f.Decoder) == "null" {
+		t.dec.byteLevel = byteLevel
+	}
+	if t.dec.byteLevel != byteLevel {
+		return nil, fmt.Errorf("%w: a ByteLevel decoder needs the ByteLevel pre-tokenizer and vice versa", ErrUnsupported)
 	}
 	if t.prefix, t.suffix, err = parsePost(f.PostProcessor); err != nil {
 		return nil, err
@@ -255,6 +285,13 @@ type component struct {
 	Invert            bool              `json:"invert"`
 	Pattern           map[string]string `json:"pattern"`
 	PreTokenizers     []json.RawMessage `json:"pretokenizers"`
+	Prepend           string            `json:"prepend"`
+	Content           string            `json:"content"`
+	Replacement       string            `json:"replacement"`
+	PrependScheme     string            `json:"prepend_scheme"`
+	Split             *bool             `json:"split"`
+	Start             int               `json:"start"`
+	Stop              int               `json:"stop"`
 	Normalizers       []json.RawMessage `json:"normalizers"`
 	Processors        []json.RawMessage `json:"processors"`
 	Decoders          []json.RawMessage `json:"decoders"`
@@ -292,6 +329,21 @@ func parseNormalizer(raw json.RawMessage) (func(string) string, error) {
 		return norm.NFKC.String, nil
 	case "NFKD":
 		return norm.NFKD.String, nil
+	case "Prepend":
+		p := c.Prepend
+		return func(s string) string {
+			if s == "" {
+				return s
+			}
+			return p + s
+		}, nil
+	case "Replace":
+		from, ok := c.Pattern["String"]
+		if !ok || from == "" {
+			return nil, fmt.Errorf("%w: Replace normalizer with pattern %v (only String)", ErrUnsupported, c.Pattern)
+		}
+		to := c.Content
+		return func(s string) string { return strings.ReplaceAll(s, from, to) }, nil
 	case "Sequence":
 		var fs []func(string) string
 		for _, n := range c.Normalizers {
@@ -366,28 +418,9 @@ func parsePre(raw json.RawMessage) ([]preStep, error) {
 		}
 		return nil, fmt.Errorf("%w: Split pre-tokenizer pattern %v (known: GPT-2, Llama 3, Qwen2)", ErrUnsupported, c.Pattern)
 	case "Metaspace":
-		return nil, fmt.Errorf("%w: Metaspace pre-tokenizer (SentencePiece style, e.g. Llama 2, Mistral 7B)", ErrUnsupported)
+		return []preStep{{meta: parseMetaspace(c)}}, nil
 	}
 	return nil, fmt.Errorf("%w: pre-tokenizer %q", ErrUnsupported, c.Type)
-}
-
-func checkDecoder(raw json.RawMessage) error {
-	c, err := parseComponent(raw, "decoder")
-	if err != nil || c == nil {
-		return err
-	}
-	switch c.Type {
-	case "ByteLevel":
-		return nil
-	case "Sequence":
-		for _, d := range c.Decoders {
-			if err := checkDecoder(d); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%w: decoder %q (only ByteLevel)", ErrUnsupported, c.Type)
 }
 
 // parsePost returns the ids a TemplateProcessing puts before and after the
@@ -477,7 +510,7 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 		if t.normalize != nil {
 			text = t.normalize(text)
 		}
-		for _, piece := range t.preTokenize(text) {
+		for _, piece := range t.preTokenize(text, seg.start == 0) {
 			ids = append(ids, t.bpe(piece)...)
 		}
 	}
@@ -489,6 +522,7 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 
 type segment struct {
 	text  string
+	start int // byte offset in the input
 	added *addedToken
 }
 
@@ -527,25 +561,28 @@ func (t *Tokenizer) splitAdded(text string) []segment {
 			right += n
 		}
 		if left > start {
-			segs = append(segs, segment{text: text[start:left]})
+			segs = append(segs, segment{text: text[start:left], start: start})
 		}
 		segs = append(segs, segment{added: hit})
 		start, i = right, right
 	}
 	if start < len(text) {
-		segs = append(segs, segment{text: text[start:]})
+		segs = append(segs, segment{text: text[start:], start: start})
 	}
 	return segs
 }
 
-// preTokenize runs the pre-tokenizer pipeline; the result is byte-level
-// encoded pieces ready for BPE.
-func (t *Tokenizer) preTokenize(text string) []string {
+// preTokenize runs the pre-tokenizer pipeline; the result is the pieces
+// BPE encodes (byte-level encoded for byte-level tokenizers). atStart says
+// the text begins the input (Metaspace's prepend_scheme "first").
+func (t *Tokenizer) preTokenize(text string, atStart bool) []string {
 	pieces := []string{text}
 	for _, st := range t.steps {
 		var next []string
-		for _, p := range pieces {
+		for i, p := range pieces {
 			switch {
+			case st.meta != nil:
+				next = append(next, st.meta.apply(p, atStart && i == 0)...)
 			case st.split != nil:
 				next = append(next, splitAll(p, st.split)...)
 			case st.prefixSpace && !strings.HasPrefix(p, " "):
@@ -575,41 +612,11 @@ func (t *Tokenizer) bpe(word string) []int {
 	}
 	if id, ok := t.vocab[word]; ok && (t.ignoreMg || utf8.RuneCountInString(word) == 1) {
 		ids = []int{id}
-	} else if ids, ok = t.bpeFast(word); !ok {
-		syms := make([]string, 0, len(word))
-		for _, r := range word {
-			syms = append(syms, string(r))
-		}
-		for len(syms) > 1 {
-			best, at := -1, -1
-			for i := 0; i+1 < len(syms); i++ {
-				if r, ok := t.ranks[pair{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
-					best, at = r, i
-				}
-			}
-			if at < 0 {
-				break
-			}
-			a, b := syms[at], syms[at+1]
-			merged := syms[:0]
-			for i := 0; i < len(syms); i++ {
-				if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
-					merged = append(merged, a+b)
-					i++
-				} else {
-					merged = append(merged, syms[i])
-				}
-			}
-			syms = merged
-		}
-		ids = make([]int, 0, len(syms))
-		for _, s := range syms {
-			if id, ok := t.vocab[s]; ok {
-				ids = append(ids, id)
-			} else if t.unk >= 0 {
-				ids = append(ids, t.unk)
-			} // else dropped, as HF does without an unk token
-		}
+	} else if ids, ok = t.bpeIDs(word); !ok {
+		ids = t.bpeStrings(word)
+	}
+	if len(word) > maxCachedWord {
+		return ids
 	}
 	t.mu.Lock()
 	if len(t.cache) >= maxCache {
@@ -620,43 +627,58 @@ func (t *Tokenizer) bpe(word string) []int {
 	return ids
 }
 
-// bpeFast is bpe on token ids; ok is false when it cannot be used (no fast
-// table, or a character of word is not in the vocabulary).
-func (t *Tokenizer) bpeFast(word string) (ids []int, ok bool) {
-	if t.fast == nil {
-		return nil, false
-	}
-	ids = make([]int, 0, len(word))
+// bpeStrings is BPE on strings, GPT-2's original algorithm: merge every
+// occurrence of the lowest-rank pair, repeat. It serves tokenizers whose
+// merges are not all in the vocabulary; characters without a token become
+// unk or are dropped.
+func (t *Tokenizer) bpeStrings(word string) []int {
+	syms := make([]string, 0, len(word))
 	for _, r := range word {
-		id, ok := t.vocab[string(r)]
-		if !ok {
-			return nil, false
-		}
-		ids = append(ids, id)
+		syms = append(syms, string(r))
 	}
-	for len(ids) > 1 {
-		best, at := fastMerge{rank: -1}, -1
-		for i := 0; i+1 < len(ids); i++ {
-			if m, ok := t.fast[uint64(ids[i])<<32|uint64(ids[i+1])]; ok && (at < 0 || m.rank < best.rank) {
-				best, at = m, i
+	for len(syms) > 1 {
+		best, at := -1, -1
+		for i := 0; i+1 < len(syms); i++ {
+			if r, ok := t.ranks[pair{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
+				best, at = r, i
 			}
 		}
 		if at < 0 {
 			break
 		}
-		a, b := ids[at], ids[at+1]
-		merged := ids[:0]
-		for i := 0; i < len(ids); i++ {
-			if i+1 < len(ids) && ids[i] == a && ids[i+1] == b {
-				merged = append(merged, best.id)
+		a, b := syms[at], syms[at+1]
+		merged := syms[:0]
+		for i := 0; i < len(syms); i++ {
+			if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
+				merged = append(merged, a+b)
 				i++
 			} else {
-				merged = append(merged, ids[i])
+				merged = append(merged, syms[i])
 			}
 		}
-		ids = merged
+		syms = merged
 	}
-	return ids, true
+	ids := make([]int, 0, len(syms))
+	for _, s := range syms {
+		if id, ok := t.vocab[s]; ok {
+			ids = append(ids, id)
+		} else if t.unk >= 0 {
+			ids = append(ids, t.unk)
+		} // else dropped, as HF does without an unk token
+	}
+	return ids
+}
+
+// bpeIDs is bpe on token ids (see mergeIDs); ok is false when it cannot be
+// used (no id merge table, or a character without a token or fallback).
+func (t *Tokenizer) bpeIDs(word string) (ids []int, ok bool) {
+	if t.fast == nil {
+		return nil, false
+	}
+	if ids, ok = t.initialIDs(word); !ok {
+		return nil, false
+	}
+	return t.mergeIDs(ids), true
 }
 
 // Decode turns ids back into text. With skipSpecial, special added tokens
@@ -673,12 +695,33 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
 			if skipSpecial && a.Special {
 				continue
 			}
-			flush()
+			if t.dec.byteLevel {
+				flush()
+			}
 			out.WriteString(a.Content)
 			continue
 		}
-		pending.WriteString(t.Token(id))
+		tok := t.Token(id)
+		switch {
+		case t.dec.byteLevel:
+			pending.WriteString(tok)
+		case t.dec.byteFallback:
+			if b, ok := byteToken(tok); ok {
+				out.WriteByte(b)
+				continue
+			}
+			fallthrough
+		default:
+			if t.dec.replaceFrom != "" {
+				tok = strings.ReplaceAll(tok, t.dec.replaceFrom, t.dec.replaceTo)
+			}
+			out.WriteString(tok)
+		}
 	}
 	flush()
-	return strings.ToValidUTF8(out.String(), "\uFFFD")
+	text := out.String()
+	for range t.dec.stripStart {
+		text = strings.TrimPrefix(text, " ")
+	}
+	return strings.ToValidUTF8(text, "\uFFFD")
 }

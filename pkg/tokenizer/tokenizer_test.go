@@ -191,10 +191,10 @@ func TestLoadErrors(t *testing.T) {
 		unsup bool
 	}{
 		{"wordpiece", map[string]any{"model": map[string]any{"type": "WordPiece", "vocab": map[string]int{"a": 0}}}, "model type", true},
-		{"metaspace", map[string]any{"pre_tokenizer": map[string]any{"type": "Metaspace"}}, "Metaspace", true},
-		{"byte fallback", map[string]any{"model": map[string]any{"type": "BPE", "vocab": map[string]int{"a": 0}, "byte_fallback": true}}, "byte_fallback", true},
+		{"whitespace", map[string]any{"pre_tokenizer": map[string]any{"type": "Whitespace"}}, `pre-tokenizer "Whitespace"`, true},
+		{"wordpiece decoder", map[string]any{"decoder": map[string]any{"type": "WordPiece"}}, `decoder "WordPiece"`, true},
 		{"unknown split", map[string]any{"pre_tokenizer": map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\w+`}, "behavior": "Isolated"}}, "Split pre-tokenizer pattern", true},
-		{"no byte level", map[string]any{"pre_tokenizer": map[string]any{"type": "Digits"}}, "no ByteLevel", true},
+		{"byte-level decoder without byte-level pre-tokenizer", map[string]any{"pre_tokenizer": map[string]any{"type": "Digits"}}, "a ByteLevel decoder needs", true},
 		{"bad normalizer", map[string]any{"normalizer": map[string]any{"type": "Lowercase"}}, "normalizer", true},
 		{"bad merge", map[string]any{"model": map[string]any{"type": "BPE", "vocab": map[string]int{"a": 0}, "merges": []any{"abc"}}}, `merge 0 "abc"`, false},
 		{"empty vocab", map[string]any{"model": map[string]any{"type": "BPE", "vocab": map[string]int{}}}, "vocab is empty", false},
@@ -216,6 +216,8 @@ func TestLoadErrors(t *testing.T) {
 func FuzzLoad(f *testing.F) {
 	f.Add(tinyJSON(f, false, nil), "hello the world <|endoftext|>")
 	f.Add(tinyJSON(f, true, nil), "naïve 🙂")
+	f.Add(spmJSON(f, "normalizer", true), "hello wörld</s>  ")
+	f.Add(spmJSON(f, "metaspace", false), "hé llo<s>")
 	f.Add([]byte(`{"model":{"vocab":{"a":0},"merges":[["a","a"]]},"pre_tokenizer":{"type":"ByteLevel"}}`), "aaaa")
 	f.Add([]byte(`{"added_tokens":[{"id":5,"content":"x","lstrip":true}],"model":{"vocab":{"a":0}},"pre_tokenizer":{"type":"ByteLevel","use_regex":false}}`), " x a")
 	f.Fuzz(func(t *testing.T, raw []byte, text string) {
