@@ -43,7 +43,6 @@ type row struct {
 type fwd struct {
 	m      *Model
 	p      *pool
-	T      int
 	x, h   []float32 // [T, D]
 	qkv    []float32 // [T, qDim+2kvDim]
 	att    []float32 // [T, qDim]
@@ -53,19 +52,15 @@ type fwd struct {
 	sin    []float32
 	hsel   []float32 // [L, D] rows that need logits
 	logits []float32 // [L, V]
-	wide   [][]float32
+	embRow []float32 // an embedding row widened from bf16 storage
 	scores [][]float32
 	maxCtx int
 }
 
 func (m *Model) newFwd() *fwd {
 	f := &fwd{m: m, p: newPool(m.opts.threads)}
-	maxCols := max(m.cfg.HiddenSize, m.cfg.IntermediateSize, m.qDim)
-	f.wide = make([][]float32, m.opts.threads)
+	f.embRow = make([]float32, m.cfg.HiddenSize)
 	f.scores = make([][]float32, m.opts.threads)
-	for i := range f.wide {
-		f.wide[i] = make([]float32, maxCols)
-	}
 	return f
 }
 
@@ -124,7 +119,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 	f.ensure(T, len(logitRows), maxCtx)
 	x := f.x
 	for t, r := range rows {
-		copy(x[t*D:(t+1)*D], m.embed.row(r.tok, f.wide[0]))
+		copy(x[t*D:(t+1)*D], m.embed.row(r.tok, f.embRow))
 		ropeTable(f.cos[t*half:(t+1)*half], f.sin[t*half:(t+1)*half], m.invFreq, r.pos)
 	}
 	groups := cfg.NumHeads / cfg.NumKVHeads
