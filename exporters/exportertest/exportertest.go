@@ -132,8 +132,8 @@ func WriteStudy(dir string, s Spec) (string, []result.Record, error) {
 	end := recs[len(recs)-1].Timing.EndedAt
 	m.EndedAt = &end
 	for _, r := range recs {
-		rel := filepath.Join("records", r.RunID, fmt.Sprintf("cycle-%d.json", r.Cycle))
-		p := filepath.Join(dir, rel)
+		rel := result.RecordPath(r.RunID, r.Cycle)
+		p := filepath.Join(dir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return "", nil, err
 		}
@@ -159,7 +159,7 @@ func WriteStudy(dir string, s Spec) (string, []result.Record, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, result.ManifestFile), b, 0o644); err != nil {
 		return "", nil, err
 	}
 	sum := result.Summary{SchemaVersion: result.SchemaVersion, Study: m.Study, Status: m.Status,
@@ -168,7 +168,7 @@ func WriteStudy(dir string, s Spec) (string, []result.Record, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "summary.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, result.SummaryFile), b, 0o644); err != nil {
 		return "", nil, err
 	}
 	return dir, recs, nil
