@@ -256,3 +256,31 @@ func TestBF16Storage(t *testing.T) {
 		t.Error("unknown storage accepted")
 	}
 }
+
+// TestPresetGenerates runs the 15M preset end to end: two models built from
+// the same seed generate the same tokens, and a different seed different ones.
+func TestPresetGenerates(t *testing.T) {
+	ctx := context.Background()
+	reqs := []Request{{Prompt: []int{1, 450, 4996, 17354}, MaxNewTokens: 4}, {Prompt: []int{1, 9038}, MaxNewTokens: 3, Seed: 1}}
+	s := Sampling{Temperature: 0.9, TopP: 0.95, Seed: 42, IgnoreEOS: true}
+	gen := func(seed int64) []Result {
+		m, err := Open("random:llama-15m", seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Generate(ctx, reqs, s, Hooks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	a, b, c := gen(42), gen(42), gen(43)
+	for i := range reqs {
+		if len(a[i].Tokens) != reqs[i].MaxNewTokens || !slices.Equal(a[i].Tokens, b[i].Tokens) {
+			t.Errorf("request %d: %v then %v", i, a[i].Tokens, b[i].Tokens)
+		}
+	}
+	if slices.Equal(a[0].Tokens, c[0].Tokens) && slices.Equal(a[1].Tokens, c[1].Tokens) {
+		t.Errorf("seeds 42 and 43 generate the same tokens %v", a)
+	}
+}
