@@ -425,14 +425,18 @@ func keys(m map[string]any) []string {
 	return ks
 }
 
-// HubCacheDir is the Hugging Face hub cache: $HF_HUB_CACHE, else
-// $HF_HOME/hub, else ~/.cache/huggingface/hub.
+// HubCacheDir is the Hugging Face hub cache, resolved as huggingface_hub
+// does: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub,
+// else ~/.cache/huggingface/hub.
 func HubCacheDir() string {
 	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
 		return d
 	}
 	if d := os.Getenv("HF_HOME"); d != "" {
 		return filepath.Join(d, "hub")
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "huggingface", "hub")
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {

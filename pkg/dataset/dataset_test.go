@@ -282,3 +282,20 @@ func TestJSONLMaxTokens(t *testing.T) {
 		t.Errorf("max tokens %d %d %d, want 7 3 0", ps[0].MaxTokens, ps[1].MaxTokens, ps[2].MaxTokens)
 	}
 }
+
+func TestHubCacheDir(t *testing.T) {
+	t.Setenv("HF_HUB_CACHE", "")
+	t.Setenv("HF_HOME", "")
+	t.Setenv("XDG_CACHE_HOME", "/xdg")
+	if got := HubCacheDir(); got != "/xdg/huggingface/hub" {
+		t.Errorf("XDG: %s", got)
+	}
+	t.Setenv("HF_HOME", "/hf")
+	if got := HubCacheDir(); got != "/hf/hub" {
+		t.Errorf("HF_HOME: %s", got)
+	}
+	t.Setenv("HF_HUB_CACHE", "/cache")
+	if got := HubCacheDir(); got != "/cache" {
+		t.Errorf("HF_HUB_CACHE: %s", got)
+	}
+}
