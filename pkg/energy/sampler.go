@@ -176,6 +176,20 @@ func (s *Sampler) sampleLocked(mode ReadMode) {
 	}
 }
 
+// Mark takes a full sample now, energy counter included, outside the tick
+// schedule. The counter is read only every CounterEvery ticks, so callers
+// that learn of a window boundary in real time (a worker's phase or done
+// event, a command's LLEM_MARK line) call Mark to put a counter reading
+// within milliseconds of the boundary; pkg/measure then integrates instant
+// power over that short edge only. A no-op when the sampler is not running.
+func (s *Sampler) Mark() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		s.sampleLocked(ReadAux | ReadCounter)
+	}
+}
+
 // Stop ends sampling (taking one last sample so the timeline reaches the
 // present) and returns the timeline. Calling Stop twice returns the same data.
 func (s *Sampler) Stop() *Timeline {

@@ -238,3 +238,17 @@ func TestSampleJSONRoundTripsUnreadFields(t *testing.T) {
 		t.Errorf("round trip = %+v", back)
 	}
 }
+
+func TestSamplerMarkReadsCounterNow(t *testing.T) {
+	fs := &fakeSensor{}
+	sm := NewSampler(fs, SamplerOptions{Interval: time.Hour})
+	sm.Mark() // not running: nothing
+	if err := sm.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sm.Mark()
+	tl := sm.Stop()
+	if n := len(tl.Channels[0].Samples); n != 3 || fs.counter != 3 {
+		t.Errorf("samples %d, counter reads %d; want 3 and 3 (start, mark, stop)", n, fs.counter)
+	}
+}

@@ -16,6 +16,12 @@ import (
 	"github.com/llenergymeasure/llem/pkg/energy"
 )
 
+// MarkLine, alone on a stdout line, asks for an energy-counter reading now:
+// a command prints it right before a window starts so that the window's
+// first edge has a counter reading within milliseconds (announcing the
+// window with WindowPrefix after it ends does the same for its last edge).
+const MarkLine = "LLEM_MARK"
+
 // WindowPrefix starts a stdout line by which a measured command announces a
 // window: WindowPrefix + {"name": "...", "start_ns": T0, "end_ns": T1,
 // "reference_j": J} with CLOCK_MONOTONIC nanoseconds (Python:
@@ -82,7 +88,12 @@ func MeasureCommand(ctx context.Context, s energy.Sensor, opt energy.SamplerOpti
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if line == MarkLine {
+			sm.Mark()
+			continue
+		}
 		if rest, ok := strings.CutPrefix(line, WindowPrefix); ok {
+			sm.Mark()
 			var m Marker
 			if err := json.Unmarshal([]byte(rest), &m); err != nil {
 				bad = append(bad, fmt.Errorf("parse %sline %q: %w", WindowPrefix, rest, err))

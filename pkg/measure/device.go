@@ -3,6 +3,7 @@ package measure
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
@@ -11,11 +12,15 @@ import (
 // computeDevice measures one channel over [t0, t1] and allocates its energy
 // to the phases (the last clipped phase is "other").
 //
-// Counter channels: E = counter(s_last) − counter(s_first) over the first and
-// last samples inside the window, plus the instant-power integral over the
-// two edges [t0, s_first] and [s_last, t1]. Without a counter, or when the
-// sampled span is shorter than CounterMinPeriods counter updates, E is the
-// trapezoid integral of instant power over [t0, t1].
+// Counter channels: with s_a and s_b the counter readings nearest to t0 and
+// t1 (inside or outside the window), E = counter(s_b) − counter(s_a) +
+// ∫_{t0}^{s_a} P + ∫_{s_b}^{t1} P, the integrals signed (an edge reading
+// outside the window subtracts the energy between it and the boundary).
+// Readings are sparse (every 2 s by default, plus Sampler.Mark at known
+// boundaries), so taking the nearest one keeps the power-integrated edges
+// short. Without a counter, or when s_a and s_b are fewer than
+// CounterMinPeriods counter updates apart, E is the trapezoid integral of
+// instant power over [t0, t1].
 //
 // Phases: each phase's power integral over its intervals, scaled by
 // E / (Σ phase integrals + "other" integral), so the phase energies sum to E
@@ -27,18 +32,9 @@ func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clip
 	in := s[lo:hi]
 	T := float64(t1-t0) / 1e9
 
-	// Inner samples with a valid counter reading.
 	i0, i1 := -1, -1
-	for i := lo; i < hi; i++ {
-		if s[i].TNs < t0 || s[i].TNs > t1 {
-			continue
-		}
-		if c.HasCounter && !math.IsNaN(s[i].EnergyJ) {
-			if i0 < 0 {
-				i0 = i
-			}
-			i1 = i
-		}
+	if c.HasCounter {
+		i0, i1 = nearestCounter(s, t0), nearestCounter(s, t1)
 	}
 	integral := integrate(in, t0, t1)
 	havePower := !math.IsNaN(integral)
@@ -46,11 +42,12 @@ func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clip
 	switch {
 	case len(s) == 0:
 		d.Unavailable = "no samples recorded"
-	case c.HasCounter && i0 >= 0 && i1 > i0 && float64(s[i1].TNs-s[i0].TNs) >= opt.CounterMinPeriods*float64(c.CounterPeriodNs):
+	case c.HasCounter && i0 >= 0 && i1 > i0 && float64(s[i1].TNs-s[i0].TNs) >= opt.CounterMinPeriods*float64(c.CounterPeriodNs) &&
+		float64(t1-t0) >= opt.CounterMinPeriods*float64(c.CounterPeriodNs):
 		delta := s[i1].EnergyJ - s[i0].EnergyJ
 		e := delta
 		if havePower {
-			e += integrate(in, t0, s[i0].TNs) + integrate(in, s[i1].TNs, t1)
+			e += signedIntegral(s, t0, s[i0].TNs) + signedIntegral(s, s[i1].TNs, t1)
 		} else {
 			// No power timeline: stretch the counter's mean power over the edges.
 			e = delta * T / (float64(s[i1].TNs-s[i0].TNs) / 1e9)
@@ -60,7 +57,7 @@ func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clip
 		d.CounterJ = ptr(delta)
 		span := float64(s[i1].TNs-s[i0].TNs) / 1e9
 		if havePower && delta > 0 {
-			ij := integrate(in, s[i0].TNs, s[i1].TNs)
+			ij := signedIntegral(s, s[i0].TNs, s[i1].TNs)
 			dis := (ij - delta) / delta
 			d.IntegralJ, d.Disagreement = ptr(ij), ptr(dis)
 			if span >= opt.CrossCheckMin.Seconds() && math.Abs(dis) > opt.DisagreeThreshold {
@@ -72,7 +69,7 @@ func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clip
 		d.IntegralJ = ptr(integral)
 		if c.HasCounter {
 			d.Method = energy.MethodPowerIntegration
-			w.flag(FlagShortWindowIntegral, SeverityWarning, c.ID, fmt.Sprintf("window (%.3f s) holds fewer than two energy-counter readings at least %.0f updates (%.0f ms each) apart: energy integrated from instant power instead", T, opt.CounterMinPeriods, float64(c.CounterPeriodNs)/1e6), T)
+			w.flag(FlagShortWindowIntegral, SeverityWarning, c.ID, fmt.Sprintf("window (%.3f s) is shorter than %.0f energy-counter updates (%.0f ms each) or has no two counter readings that far apart: energy integrated from instant power instead", T, opt.CounterMinPeriods, float64(c.CounterPeriodNs)/1e6), T)
 		}
 	default:
 		d.Unavailable = "no usable samples in the window"
@@ -207,6 +204,45 @@ func reasons(bits int64) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// nearestCounter returns the index of the sample with a valid counter reading
+// closest in time to t, or -1.
+func nearestCounter(s []energy.Sample, t int64) int {
+	j := sort.Search(len(s), func(i int) bool { return s[i].TNs >= t })
+	after, before := -1, -1
+	for i := j; i < len(s); i++ {
+		if !math.IsNaN(s[i].EnergyJ) {
+			after = i
+			break
+		}
+	}
+	for i := j - 1; i >= 0; i-- {
+		if !math.IsNaN(s[i].EnergyJ) {
+			before = i
+			break
+		}
+	}
+	switch {
+	case after < 0:
+		return before
+	case before < 0:
+		return after
+	case t-s[before].TNs <= s[after].TNs-t:
+		return before
+	}
+	return after
+}
+
+// signedIntegral is ∫_a^b P dt over the samples around [a, b] (negative when b < a).
+func signedIntegral(s []energy.Sample, a, b int64) float64 {
+	if b < a {
+		return -signedIntegral(s, b, a)
+	}
+	lo := sort.Search(len(s), func(i int) bool { return s[i].TNs >= a })
+	hi := sort.Search(len(s), func(i int) bool { return s[i].TNs > b })
+	lo, hi = max(lo-1, 0), min(hi+1, len(s))
+	return integrate(s[lo:hi], a, b)
 }
 
 // integrate is the trapezoid integral (joules) of instant power over [a, b]

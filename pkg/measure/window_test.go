@@ -39,22 +39,22 @@ func tl(chs ...energy.ChannelTimeline) *energy.Timeline {
 
 func TestCounterWindowWithInterpolatedEdges(t *testing.T) {
 	c := synth("gpu:a", 100*time.Millisecond, 30, ramp, rampEnergy)
-	w, err := Compute(tl(c), "run", at(1.05), at(21.05), nil, Options{})
+	w, err := Compute(tl(c), "run", at(1.04), at(21.06), nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := rampEnergy(21.05) - rampEnergy(1.05) // 4210 J
-	if !near(w.EnergyJ, want, 1e-6) || w.Method != energy.MethodCounter || w.DurationS != 20 {
+	want := rampEnergy(21.06) - rampEnergy(1.04)
+	if !near(w.EnergyJ, want, 1e-6) || w.Method != energy.MethodCounter || !near(w.DurationS, 20.02, 1e-9) {
 		t.Fatalf("window = %.6f J via %s over %v s, want %.6f J via counter", w.EnergyJ, w.Method, w.DurationS, want)
 	}
 	d := w.Devices[0]
-	if d.Disagreement == nil || math.Abs(*d.Disagreement) > 1e-9 || *d.CounterJ != rampEnergy(21.0)-rampEnergy(1.1) {
+	if d.Disagreement == nil || math.Abs(*d.Disagreement) > 1e-9 || !near(*d.CounterJ, rampEnergy(21.1)-rampEnergy(1.0), 1e-9) {
 		t.Errorf("cross-check = %+v", d)
 	}
 	if len(w.Flags) != 0 {
 		t.Errorf("unexpected flags %+v", w.Flags)
 	}
-	if !near(w.MeanPowerW, want/20, 1e-9) || *d.MaxPowerW != ramp(21.0) || d.Samples != 200 {
+	if !near(w.MeanPowerW, want/20.02, 1e-9) || *d.MaxPowerW != ramp(21.0) || d.Samples != 200 {
 		t.Errorf("mean %v max %v samples %d", w.MeanPowerW, *d.MaxPowerW, d.Samples)
 	}
 	if _, err := json.Marshal(w); err != nil {
@@ -325,5 +325,33 @@ func TestIntegrate(t *testing.T) {
 	}
 	if got := integrate([]energy.Sample{{TNs: 0, PowerW: math.NaN()}}, 0, sec); !math.IsNaN(got) {
 		t.Errorf("no power: %v, want NaN", got)
+	}
+}
+
+func TestSparseCounterUsesNearestReadings(t *testing.T) {
+	// The counter is read every 2 s (NaN in between) while power is sampled
+	// every 100 ms; the window's edges fall 0.3–0.9 s from the readings.
+	c := synth("gpu:a", 100*time.Millisecond, 30, ramp, rampEnergy)
+	for i := range c.Samples {
+		if i%20 != 0 {
+			c.Samples[i].EnergyJ = math.NaN()
+		}
+	}
+	w, err := Compute(tl(c), "run", at(3.7), at(16.3), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := w.Devices[0]
+	// Nearest readings: 4.0 (after t0) and 16.0 (before t1).
+	if !near(w.EnergyJ, rampEnergy(16.3)-rampEnergy(3.7), 1e-6) || !near(*d.CounterJ, rampEnergy(16)-rampEnergy(4), 1e-9) {
+		t.Errorf("energy %v counter %v", w.EnergyJ, *d.CounterJ)
+	}
+	// Readings outside the window: 2.0 for t0 = 2.2, 18.0 for t1 = 17.8.
+	w, _ = Compute(tl(c), "run", at(2.2), at(17.8), nil, Options{})
+	if d := w.Devices[0]; !near(w.EnergyJ, rampEnergy(17.8)-rampEnergy(2.2), 1e-6) || !near(*d.CounterJ, rampEnergy(18)-rampEnergy(2), 1e-9) {
+		t.Errorf("outside readings: energy %v counter %v", w.EnergyJ, *d.CounterJ)
+	}
+	if w.Method != energy.MethodCounter || len(w.Flags) != 0 {
+		t.Errorf("method %s flags %+v", w.Method, w.Flags)
 	}
 }
