@@ -1,19 +1,336 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/backend/pytorch"
+	"github.com/llenergymeasure/llem/pkg/backend/tensorrt"
+	"github.com/llenergymeasure/llem/pkg/backend/vllm"
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
-// execute runs the plan. Execution is built by a later issue (this file is
-// replaced then); until it exists, say so plainly instead of pretending.
+// execute runs the plan (or resumes --resume DIR), shows progress on
+// stderr, and prints the per-run summary table (stderr) or, with --json,
+// summary.json (stdout). Exit status: 0 all done, 1 some run failed, 130
+// interrupted.
 func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan) error {
-	_ = ctx
-	_ = stdio
-	_ = plan
-	return errs.WithExitCode(errs.WithHint(errors.New("executing studies is not available yet"),
-		"use --dry-run to see the plan"), errs.ExitFailure)
+	snap := envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})
+	envJSON, err := json.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("encode environment: %w", err)
+	}
+	opt := execute.Options{
+		Plan:        plan,
+		OutRoot:     c.Out,
+		Backends:    c.backends(),
+		Runners:     map[string]runner.Runner{"local": runner.NewLocal()},
+		Environment: envJSON,
+		Fingerprint: snap.Fingerprint,
+		Grace:       5 * time.Second,
+	}
+	tty := isTerminal(stdio.Stderr)
+	if tty && isTerminal(stdio.Stdin) {
+		opt.Skip = skipKeys(stdio.Stdin)
+	}
+	var disp display = nopDisplay{}
+	if !c.Quiet {
+		if tty {
+			disp = newBarDisplay(ctx, stdio.Stderr)
+		} else {
+			disp = &lineDisplay{w: stdio.Stderr}
+		}
+	}
+	opt.OnEvent = disp.event
+
+	var rep *execute.Report
+	if c.Resume != "" {
+		rep, err = execute.Resume(ctx, c.Resume, opt)
+	} else {
+		rep, err = execute.Run(ctx, opt)
+	}
+	disp.close()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "resume ") {
+			return errs.BadInput(err, "resume with the same study file and --cycles, or start a new execution without --resume")
+		}
+		return errs.WithHint(err, "check that the results directory (--out) is writable")
+	}
+
+	if c.JSON {
+		enc := json.NewEncoder(stdio.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep.Summary); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+	} else {
+		printSummary(stdio.Stderr, rep)
+	}
+	switch {
+	case rep.Interrupted:
+		return &printedError{errs.WithExitCode(errors.New("interrupted"), errs.ExitInterrupted)}
+	case rep.Failed > 0:
+		return &printedError{errs.WithExitCode(fmt.Errorf("%d run(s) failed", rep.Failed), errs.ExitFailure)}
+	}
+	return nil
+}
+
+// backends maps every backend to its job builder: native always; the Python
+// backends when an interpreter is known (--python or LLEM_PYTHON).
+func (c *evalCmd) backends() map[string]execute.JobFunc {
+	b := map[string]execute.JobFunc{"native": execute.NativeJob("")}
+	python := c.Python
+	if python == "" {
+		python = os.Getenv("LLEM_PYTHON")
+	}
+	if python == "" {
+		return b
+	}
+	py := func(job func(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)) execute.JobFunc {
+		return func(r execute.JobRequest) (runner.Job, error) {
+			spec, err := pyharness.SpecFor(r.Run, r.Cycle, nil)
+			if err != nil {
+				return runner.Job{}, err
+			}
+			return job(spec, python, pyharness.JobOptions{Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
+		}
+	}
+	b["pytorch"] = py(pytorch.Job)
+	b["vllm"] = py(vllm.Job)
+	b["tensorrt"] = py(tensorrt.Job)
+	return b
+}
+
+// skipKeys turns each line typed on a terminal into a "skip the gap" signal.
+func skipKeys(r io.Reader) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// printSummary writes where the results are and one line per run: energy
+// per output token with its CI (cycles ≥ 2), output tokens/s, TTFT p50, the
+// prefill/decode split of the energy, and the flags.
+func printSummary(w io.Writer, rep *execute.Report) {
+	m := rep.Manifest
+	fmt.Fprintf(w, "\n%s: %d/%d done", m.Study, m.Counts.Done, m.Counts.Total)
+	if m.Counts.Failed > 0 {
+		fmt.Fprintf(w, ", %d failed", m.Counts.Failed)
+	}
+	if m.Counts.Skipped > 0 {
+		fmt.Fprintf(w, ", %d skipped (steady state)", m.Counts.Skipped)
+	}
+	if rep.Interrupted {
+		fmt.Fprintf(w, ", interrupted (resume: llem eval STUDY --resume %s)", rep.Dir)
+	}
+	fmt.Fprintf(w, "\nresults: %s\n\n", rep.Dir)
+	if rep.Stats == nil || len(rep.Stats.Runs) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tCONFIG\tN\tJ/OUT-TOKEN\tOUT-TOKENS/S\tTTFT P50 MS\tPREFILL/DECODE J\tFLAGS")
+	for i := range rep.Stats.Runs {
+		r := &rep.Stats.Runs[i]
+		label := r.Label()
+		for _, s := range rep.Summary.Runs {
+			if s.RunID == r.RunID {
+				label = s.Label
+			}
+		}
+		split := "-"
+		pre, dec := r.Metric("prefill_energy_j"), r.Metric("decode_energy_j")
+		if pre != nil && dec != nil && pre.N > 0 && dec.N > 0 && pre.Mean+dec.Mean > 0 {
+			split = fmt.Sprintf("%.0f%% / %.0f%%", 100*pre.Mean/(pre.Mean+dec.Mean), 100*dec.Mean/(pre.Mean+dec.Mean))
+		}
+		flags := strings.Join(r.Flags, ",")
+		if flags == "" {
+			flags = "-"
+		}
+		id := r.RunID
+		if len(id) > 8 {
+			id = id[:8]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", id, label, r.ValidCount, r.Cycles,
+			stats.FormatWithCI(r.Metric("energy_per_output_token_j")),
+			stats.FormatWithCI(r.Metric("output_tokens_per_sec")),
+			stats.FormatWithCI(r.Metric("ttft_p50_ms")), split, flags)
+	}
+	tw.Flush()
+	meth := rep.Stats.Methodology
+	fmt.Fprintf(w, "\nmean over cycles; [%.0f%% %s CI] where a run has 2+ valid cycles.\n", meth.ConfidenceLevel*100, meth.CIMethod)
+	for _, warn := range rep.Stats.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
+}
+
+// display renders executor events.
+type display interface {
+	event(execute.Event)
+	close()
+}
+
+type nopDisplay struct{}
+
+func (nopDisplay) event(execute.Event) {}
+func (nopDisplay) close()              {}
+
+// lineDisplay prints one plain line per transition, for logs and pipes.
+type lineDisplay struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (d *lineDisplay) event(ev execute.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pos := fmt.Sprintf("[%d/%d]", ev.Done+1, ev.Total)
+	switch ev.Kind {
+	case execute.EventStart:
+		fmt.Fprintf(d.w, "llem: %d runs×cycles, %d already finished\n", ev.Total, ev.Done)
+	case execute.EventGap:
+		fmt.Fprintf(d.w, "%s %s: waiting %s\n", pos, ev.Message, ev.Gap.Round(100*time.Millisecond))
+	case execute.EventBaseline:
+		fmt.Fprintf(d.w, "%s idle baseline\n", pos)
+	case execute.EventRun:
+		fmt.Fprintf(d.w, "%s %s cycle %d: %s\n", pos, short(ev.Entry.RunID), ev.Entry.Cycle, ev.Entry.Label)
+	case execute.EventSkipped:
+		fmt.Fprintf(d.w, "%s %s cycle %d: skipped, steady state reached\n", fmt.Sprintf("[%d/%d]", ev.Done, ev.Total), short(ev.Entry.RunID), ev.Entry.Cycle)
+	case execute.EventRunEnd:
+		fmt.Fprintf(d.w, "[%d/%d] %s cycle %d: %s\n", ev.Done, ev.Total, short(ev.Entry.RunID), ev.Entry.Cycle, outcome(ev))
+	}
+}
+
+func (d *lineDisplay) close() {}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// outcome is the one-line result of a finished slot.
+func outcome(ev execute.Event) string {
+	r := ev.Record
+	if r == nil {
+		return string(ev.Entry.Status)
+	}
+	if r.Error != nil {
+		return "FAILED " + r.Error.Kind + ": " + firstLineOf(r.Error.Message)
+	}
+	s := fmt.Sprintf("%.0f out-tokens/s", r.Throughput.OutputTokensPerSec)
+	if e := r.Efficiency.EnergyPerOutputTokenJ; e != nil {
+		s = fmt.Sprintf("%.4g J/out-token (%s, %s), ", *e, r.Energy.Sensor, r.Efficiency.Basis) + s
+	}
+	return s
+}
+
+func firstLineOf(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// barDisplay is the live terminal view: a progress bar over all slots with
+// ETA, and a status line with the current run, phase and power.
+type barDisplay struct {
+	p      *mpb.Progress
+	bar    *mpb.Bar
+	mu     sync.Mutex
+	status string
+	power  string
+	color  bool
+}
+
+func newBarDisplay(ctx context.Context, w io.Writer) *barDisplay {
+	d := &barDisplay{color: os.Getenv("NO_COLOR") == ""}
+	d.p = mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	return d
+}
+
+func (d *barDisplay) text(decor.Statistics) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	if d.power != "" {
+		s += "  " + d.power
+	}
+	return s
+}
+
+func (d *barDisplay) event(ev execute.Event) {
+	d.mu.Lock()
+	switch ev.Kind {
+	case execute.EventStart:
+		d.mu.Unlock()
+		d.bar = d.p.AddBar(int64(ev.Total),
+			mpb.PrependDecorators(decor.Name("llem "), decor.CountersNoUnit("%d/%d", decor.WCSyncSpace)),
+			mpb.AppendDecorators(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), decor.Any(d.text, decor.WCSyncSpace)))
+		d.bar.SetCurrent(int64(ev.Done))
+		return
+	case execute.EventGap:
+		d.status = fmt.Sprintf("%s %s (Enter skips)", ev.Message, ev.Gap.Round(time.Second))
+	case execute.EventBaseline:
+		d.status = "idle baseline"
+	case execute.EventRun:
+		d.status = fmt.Sprintf("%s c%d %s", short(ev.Entry.RunID), ev.Entry.Cycle, ev.Entry.Label)
+		d.power = ""
+	case execute.EventPhase:
+		d.status = fmt.Sprintf("%s c%d %s", short(ev.Entry.RunID), ev.Entry.Cycle, ev.Phase)
+	case execute.EventPower:
+		d.power = fmt.Sprintf("%.1f W", ev.PowerW)
+	case execute.EventRunEnd, execute.EventSkipped:
+		line := fmt.Sprintf("%s c%d: %s", short(ev.Entry.RunID), ev.Entry.Cycle, outcome(ev))
+		if d.color && ev.Record != nil && ev.Record.Error != nil {
+			line = "\x1b[31m" + line + "\x1b[0m"
+		}
+		d.power = ""
+		d.mu.Unlock()
+		if d.bar != nil {
+			d.bar.SetCurrent(int64(ev.Done))
+		}
+		d.p.Write([]byte(line + "\n"))
+		return
+	}
+	d.mu.Unlock()
+}
+
+func (d *barDisplay) close() {
+	if d.bar != nil && !d.bar.Completed() {
+		d.bar.Abort(false)
+	}
+	d.p.Wait()
 }

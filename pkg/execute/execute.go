@@ -1,0 +1,600 @@
+// Package execute is the study loop: it runs every (run, cycle) slot of a
+// study.Plan in its planned order, measures each one, and keeps a results
+// directory (pkg/result) that is consistent at every instant.
+//
+// Per slot: the gap before it (time, a cool-down at cycle boundaries, and a
+// temperature gate where a device reports temperature; skippable), the idle
+// baseline (cached per sensor and hardware, measured before the worker
+// starts), then the worker through a runner.Runner while the parent samples
+// energy; the worker's warmup_done and phase events give the measured window
+// and its prefill/decode split (pkg/measure); then the record, the
+// timeseries Parquet and the manifest transition.
+//
+// Failure model: a failed, crashed or timed-out run is recorded (status
+// failed, with its error and the worker's stderr tail) and the study goes
+// on. Ctrl-C (ctx cancelled) stops the worker in flight, puts its slot back
+// to pending and marks the study interrupted. A kill -9 at any moment loses
+// at most the slot in flight: the manifest and every record are written
+// atomically, a slot's record path is fixed (a rerun replaces, never adds),
+// and Resume reruns every slot not done.
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/pkg/clock"
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/measure"
+	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/stats"
+	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// JobRequest is what a backend needs to build the job of one slot.
+type JobRequest struct {
+	Run     study.Run
+	Cycle   int
+	Dir     string // the slot's exchange directory
+	Timeout time.Duration
+	Grace   time.Duration
+}
+
+// JobFunc builds the runner.Job of one slot for a backend. The Python
+// backends plug in here (pkg/backend/<name>.Job via pyharness.SpecFor).
+type JobFunc func(JobRequest) (runner.Job, error)
+
+// NativeJob runs the native backend as `llem worker` (this executable, or
+// exe when set).
+func NativeJob(exe string) JobFunc {
+	return func(r JobRequest) (runner.Job, error) {
+		spec := worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON}
+		return native.Job(spec, native.JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
+	}
+}
+
+// SensorFunc opens the energy sensor for an experiment's energy block. A nil
+// sensor with a nil error means measurement is off (sensor: none).
+type SensorFunc func(study.Energy) (energy.Sensor, energy.Selection, error)
+
+// OpenSensor is the default SensorFunc: energy.Open on the real machine.
+func OpenSensor(e study.Energy) (energy.Sensor, energy.Selection, error) {
+	return energy.Open(energy.Config{Sensor: e.Sensor, NVML: energy.NVMLOptionsFromEnv()})
+}
+
+// Options configure an execution.
+type Options struct {
+	Plan *study.Plan
+	// OutRoot is the results root: a new execution goes to
+	// OutRoot/<study>-<time>/. Ignored by Resume.
+	OutRoot string
+	// Backends maps a backend name to its job builder; nil means
+	// {"native": NativeJob("")}.
+	Backends map[string]JobFunc
+	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner;
+	// "local" defaults to runner.NewLocal(). "auto" falls back to "local".
+	Runners map[string]runner.Runner
+	// Sensor opens sensors; nil means OpenSensor.
+	Sensor SensorFunc
+	// Environment is the snapshot stored in every record (JSON); Fingerprint
+	// keys the baseline cache.
+	Environment json.RawMessage
+	Fingerprint string
+	// BaselineCache is where idle baselines are cached across studies; a
+	// zero Dir means measure.DefaultCacheDir().
+	BaselineCache measure.Cache
+	// Grace is the worker's SIGTERM → SIGKILL delay (runner default when 0).
+	Grace time.Duration
+	// Skip, when a value arrives, cuts the current gap short (a key press).
+	Skip <-chan struct{}
+	// OnEvent receives progress (from the executing goroutine and, for live
+	// power, a ticker goroutine; never concurrently).
+	OnEvent func(Event)
+	// LivePower is how often EventPower fires during a run (0: 1 s).
+	LivePower time.Duration
+	// Sleep waits d or until ctx ends or skip fires; tests replace it.
+	Sleep func(ctx context.Context, d time.Duration, skip <-chan struct{}) error
+}
+
+// Event kinds for progress displays.
+const (
+	EventStart    = "start"    // Total, Done (already done when resuming)
+	EventGap      = "gap"      // Gap, Message (reason)
+	EventBaseline = "baseline" // Entry
+	EventRun      = "run"      // Entry: a slot starts
+	EventPhase    = "phase"    // Entry, Phase: loading, warmup, measuring, prefill, decode
+	EventPower    = "power"    // Entry, PowerW: latest sampled power
+	EventRunEnd   = "run_end"  // Entry, Record
+	EventSkipped  = "skipped"  // Entry: steady state reached before this cycle
+	EventEnd      = "end"
+)
+
+// Event is one progress notification.
+type Event struct {
+	Kind    string
+	Total   int
+	Done    int // slots finished (done, failed or skipped), this session and before
+	Entry   result.Entry
+	Phase   string
+	PowerW  float64
+	Record  *result.Record
+	Gap     time.Duration
+	Message string
+}
+
+// Report is the outcome of an execution.
+type Report struct {
+	Dir         string
+	Manifest    result.Manifest
+	Summary     *result.Summary
+	Stats       *stats.StudySummary
+	Failed      int
+	Interrupted bool
+}
+
+// ErrFailed is returned (wrapped) when at least one run failed.
+var ErrFailed = errors.New("some runs failed")
+
+// Run starts a new execution of opt.Plan under opt.OutRoot.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	p := opt.Plan
+	now := time.Now().UTC()
+	m := result.Manifest{
+		Study: p.Name, StudyHash: p.DesignHash, LlemVersion: version.Version,
+		Status: result.StudyRunning, StartedAt: now, UpdatedAt: now,
+	}
+	for pos, slot := range p.Schedule {
+		r := p.Runs[slot.Run]
+		m.Entries = append(m.Entries, result.Entry{
+			RunID: r.ID, Experiment: r.Origin, Cycle: slot.Cycle, Position: pos,
+			Label: label(r), Status: result.EntryPending,
+		})
+	}
+	st, err := result.Create(opt.OutRoot, m, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.WritePlan(p); err != nil {
+		return nil, err
+	}
+	return execute(ctx, st, opt)
+}
+
+// Resume continues the execution in dir: it checks that opt.Plan is the
+// plan that started it, and runs every slot that is not done or skipped.
+func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
+	st, err := result.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := st.Manifest()
+	if err := samePlan(m, opt.Plan); err != nil {
+		return nil, err
+	}
+	return execute(ctx, st, opt)
+}
+
+// samePlan reports whether the manifest was made from plan p.
+func samePlan(m result.Manifest, p *study.Plan) error {
+	if m.StudyHash != p.DesignHash {
+		return fmt.Errorf("resume %s: the study's runs changed (design %s, the results directory has %s)", m.Study, p.DesignHash, m.StudyHash)
+	}
+	if len(m.Entries) != len(p.Schedule) {
+		return fmt.Errorf("resume %s: the schedule changed (%d slots, the results directory has %d); pass the same --cycles", m.Study, len(p.Schedule), len(m.Entries))
+	}
+	for i, s := range p.Schedule {
+		e := m.Entries[i]
+		if e.RunID != p.Runs[s.Run].ID || e.Cycle != s.Cycle {
+			return fmt.Errorf("resume %s: slot %d is %s cycle %d in the plan but %s cycle %d in the results directory", m.Study, i, p.Runs[s.Run].ID, s.Cycle, e.RunID, e.Cycle)
+		}
+	}
+	return nil
+}
+
+func label(r study.Run) string {
+	l := r.Backend + " / " + r.Model
+	if r.Config.Precision != "" {
+		l += " / " + r.Config.Precision
+	}
+	if bs, ok := r.Config.Section()["batch_size"]; ok {
+		l += fmt.Sprintf(" / bs %v", bs)
+	}
+	return l
+}
+
+// executor holds one execution's state.
+type executor struct {
+	opt     Options
+	st      *result.Store
+	plan    *study.Plan
+	runs    map[string]study.Run
+	sensors map[string]*openSensor
+	base    map[string]*measure.Baseline // in-memory baseline per sensor
+	total   int
+	done    int
+	failed  int
+	lastEnd time.Time
+	lastCyc int
+}
+
+type openSensor struct {
+	s   energy.Sensor
+	sel energy.Selection
+	err error
+}
+
+func (x *executor) emit(ev Event) {
+	if x.opt.OnEvent != nil {
+		ev.Total, ev.Done = x.total, x.done
+		x.opt.OnEvent(ev)
+	}
+}
+
+func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error) {
+	if opt.Backends == nil {
+		opt.Backends = map[string]JobFunc{native.Backend: NativeJob("")}
+	}
+	if opt.Runners == nil {
+		opt.Runners = map[string]runner.Runner{}
+	}
+	if opt.Runners["local"] == nil {
+		opt.Runners["local"] = runner.NewLocal()
+	}
+	if opt.Sensor == nil {
+		opt.Sensor = OpenSensor
+	}
+	if opt.Sleep == nil {
+		opt.Sleep = sleep
+	}
+	x := &executor{opt: opt, st: st, plan: opt.Plan, runs: map[string]study.Run{},
+		sensors: map[string]*openSensor{}, base: map[string]*measure.Baseline{}}
+	defer func() {
+		for _, s := range x.sensors {
+			if s.s != nil {
+				s.s.Close()
+			}
+		}
+	}()
+	for _, r := range opt.Plan.Runs {
+		x.runs[r.ID] = r
+	}
+
+	// A slot left running was in flight when the previous session died:
+	// it goes back to pending (its partial outputs are replaced when it reruns).
+	if err := st.Update(func(m *result.Manifest) {
+		m.Sessions++
+		m.Status = result.StudyRunning
+		m.EndedAt = nil
+		for i := range m.Entries {
+			if m.Entries[i].Status == result.EntryRunning {
+				m.Entries[i].Status = result.EntryPending
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	m := st.Manifest()
+	x.total = len(m.Entries)
+	x.done = m.Counts.Done + m.Counts.Failed + m.Counts.Skipped
+	x.emit(Event{Kind: EventStart})
+
+	interrupted := false
+	for pos := range m.Entries {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		e := st.Manifest().Entries[pos]
+		if e.Status == result.EntryDone || e.Status == result.EntrySkipped {
+			continue
+		}
+		if x.steadyReached(e.RunID, e.Cycle) {
+			if err := st.Update(func(m *result.Manifest) { m.Entries[pos].Status = result.EntrySkipped }); err != nil {
+				return nil, err
+			}
+			x.done++
+			x.emit(Event{Kind: EventSkipped, Entry: st.Manifest().Entries[pos]})
+			continue
+		}
+		if err := x.gap(ctx, e); err != nil {
+			interrupted = true
+			break
+		}
+		ok, err := x.slot(ctx, pos)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			interrupted = true
+			break
+		}
+	}
+	return x.finish(interrupted)
+}
+
+// steadyReached reports whether steady-state stopping is on and the run's
+// done cycles before cycle already reached it.
+func (x *executor) steadyReached(runID string, cycle int) bool {
+	thr := x.plan.Execution.SteadyStateCV()
+	if thr <= 0 {
+		return false
+	}
+	vals := x.epot(runID, cycle)
+	return stats.SteadyState(vals, stats.SteadyWindow, thr) > 0
+}
+
+// epot returns the energy per output token of the run's done cycles before
+// cycle, in cycle order (an unmeasured value ends the sequence).
+func (x *executor) epot(runID string, before int) []float64 {
+	m := x.st.Manifest()
+	byCycle := map[int]string{}
+	for _, e := range m.Entries {
+		if e.RunID == runID && e.Status == result.EntryDone && (before == 0 || e.Cycle < before) {
+			byCycle[e.Cycle] = e.Record
+		}
+	}
+	var vals []float64
+	for c := 1; ; c++ {
+		rel, ok := byCycle[c]
+		if !ok {
+			break
+		}
+		r, err := x.st.ReadRecord(rel)
+		if err != nil || r.Efficiency.EnergyPerOutputTokenJ == nil {
+			break
+		}
+		vals = append(vals, *r.Efficiency.EnergyPerOutputTokenJ)
+	}
+	return vals
+}
+
+// gap waits before a slot: gap_seconds between runs, plus cooldown_seconds
+// at a cycle boundary, then (where a device reports temperature) until it is
+// at or below cooldown_max_temp_c, for at most 10 minutes.
+func (x *executor) gap(ctx context.Context, e result.Entry) error {
+	ex := x.plan.Execution
+	if x.lastEnd.IsZero() {
+		x.lastCyc = e.Cycle
+		return nil // the first slot of this session
+	}
+	d := time.Duration(ex.GapSeconds * float64(time.Second))
+	reason := "gap"
+	if e.Cycle != x.lastCyc && ex.CooldownSeconds > 0 {
+		d += time.Duration(ex.CooldownSeconds * float64(time.Second))
+		reason = "cool-down between cycles"
+	}
+	x.lastCyc = e.Cycle
+	if d > 0 {
+		x.emit(Event{Kind: EventGap, Entry: e, Gap: d, Message: reason})
+		if err := x.opt.Sleep(ctx, d, x.opt.Skip); err != nil {
+			return err
+		}
+	}
+	if ex.CooldownMaxTempC == nil {
+		return nil
+	}
+	s := x.sensor(x.runs[e.RunID].Config.Energy)
+	if s.s == nil {
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		t, ok := maxTemp(s.s)
+		if !ok || t <= *ex.CooldownMaxTempC {
+			return nil
+		}
+		x.emit(Event{Kind: EventGap, Entry: e, Gap: time.Second, Message: fmt.Sprintf("cooling: %.0f °C > %.0f °C", t, *ex.CooldownMaxTempC)})
+		if err := x.opt.Sleep(ctx, time.Second, x.opt.Skip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxTemp reads the hottest channel's temperature; ok is false when no
+// channel reports one.
+func maxTemp(s energy.Sensor) (float64, bool) {
+	buf := make([]energy.Sample, len(s.Channels()))
+	s.Read(buf, energy.ReadAux)
+	best, ok := math.Inf(-1), false
+	for _, v := range buf {
+		if !math.IsNaN(v.TempC) {
+			best, ok = math.Max(best, v.TempC), true
+		}
+	}
+	return best, ok
+}
+
+// sleep waits d, returning early (nil) on skip and with ctx's error when
+// ctx ends.
+func sleep(ctx context.Context, d time.Duration, skip <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	case <-skip:
+	}
+	return nil
+}
+
+// sensor opens (once) the sensor of an energy block.
+func (x *executor) sensor(e study.Energy) *openSensor {
+	key := e.Sensor
+	if s, ok := x.sensors[key]; ok {
+		return s
+	}
+	s, sel, err := x.opt.Sensor(e)
+	o := &openSensor{s: s, sel: sel, err: err}
+	x.sensors[key] = o
+	return o
+}
+
+func (x *executor) finish(interrupted bool) (*Report, error) {
+	now := time.Now().UTC()
+	if err := x.st.Update(func(m *result.Manifest) {
+		m.Recount()
+		switch {
+		case interrupted:
+			m.Status = result.StudyInterrupted
+		case m.Counts.Failed > 0:
+			m.Status = result.StudyFailed
+		default:
+			m.Status = result.StudyCompleted
+		}
+		m.EndedAt = &now
+	}); err != nil {
+		return nil, err
+	}
+	m := x.st.Manifest()
+	sum, ss, err := x.summarise(m, now)
+	if err != nil {
+		return nil, err
+	}
+	x.emit(Event{Kind: EventEnd})
+	rep := &Report{Dir: x.st.Dir, Manifest: m, Summary: sum, Stats: ss, Failed: m.Counts.Failed, Interrupted: interrupted}
+	return rep, nil
+}
+
+// summarise builds and writes summary.json from the records on disk.
+func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary, *stats.StudySummary, error) {
+	recs, err := x.st.Records()
+	if err != nil {
+		return nil, nil, err
+	}
+	mode := stats.ModeFixedCycles
+	thr := x.plan.Execution.SteadyStateCV()
+	if thr > 0 {
+		mode = stats.ModeSteadyState
+	}
+	acc := stats.NewSummary(stats.SummaryOptions{Mode: mode})
+	var total float64
+	haveTotal := false
+	for _, r := range recs {
+		acc.Add(r)
+		if r.Status == result.StatusOK && r.Energy.RawJ != nil {
+			total += *r.Energy.RawJ
+			haveTotal = true
+		}
+	}
+	ss := acc.Close()
+	statsJSON, err := json.Marshal(ss)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode stats: %w", err)
+	}
+	execJSON, _ := json.Marshal(x.plan.Execution)
+	sum := &result.Summary{
+		SchemaVersion: result.SchemaVersion, Study: m.Study, StudyHash: m.StudyHash,
+		Llem: result.LlemInfo{Version: version.Version, Commit: version.Commit()}, Status: m.Status,
+		StartedAt: m.StartedAt, EndedAt: now, WallS: now.Sub(m.StartedAt).Seconds(), Counts: m.Counts,
+		Execution: execJSON, Stats: statsJSON, Warnings: append([]string{}, x.plan.Warnings...),
+	}
+	if haveTotal {
+		sum.TotalEnergyJ = &total
+	}
+	for _, r := range x.plan.Runs {
+		rs := result.RunSummary{RunID: r.ID, Experiment: r.Origin, Label: label(r), ConfigHash: r.Hash,
+			Records: []string{}, Flags: []string{}}
+		flags := map[string]bool{}
+		for _, e := range m.Entries {
+			if e.RunID != r.ID {
+				continue
+			}
+			rs.Cycles++
+			switch e.Status {
+			case result.EntryDone:
+				rs.Done++
+			case result.EntryFailed:
+				rs.Failed++
+			}
+			if e.Record != "" {
+				rs.Records = append(rs.Records, e.Record)
+			}
+		}
+		for _, rec := range recs {
+			if rec.RunID == r.ID {
+				for _, f := range rec.Flags {
+					if !flags[f] {
+						flags[f] = true
+						rs.Flags = append(rs.Flags, f)
+					}
+				}
+			}
+		}
+		rs.SteadyState = steadyState(x.epot(r.ID, 0), thr, rs)
+		sum.Runs = append(sum.Runs, rs)
+	}
+	if err := x.st.WriteSummary(sum); err != nil {
+		return nil, nil, err
+	}
+	return sum, ss, nil
+}
+
+// steadyState says whether and when the run's energy per output token
+// settled, and what stopped its cycling.
+func steadyState(vals []float64, thr float64, rs result.RunSummary) result.SteadyState {
+	check := thr
+	if check <= 0 {
+		check = stats.SteadyThreshold // reported even when not used to stop
+	}
+	s := result.SteadyState{Window: stats.SteadyWindow, Threshold: check}
+	if n := len(vals); n >= stats.SteadyWindow {
+		w := vals[n-stats.SteadyWindow:]
+		mean, sd := meanStd(w)
+		if mean != 0 {
+			cv := sd / math.Abs(mean)
+			s.CV = &cv
+		}
+	}
+	if at := stats.SteadyState(vals, stats.SteadyWindow, check); at > 0 {
+		s.Reached, s.AtCycle = true, at
+	}
+	switch {
+	case rs.Done+rs.Failed < rs.Cycles && thr > 0 && s.Reached:
+		s.StoppedBy = "steady_state"
+	case rs.Done+rs.Failed < rs.Cycles:
+		s.StoppedBy = "incomplete"
+	default:
+		s.StoppedBy = "cycles_exhausted"
+	}
+	return s
+}
+
+func meanStd(v []float64) (mean, sd float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
+	}
+	if len(v) > 1 {
+		sd = math.Sqrt(sd / float64(len(v)-1))
+	}
+	return mean, sd
+}
+
+// runTimeout is run_timeout_seconds, else max(600 s, 2 s per prompt).
+func (x *executor) runTimeout(r study.Run) time.Duration {
+	if t := x.plan.Execution.RunTimeoutSeconds; t != nil {
+		return time.Duration(*t * float64(time.Second))
+	}
+	return max(600*time.Second, time.Duration(2*r.Config.N)*time.Second)
+}
+
+func monoNow() int64 { return clock.Now() }
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
