@@ -230,7 +230,7 @@ func BenchmarkPrefill(b *testing.B) {
 func BenchmarkMatmul(b *testing.B) {
 	for _, T := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("T%d", T), func(b *testing.B) {
-			w := newMat(1536, 576)
+			w := newMat(1536, 576, false)
 			fillNormal(w.f32, 1, "w", 0, InitStd)
 			x := make([]float32, T*576)
 			fillNormal(x, 2, "x", 0, 1)

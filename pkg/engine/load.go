@@ -225,9 +225,8 @@ func Load(dir string, opts ...Option) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load model %s: %w: %w", dir, ErrBadCheckpoint, err)
 		}
-		copy(t.data, vals)
+		t.set(vals)
 	}
-	m.finish()
 	return m, nil
 }
 

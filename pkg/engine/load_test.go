@@ -225,3 +225,34 @@ func TestOpen(t *testing.T) {
 		t.Errorf("Open(dir) = %v", err)
 	}
 }
+
+// TestLoadBF16Storage: loading an fp32 checkpoint into bf16 storage rounds
+// each weight straight into place, giving exactly the model NewRandom builds
+// with bf16 storage from the same seed.
+func TestLoadBF16Storage(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfigs()["qwen2-bias-untied"]
+	orig, _ := NewRandom(cfg, 3)
+	dir := t.TempDir()
+	if err := orig.Save(dir, "F32"); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(dir, WithStorage("bf16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := NewRandom(cfg, 3, WithStorage("bf16"))
+	if loaded.DType() != "bf16" || loaded.MemoryBytes() != direct.MemoryBytes() || loaded.layers[0].wqkv.f32 != nil {
+		t.Fatalf("loaded %s model holds %d bytes (fp32 matrices: %v), direct %d", loaded.DType(), loaded.MemoryBytes(), loaded.layers[0].wqkv.f32 != nil, direct.MemoryBytes())
+	}
+	a, _ := loaded.Forward(ctx, nil, []int{1, 2, 3, 4})
+	b, _ := direct.Forward(ctx, nil, []int{1, 2, 3, 4})
+	for p := range a {
+		if !slices.Equal(a[p], b[p]) {
+			t.Fatalf("position %d: loaded-bf16 and random-bf16 logits differ", p)
+		}
+	}
+	if err := loaded.Save(t.TempDir(), "F32"); err == nil {
+		t.Error("saving a bf16-stored model succeeded")
+	}
+}

@@ -49,22 +49,23 @@ type mat struct {
 	b16        []uint16
 }
 
-func newMat(rows, cols int) mat { return mat{rows: rows, cols: cols, f32: make([]float32, rows*cols)} }
+func newMat(rows, cols int, bf16 bool) mat {
+	if bf16 {
+		return mat{rows: rows, cols: cols, b16: make([]uint16, rows*cols)}
+	}
+	return mat{rows: rows, cols: cols, f32: make([]float32, rows*cols)}
+}
+
+// view returns rows [r0, r1) as a tensor view of the matching storage.
+func (w *mat) view(r0, r1 int, shape ...int) hfTensor {
+	if w.f32 != nil {
+		return hfTensor{shape: shape, data: w.f32[r0*w.cols : r1*w.cols]}
+	}
+	return hfTensor{shape: shape, b16: w.b16[r0*w.cols : r1*w.cols]}
+}
 
 func (w *mat) bytes() int64 {
 	return int64(len(w.f32))*4 + int64(len(w.b16))*2
-}
-
-// toBF16 switches the storage to bfloat16 (round to nearest even).
-func (w *mat) toBF16() {
-	if w.f32 == nil {
-		return
-	}
-	w.b16 = make([]uint16, len(w.f32))
-	for i, v := range w.f32 {
-		w.b16[i] = safetensors.F32ToBF16(v)
-	}
-	w.f32 = nil
 }
 
 // row returns row r as float32, widening into scratch when stored as bf16.
@@ -110,47 +111,35 @@ func newModel(cfg Config, o options) *Model {
 	m.qDim = cfg.NumHeads * m.hd
 	m.kvDim = cfg.NumKVHeads * m.hd
 	D, I := cfg.HiddenSize, cfg.IntermediateSize
-	m.embed = newMat(cfg.VocabSize, D)
+	// Matrices are allocated directly in their storage type, so loading a
+	// bf16-stored model never holds an fp32 copy of every weight.
+	b := o.storage == "bf16"
+	m.embed = newMat(cfg.VocabSize, D, b)
 	m.norm = make([]float32, D)
 	m.layers = make([]layer, cfg.NumLayers)
 	for i := range m.layers {
 		l := &m.layers[i]
 		l.attnNorm = make([]float32, D)
 		l.mlpNorm = make([]float32, D)
-		l.wqkv = newMat(m.qDim+2*m.kvDim, D)
+		l.wqkv = newMat(m.qDim+2*m.kvDim, D, b)
 		if cfg.AttentionBias {
 			l.bqkv = make([]float32, m.qDim+2*m.kvDim)
 		}
-		l.wo = newMat(D, m.qDim)
+		l.wo = newMat(D, m.qDim, b)
 		if cfg.OutputBias {
 			l.bo = make([]float32, D)
 		}
-		l.wgu = newMat(2*I, D)
-		l.wdown = newMat(D, I)
+		l.wgu = newMat(2*I, D, b)
+		l.wdown = newMat(D, I, b)
 	}
 	if cfg.TieWordEmbeddings {
 		m.lmHead = &m.embed
 	} else {
-		h := newMat(cfg.VocabSize, D)
+		h := newMat(cfg.VocabSize, D, b)
 		m.lmHead = &h
 	}
 	m.invFreq = ropeInvFreq(cfg, m.hd)
 	return m
-}
-
-// finish applies the storage option once all weights are in place.
-func (m *Model) finish() {
-	if m.opts.storage != "bf16" {
-		return
-	}
-	for i := range m.layers {
-		l := &m.layers[i]
-		for _, w := range []*mat{&l.wqkv, &l.wo, &l.wgu, &l.wdown} {
-			w.toBF16()
-		}
-	}
-	m.embed.toBF16()
-	m.lmHead.toBF16()
 }
 
 // Config returns the model's configuration.
@@ -273,9 +262,15 @@ func NewRandom(cfg Config, seed int64, opts ...Option) (*Model, error) {
 		if t.isNorm {
 			mean = 1
 		}
-		fillNormal(t.data, seed, name, mean, InitStd)
+		if t.data != nil {
+			fillNormal(t.data, seed, name, mean, InitStd)
+			continue
+		}
+		// bf16 storage: the same values as fp32 storage, rounded.
+		tmp := make([]float32, len(t.b16))
+		fillNormal(tmp, seed, name, mean, InitStd)
+		t.set(tmp)
 	}
-	m.finish()
 	return m, nil
 }
 
@@ -283,43 +278,55 @@ func NewRandom(cfg Config, seed int64, opts ...Option) (*Model, error) {
 // stacked) buffers.
 type hfTensor struct {
 	shape  []int
-	data   []float32
+	data   []float32 // fp32 storage (norms and biases always)
+	b16    []uint16  // bf16 storage of a matrix
 	isNorm bool
 }
 
-// tensors maps HF tensor names to views of the model's float32 buffers
-// (valid before finish converts storage). Stacked matrices are split back
-// into their q/k/v and gate/up parts.
+// set stores vals (len = the tensor's size) into the view, rounding to
+// bf16 where that is the storage.
+func (t hfTensor) set(vals []float32) {
+	if t.data != nil {
+		copy(t.data, vals)
+		return
+	}
+	for i, v := range vals[:len(t.b16)] {
+		t.b16[i] = safetensors.F32ToBF16(v)
+	}
+}
+
+// tensors maps HF tensor names to views of the model's buffers. Stacked
+// matrices are split back into their q/k/v and gate/up parts.
 func (m *Model) tensors() map[string]hfTensor {
 	D, I := m.cfg.HiddenSize, m.cfg.IntermediateSize
 	ts := map[string]hfTensor{
-		"model.embed_tokens.weight": {shape: []int{m.cfg.VocabSize, D}, data: m.embed.f32},
+		"model.embed_tokens.weight": m.embed.view(0, m.cfg.VocabSize, m.cfg.VocabSize, D),
 		"model.norm.weight":         {shape: []int{D}, data: m.norm, isNorm: true},
 	}
 	if !m.cfg.TieWordEmbeddings {
-		ts["lm_head.weight"] = hfTensor{shape: []int{m.cfg.VocabSize, D}, data: m.lmHead.f32}
+		ts["lm_head.weight"] = m.lmHead.view(0, m.cfg.VocabSize, m.cfg.VocabSize, D)
 	}
 	for i := range m.layers {
 		l := &m.layers[i]
 		p := fmt.Sprintf("model.layers.%d.", i)
 		ts[p+"input_layernorm.weight"] = hfTensor{shape: []int{D}, data: l.attnNorm, isNorm: true}
 		ts[p+"post_attention_layernorm.weight"] = hfTensor{shape: []int{D}, data: l.mlpNorm, isNorm: true}
-		q, kv := m.qDim*D, m.kvDim*D
-		ts[p+"self_attn.q_proj.weight"] = hfTensor{shape: []int{m.qDim, D}, data: l.wqkv.f32[:q]}
-		ts[p+"self_attn.k_proj.weight"] = hfTensor{shape: []int{m.kvDim, D}, data: l.wqkv.f32[q : q+kv]}
-		ts[p+"self_attn.v_proj.weight"] = hfTensor{shape: []int{m.kvDim, D}, data: l.wqkv.f32[q+kv:]}
+		q, kv := m.qDim, m.kvDim
+		ts[p+"self_attn.q_proj.weight"] = l.wqkv.view(0, q, q, D)
+		ts[p+"self_attn.k_proj.weight"] = l.wqkv.view(q, q+kv, kv, D)
+		ts[p+"self_attn.v_proj.weight"] = l.wqkv.view(q+kv, q+2*kv, kv, D)
 		if l.bqkv != nil {
 			ts[p+"self_attn.q_proj.bias"] = hfTensor{shape: []int{m.qDim}, data: l.bqkv[:m.qDim]}
 			ts[p+"self_attn.k_proj.bias"] = hfTensor{shape: []int{m.kvDim}, data: l.bqkv[m.qDim : m.qDim+m.kvDim]}
 			ts[p+"self_attn.v_proj.bias"] = hfTensor{shape: []int{m.kvDim}, data: l.bqkv[m.qDim+m.kvDim:]}
 		}
-		ts[p+"self_attn.o_proj.weight"] = hfTensor{shape: []int{D, m.qDim}, data: l.wo.f32}
+		ts[p+"self_attn.o_proj.weight"] = l.wo.view(0, D, D, m.qDim)
 		if l.bo != nil {
 			ts[p+"self_attn.o_proj.bias"] = hfTensor{shape: []int{D}, data: l.bo}
 		}
-		ts[p+"mlp.gate_proj.weight"] = hfTensor{shape: []int{I, D}, data: l.wgu.f32[:I*D]}
-		ts[p+"mlp.up_proj.weight"] = hfTensor{shape: []int{I, D}, data: l.wgu.f32[I*D:]}
-		ts[p+"mlp.down_proj.weight"] = hfTensor{shape: []int{D, I}, data: l.wdown.f32}
+		ts[p+"mlp.gate_proj.weight"] = l.wgu.view(0, I, I, D)
+		ts[p+"mlp.up_proj.weight"] = l.wgu.view(I, 2*I, I, D)
+		ts[p+"mlp.down_proj.weight"] = l.wdown.view(0, D, D, I)
 	}
 	return ts
 }
