@@ -158,3 +158,15 @@ func Compute(energyJ float64, c Config) Estimate {
 	e.IntensityGPerKWh = &intensity
 	return e
 }
+
+// Scale returns the estimate for energyJ given the estimate for 1 J under
+// the same config: callers exporting many rows resolve the config once.
+func (e Estimate) Scale(energyJ float64) Estimate {
+	out := e
+	out.EnergyJ = energyJ
+	if e.CO2Grams != nil {
+		g := *e.CO2Grams / e.EnergyJ * energyJ
+		out.CO2Grams = &g
+	}
+	return out
+}

@@ -87,3 +87,14 @@ func TestTableSane(t *testing.T) {
 		}
 	}
 }
+
+func TestScaleMatchesCompute(t *testing.T) {
+	for _, c := range []Config{{Region: "GBR", PUE: fp(1.4)}, {IntensityGPerKWh: fp(123)}, {}} {
+		want := Compute(5e5, c)
+		got := Compute(1, c).Scale(5e5)
+		if (want.CO2Grams == nil) != (got.CO2Grams == nil) || (want.CO2Grams != nil && math.Abs(*want.CO2Grams-*got.CO2Grams) > 1e-9) ||
+			want.Method != got.Method || want.Absent != got.Absent || got.EnergyJ != 5e5 {
+			t.Errorf("%+v: Scale %+v, Compute %+v", c, got, want)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package parquet
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/llenergymeasure/llem/pkg/carbon"
+	"github.com/llenergymeasure/llem/pkg/result"
+)
+
+// Kind is a column's value type.
+type Kind int
+
+// Column kinds. Every column may be null except where noted in docs.
+const (
+	String Kind = iota
+	Int64
+	Float64
+	Bool
+	Timestamp  // timestamp[us, tz=UTC]
+	StringList // list<string>
+)
+
+// Arrow returns the Arrow type of k.
+func (k Kind) Arrow() arrow.DataType {
+	switch k {
+	case Int64:
+		return arrow.PrimitiveTypes.Int64
+	case Float64:
+		return arrow.PrimitiveTypes.Float64
+	case Bool:
+		return arrow.FixedWidthTypes.Boolean
+	case Timestamp:
+		return arrow.FixedWidthTypes.Timestamp_us // unit us, TimeZone "UTC"
+	case StringList:
+		return arrow.ListOf(arrow.BinaryTypes.String)
+	}
+	return arrow.BinaryTypes.String
+}
+
+// row is what a getter sees: the record and values derived once per row.
+type row struct {
+	r   *result.Record
+	co2 carbon.Estimate
+}
+
+// Column is one flat column of the export. Exactly one getter is set,
+// matching Kind; ok=false writes a null.
+type Column struct {
+	Name string
+	Kind Kind
+	Doc  string
+	s    func(*row) (string, bool)
+	i    func(*row) (int64, bool)
+	f    func(*row) (float64, bool)
+	b    func(*row) (bool, bool)
+	t    func(*row) (time.Time, bool)
+	l    func(*row) []string
+}
+
+func str(name, doc string, g func(*result.Record) string) Column {
+	return Column{Name: name, Kind: String, Doc: doc, s: func(x *row) (string, bool) { return g(x.r), true }}
+}
+
+func nstr(name, doc string, g func(*result.Record) string) Column {
+	return Column{Name: name, Kind: String, Doc: doc, s: func(x *row) (string, bool) { v := g(x.r); return v, v != "" }}
+}
+
+func i64(name, doc string, g func(*result.Record) int64) Column {
+	return Column{Name: name, Kind: Int64, Doc: doc, i: func(x *row) (int64, bool) { return g(x.r), true }}
+}
+
+func f64(name, doc string, g func(*result.Record) float64) Column {
+	return Column{Name: name, Kind: Float64, Doc: doc, f: func(x *row) (float64, bool) { return g(x.r), true }}
+}
+
+func pf64(name, doc string, g func(*result.Record) *float64) Column {
+	return Column{Name: name, Kind: Float64, Doc: doc, f: func(x *row) (float64, bool) {
+		if p := g(x.r); p != nil {
+			return *p, true
+		}
+		return 0, false
+	}}
+}
+
+func ts(name, doc string, g func(*result.Record) time.Time) Column {
+	return Column{Name: name, Kind: Timestamp, Doc: doc, t: func(x *row) (time.Time, bool) { v := g(x.r); return v, !v.IsZero() }}
+}
+
+// rawJSON renders stored JSON compactly (records on disk are indented).
+func rawJSON(name, doc string, g func(*result.Record) json.RawMessage) Column {
+	return Column{Name: name, Kind: String, Doc: doc, s: func(x *row) (string, bool) {
+		raw := g(x.r)
+		if len(raw) == 0 || string(raw) == "null" {
+			return "", false
+		}
+		if bytes.IndexByte(raw, '\n') < 0 {
+			return string(raw), true
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, raw) != nil {
+			return string(raw), true
+		}
+		return b.String(), true
+	}}
+}
+
+func phase(prefix string, g func(*result.Record) *result.PhaseMetrics) []Column {
+	return []Column{
+		{Name: prefix + "_tokens", Kind: Int64, Doc: prefix + " tokens", i: func(x *row) (int64, bool) {
+			if p := g(x.r); p != nil {
+				return int64(p.Tokens), true
+			}
+			return 0, false
+		}},
+		{Name: prefix + "_time_s", Kind: Float64, Doc: prefix + " time", f: func(x *row) (float64, bool) {
+			if p := g(x.r); p != nil {
+				return p.TimeS, true
+			}
+			return 0, false
+		}},
+		{Name: prefix + "_energy_j", Kind: Float64, Doc: prefix + " energy", f: func(x *row) (float64, bool) {
+			if p := g(x.r); p != nil && p.EnergyJ != nil {
+				return *p.EnergyJ, true
+			}
+			return 0, false
+		}},
+		{Name: prefix + "_tokens_per_sec", Kind: Float64, Doc: prefix + " throughput", f: func(x *row) (float64, bool) {
+			if p := g(x.r); p != nil {
+				return p.TokensPerSec, true
+			}
+			return 0, false
+		}},
+		{Name: prefix + "_energy_per_token_j", Kind: Float64, Doc: prefix + " energy per token", f: func(x *row) (float64, bool) {
+			if p := g(x.r); p != nil && p.EnergyPerTokenJ != nil {
+				return *p.EnergyPerTokenJ, true
+			}
+			return 0, false
+		}},
+	}
+}
+
+func dist(prefix string, g func(*result.Record) *result.Dist) []Column {
+	cols := []Column{{Name: prefix + "_n", Kind: Int64, Doc: prefix + " sample count", i: func(x *row) (int64, bool) {
+		return int64(g(x.r).N), true
+	}}}
+	for _, q := range []struct {
+		suffix string
+		get    func(*result.Dist) float64
+	}{
+		{"mean_ms", func(d *result.Dist) float64 { return d.MeanMs }},
+		{"p50_ms", func(d *result.Dist) float64 { return d.P50Ms }},
+		{"p90_ms", func(d *result.Dist) float64 { return d.P90Ms }},
+		{"p95_ms", func(d *result.Dist) float64 { return d.P95Ms }},
+		{"p99_ms", func(d *result.Dist) float64 { return d.P99Ms }},
+		{"min_ms", func(d *result.Dist) float64 { return d.MinMs }},
+		{"max_ms", func(d *result.Dist) float64 { return d.MaxMs }},
+	} {
+		cols = append(cols, Column{Name: prefix + "_" + q.suffix, Kind: Float64, Doc: prefix + " " + q.suffix + " (null when n = 0)",
+			f: func(x *row) (float64, bool) {
+				d := g(x.r)
+				if d.N == 0 {
+					return 0, false
+				}
+				return q.get(d), true
+			}})
+	}
+	return cols
+}
+
+// Columns is the export schema, one row per run per cycle. Names are
+// stable (documented in docs/results.md); new columns are only appended.
+var Columns = func() []Column {
+	c := []Column{
+		str("schema_version", "record schema version", func(r *result.Record) string { return r.SchemaVersion }),
+		str("study", "study name", func(r *result.Record) string { return r.Study }),
+		nstr("study_hash", "study design hash", func(r *result.Record) string { return r.StudyHash }),
+		str("run_id", "stable run id (hash of the effective config)", func(r *result.Record) string { return r.RunID }),
+		nstr("experiment", "experiment name", func(r *result.Record) string { return r.Experiment }),
+		i64("cycle", "cycle, from 1", func(r *result.Record) int64 { return int64(r.Cycle) }),
+		i64("attempt", "attempt, from 1", func(r *result.Record) int64 { return int64(r.Attempt) }),
+		i64("position", "position in executed order, from 0", func(r *result.Record) int64 { return int64(r.Position) }),
+		str("model", "model id", func(r *result.Record) string { return r.Model }),
+		str("backend", "backend", func(r *result.Record) string { return r.Backend }),
+		nstr("precision", "precision", func(r *result.Record) string { return r.Precision }),
+		str("config_hash", "hash of the canonical effective config", func(r *result.Record) string { return r.ConfigHash }),
+		str("status", "ok or failed", func(r *result.Record) string { return string(r.Status) }),
+		nstr("error_kind", "failure kind", func(r *result.Record) string {
+			if r.Error != nil {
+				return r.Error.Kind
+			}
+			return ""
+		}),
+		nstr("error_message", "failure message", func(r *result.Record) string {
+			if r.Error != nil {
+				return r.Error.Message
+			}
+			return ""
+		}),
+		ts("started_at", "run start (UTC)", func(r *result.Record) time.Time { return r.Timing.StartedAt }),
+		ts("ended_at", "run end (UTC)", func(r *result.Record) time.Time { return r.Timing.EndedAt }),
+		f64("wall_s", "whole run", func(r *result.Record) float64 { return r.Timing.WallS }),
+		f64("load_s", "model load", func(r *result.Record) float64 { return r.Timing.LoadS }),
+		f64("warmup_s", "warmup", func(r *result.Record) float64 { return r.Timing.WarmupS }),
+		f64("window_s", "measured window", func(r *result.Record) float64 { return r.Timing.WindowS }),
+		str("energy_sensor", "sensor", func(r *result.Record) string { return r.Energy.Sensor }),
+		str("energy_method", "counter, power-integration, estimate-tdp or unavailable", func(r *result.Record) string { return r.Energy.Method }),
+		nstr("energy_unavailable", "why no energy was measured", func(r *result.Record) string { return r.Energy.Unavailable }),
+		f64("sample_interval_ms", "timeline sampling interval", func(r *result.Record) float64 { return r.Energy.SampleIntervalMs }),
+		i64("energy_samples", "timeline samples in the window", func(r *result.Record) int64 { return int64(r.Energy.Samples) }),
+		pf64("energy_raw_j", "window energy, all devices", func(r *result.Record) *float64 { return r.Energy.RawJ }),
+		pf64("energy_adjusted_j", "raw minus idle baseline", func(r *result.Record) *float64 { return r.Energy.BaselineAdjustedJ }),
+		pf64("baseline_power_w", "idle baseline power", func(r *result.Record) *float64 {
+			if r.Energy.Baseline != nil {
+				return &r.Energy.Baseline.PowerW
+			}
+			return nil
+		}),
+		nstr("baseline_method", "fresh, cached or unavailable", func(r *result.Record) string {
+			if r.Energy.Baseline != nil {
+				return r.Energy.Baseline.Method
+			}
+			return ""
+		}),
+		pf64("mean_power_w", "raw_j / window_s", func(r *result.Record) *float64 { return r.Energy.MeanPowerW }),
+		pf64("peak_power_w", "peak power", func(r *result.Record) *float64 { return r.Energy.PeakPowerW }),
+		pf64("cross_check_rel_diff", "|counter - integral| / counter", func(r *result.Record) *float64 {
+			if r.Energy.CrossCheck != nil {
+				return &r.Energy.CrossCheck.RelDiff
+			}
+			return nil
+		}),
+		i64("requests", "requests", func(r *result.Record) int64 { return int64(r.Throughput.Requests) }),
+		i64("input_tokens", "input tokens", func(r *result.Record) int64 { return int64(r.Throughput.InputTokens) }),
+		i64("output_tokens", "output tokens", func(r *result.Record) int64 { return int64(r.Throughput.OutputTokens) }),
+		f64("input_tokens_per_sec", "input tokens / window", func(r *result.Record) float64 { return r.Throughput.InputTokensPerSec }),
+		f64("output_tokens_per_sec", "output tokens / window", func(r *result.Record) float64 { return r.Throughput.OutputTokensPerSec }),
+		f64("requests_per_sec", "requests / window", func(r *result.Record) float64 { return r.Throughput.RequestsPerSec }),
+		nstr("efficiency_basis", "baseline_adjusted or raw", func(r *result.Record) string { return r.Efficiency.Basis }),
+		pf64("energy_per_output_token_j", "primary cross-config metric", func(r *result.Record) *float64 { return r.Efficiency.EnergyPerOutputTokenJ }),
+		pf64("energy_per_token_j", "energy / (input + output tokens)", func(r *result.Record) *float64 { return r.Efficiency.EnergyPerTokenJ }),
+		pf64("energy_per_request_j", "energy / requests", func(r *result.Record) *float64 { return r.Efficiency.EnergyPerRequestJ }),
+		pf64("output_tokens_per_j", "output tokens / energy", func(r *result.Record) *float64 { return r.Efficiency.OutputTokensPerJ }),
+	}
+	c = append(c, phase("prefill", func(r *result.Record) *result.PhaseMetrics { return r.Prefill })...)
+	c = append(c, phase("decode", func(r *result.Record) *result.PhaseMetrics { return r.Decode })...)
+	c = append(c, dist("ttft", func(r *result.Record) *result.Dist { return &r.Latency.TTFT })...)
+	c = append(c, dist("itl", func(r *result.Record) *result.Dist { return &r.Latency.ITL })...)
+	c = append(c, dist("tpot", func(r *result.Record) *result.Dist { return &r.Latency.TPOT })...)
+	c = append(c, dist("e2e", func(r *result.Record) *result.Dist { return &r.Latency.E2E })...)
+	c = append(c,
+		pf64("thermal_max_c", "max temperature in the window", func(r *result.Record) *float64 {
+			if r.Thermal != nil {
+				return r.Thermal.MaxC
+			}
+			return nil
+		}),
+		Column{Name: "throttled", Kind: Bool, Doc: "thermal throttling seen", b: func(x *row) (bool, bool) {
+			if x.r.Thermal != nil {
+				return x.r.Thermal.Throttled, true
+			}
+			return false, false
+		}},
+		Column{Name: "model_parameters", Kind: Int64, Doc: "parameter count", i: func(x *row) (int64, bool) {
+			if x.r.ModelInfo != nil {
+				return x.r.ModelInfo.Parameters, true
+			}
+			return 0, false
+		}},
+		Column{Name: "co2_g", Kind: Float64, Doc: "estimated gCO2e (derived, see carbon_*)", f: func(x *row) (float64, bool) {
+			if x.co2.CO2Grams != nil {
+				return *x.co2.CO2Grams, true
+			}
+			return 0, false
+		}},
+		Column{Name: "carbon_intensity_g_per_kwh", Kind: Float64, Doc: "grid intensity used", f: func(x *row) (float64, bool) {
+			if x.co2.IntensityGPerKWh != nil {
+				return *x.co2.IntensityGPerKWh, true
+			}
+			return 0, false
+		}},
+		Column{Name: "carbon_pue", Kind: Float64, Doc: "PUE used", f: func(x *row) (float64, bool) { return x.co2.PUE, x.co2.CO2Grams != nil }},
+		Column{Name: "carbon_method", Kind: String, Doc: "user_intensity or regional_average", s: func(x *row) (string, bool) { return x.co2.Method, x.co2.Method != "" }},
+		Column{Name: "carbon_source", Kind: String, Doc: "where the intensity came from", s: func(x *row) (string, bool) { return x.co2.Source, x.co2.Source != "" }},
+		Column{Name: "flags", Kind: StringList, Doc: "validity flags", l: func(x *row) []string { return x.r.Flags }},
+		Column{Name: "warnings", Kind: StringList, Doc: "measurement warnings", l: func(x *row) []string { return x.r.Warnings }},
+		str("llem_version", "llem version", func(r *result.Record) string { return r.Llem.Version }),
+		nstr("timeseries", "timeseries Parquet, relative to the study directory", func(r *result.Record) string { return r.Timeseries }),
+		rawJSON("config", "effective config, JSON", func(r *result.Record) json.RawMessage { return r.Config }),
+		rawJSON("environment", "environment snapshot, JSON", func(r *result.Record) json.RawMessage { return r.Environment }),
+	)
+	return c
+}()

@@ -1,0 +1,142 @@
+package parquet_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/llenergymeasure/llem/exporters"
+	"github.com/llenergymeasure/llem/exporters/exportertest"
+	pq "github.com/llenergymeasure/llem/exporters/parquet"
+	"github.com/llenergymeasure/llem/pkg/carbon"
+	"github.com/llenergymeasure/llem/pkg/result"
+)
+
+func loadStudy(t *testing.T, spec exportertest.Spec) *exporters.Study {
+	t.Helper()
+	dir, _, err := exportertest.WriteStudy(t.TempDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := exporters.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// duckType maps our column kinds to what DuckDB reports.
+var duckType = map[pq.Kind]string{
+	pq.String: "VARCHAR", pq.Int64: "BIGINT", pq.Float64: "DOUBLE", pq.Bool: "BOOLEAN",
+	pq.Timestamp: "TIMESTAMP WITH TIME ZONE", pq.StringList: "VARCHAR[]",
+}
+
+func TestParquetReadByIndependentReaders(t *testing.T) {
+	s := loadStudy(t, exportertest.Spec{Runs: 4, Cycles: 3, Seed: 5, Failed: map[[2]int]bool{{1, 2}: true}})
+	out := filepath.Join(t.TempDir(), "study.parquet")
+	intensity := 300.0
+	e, _ := pq.New(exporters.Params{Dest: out, Carbon: carbon.Config{IntensityGPerKWh: &intensity}})
+	if err := e.Export(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got := exportertest.ReadParquet(t, out, `SELECT run_id, cycle::INTEGER AS cycle, status, energy_raw_j, energy_adjusted_j, output_tokens::INTEGER AS output_tokens, co2_g,
+		ttft_p50_ms, prefill_energy_j, flags, config, started_at::VARCHAR AS started FROM t ORDER BY position`)
+
+	if got.Hyparquet.NumRows != 12 || got.DuckDB.Count != 12 {
+		t.Fatalf("rows: hyparquet %d, duckdb %d, want 12", got.Hyparquet.NumRows, got.DuckDB.Count)
+	}
+	if len(got.Hyparquet.Columns) != len(pq.Columns) {
+		t.Fatalf("hyparquet sees %d columns, want %d", len(got.Hyparquet.Columns), len(pq.Columns))
+	}
+	for i, c := range pq.Columns {
+		if got.Hyparquet.Columns[i] != c.Name {
+			t.Errorf("column %d = %q, want %q", i, got.Hyparquet.Columns[i], c.Name)
+		}
+		if dt := got.DuckDB.Types[c.Name]; dt != duckType[c.Kind] {
+			t.Errorf("column %s: DuckDB type %q, want %q", c.Name, dt, duckType[c.Kind])
+		}
+	}
+	if got.Hyparquet.KV[pq.MetadataSchemaVersion] != result.SchemaVersion {
+		t.Errorf("kv metadata = %v", got.Hyparquet.KV)
+	}
+	for i, row := range got.DuckDB.Query {
+		r := s.Records[i]
+		if row["run_id"] != r.RunID || int(row["cycle"].(float64)) != r.Cycle || row["status"] != string(r.Status) {
+			t.Errorf("row %d identity = %v, want %s/%d/%s", i, row, r.RunID, r.Cycle, r.Status)
+		}
+		if r.Status == result.StatusFailed {
+			if row["energy_raw_j"] != nil || row["co2_g"] != nil || row["ttft_p50_ms"] != nil || row["prefill_energy_j"] != nil {
+				t.Errorf("failed row %d should have nulls: %v", i, row)
+			}
+			continue
+		}
+		if v := row["energy_raw_j"].(float64); v != *r.Energy.RawJ {
+			t.Errorf("row %d energy_raw_j %v, want %v", i, v, *r.Energy.RawJ)
+		}
+		// Efficiency basis is baseline_adjusted, so CO2 uses the adjusted energy.
+		wantCO2 := *r.Energy.BaselineAdjustedJ / 3.6e6 * intensity
+		if v := row["co2_g"].(float64); math.Abs(v-wantCO2) > 1e-12 {
+			t.Errorf("row %d co2_g %v, want %v", i, v, wantCO2)
+		}
+		if row["ttft_p50_ms"].(float64) != r.Latency.TTFT.P50Ms || int(row["output_tokens"].(float64)) != r.Throughput.OutputTokens {
+			t.Errorf("row %d latency/tokens: %v", i, row)
+		}
+		if row["started"] != "2026-11-26 "+r.Timing.StartedAt.Format("15:04:05")+"+00" {
+			t.Errorf("row %d started_at %v, want %v", i, row["started"], r.Timing.StartedAt)
+		}
+		if cfg, _ := row["config"].(string); len(cfg) == 0 || cfg[0] != '{' || bytes.ContainsRune([]byte(cfg), '\n') {
+			t.Errorf("row %d config is not compact JSON: %q", i, cfg)
+		}
+	}
+	// hyparquet's rows decode too (first 3): spot-check values and types.
+	h := got.Hyparquet.Rows[0]
+	if h["run_id"] != s.Records[0].RunID || h["energy_raw_j"].(float64) != *s.Records[0].Energy.RawJ || h["throttled"] != false {
+		t.Errorf("hyparquet row 0 = %v", h)
+	}
+}
+
+func TestParquetNoCarbonMeansNullCO2(t *testing.T) {
+	s := loadStudy(t, exportertest.Spec{Runs: 1, Cycles: 2, Seed: 1})
+	out := filepath.Join(t.TempDir(), "x.parquet")
+	e, _ := pq.New(exporters.Params{Dest: out})
+	if err := e.Export(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got := exportertest.ReadParquet(t, out, "SELECT count(co2_g)::INTEGER AS n, count(carbon_method)::INTEGER AS m FROM t")
+	if q := got.DuckDB.Query[0]; q["n"].(float64) != 0 || q["m"].(float64) != 0 {
+		t.Errorf("CO2 invented without an intensity: %v", q)
+	}
+}
+
+func TestColumnNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range pq.Columns {
+		if seen[c.Name] {
+			t.Errorf("duplicate column %s", c.Name)
+		}
+		seen[c.Name] = true
+	}
+}
+
+// BenchmarkExport100k writes 100,000 records (one row each) to Parquet.
+// Goal: ≥ 1M rows/s.
+func BenchmarkExport100k(b *testing.B) {
+	recs := exportertest.Records(exportertest.Spec{Runs: 100, Cycles: 1000, Seed: 9})
+	ptrs := make([]*result.Record, len(recs))
+	for i := range recs {
+		ptrs[i] = &recs[i]
+	}
+	intensity := 300.0
+	cc := carbon.Config{IntensityGPerKWh: &intensity}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := pq.Write(context.Background(), io.Discard, ptrs, cc, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(ptrs))/b.Elapsed().Seconds(), "rows/s")
+}
+
