@@ -139,4 +139,3 @@ func BenchmarkExport100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(ptrs))/b.Elapsed().Seconds(), "rows/s")
 }
-
