@@ -1,0 +1,170 @@
+package hf_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/llenergymeasure/llem/exporters"
+	"github.com/llenergymeasure/llem/exporters/exportertest"
+	"github.com/llenergymeasure/llem/exporters/hf"
+	pq "github.com/llenergymeasure/llem/exporters/parquet"
+)
+
+func export(t *testing.T) (string, *exporters.Study) {
+	t.Helper()
+	dir, _, err := exportertest.WriteStudy(t.TempDir(), exportertest.Spec{Study: "hf-test", Runs: 2, Cycles: 5, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := exporters.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "dataset")
+	e, err := hf.New(exporters.Params{Dest: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Export(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return out, s
+}
+
+// The datasets library's own dtype strings map to these DuckDB types.
+var duck = map[string]string{"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "bool": "BOOLEAN",
+	"timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}
+
+func TestHuggingFaceMetadataMatchesColumns(t *testing.T) {
+	out, s := export(t)
+	got := exportertest.ReadParquet(t, filepath.Join(out, "data", "train-00000-of-00001.parquet"), "")
+	if got.DuckDB.Count != len(s.Records) || got.Hyparquet.NumRows != len(s.Records) {
+		t.Fatalf("rows %d/%d, want %d", got.DuckDB.Count, got.Hyparquet.NumRows, len(s.Records))
+	}
+	if got.DuckDB.HuggingFace == nil || got.Hyparquet.KV["huggingface"] != *got.DuckDB.HuggingFace {
+		t.Fatalf("huggingface metadata missing or differs between readers")
+	}
+	var meta struct {
+		Info struct {
+			Features json.RawMessage `json:"features"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(*got.DuckDB.HuggingFace), &meta); err != nil {
+		t.Fatalf("huggingface metadata is not JSON: %v", err)
+	}
+	// Decode preserving key order, as datasets' Features(dict) does.
+	dec := json.NewDecoder(strings.NewReader(string(meta.Info.Features)))
+	dec.Token() // {
+	var names []string
+	for dec.More() {
+		tok, _ := dec.Token()
+		name := tok.(string)
+		var f map[string]any
+		if err := dec.Decode(&f); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+		switch f["_type"] {
+		case "Value":
+			dt, _ := f["dtype"].(string)
+			if got.DuckDB.Types[name] != duck[dt] {
+				t.Errorf("feature %s dtype %q, but the file column is %s", name, dt, got.DuckDB.Types[name])
+			}
+			if len(f) != 2 {
+				t.Errorf("feature %s has extra keys: %v", name, f)
+			}
+		case "List":
+			inner, _ := f["feature"].(map[string]any)
+			if inner["_type"] != "Value" || inner["dtype"] != "string" || got.DuckDB.Types[name] != "VARCHAR[]" {
+				t.Errorf("list feature %s = %v, column %s", name, f, got.DuckDB.Types[name])
+			}
+		default:
+			t.Errorf("feature %s: unexpected _type %v", name, f["_type"])
+		}
+	}
+	if strings.Join(names, ",") != strings.Join(got.Hyparquet.Columns, ",") {
+		t.Errorf("features (%d) are not the file's columns (%d) in order", len(names), len(got.Hyparquet.Columns))
+	}
+}
+
+func TestDatasetCard(t *testing.T) {
+	out, s := export(t)
+	b, err := os.ReadFile(filepath.Join(out, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if !strings.HasPrefix(text, "---\n") {
+		t.Fatal("card has no YAML header")
+	}
+	header, body, ok := strings.Cut(text[4:], "\n---\n")
+	if !ok {
+		t.Fatal("YAML header not closed")
+	}
+	var card struct {
+		License string `yaml:"license"`
+		Configs []struct {
+			ConfigName string `yaml:"config_name"`
+			DataFiles  []struct {
+				Split string `yaml:"split"`
+				Path  string `yaml:"path"`
+			} `yaml:"data_files"`
+		} `yaml:"configs"`
+		DatasetInfo struct {
+			Features []struct {
+				Name  string `yaml:"name"`
+				Dtype string `yaml:"dtype"`
+				List  string `yaml:"list"`
+			} `yaml:"features"`
+			Splits []struct {
+				Name        string `yaml:"name"`
+				NumExamples int    `yaml:"num_examples"`
+			} `yaml:"splits"`
+			DownloadSize int64 `yaml:"download_size"`
+		} `yaml:"dataset_info"`
+	}
+	if err := yaml.Unmarshal([]byte(header), &card); err != nil {
+		t.Fatalf("YAML header: %v\n%s", err, header)
+	}
+	if card.License != hf.DefaultLicense || len(card.Configs) != 1 || card.Configs[0].ConfigName != "default" ||
+		card.Configs[0].DataFiles[0].Split != "train" || card.Configs[0].DataFiles[0].Path != "data/train-*" {
+		t.Errorf("card configs = %+v", card)
+	}
+	if len(card.DatasetInfo.Features) != len(pq.Columns) {
+		t.Fatalf("%d card features, want %d", len(card.DatasetInfo.Features), len(pq.Columns))
+	}
+	for i, c := range pq.Columns {
+		f := card.DatasetInfo.Features[i]
+		want := hf.Dtype(c.Kind)
+		if c.Kind == pq.StringList {
+			if f.List != "string" {
+				t.Errorf("card feature %s: list %q", c.Name, f.List)
+			}
+			continue
+		}
+		if f.Name != c.Name || f.Dtype != want {
+			t.Errorf("card feature %d = %+v, want %s %s", i, f, c.Name, want)
+		}
+	}
+	st, _ := os.Stat(filepath.Join(out, filepath.FromSlash(hf.DataFile)))
+	if card.DatasetInfo.Splits[0].NumExamples != len(s.Records) || card.DatasetInfo.DownloadSize != st.Size() {
+		t.Errorf("splits/size = %+v / %d, want %d / %d", card.DatasetInfo.Splits, card.DatasetInfo.DownloadSize, len(s.Records), st.Size())
+	}
+	for _, want := range []string{"## Methodology", "bootstrap confidence intervals (1000 resamples, seed 42)", "## Hardware and software", "cpu: package-0", "## Licence", "| run |"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("card prose lacks %q", want)
+		}
+	}
+}
+
+func TestNeedsOutDir(t *testing.T) {
+	if _, err := hf.New(exporters.Params{}); err == nil {
+		t.Error("hf exporter accepted stdout")
+	}
+}
