@@ -1,0 +1,90 @@
+package exporters
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/result"
+)
+
+// Info describes one study directory for llem results ls.
+type Info struct {
+	Dir       string        `json:"dir"`
+	Study     string        `json:"study"`
+	Status    string        `json:"status"`
+	StartedAt time.Time     `json:"started_at"`
+	EndedAt   *time.Time    `json:"ended_at,omitempty"`
+	Runs      int           `json:"runs" doc:"distinct runs (configs)"`
+	Counts    result.Counts `json:"counts" doc:"run×cycle entries by state"`
+	Error     string        `json:"error,omitempty" doc:"why the manifest could not be read"`
+}
+
+// List finds study directories (holding manifest.json) directly under root
+// or one level deeper, newest first. A directory with an unreadable
+// manifest is listed with its error rather than hidden.
+func List(root string) ([]Info, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errs.BadInput(fmt.Errorf("results root %s does not exist", root),
+				"run llem eval first, or pass --root DIR (default: results_dir of the user config, LLEM_RESULTS_DIR, else ./results)")
+		}
+		return nil, fmt.Errorf("list studies: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, errs.BadInput(fmt.Errorf("results root %s is not a directory", root), "pass --root DIR")
+	}
+	var out []Info
+	var visit func(dir string, depth int) error
+	visit = func(dir string, depth int) error {
+		if b, err := os.ReadFile(filepath.Join(dir, result.ManifestFile)); err == nil {
+			out = append(out, info(dir, b))
+			return nil
+		}
+		if depth == 0 {
+			return nil
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("list studies: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				if err := visit(filepath.Join(dir, e.Name()), depth-1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := visit(root, 2); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
+	return out, nil
+}
+
+func info(dir string, manifest []byte) Info {
+	var m result.Manifest
+	in := Info{Dir: dir}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		in.Status = "unreadable"
+		in.Error = err.Error()
+		return in
+	}
+	runs := map[string]bool{}
+	for _, e := range m.Entries {
+		runs[e.RunID] = true
+	}
+	m.Recount()
+	in.Study, in.Status, in.StartedAt, in.EndedAt = m.Study, m.Status, m.StartedAt, m.EndedAt
+	in.Runs, in.Counts = len(runs), m.Counts
+	return in
+}
