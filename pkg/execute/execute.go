@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/version"
@@ -224,6 +225,9 @@ type executor struct {
 	failed  int
 	lastEnd time.Time
 	lastCyc int
+	// emitMu serialises OnEvent (worker events and live power arrive on
+	// different goroutines) and guards done for it.
+	emitMu sync.Mutex
 }
 
 type openSensor struct {
@@ -232,7 +236,15 @@ type openSensor struct {
 	err error
 }
 
+func (x *executor) addDone() {
+	x.emitMu.Lock()
+	x.done++
+	x.emitMu.Unlock()
+}
+
 func (x *executor) emit(ev Event) {
+	x.emitMu.Lock()
+	defer x.emitMu.Unlock()
 	if x.opt.OnEvent != nil {
 		ev.Total, ev.Done = x.total, x.done
 		x.opt.OnEvent(ev)
@@ -301,7 +313,7 @@ func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error
 			if err := st.Update(func(m *result.Manifest) { m.Entries[pos].Status = result.EntrySkipped }); err != nil {
 				return nil, err
 			}
-			x.done++
+			x.addDone()
 			x.emit(Event{Kind: EventSkipped, Entry: st.Manifest().Entries[pos]})
 			continue
 		}

@@ -67,7 +67,7 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 	}); err != nil {
 		return false, err
 	}
-	x.done++
+	x.addDone()
 	if rec.Status != result.StatusOK {
 		x.failed++
 	}

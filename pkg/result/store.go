@@ -102,6 +102,7 @@ func Open(dir string) (*Store, error) {
 	if err := json.Unmarshal(b, &s.m); err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, ManifestFile), err)
 	}
+	removeStaleTemps(dir)
 	return s, nil
 }
 
@@ -236,6 +237,11 @@ func WriteJSON(path string, v any) error {
 	return WriteFileAtomic(path, append(b, '\n'))
 }
 
+// TestHookBeforeRename, when set, runs after a temp file is synced and
+// before it is renamed into place. Kill tests set it to kill the process in
+// the middle of a manifest write; nothing else may.
+var TestHookBeforeRename func(path string)
+
 // WriteFileAtomic writes data to path so that readers (and a crash at any
 // moment) see either the old file or the complete new one: write a temp file
 // in the same directory, fsync it, rename it over path, fsync the directory.
@@ -268,6 +274,9 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	if TestHookBeforeRename != nil {
+		TestHookBeforeRename(path)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
@@ -277,4 +286,15 @@ func WriteFileAtomic(path string, data []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// removeStaleTemps deletes temp files a killed writer left behind; they are
+// never the real file (the rename did not happen), so nothing is lost.
+func removeStaleTemps(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-") {
+			os.Remove(p)
+		}
+		return nil
+	})
 }

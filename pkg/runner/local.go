@@ -56,7 +56,10 @@ func (l *Local) Run(ctx context.Context, job Job, onEvent func(worker.Event)) (O
 	}
 
 	cmd := exec.Command(job.Command[0], job.Command[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Setpgid: a stop reaches the worker's children too. Pdeathsig: if llem
+	// itself is killed (kill -9), the worker dies with it instead of
+	// running on, unmeasured, beside the next session.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = os.Environ()
 	for k, v := range job.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

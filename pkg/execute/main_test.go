@@ -1,0 +1,196 @@
+package execute
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// The test binary plays three roles besides running tests:
+//
+//   - `<test> worker` with LLEM_EXEC_TEST_NATIVE=1: the real native worker
+//     (what `llem worker` runs), so end-to-end tests need no llem build;
+//   - LLEM_EXEC_TEST_ROLE=fakeworker: a worker that misbehaves on demand
+//     (crash, hang, garbage), chosen by the run's n;
+//   - LLEM_EXEC_TEST_ROLE=eval: an llem eval process for the kill tests,
+//     which run it in a subprocess and kill it at chosen moments.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "worker" && os.Getenv("LLEM_EXEC_TEST_NATIVE") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := native.Run(ctx, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(errs.ExitCode(err))
+		}
+		os.Exit(0)
+	}
+	switch os.Getenv("LLEM_EXEC_TEST_ROLE") {
+	case "fakeworker":
+		os.Exit(fakeWorker())
+	case "eval":
+		os.Exit(childEval())
+	}
+	os.Setenv("LLEM_EXEC_TEST_NATIVE", "1")
+	os.Exit(m.Run())
+}
+
+// fakeWorkerJob runs this test binary as a fake worker.
+func fakeWorkerJob(sleepMs int) JobFunc {
+	return func(r JobRequest) (runner.Job, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return runner.Job{}, err
+		}
+		return runner.Job{
+			Backend: r.Run.Backend,
+			Spec:    worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON},
+			Command: []string{exe},
+			Env:     map[string]string{"LLEM_EXEC_TEST_ROLE": "fakeworker", "LLEM_FAKE_SLEEP_MS": strconv.Itoa(sleepMs)},
+			Dir:     r.Dir, Timeout: r.Timeout, Grace: 500 * time.Millisecond,
+		}, nil
+	}
+}
+
+// Fake worker behaviours, chosen by the run's config n.
+const (
+	fakeOK       = 1
+	fakeCrash    = 2
+	fakeHang     = 3
+	fakeGarbage  = 4
+	fakeErrEvent = 5
+)
+
+// fakeWorker reads the spec and emits a valid stream of one batch of two
+// requests (or misbehaves, by n).
+func fakeWorker() int {
+	var spec worker.RunSpec
+	if err := json.NewDecoder(os.Stdin).Decode(&spec); err != nil {
+		fmt.Fprintln(os.Stderr, "fake worker: read spec:", err)
+		return 2
+	}
+	var cfg struct {
+		N int `json:"n"`
+	}
+	json.Unmarshal(spec.Config, &cfg)
+	sleepMs, _ := strconv.Atoi(os.Getenv("LLEM_FAKE_SLEEP_MS"))
+	pause := func() { time.Sleep(time.Duration(sleepMs) * time.Millisecond) }
+	enc := worker.NewEncoder(os.Stdout)
+	enc.Emit(worker.Hello{Backend: "native", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"fake": "1"}})
+	switch cfg.N {
+	case fakeCrash:
+		fmt.Fprintln(os.Stderr, "fatal: simulated segfault in the fake worker")
+		return 139
+	case fakeHang:
+		time.Sleep(time.Hour)
+	case fakeGarbage:
+		fmt.Println("Loading checkpoint shards: 100%|██████████|")
+	case fakeErrEvent:
+		enc.Emit(worker.Error{Kind: worker.ErrKindOOM, Message: "out of memory allocating the KV cache", Hint: "use a smaller batch_size"})
+		return 1
+	}
+	enc.Emit(worker.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000})
+	pause()
+	enc.Emit(worker.WarmupDone{Prompts: 1})
+	t0 := time.Now()
+	enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+	pause()
+	enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+	enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+	pause()
+	enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+	el := time.Since(t0).Nanoseconds()
+	for i := range 2 {
+		enc.Emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, ITLNs: []int64{el / 3, el / 3}, FinishReason: "length"})
+	}
+	enc.Emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
+	return 0
+}
+
+// childEval runs (or resumes) the study LLEM_EVAL_STUDY under LLEM_EVAL_OUT
+// and prints each event kind on stdout, so the parent can kill it at a
+// chosen moment. LLEM_KILL_AT_WRITE=N kills it (SIGKILL) in the middle of
+// its Nth manifest write.
+func childEval() int {
+	plan, err := study.Load(context.Background(), os.Getenv("LLEM_EVAL_STUDY"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if n, _ := strconv.Atoi(os.Getenv("LLEM_KILL_AT_WRITE")); n > 0 {
+		writes := 0
+		result.TestHookBeforeRename = func(path string) {
+			if filepath.Base(path) == result.ManifestFile {
+				if writes++; writes == n {
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+					time.Sleep(time.Second)
+				}
+			}
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	sleepMs, _ := strconv.Atoi(os.Getenv("LLEM_FAKE_SLEEP_MS"))
+	opt := Options{
+		Plan: plan, OutRoot: os.Getenv("LLEM_EVAL_OUT"),
+		Backends: map[string]JobFunc{"native": fakeWorkerJob(sleepMs)},
+		OnEvent: func(ev Event) {
+			fmt.Printf("%s %s\n", ev.Kind, ev.Phase)
+		},
+	}
+	var rep *Report
+	if dirs, _ := filepath.Glob(filepath.Join(opt.OutRoot, "*", result.ManifestFile)); len(dirs) > 0 {
+		rep, err = Resume(ctx, filepath.Dir(dirs[0]), opt)
+	} else {
+		rep, err = Run(ctx, opt)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if rep.Interrupted {
+		return 130
+	}
+	if rep.Failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// loadMu serialises study.Load: concurrent loads race inside CUE (reported
+// to the study engineer), and parallel tests load studies.
+var loadMu sync.Mutex
+
+// writeStudy writes a study file and loads it.
+func writeStudy(t testing.TB, src string) (string, *study.Plan) {
+	t.Helper()
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	path := filepath.Join(t.TempDir(), "study.cue")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := study.Load(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, p
+}
+
+var _ = io.Discard
