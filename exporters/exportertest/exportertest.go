@@ -74,7 +74,7 @@ func Records(s Spec) []result.Record {
 			window := 10 * (1 + 0.02*rng.NormFloat64())
 			outTok := 12800
 			inTok := 6400
-			adj := raw - 8*window
+			adj := raw - 2*window
 			t0 := start.Add(time.Duration(pos) * 15 * time.Second)
 			rec := result.Record{
 				SchemaVersion: result.SchemaVersion, Study: s.Study, StudyHash: "deadbeefdeadbeef",
@@ -88,7 +88,7 @@ func Records(s Spec) []result.Record {
 					WarmupS: 1, WindowS: window, WindowStartNs: int64(pos) * 1e10, WindowEndNs: int64(pos)*1e10 + int64(window*1e9)},
 				Energy: result.Energy{Sensor: "rapl", Method: "counter", SampleIntervalMs: 100, Samples: 100,
 					RawJ: f(raw), BaselineAdjustedJ: f(adj), MeanPowerW: f(raw / window),
-					Baseline:  &result.Baseline{PowerW: 8, Method: "fresh", DurationS: 5, MeasuredAt: t0},
+					Baseline:  &result.Baseline{PowerW: 2, Method: "fresh", DurationS: 5, MeasuredAt: t0},
 					PerDevice: []result.DeviceEnergy{{Index: 0, Name: "package-0", Kind: "cpu", EnergyJ: raw, MeanPowerW: raw / window, Method: "counter"}}},
 				Throughput: result.Throughput{Requests: 100, InputTokens: inTok, OutputTokens: outTok,
 					InputTokensPerSec: float64(inTok) / window, OutputTokensPerSec: float64(outTok) / window, RequestsPerSec: 100 / window},

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llenergymeasure/llem/exporters"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
+)
+
+type resultsLsCmd struct {
+	Root string `help:"Results root (default: results_dir from the user config or LLEM_RESULTS_DIR, else ./results)." type:"path"`
+	JSON bool   `help:"Print the list as JSON on stdout."`
+}
+
+func (c *resultsLsCmd) Run(stdio *IO) error {
+	root := c.Root
+	if root == "" {
+		uc, err := userconfig.Load()
+		if err != nil {
+			return err
+		}
+		root = uc.ResultsDir
+	}
+	list, err := exporters.List(root)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(stdio.Stdout)
+		enc.SetIndent("", "  ")
+		if list == nil {
+			list = []exporters.Info{}
+		}
+		return enc.Encode(list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdio.Stdout, "no studies under %s\n", root)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdio.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STARTED (UTC)\tSTUDY\tSTATUS\tRUNS\tDONE/TOTAL\tFAILED\tDIR")
+	for _, in := range list {
+		started := "-"
+		if !in.StartedAt.IsZero() {
+			started = in.StartedAt.UTC().Format(time.DateTime)
+		}
+		status := in.Status
+		if in.Error != "" {
+			status += ": " + in.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%d\t%s\n", started, in.Study, status, in.Runs, in.Counts.Done, in.Counts.Total, in.Counts.Failed, in.Dir)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/exporters/exportertest"
+)
+
+func runResults(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("LLEM_CONFIG", filepath.Join(t.TempDir(), "none.yaml"))
+	for _, k := range []string{"LLEM_RESULTS_DIR", "LLEM_CARBON_REGION", "LLEM_CARBON_INTENSITY", "LLEM_PUE"} {
+		t.Setenv(k, "")
+	}
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), append([]string{"results"}, args...), IO{Stdout: &out, Stderr: &errb})
+	return code, out.String(), errb.String()
+}
+
+func precisionConfigs(p string) []map[string]any {
+	var out []map[string]any
+	for _, bs := range []int{1, 8} {
+		out = append(out, map[string]any{"model": "random:llama-15m", "backend": "native", "precision": p, "n": 50,
+			"native": map[string]any{"batch_size": bs, "threads": 2}})
+	}
+	return out
+}
+
+func writeStudies(t *testing.T) (root, a, b string) {
+	t.Helper()
+	root = t.TempDir()
+	a, b = filepath.Join(root, "study-a"), filepath.Join(root, "study-b")
+	if _, _, err := exportertest.WriteStudy(a, exportertest.Spec{Study: "study-a", Runs: 2, Cycles: 5, Seed: 1, Configs: precisionConfigs("fp32")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := exportertest.WriteStudy(b, exportertest.Spec{Study: "study-b", Runs: 2, Cycles: 5, Seed: 2, Configs: precisionConfigs("bf16"), EnergyScale: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	return root, a, b
+}
+
+func TestResultsShow(t *testing.T) {
+	_, a, _ := writeStudies(t)
+	code, out, errOut := runResults(t, "show", a, "--carbon-region", "FRA")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"study study-a (completed): 2 runs, 10 records", "J/OUT-TOKEN", "5/5", "bca CI", "CO2 (raw energy", "regional_average"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runResults(t, "show", a, "--json")
+	var js struct {
+		Stats struct {
+			Runs []struct {
+				NValid int `json:"n_valid_cycles"`
+			} `json:"runs"`
+			Methodology map[string]any `json:"measurement_methodology"`
+		} `json:"stats"`
+		CO2 struct {
+			Absent string `json:"absent_reason"`
+		} `json:"co2"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &js) != nil || len(js.Stats.Runs) != 2 || js.Stats.Runs[0].NValid != 5 ||
+		js.Stats.Methodology["resamples"] != float64(1000) || !strings.Contains(js.CO2.Absent, "no carbon intensity") {
+		t.Errorf("show --json (exit %d):\n%s", code, out)
+	}
+	if code, _, errOut := runResults(t, "show", t.TempDir()); code != 2 || !strings.Contains(errOut, "hint:") {
+		t.Errorf("show on a non-study: exit %d, %s", code, errOut)
+	}
+}
+
+func TestResultsCompareOneParameter(t *testing.T) {
+	_, a, b := writeStudies(t)
+	code, out, errOut := runResults(t, "compare", a, b)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "config "); n != 2 || strings.Count(out, `config precision: "fp32" → "bf16"`) != 2 {
+		t.Errorf("want exactly the precision difference once per run pair:\n%s", out)
+	}
+	if !strings.Contains(out, "NO") || !strings.Contains(out, "-50.") {
+		t.Errorf("want a ~-50%% energy change with non-overlapping CIs:\n%s", out)
+	}
+	code, out, _ = runResults(t, "compare", a, b, "--json")
+	var js []struct {
+		Pairs []struct {
+			ConfigDiff []map[string]string `json:"config_diff"`
+		} `json:"pairs"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &js) != nil || len(js) != 1 || len(js[0].Pairs) != 2 || len(js[0].Pairs[0].ConfigDiff) != 1 {
+		t.Errorf("compare --json (exit %d):\n%.600s", code, out)
+	}
+	if code, _, _ := runResults(t, "compare", a); code != 2 {
+		t.Errorf("compare with one dir: exit %d, want 2", code)
+	}
+}
+
+func TestResultsLs(t *testing.T) {
+	root, _, _ := writeStudies(t)
+	code, out, errOut := runResults(t, "ls", "--root", root)
+	if code != 0 || !strings.Contains(out, "study-a") || !strings.Contains(out, "study-b") || !strings.Contains(out, "10/10") {
+		t.Errorf("ls exit %d:\n%s%s", code, out, errOut)
+	}
+	t.Setenv("LLEM_RESULTS_DIR", root) // default root from the environment
+	var o, e bytes.Buffer
+	if c := Main(context.Background(), []string{"results", "ls", "--json"}, IO{Stdout: &o, Stderr: &e}); c != 0 || !strings.Contains(o.String(), `"runs": 2`) {
+		t.Errorf("ls --json from LLEM_RESULTS_DIR: exit %d\n%s%s", c, o.String(), e.String())
+	}
+}
+
+func TestResultsExport(t *testing.T) {
+	_, a, _ := writeStudies(t)
+	out := t.TempDir()
+	code, stdout, errOut := runResults(t, "export", a, "--format", "json", "--jsonl")
+	if code != 0 || strings.Count(stdout, "\n") != 10 {
+		t.Errorf("json export exit %d, %d lines: %s", code, strings.Count(stdout, "\n"), errOut)
+	}
+	pq := filepath.Join(out, "a.parquet")
+	if code, _, errOut := runResults(t, "export", a, "--format", "parquet", "--out", pq, "--carbon-intensity", "250"); code != 0 || !strings.Contains(errOut, "wrote 10 records") {
+		t.Fatalf("parquet export exit %d: %s", code, errOut)
+	}
+	got := exportertest.ReadParquet(t, pq, "SELECT count(co2_g)::INTEGER AS n FROM t")
+	if got.DuckDB.Count != 10 || got.DuckDB.Query[0]["n"].(float64) != 10 {
+		t.Errorf("parquet: %d rows, co2 %v", got.DuckDB.Count, got.DuckDB.Query)
+	}
+	hfDir := filepath.Join(out, "hf")
+	if code, _, errOut := runResults(t, "export", a, "--format", "hf-datasets", "--out", hfDir, "--license", "mit"); code != 0 {
+		t.Fatalf("hf export exit %d: %s", code, errOut)
+	}
+	card, err := os.ReadFile(filepath.Join(hfDir, "README.md"))
+	if err != nil || !strings.Contains(string(card), "license: mit") {
+		t.Errorf("card: %v\n%.300s", err, card)
+	}
+	if _, err := os.Stat(filepath.Join(hfDir, "data", "train-00000-of-00001.parquet")); err != nil {
+		t.Error(err)
+	}
+	if code, _, _ := runResults(t, "export", a, "--format", "xml"); code != 2 {
+		t.Errorf("unknown format: exit %d, want 2", code)
+	}
+}
