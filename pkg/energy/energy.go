@@ -146,7 +146,8 @@ type Sensor interface {
 	// Channels lists what Read fills, in order; fixed after construction.
 	Channels() []Channel
 	// Read fills dst[i] for Channels()[i]: always power, plus what mode
-	// asks for; fields not read stay unread (NaN / -1), which keeps the
+	// asks for; it first marks every field of dst unread (NaN / -1), so
+	// fields not read are never stale or zero. Skipping fields keeps the
 	// sampler cheap. A per-channel failure leaves that sample's fields unread
 	// and is returned as an error; the other channels are still filled.
 	Read(dst []Sample, mode ReadMode) error

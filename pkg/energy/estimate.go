@@ -228,7 +228,8 @@ func (s *EstimateSensor) Channels() []Channel { return s.channels }
 func (s *EstimateSensor) Read(dst []Sample, _ ReadMode) error {
 	busy, total, err := s.readStat()
 	now := clock.Now()
-	dst[0].TNs, dst[1].TNs = now, now
+	dst[0].Reset(now)
+	dst[1].Reset(now)
 	if err != nil {
 		return JoinChannelErrors([]*ChannelError{{Index: 0, Err: err}})
 	}

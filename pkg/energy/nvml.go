@@ -319,6 +319,7 @@ func (s *NVMLSensor) Read(dst []Sample, mode ReadMode) error {
 }
 
 func (d *nvmlDev) read(dst *Sample, mode ReadMode) error {
+	dst.Reset(clock.Now())
 	// The energy field is first in ids: leave it out unless asked for.
 	fv := d.fv
 	if d.counterField && mode&ReadCounter == 0 {

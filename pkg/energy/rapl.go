@@ -161,7 +161,7 @@ func (s *RAPLSensor) Read(dst []Sample, _ ReadMode) error {
 	for i, z := range s.zones {
 		v, err := s.read(z)
 		now := clock.Now()
-		dst[i].TNs = now
+		dst[i].Reset(now)
 		if err != nil {
 			if errs == nil {
 				errs = make([]*ChannelError, len(s.zones))

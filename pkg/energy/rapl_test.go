@@ -3,6 +3,7 @@ package energy
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -156,5 +157,20 @@ func TestRAPLReopenPathAndReadFailure(t *testing.T) {
 	var ce *ChannelError
 	if !errors.As(err, &ce) || ce.Index != 2 {
 		t.Fatalf("err = %v, want a channel error for dram (index 2)", err)
+	}
+}
+
+func TestReadMarksUnreadFields(t *testing.T) {
+	root := writeRAPLTree(t, 1<<32)
+	s, err := OpenRAPL(RAPLOptions{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]Sample, 3) // zero values, as a careless caller passes them
+	if err := s.Read(dst, ReadAux); err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(dst[0].TempC) || dst[0].ThrottleReasons != -1 {
+		t.Errorf("RAPL left a zero temperature/throttle: %+v", dst[0])
 	}
 }
