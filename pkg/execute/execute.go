@@ -25,6 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +182,12 @@ func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
 	m := st.Manifest()
 	if err := samePlan(m, opt.Plan); err != nil {
 		return nil, err
+	}
+	// A session killed right after creating the directory has no plan yet.
+	if _, err := os.Stat(filepath.Join(dir, result.PlanFile)); err != nil {
+		if err := st.WritePlan(opt.Plan); err != nil {
+			return nil, err
+		}
 	}
 	return execute(ctx, st, opt)
 }
