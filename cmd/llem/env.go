@@ -14,6 +14,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // envCmd shows what a researcher checks before a study. It always exits 0:
@@ -46,6 +47,10 @@ type envDocker struct {
 type envConfig struct {
 	Path   string `json:"path"`
 	Exists bool   `json:"exists"`
+	// Settings are the non-default settings with their origin (file or an
+	// LLEM_* environment variable), from pkg/userconfig.
+	Settings []string `json:"settings"`
+	Error    string   `json:"error,omitempty"`
 }
 
 func (c *envCmd) Run(ctx context.Context, stdio *IO) error {
@@ -99,6 +104,12 @@ func collectEnv(ctx context.Context) envReport {
 	rep.Config.Path = envinfo.ConfigPath()
 	_, err = os.Stat(rep.Config.Path)
 	rep.Config.Exists = err == nil
+	rep.Config.Settings = []string{}
+	if uc, err := userconfig.Load(); err != nil {
+		rep.Config.Error = err.Error()
+	} else {
+		rep.Config.Path, rep.Config.Exists, rep.Config.Settings = uc.Path, uc.Found, uc.Settings()
+	}
 	return rep
 }
 
@@ -187,6 +198,12 @@ func printEnv(w io.Writer, r envReport) {
 		exists = "found"
 	}
 	fmt.Fprintf(w, "\nUser config  %s (%s)\n", r.Config.Path, exists)
+	if r.Config.Error != "" {
+		fmt.Fprintf(w, "  error     %s\n", r.Config.Error)
+	}
+	for _, s := range r.Config.Settings {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
 }
 
 func fw(p *float64) string {
