@@ -3,9 +3,12 @@ package parquet_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llenergymeasure/llem/exporters"
@@ -138,4 +141,23 @@ func BenchmarkExport100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(ptrs))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestColumnsDocumented keeps docs/results.md's column table in step with
+// Columns: every column, in order, with its number.
+func TestColumnsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/results.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	at := 0
+	for i, c := range pq.Columns {
+		row := fmt.Sprintf("| %d | `%s` |", i+1, c.Name)
+		k := strings.Index(doc[at:], row)
+		if k < 0 {
+			t.Fatalf("docs/results.md lacks the row %q (after column %d): regenerate the table", row, i)
+		}
+		at += k
+	}
 }
