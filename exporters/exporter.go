@@ -6,10 +6,12 @@ package exporters
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/carbon"
@@ -47,6 +49,9 @@ type Study struct {
 	// or interrupted before it was written).
 	Summary *result.Summary
 	Records []*result.Record
+	// Carbon is the study's own carbon block, read from plan.json's
+	// top-level "carbon" key when the plan records one (zero otherwise).
+	Carbon carbon.Config
 }
 
 // Name is the study's name (from the manifest, else the directory).
@@ -69,6 +74,14 @@ func Load(dir string) (*Study, error) {
 		s.Summary = sum
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load study %s: %w", dir, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, result.PlanFile)); err == nil {
+		var plan struct {
+			Carbon *carbon.Config `json:"carbon"`
+		}
+		if json.Unmarshal(b, &plan) == nil && plan.Carbon != nil {
+			s.Carbon = *plan.Carbon
+		}
 	}
 	s.Records, err = result.ReadRecords(dir)
 	if err != nil {

@@ -31,9 +31,10 @@ type carbonFlags struct {
 	PUE             *float64 `name:"pue" help:"Data-centre PUE for CO2 (default 1)."`
 }
 
-// resolve merges the flags over the user config (flags win).
-func (f carbonFlags) resolve(uc *userconfig.Loaded) (carbon.Config, error) {
-	c := carbon.Config{Region: f.CarbonRegion, IntensityGPerKWh: f.CarbonIntensity, PUE: f.PUE}
+// resolve merges, highest first: the flags, the study's carbon block, the
+// user config (with its environment overrides).
+func (f carbonFlags) resolve(study carbon.Config, uc *userconfig.Loaded) (carbon.Config, error) {
+	c := carbon.Config{Region: f.CarbonRegion, IntensityGPerKWh: f.CarbonIntensity, PUE: f.PUE}.Merge(study)
 	if uc != nil {
 		c = c.Merge(uc.Carbon)
 	}

@@ -37,11 +37,11 @@ func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO) error {
 	if err != nil {
 		return err
 	}
-	cc, err := c.resolve(uc)
+	s, err := exporters.Load(c.Dir)
 	if err != nil {
 		return err
 	}
-	s, err := exporters.Load(c.Dir)
+	cc, err := c.resolve(s.Carbon, uc)
 	if err != nil {
 		return err
 	}

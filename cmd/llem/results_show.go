@@ -31,11 +31,11 @@ func (c *resultsShowCmd) Run(stdio *IO) error {
 	if err != nil {
 		return err
 	}
-	cc, err := c.resolve(uc)
+	s, sum, err := summarise(c.Dir, c.statsFlags)
 	if err != nil {
 		return err
 	}
-	s, sum, err := summarise(c.Dir, c.statsFlags)
+	cc, err := c.resolve(s.Carbon, uc)
 	if err != nil {
 		return err
 	}

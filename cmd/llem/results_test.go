@@ -146,3 +146,19 @@ func TestResultsExport(t *testing.T) {
 		t.Errorf("unknown format: exit %d, want 2", code)
 	}
 }
+
+func TestResultsStudyCarbonFromPlan(t *testing.T) {
+	_, a, _ := writeStudies(t)
+	if err := os.WriteFile(filepath.Join(a, "plan.json"), []byte(`{"name":"study-a","carbon":{"intensity_g_per_kwh":100,"source":"test grid"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runResults(t, "show", a)
+	if code != 0 || !strings.Contains(out, "user_intensity, 100 g/kWh") || !strings.Contains(out, "test grid") {
+		t.Errorf("exit %d: study carbon block not used:\n%s%s", code, out, errOut)
+	}
+	// A flag wins over the study.
+	_, out, _ = runResults(t, "show", a, "--carbon-region", "NOR")
+	if !strings.Contains(out, "regional_average") {
+		t.Errorf("flag did not override the study:\n%s", out)
+	}
+}
