@@ -148,7 +148,7 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 		if r.Energy.Sensor != "estimate" || r.Energy.Method != "estimate-tdp" || r.Energy.RawJ == nil || !slices.Contains(r.Flags, measure.FlagEstimateUsed) {
 			t.Fatalf("record %d energy: %+v flags %v", i, r.Energy, r.Flags)
 		}
-		if r.Energy.Baseline == nil || r.Energy.BaselineAdjustedJ == nil || r.Efficiency.Basis != "baseline_adjusted" {
+		if r.Energy.Baseline == nil || r.Energy.BaselineAdjustedJ == nil || r.Efficiency.Basis != "raw" || r.Efficiency.AdjustedEnergyPerOutputTokenJ == nil {
 			t.Fatalf("record %d baseline: %+v", i, r.Energy.Baseline)
 		}
 		if r.Energy.Baseline.Method == "fresh" {

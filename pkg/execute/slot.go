@@ -486,9 +486,11 @@ func fillEnergy(rec *result.Record, w *measure.Window, base *measure.Baseline, t
 	if peak > 0 {
 		en.PeakPowerW = f64(peak)
 	}
+	// Efficiency ratios use raw window energy, as the Python original and
+	// ML.ENERGY do: it is what the hardware drew and never goes negative.
+	// The baseline-adjusted figures are reported beside them, never instead.
 	energyJ := w.EnergyJ
 	rec.Efficiency.Basis = "raw"
-	adjusted := false
 	if w.AdjustedEnergyJ != nil && base != nil {
 		adj := math.Max(0, *w.AdjustedEnergyJ)
 		en.BaselineAdjustedJ = f64(adj)
@@ -498,9 +500,9 @@ func fillEnergy(rec *result.Record, w *measure.Window, base *measure.Baseline, t
 		}
 		en.Baseline = &result.Baseline{PowerW: *w.IdlePowerW, Method: method, DurationS: base.DurationS, MeasuredAt: base.MeasuredAt,
 			AgeS: math.Max(0, time.Since(base.MeasuredAt).Seconds()-rec.Timing.WindowS)}
-		energyJ = adj
-		rec.Efficiency.Basis = "baseline_adjusted"
-		adjusted = true
+		if rec.Throughput.OutputTokens > 0 {
+			rec.Efficiency.AdjustedEnergyPerOutputTokenJ = f64(adj / float64(rec.Throughput.OutputTokens))
+		}
 	}
 	t := rec.Throughput
 	if t.OutputTokens > 0 {
@@ -527,9 +529,6 @@ func fillEnergy(rec *result.Record, w *measure.Window, base *measure.Baseline, t
 			continue
 		}
 		e := p.EnergyJ
-		if adjusted && p.AdjustedEnergyJ != nil {
-			e = math.Max(0, *p.AdjustedEnergyJ)
-		}
 		pm.EnergyJ = f64(e)
 		if pm.Tokens > 0 {
 			pm.EnergyPerTokenJ = f64(e / float64(pm.Tokens))

@@ -178,14 +178,17 @@ type Throughput struct {
 	RequestsPerSec     float64 `json:"requests_per_sec"`
 }
 
-// Efficiency: energy per unit of work. Baseline-adjusted when a baseline
-// exists, raw otherwise (Basis says which); nil when energy is unavailable.
+// Efficiency: energy per unit of work, on raw window energy (what the
+// hardware drew; the Python original's avg_energy_per_token_j and
+// ML.ENERGY's J/token use the same basis); nil when energy is unavailable.
+// The baseline-adjusted variant is reported beside it, never instead.
 type Efficiency struct {
-	Basis                 string   `json:"basis" doc:"baseline_adjusted or raw: which energy the ratios use"`
-	EnergyPerOutputTokenJ *float64 `json:"energy_per_output_token_j" doc:"the primary cross-config metric"`
-	EnergyPerTokenJ       *float64 `json:"energy_per_token_j" doc:"energy / (input + output tokens)"`
-	EnergyPerRequestJ     *float64 `json:"energy_per_request_j"`
-	OutputTokensPerJ      *float64 `json:"output_tokens_per_j"`
+	Basis                         string   `json:"basis" doc:"raw: the ratios divide energy.raw_j; none when energy is unavailable"`
+	EnergyPerOutputTokenJ         *float64 `json:"energy_per_output_token_j" doc:"the primary cross-config metric"`
+	EnergyPerTokenJ               *float64 `json:"energy_per_token_j" doc:"energy / (input + output tokens)"`
+	EnergyPerRequestJ             *float64 `json:"energy_per_request_j"`
+	OutputTokensPerJ              *float64 `json:"output_tokens_per_j"`
+	AdjustedEnergyPerOutputTokenJ *float64 `json:"adjusted_energy_per_output_token_j,omitempty" doc:"energy.baseline_adjusted_j / output tokens, when a baseline exists"`
 }
 
 // PhaseMetrics is one inference phase summed over the window's batches.
