@@ -1,13 +1,16 @@
 // Package parquet exports a study as one flat Parquet file: one row per run
 // per cycle, one column per metric (see Columns), configs and environment as
 // JSON strings. Written with arrow-go's pqarrow, snappy-compressed with
-// dictionary encoding for string columns, in row groups of 64Ki rows.
+// dictionary encoding for the short string columns, in row groups of 64Ki
+// rows.
 package parquet
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -58,11 +61,8 @@ func Write(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Co
 		parquet.WithCreatedBy("llem"),
 	}
 	for _, c := range Columns {
-		switch c.Kind {
-		case String:
+		if c.Kind == String && !bulkyStrings[c.Name] {
 			opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
-		case StringList:
-			opts = append(opts, parquet.WithDictionaryFor(c.Name+".list.element", true))
 		}
 	}
 	props := parquet.NewWriterProperties(opts...)
@@ -92,33 +92,43 @@ func Write(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Co
 	// The carbon settings are the same for every row: resolve them once
 	// (region lookup, validation) and scale per row.
 	unit := carbon.Compute(1, cc)
-	var x row
-	for n, r := range recs {
-		if n%RowGroupRows == 0 {
-			b.Reserve(min(RowGroupRows, len(recs)-n))
+	rows := make([]row, 0, min(RowGroupRows, len(recs)))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(Columns)))
+	for lo := 0; lo < len(recs); lo += RowGroupRows {
+		if err := ctx.Err(); err != nil {
+			fw.Close()
+			return err
 		}
-		if n%RowGroupRows == 0 && n > 0 {
-			if err := ctx.Err(); err != nil {
-				fw.Close()
-				return err
+		hi := min(lo+RowGroupRows, len(recs))
+		rows = rows[:0]
+		for _, r := range recs[lo:hi] {
+			x := row{r: r}
+			if r.Energy.RawJ != nil {
+				x.co2 = unit.Scale(EnergyForCarbon(r))
 			}
-			if err := flush(); err != nil {
-				fw.Close()
-				return err
-			}
+			rows = append(rows, x)
 		}
-		x.r = r
-		x.co2 = carbon.Estimate{}
-		if r.Energy.RawJ != nil {
-			x.co2 = unit.Scale(EnergyForCarbon(r))
-		}
+		// Column-major and in parallel: each builder is touched by one
+		// goroutine and stays hot in cache while it takes a whole batch.
+		b.Reserve(len(rows))
+		var wg sync.WaitGroup
+		next := make(chan int, len(Columns))
 		for i := range Columns {
-			appendValue(builders[i], &Columns[i], &x)
+			next <- i
 		}
-	}
-	if err := flush(); err != nil {
-		fw.Close()
-		return err
+		close(next)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					appendColumn(builders[i], &Columns[i], rows)
+				}
+			})
+		}
+		wg.Wait()
+		if err := flush(); err != nil {
+			fw.Close()
+			return err
+		}
 	}
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("finish parquet file: %w", err)
@@ -139,50 +149,66 @@ func EnergyForCarbon(r *result.Record) float64 {
 	return 0
 }
 
-func appendValue(bl array.Builder, c *Column, x *row) {
+// bulkyStrings are long per-row JSON strings: hashing them for a dictionary
+// costs more than it saves over snappy (measured: ~40% of write time).
+var bulkyStrings = map[string]bool{"config": true, "environment": true, "error_message": true}
+
+// appendColumn appends one column's values for rows (capacity reserved).
+func appendColumn(bl array.Builder, c *Column, rows []row) {
 	switch c.Kind {
 	case String:
 		sb := bl.(*array.StringBuilder)
-		if v, ok := c.s(x); ok {
-			sb.Append(v)
-		} else {
-			sb.AppendNull()
+		for k := range rows {
+			if v, ok := c.s(&rows[k]); ok {
+				sb.Append(v)
+			} else {
+				sb.AppendNull()
+			}
 		}
 	case Int64:
 		ib := bl.(*array.Int64Builder)
-		if v, ok := c.i(x); ok {
-			ib.Append(v)
-		} else {
-			ib.AppendNull()
+		for k := range rows {
+			if v, ok := c.i(&rows[k]); ok {
+				ib.UnsafeAppend(v)
+			} else {
+				ib.UnsafeAppendBoolToBitmap(false)
+			}
 		}
 	case Float64:
 		fb := bl.(*array.Float64Builder)
-		if v, ok := c.f(x); ok {
-			fb.Append(v)
-		} else {
-			fb.AppendNull()
+		for k := range rows {
+			if v, ok := c.f(&rows[k]); ok {
+				fb.UnsafeAppend(v)
+			} else {
+				fb.UnsafeAppendBoolToBitmap(false)
+			}
 		}
 	case Bool:
 		bb := bl.(*array.BooleanBuilder)
-		if v, ok := c.b(x); ok {
-			bb.Append(v)
-		} else {
-			bb.AppendNull()
+		for k := range rows {
+			if v, ok := c.b(&rows[k]); ok {
+				bb.Append(v)
+			} else {
+				bb.AppendNull()
+			}
 		}
 	case Timestamp:
 		tb := bl.(*array.TimestampBuilder)
-		if v, ok := c.t(x); ok {
-			tb.Append(arrow.Timestamp(v.UnixMicro()))
-		} else {
-			tb.AppendNull()
+		for k := range rows {
+			if v, ok := c.t(&rows[k]); ok {
+				tb.Append(arrow.Timestamp(v.UnixMicro()))
+			} else {
+				tb.AppendNull()
+			}
 		}
 	case StringList:
 		lb := bl.(*array.ListBuilder)
-		vals := c.l(x)
-		lb.Append(true)
 		vb := lb.ValueBuilder().(*array.StringBuilder)
-		for _, v := range vals {
-			vb.Append(v)
+		for k := range rows {
+			lb.Append(true)
+			for _, v := range c.l(&rows[k]) {
+				vb.Append(v)
+			}
 		}
 	}
 }

@@ -161,3 +161,36 @@ func TestColumnsDocumented(t *testing.T) {
 		at += k
 	}
 }
+
+// TestParquetSeveralRowGroups crosses the row-group boundary (batches are
+// built column-major in parallel) and checks every row arrives in order.
+func TestParquetSeveralRowGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 70,000 rows")
+	}
+	recs := exportertest.Records(exportertest.Spec{Runs: 7, Cycles: 10000, Seed: 2})
+	ptrs := make([]*result.Record, len(recs))
+	for i := range recs {
+		ptrs[i] = &recs[i]
+	}
+	out := filepath.Join(t.TempDir(), "big.parquet")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pq.Write(context.Background(), f, ptrs, carbon.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var sumRaw, sumPos float64
+	for _, r := range recs {
+		sumRaw += *r.Energy.RawJ
+		sumPos += float64(r.Position)
+	}
+	got := exportertest.ReadParquet(t, out, `SELECT sum(energy_raw_j) AS e, sum(position)::DOUBLE AS p,
+		count(*) FILTER (WHERE position <> rn - 1)::INTEGER AS misplaced FROM (SELECT *, row_number() OVER () AS rn FROM t)`)
+	q := got.DuckDB.Query[0]
+	if got.DuckDB.Count != 70000 || math.Abs(q["e"].(float64)-sumRaw) > 1e-6*sumRaw || q["p"].(float64) != sumPos || q["misplaced"].(float64) != 0 {
+		t.Errorf("rows %d, query %v; want 70000 rows, sum %v, positions %v, none misplaced", got.DuckDB.Count, q, sumRaw, sumPos)
+	}
+}
