@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -25,6 +26,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
@@ -64,6 +66,12 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan) erro
 	}
 	opt.OnEvent = disp.event
 
+	// Re-running with --out pointing at a study directory resumes it.
+	if c.Resume == "" {
+		if _, err := os.Stat(filepath.Join(c.Out, result.ManifestFile)); err == nil {
+			c.Resume = c.Out
+		}
+	}
 	var rep *execute.Report
 	if c.Resume != "" {
 		rep, err = execute.Resume(ctx, c.Resume, opt)

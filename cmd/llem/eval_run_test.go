@@ -109,10 +109,14 @@ func TestEvalRunInterruptResumeJSON(t *testing.T) {
 		t.Fatalf("--quiet --json wrote to stderr:\n%s", errb.String())
 	}
 
-	// Without --json the table goes to stderr.
+	// Without --json the table goes to stderr; --out at a study directory
+	// resumes it too (nothing left to run).
 	var table bytes.Buffer
-	code = Main(context.Background(), []string{"eval", studyPath, "--resume", dirs[0], "--quiet"}, IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &table})
+	code = Main(context.Background(), []string{"eval", studyPath, "--out", dirs[0], "--quiet"}, IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &table})
 	if code != 0 || !strings.Contains(table.String(), "J/OUT-TOKEN") || !strings.Contains(table.String(), "cmdtest: 2/2 done") {
 		t.Fatalf("exit %d, table:\n%s", code, table.String())
+	}
+	if again, _ := filepath.Glob(filepath.Join(dirs[0], "cmdtest-*")); len(again) != 0 {
+		t.Fatalf("re-running on the study directory made a new one: %v", again)
 	}
 }
