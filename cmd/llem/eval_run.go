@@ -93,7 +93,7 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan) erro
 			return fmt.Errorf("write summary: %w", err)
 		}
 	} else {
-		printSummary(stdio.Stderr, rep)
+		printSummary(stdio.Stderr, rep, c.Study)
 	}
 	switch {
 	case rep.Interrupted:
@@ -153,7 +153,7 @@ func isTerminal(v any) bool {
 // printSummary writes where the results are and one line per run: energy
 // per output token with its CI (cycles ≥ 2), output tokens/s, TTFT p50, the
 // prefill/decode split of the energy, and the flags.
-func printSummary(w io.Writer, rep *execute.Report) {
+func printSummary(w io.Writer, rep *execute.Report, studyPath string) {
 	m := rep.Manifest
 	fmt.Fprintf(w, "\n%s: %d/%d done", m.Study, m.Counts.Done, m.Counts.Total)
 	if m.Counts.Failed > 0 {
@@ -163,9 +163,15 @@ func printSummary(w io.Writer, rep *execute.Report) {
 		fmt.Fprintf(w, ", %d skipped (steady state)", m.Counts.Skipped)
 	}
 	if rep.Interrupted {
-		fmt.Fprintf(w, ", interrupted (resume: llem eval STUDY --resume %s)", rep.Dir)
+		fmt.Fprintf(w, ", interrupted (resume: llem eval %s --resume %s)", studyPath, rep.Dir)
 	}
-	fmt.Fprintf(w, "\nresults: %s\n\n", rep.Dir)
+	dir := rep.Dir
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			dir = rel
+		}
+	}
+	fmt.Fprintf(w, "\nresults: %s\n\n", dir)
 	if rep.Stats == nil || len(rep.Stats.Runs) == 0 {
 		return
 	}
@@ -232,7 +238,7 @@ func (d *lineDisplay) event(ev execute.Event) {
 	case execute.EventGap:
 		fmt.Fprintf(d.w, "%s %s: waiting %s\n", pos, ev.Message, ev.Gap.Round(100*time.Millisecond))
 	case execute.EventBaseline:
-		fmt.Fprintf(d.w, "%s idle baseline\n", pos)
+		fmt.Fprintf(d.w, "%s idle baseline %.1f W (%s)\n", pos, ev.PowerW, ev.Message)
 	case execute.EventRun:
 		fmt.Fprintf(d.w, "%s %s cycle %d: %s\n", pos, short(ev.Entry.RunID), ev.Entry.Cycle, ev.Entry.Label)
 	case execute.EventSkipped:
@@ -312,7 +318,7 @@ func (d *barDisplay) event(ev execute.Event) {
 	case execute.EventGap:
 		d.status = fmt.Sprintf("%s %s (Enter skips)", ev.Message, ev.Gap.Round(time.Second))
 	case execute.EventBaseline:
-		d.status = "idle baseline"
+		d.status = fmt.Sprintf("idle baseline %.1f W (%s)", ev.PowerW, ev.Message)
 	case execute.EventRun:
 		d.status = fmt.Sprintf("%s c%d %s", short(ev.Entry.RunID), ev.Entry.Cycle, ev.Entry.Label)
 		d.power = ""

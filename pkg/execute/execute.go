@@ -112,7 +112,7 @@ type Options struct {
 const (
 	EventStart    = "start"    // Total, Done (already done when resuming)
 	EventGap      = "gap"      // Gap, Message (reason)
-	EventBaseline = "baseline" // Entry
+	EventBaseline = "baseline" // Entry, PowerW (idle), Message (measured or cached)
 	EventRun      = "run"      // Entry: a slot starts
 	EventPhase    = "phase"    // Entry, Phase: loading, warmup, measuring, prefill, decode
 	EventPower    = "power"    // Entry, PowerW: latest sampled power

@@ -116,7 +116,6 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	}
 	var base *measure.Baseline
 	if sens.s != nil && run.Config.Baseline.Enabled {
-		x.emit(Event{Kind: EventBaseline, Entry: e})
 		b, err := x.baseline(ctx, sens.s, run.Config.Baseline)
 		if ctx.Err() != nil {
 			return fail("interrupted", "interrupted during the idle baseline", "")
@@ -125,6 +124,17 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 			rec.Warnings = append(rec.Warnings, "idle baseline unavailable: "+err.Error())
 		}
 		base = b
+		if b != nil {
+			var w float64
+			for _, d := range b.Devices {
+				w += d.PowerW
+			}
+			how := fmt.Sprintf("measured over %.0f s", b.DurationS)
+			if b.Source == "cache" {
+				how = fmt.Sprintf("cached, %s old", time.Since(b.MeasuredAt).Round(time.Second))
+			}
+			x.emit(Event{Kind: EventBaseline, Entry: e, PowerW: w, Message: how})
+		}
 	}
 
 	// The job.
