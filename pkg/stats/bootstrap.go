@@ -17,7 +17,6 @@ package stats
 import (
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -149,25 +148,30 @@ func jackknife(n int, statistic func(idx []int) float64) []float64 {
 // BCaFromReplicates computes the interval from an estimate, its bootstrap
 // replicates and its jackknife values. It is exported so that callers with
 // their own resampling (and the tests, with exhaustive resampling) can reuse
-// the exact interval arithmetic. reps is sorted in place.
+// the exact interval arithmetic. reps is reordered in place.
 func BCaFromReplicates(theta float64, reps, jack []float64, level float64) CI {
 	return fromReplicates(theta, reps, func() []float64 { return jack }, level, len(jack))
 }
 
 func fromReplicates(theta float64, reps []float64, jackFn func() []float64, level float64, n int) CI {
 	ci := CI{Level: level, Resamples: len(reps)}
-	slices.Sort(reps)
 	alpha := (1 - level) / 2
+	// Quantiles by selection (O(B) each) rather than a full sort: a study
+	// summary computes tens of thousands of intervals.
 	percentile := func(reason string) CI {
 		ci.Method = MethodPercentile
 		ci.FallbackReason = reason
-		ci.Lower = quantileSorted(reps, alpha)
-		ci.Upper = quantileSorted(reps, 1-alpha)
+		ci.Lower = quantileSelect(reps, alpha)
+		ci.Upper = quantileSelect(reps, 1-alpha)
 		return ci
 	}
-	if reps[0] == reps[len(reps)-1] {
+	lo, hi := reps[0], reps[0]
+	for _, v := range reps {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	if lo == hi {
 		ci.Method = MethodNone
-		ci.Lower, ci.Upper = reps[0], reps[0]
+		ci.Lower, ci.Upper = lo, lo
 		ci.FallbackReason = "all resampled values equal: zero-width interval"
 		return ci
 	}
@@ -176,18 +180,21 @@ func fromReplicates(theta float64, reps []float64, jackFn func() []float64, leve
 	}
 
 	// Bias correction: share of replicates below theta, ties counted half
-	// (scipy's _percentile_of_score).
-	// Resamples that are permutations of the sample give theta exactly in
-	// real arithmetic but differ from it by rounding (summation order), so
-	// values within a few ulps of theta count as ties; small cycle counts
-	// make such ties common.
-	tol := 1e-12 * math.Max(math.Abs(theta), math.Abs(reps[len(reps)-1]-reps[0]))
-	lo, _ := slices.BinarySearch(reps, theta-tol) // first index with reps[i] >= theta-tol
-	hi := lo
-	for hi < len(reps) && reps[hi] <= theta+tol {
-		hi++
+	// (scipy's _percentile_of_score). Resamples that are permutations of
+	// the sample give theta exactly in real arithmetic but differ from it by
+	// rounding (summation order), so values within a few ulps of theta count
+	// as ties; small cycle counts make such ties common.
+	tol := 1e-12 * math.Max(math.Abs(theta), hi-lo)
+	var below, ties int
+	for _, v := range reps {
+		switch {
+		case v < theta-tol:
+			below++
+		case v <= theta+tol:
+			ties++
+		}
 	}
-	p := (float64(lo) + float64(hi)) / (2 * float64(len(reps)))
+	p := (2*float64(below) + float64(ties)) / (2 * float64(len(reps)))
 	z0 := distuv.UnitNormal.Quantile(p)
 	if math.IsInf(z0, 0) || math.IsNaN(z0) {
 		return percentile("every resample lies on one side of the estimate: BCa bias correction is infinite")
@@ -220,9 +227,81 @@ func fromReplicates(theta float64, reps []float64, jackFn func() []float64, leve
 	}
 	ci.Method = MethodBCa
 	ci.Z0, ci.Acceleration = z0, a
-	ci.Lower = quantileSorted(reps, a1)
-	ci.Upper = quantileSorted(reps, a2)
+	ci.Lower = quantileSelect(reps, a1)
+	ci.Upper = quantileSelect(reps, a2)
 	return ci
+}
+
+// quantileSelect is quantileSorted without sorting: it partially orders x
+// in place (quickselect) to find the two order statistics it interpolates.
+func quantileSelect(x []float64, q float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	h := q * float64(len(x)-1)
+	if q <= 0 {
+		h = 0
+	}
+	if q >= 1 {
+		h = float64(len(x) - 1)
+	}
+	i := int(math.Floor(h))
+	lo := selectKth(x, i)
+	if i+1 >= len(x) || h == float64(i) {
+		return lo
+	}
+	// After selectKth, x[i+1:] holds the values ≥ x[i]: the next order
+	// statistic is their minimum.
+	next := x[i+1]
+	for _, v := range x[i+2:] {
+		if v < next {
+			next = v
+		}
+	}
+	return lo + (h-float64(i))*(next-lo)
+}
+
+// selectKth rearranges x so that x[k] is the k-th smallest value, with
+// smaller-or-equal values before it and greater-or-equal after (Hoare
+// partition quickselect, median-of-three pivot).
+func selectKth(x []float64, k int) float64 {
+	lo, hi := 0, len(x)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if x[mid] < x[lo] {
+			x[mid], x[lo] = x[lo], x[mid]
+		}
+		if x[hi] < x[lo] {
+			x[hi], x[lo] = x[lo], x[hi]
+		}
+		if x[hi] < x[mid] {
+			x[hi], x[mid] = x[mid], x[hi]
+		}
+		pivot := x[mid]
+		i, j := lo, hi
+		for i <= j {
+			for x[i] < pivot {
+				i++
+			}
+			for x[j] > pivot {
+				j--
+			}
+			if i <= j {
+				x[i], x[j] = x[j], x[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return x[k]
+		}
+	}
+	return x[k]
 }
 
 // quantileSorted is the linearly interpolated quantile of sorted x (type 7

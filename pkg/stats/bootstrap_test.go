@@ -325,3 +325,25 @@ func TestQuantileSortedMatchesNumpyLinear(t *testing.T) {
 		}
 	}
 }
+
+func TestQuantileSelectMatchesSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 300 {
+		n := 1 + rng.IntN(60)
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = float64(rng.IntN(8)) // many ties
+			if trial%2 == 0 {
+				x[i] = rng.NormFloat64()
+			}
+		}
+		sorted := slices.Clone(x)
+		slices.Sort(sorted)
+		for _, q := range []float64{0, 0.001, 0.025, 0.05, 0.3, 0.5, 0.95, 0.975, 0.999, 1} {
+			y := slices.Clone(x)
+			if got, want := quantileSelect(y, q), quantileSorted(sorted, q); got != want {
+				t.Fatalf("n=%d q=%v: select %v, sorted %v (x=%v)", n, q, got, want, x)
+			}
+		}
+	}
+}
