@@ -162,3 +162,52 @@ func TestResultsStudyCarbonFromPlan(t *testing.T) {
 		t.Errorf("flag did not override the study:\n%s", out)
 	}
 }
+
+// TestResultsOnRealStudy runs the quickstart study with the native engine
+// and reads its directory back: the records pkg/execute writes, not fakes.
+func TestResultsOnRealStudy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quickstart study")
+	}
+	root := t.TempDir()
+	var o, e bytes.Buffer
+	if code := Main(context.Background(), []string{"eval", "../../examples/quickstart.cue", "--out", root, "--cycles", "3"}, IO{Stdout: &o, Stderr: &e}); code != 0 {
+		t.Fatalf("eval exit %d: %s", code, e.String())
+	}
+	dirs, _ := filepath.Glob(filepath.Join(root, "quickstart-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("study dirs: %v", dirs)
+	}
+	code, out, errOut := runResults(t, "show", dirs[0], "--json")
+	var js struct {
+		Stats struct {
+			Runs []struct {
+				NValid  int `json:"n_valid_cycles"`
+				Metrics []struct {
+					Name string `json:"name"`
+					N    int    `json:"n_valid_cycles"`
+				} `json:"metrics"`
+			} `json:"runs"`
+		} `json:"stats"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &js) != nil || len(js.Stats.Runs) != 2 || js.Stats.Runs[0].NValid != 3 {
+		t.Fatalf("show --json exit %d: %s\n%.400s", code, errOut, out)
+	}
+	names := map[string]bool{}
+	for _, m := range js.Stats.Runs[0].Metrics {
+		names[m.Name] = m.N == 3
+	}
+	for _, want := range []string{"energy_per_output_token_j", "output_tokens_per_sec", "ttft_p50_ms", "itl_p50_ms", "prefill_energy_j", "decode_tokens_per_sec"} {
+		if !names[want] {
+			t.Errorf("metric %s missing or not from 3 cycles (have %v)", want, names)
+		}
+	}
+	pq := filepath.Join(t.TempDir(), "q.parquet")
+	if code, _, errOut := runResults(t, "export", dirs[0], "--format", "parquet", "--out", pq); code != 0 {
+		t.Fatalf("export exit %d: %s", code, errOut)
+	}
+	got := exportertest.ReadParquet(t, pq, "SELECT count(energy_raw_j)::INTEGER AS e, count(ttft_p50_ms)::INTEGER AS l FROM t")
+	if got.DuckDB.Count != 6 || got.DuckDB.Query[0]["e"].(float64) != 6 || got.DuckDB.Query[0]["l"].(float64) != 6 {
+		t.Errorf("parquet of the real study: %d rows, %v", got.DuckDB.Count, got.DuckDB.Query)
+	}
+}

@@ -92,3 +92,19 @@ func TestFlatten(t *testing.T) {
 		}
 	}
 }
+
+func TestVariedParamsInTable(t *testing.T) {
+	sum := summarise(exportertest.Records(exportertest.Spec{Runs: 3, Cycles: 2, Seed: 1, Configs: configs("fp32")}), stats.SummaryOptions{})
+	if v := stats.VariedParams(sum.Runs); len(v) != 1 || v[0] != "native.batch_size" {
+		t.Fatalf("varied = %v, want [native.batch_size]", v)
+	}
+	var buf bytes.Buffer
+	if err := stats.NewTextReporter(sum)(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"batch_size=1", "batch_size=4", "batch_size=16"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -44,9 +45,21 @@ func NewTextReporter(s *StudySummary) Reporter {
 		}
 		head = append(head, "FLAGS")
 		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		varied := VariedParams(s.Runs)
 		for i := range s.Runs {
 			r := &s.Runs[i]
-			row := []string{shortID(r.RunID), r.Label(), fmt.Sprintf("%d/%d", r.ValidCount, r.Cycles)}
+			label := r.Label()
+			if len(varied) > 0 {
+				flat := Flatten(r.Config)
+				for _, p := range varied {
+					v, ok := flat[p]
+					if !ok {
+						v = "-"
+					}
+					label += " " + p[strings.LastIndex(p, ".")+1:] + "=" + strings.Trim(v, `"`)
+				}
+			}
+			row := []string{shortID(r.RunID), label, fmt.Sprintf("%d/%d", r.ValidCount, r.Cycles)}
 			for _, c := range TableColumns {
 				row = append(row, FormatWithCI(r.Metric(c.Metric)))
 			}
@@ -102,4 +115,36 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// VariedParams returns the config leaves (dotted paths) whose values differ
+// between runs, excluding those already in the label (model, backend,
+// precision), sorted: the "varied params" that tell runs apart.
+func VariedParams(runs []RunStats) []string {
+	if len(runs) < 2 {
+		return nil
+	}
+	flats := make([]map[string]string, len(runs))
+	keys := map[string]bool{}
+	for i := range runs {
+		flats[i] = Flatten(runs[i].Config)
+		for k := range flats[i] {
+			keys[k] = true
+		}
+	}
+	var out []string
+	for k := range keys {
+		if k == "model" || k == "backend" || k == "precision" {
+			continue
+		}
+		first, ok0 := flats[0][k]
+		for _, f := range flats[1:] {
+			if v, ok := f[k]; ok != ok0 || v != first {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
