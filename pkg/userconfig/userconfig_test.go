@@ -115,3 +115,28 @@ func TestStrictErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecode: any file content yields a config or an error, never a panic,
+// and every error from a file is the user's (exit 2).
+func FuzzDecode(f *testing.F) {
+	f.Add("results_dir: x\ncarbon:\n  region: FRA\n")
+	f.Add("energy: [1, 2]\n")
+	f.Add("runners:\n  vllm: docker\nimages: {vllm: img}\n")
+	f.Add(":\n- -\n  ? x\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := LoadFile(p, env(nil))
+		if err != nil {
+			if errs.ExitCode(err) != errs.ExitBadInput {
+				t.Errorf("error %v has exit code %d, want %d", err, errs.ExitCode(err), errs.ExitBadInput)
+			}
+			return
+		}
+		if err := l.Config.Validate(); err != nil {
+			t.Errorf("loaded config does not validate: %v", err)
+		}
+	})
+}
