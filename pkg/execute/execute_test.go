@@ -6,12 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/result"
 )
@@ -113,8 +113,10 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 	if len(plan.Runs) != 4 || len(plan.Schedule) != 12 {
 		t.Fatalf("plan: %d runs, %d slots", len(plan.Runs), len(plan.Schedule))
 	}
+	snap := envinfo.Collect(envinfo.Options{})
+	envJSON, _ := json.Marshal(snap)
 	rep, err := Run(context.Background(), Options{
-		Plan: plan, OutRoot: t.TempDir(),
+		Plan: plan, OutRoot: t.TempDir(), Environment: envJSON, Fingerprint: snap.Fingerprint,
 		Backends:      map[string]JobFunc{"native": NativeJob(exe)},
 		BaselineCache: measure.Cache{Dir: t.TempDir()},
 	})
@@ -142,7 +144,7 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 		if r.Position != i || r.RunID != want.ID || r.Cycle != slot.Cycle || r.ConfigHash != want.Hash {
 			t.Fatalf("record %d = %s cycle %d, plan says %s cycle %d", i, r.RunID, r.Cycle, want.ID, slot.Cycle)
 		}
-		if r.Status != result.StatusOK || r.SchemaVersion != result.SchemaVersion || r.Llem.Version == "" || len(r.Environment) == 0 && false {
+		if r.Status != result.StatusOK || r.SchemaVersion != result.SchemaVersion || r.Llem.Version == "" || len(r.Environment) == 0 {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 		if r.Energy.Sensor != "estimate" || r.Energy.Method != "estimate-tdp" || r.Energy.RawJ == nil || !slices.Contains(r.Flags, measure.FlagEstimateUsed) {
@@ -303,5 +305,3 @@ func readParquet(t *testing.T, readers, file string) nodeParquet {
 	}
 	return got
 }
-
-var _ = reflect.DeepEqual
