@@ -83,8 +83,10 @@ type Options struct {
 	// Backends maps a backend name to its job builder; nil means
 	// {"native": NativeJob("")}.
 	Backends map[string]JobFunc
-	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner;
-	// "local" defaults to runner.NewLocal(). "auto" falls back to "local".
+	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner,
+	// or "kind:backend" (e.g. "docker:vllm") to one for that backend only,
+	// which is looked up first; "local" defaults to runner.NewLocal() and
+	// "auto" means "local".
 	Runners map[string]runner.Runner
 	// Sensor opens sensors; nil means OpenSensor.
 	Sensor SensorFunc

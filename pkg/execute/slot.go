@@ -146,7 +146,10 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	if r, ok := x.plan.Runners[run.Backend]; ok && r.Kind != "" && r.Kind != "auto" {
 		kind = r.Kind
 	}
-	rn := x.opt.Runners[kind]
+	rn := x.opt.Runners[kind+":"+run.Backend] // e.g. a docker runner with that backend's image
+	if rn == nil {
+		rn = x.opt.Runners[kind]
+	}
 	if rn == nil {
 		return fail("runner", fmt.Sprintf("runner %s is not available for backend %s", kind, run.Backend), "use --runner local")
 	}
