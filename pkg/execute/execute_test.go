@@ -14,6 +14,8 @@ import (
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 const fakeBase = `name: "fake"
@@ -304,4 +306,31 @@ func readParquet(t *testing.T, readers, file string) nodeParquet {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// countingRunner wraps the local runner and counts its runs.
+type countingRunner struct {
+	runner.Runner
+	n int
+}
+
+func (c *countingRunner) Run(ctx context.Context, job runner.Job, on func(worker.Event)) (runner.Outcome, error) {
+	c.n++
+	return c.Runner.Run(ctx, job, on)
+}
+
+func TestPerBackendRunnerIsPreferred(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
+execution: {cycles: 2}
+`)
+	general, specific := &countingRunner{Runner: runner.NewLocal()}, &countingRunner{Runner: runner.NewLocal()}
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		Runners: map[string]runner.Runner{"local": general, "local:native": specific}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Manifest.Counts.Done != 2 || specific.n != 2 || general.n != 0 {
+		t.Fatalf("done %d, per-backend runner ran %d, general %d", rep.Manifest.Counts.Done, specific.n, general.n)
+	}
 }
