@@ -146,6 +146,10 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 		if r.Position != i || r.RunID != want.ID || r.Cycle != slot.Cycle || r.ConfigHash != want.Hash {
 			t.Fatalf("record %d = %s cycle %d, plan says %s cycle %d", i, r.RunID, r.Cycle, want.ID, slot.Cycle)
 		}
+		var coords map[string]any
+		if err := json.Unmarshal(r.Coordinates, &coords); err != nil || len(coords) != 2 {
+			t.Fatalf("record %d coordinates %s", i, r.Coordinates)
+		}
 		if r.Status != result.StatusOK || r.SchemaVersion != result.SchemaVersion || r.Llem.Version == "" || len(r.Environment) == 0 {
 			t.Fatalf("record %d: %+v", i, r)
 		}

@@ -2,6 +2,7 @@ package execute
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -97,6 +98,9 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		Config: run.ConfigJSON, ConfigHash: run.Hash, Environment: x.opt.Environment,
 		Llem:  result.LlemInfo{Version: version.Version, Commit: version.Commit()},
 		Flags: []string{}, Warnings: []string{},
+	}
+	if len(run.Coordinates) > 0 {
+		rec.Coordinates, _ = json.Marshal(run.Coordinates)
 	}
 	rec.Timing.StartedAt = start
 	fail := func(kind, msg, hint string) *result.Record {

@@ -41,10 +41,12 @@ type Record struct {
 	Study         string `json:"study" doc:"study name"`
 	StudyHash     string `json:"study_hash,omitempty" doc:"hash of the study design (all runs and execution settings)"`
 	RunID         string `json:"run_id" doc:"stable id of the run: derived from the hash of its effective config"`
-	Experiment    string `json:"experiment,omitempty" doc:"experiment name in the study"`
-	Cycle         int    `json:"cycle" doc:"cycle number, from 1"`
-	Attempt       int    `json:"attempt" doc:"attempt number of this run×cycle, from 1 (a resumed failure is retried)"`
-	Position      int    `json:"position" doc:"position of this run×cycle in the executed order, from 0"`
+	Experiment    string `json:"experiment,omitempty" doc:"where the run came from in the study: grid, experiments[i], base or file"`
+	// Coordinates are the grid values that made this run.
+	Coordinates json.RawMessage `json:"coordinates,omitempty" doc:"grid values (dotted path → value) that made this run"`
+	Cycle       int             `json:"cycle" doc:"cycle number, from 1"`
+	Attempt     int             `json:"attempt" doc:"attempt number of this run×cycle, from 1 (a resumed failure is retried)"`
+	Position    int             `json:"position" doc:"position of this run×cycle in the executed order, from 0"`
 
 	// Convenience copies of the config's main axes, for flat exports.
 	Model     string `json:"model"`
