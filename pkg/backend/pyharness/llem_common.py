@@ -860,9 +860,27 @@ def run_main(backend, versions, body, stdin=None):
 def warmup_indices(cfg, n_prompts):
     """The warmup prompts: the first warmup.n_warmup of the run's prompts,
     cycled when the list is shorter (docs/worker-protocol.md §3); none when
-    warmup is disabled. The worker never sleeps a thermal floor: the parent
-    does, between warmup_done and the measured window."""
+    warmup is disabled. After warmup_done the worker sleeps the thermal
+    floor (thermal_floor below; docs/worker-protocol.md "Thermal floor")."""
     if not cfg_get(cfg, "warmup.enabled", True) or n_prompts == 0:
         return []
     k = int(cfg_get(cfg, "warmup.n_warmup", 5))
     return [i % n_prompts for i in range(k)]
+
+
+def thermal_floor_seconds(cfg):
+    """The pause between warmup_done and the first measured prefill:
+    warmup.thermal_floor_seconds when warmup is enabled, else 0."""
+    if not cfg_get(cfg, "warmup.enabled", True):
+        return 0.0
+    return max(0.0, float(cfg_get(cfg, "warmup.thermal_floor_seconds", 0) or 0))
+
+
+def thermal_floor(cfg, sleep=time.sleep):
+    """Sleep the thermal floor so the device settles before the measured
+    window (docs/worker-protocol.md). A SIGTERM during the sleep raises
+    out of it through the handler run_main installs."""
+    s = thermal_floor_seconds(cfg)
+    if s > 0:
+        sleep(s)
+    return s

@@ -286,6 +286,16 @@ class BatchingTest(unittest.TestCase):
             with self.subTest(toks=toks):
                 self.assertEqual(lc.generated_length(toks, eos, min_new), want)
 
+    def test_thermal_floor(self):
+        slept = []
+        cfg = {"warmup": {"enabled": True, "n_warmup": 2, "thermal_floor_seconds": 1.5}}
+        self.assertEqual(lc.thermal_floor(cfg, sleep=slept.append), 1.5)
+        self.assertEqual(slept, [1.5])
+        # No floor without warmup, none when absent, never negative.
+        for c in ({"warmup": {"enabled": False, "thermal_floor_seconds": 3}}, {}, {"warmup": {"thermal_floor_seconds": -1}}):
+            self.assertEqual(lc.thermal_floor(c, sleep=slept.append), 0.0)
+        self.assertEqual(slept, [1.5])
+
     def test_warmup_indices(self):
         self.assertEqual(lc.warmup_indices({"warmup": {"n_warmup": 5}}, 2), [0, 1, 0, 1, 0])
         self.assertEqual(lc.warmup_indices({"warmup": {"enabled": False}}, 2), [])

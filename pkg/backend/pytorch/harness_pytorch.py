@@ -116,6 +116,28 @@ def generate_kwargs(cfg, backend_args):
     return kw
 
 
+# generate() kwargs that transformers wants as objects, not dicts: the schema
+# carries them as plain data (pytorch.compile_config), the harness builds
+# the object by its class name.
+CONFIG_OBJECTS = {"compile_config": "CompileConfig"}
+
+
+def wrap_config_objects(gen_kw, transformers):
+    """Replace dict values of CONFIG_OBJECTS keys in gen_kw by the
+    transformers objects built from them (in place). Unknown classes in an
+    older transformers raise a config error naming the key."""
+    for key, cls in CONFIG_OBJECTS.items():
+        v = gen_kw.get(key)
+        if not isinstance(v, dict):
+            continue
+        ctor = getattr(transformers, cls, None)
+        if ctor is None:
+            raise lc.SpecError("pytorch %s: transformers %s has no %s (upgrade transformers or drop the key)"
+                               % (key, getattr(transformers, "__version__", "?"), cls))
+        gen_kw[key] = ctor(**v)
+    return gen_kw
+
+
 def dtype_kwarg_name(transformers_version):
     """transformers renamed torch_dtype to dtype in 4.56."""
     return "dtype" if lc.version_tuple(transformers_version) >= (4, 56) else "torch_dtype"
@@ -276,6 +298,7 @@ def main(spec, em):
     max_output = int(cfg.get("max_output_tokens") or 128)
     gen_kw = generate_kwargs(cfg, backend_args)
     gen_kw["pad_token_id"] = pad_id
+    wrap_config_objects(gen_kw, transformers)
     if isinstance(gen_kw.get("assistant_model"), str):
         # The schema passes the draft model's id; generate() wants the model.
         from transformers import AutoModelForCausalLM
@@ -326,6 +349,7 @@ def main(spec, em):
     for w in range(0, len(warm), k["batch_size"]):
         run_batch(warm[w:w + k["batch_size"]])
     em.warmup_done(len(warm))
+    lc.thermal_floor(cfg)
 
     torch.manual_seed(seed)
     total_in = total_out = 0

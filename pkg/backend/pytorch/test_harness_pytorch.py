@@ -74,6 +74,25 @@ class KwargsTest(unittest.TestCase):
         g = hp.generate_kwargs({"decoder": {"preset": "deterministic", "top_p": 0.5}}, {})
         self.assertEqual(g, {"do_sample": False, "repetition_penalty": 1.0})
 
+    def test_compile_config_becomes_the_transformers_object(self):
+        class CompileConfig:
+            def __init__(self, **kw):
+                self.kw = kw
+
+        class FakeTransformers:
+            __version__ = "5.0"
+
+        FakeTransformers.CompileConfig = CompileConfig
+        kw = hp.wrap_config_objects({"compile_config": {"fullgraph": True}, "top_k": 3}, FakeTransformers)
+        self.assertIsInstance(kw["compile_config"], CompileConfig)
+        self.assertEqual(kw["compile_config"].kw, {"fullgraph": True})
+        self.assertEqual(kw["top_k"], 3)
+
+        class OldTransformers:
+            __version__ = "4.40"
+        with self.assertRaisesRegex(lc.SpecError, "no CompileConfig"):
+            hp.wrap_config_objects({"compile_config": {}}, OldTransformers)
+
     def test_dtype_kwarg_name(self):
         for v, want in [("4.49.0", "torch_dtype"), ("4.56.0", "dtype"), ("5.17.0", "dtype"),
                         ("4.57.0.dev0", "dtype"), ("4", "torch_dtype")]:

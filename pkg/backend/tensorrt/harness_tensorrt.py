@@ -54,6 +54,7 @@ CONFIG_OBJECTS = {
     "torch_compile_config": "TorchCompileConfig",
     "build_config": "BuildConfig",
     "extended_runtime_perf_knob_config": "ExtendedRuntimePerfKnobConfig",
+    "moe_config": "MoeConfig",
 }
 SPECULATIVE_CLASSES = {
     "DraftTarget": "DraftTargetDecodingConfig", "Eagle": "EagleDecodingConfig",
@@ -347,6 +348,7 @@ def main(spec, em):
     if warm:
         llm.generate([inputs[i] for i in warm], [params[i] for i in warm], use_tqdm=False)
     em.warmup_done(len(warm))
+    lc.thermal_floor(cfg)
 
     one = [SamplingParams(**dict(sampling_kwargs(cfg, backend_args, 1, False), max_tokens=1))
            for _ in prompts]

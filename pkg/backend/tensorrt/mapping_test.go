@@ -1,6 +1,8 @@
 package tensorrt
 
 import (
+	"os"
+	"regexp"
 	"testing"
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
@@ -64,5 +66,34 @@ print(json.dumps({
 		if !handled[tg.(string)] {
 			t.Errorf("backend_args target %q is not applied by harness_tensorrt.py", tg)
 		}
+	}
+}
+
+// TestNestedConfigsBecomeObjects: every schema param that lands inside a
+// nested LLM() config (@tensorrt(llm.<x>_config.<field>)) must have its
+// class in harness_tensorrt.py's CONFIG_OBJECTS, or the LLM API gets a
+// plain dict where it wants e.g. a MoeConfig.
+func TestNestedConfigsBecomeObjects(t *testing.T) {
+	schema, err := os.ReadFile("../../../schema/tensorrt.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness, err := os.ReadFile("harness_tensorrt.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nested := regexp.MustCompile(`@tensorrt\(llm\.([a-z_]+_config)\.`)
+	seen := map[string]bool{}
+	for _, m := range nested.FindAllStringSubmatch(string(schema), -1) {
+		if seen[m[1]] || m[1] == "speculative_config" { // by decoding_type: SPECULATIVE_CLASSES
+			continue
+		}
+		seen[m[1]] = true
+		if !regexp.MustCompile(`"` + m[1] + `":\s*"[A-Za-z]+"`).Match(harness) {
+			t.Errorf("schema maps params into llm.%s, but CONFIG_OBJECTS in harness_tensorrt.py has no class for it", m[1])
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("found only %d nested configs in schema/tensorrt.cue: %v (pattern out of date?)", len(seen), seen)
 	}
 }

@@ -181,6 +181,7 @@ def main(spec, em):
     if warm:
         llm.generate([inputs[i] for i in warm], [params[i] for i in warm], use_tqdm=False)
     em.warmup_done(len(warm))
+    lc.thermal_floor(cfg)
 
     # Batch 0's prefill: a prefill-only pass (max_tokens=1) over every prompt.
     one = [SamplingParams(**prefill_only(sampling_kwargs(cfg, backend_args, 1, detok, False)))
