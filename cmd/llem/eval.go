@@ -22,7 +22,7 @@ type evalCmd struct {
 	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
 	Quiet  bool   `name:"quiet" short:"q" help:"Only print errors and the final summary."`
 	Runner string `name:"runner" help:"Where workers run: local, docker or auto (overrides the study's runners)." placeholder:"KIND"`
-	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers." type:"path"`
+	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers (a path, or a name looked up on PATH)."`
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
 }
 
