@@ -32,6 +32,10 @@ type Snapshot struct {
 	MemoryBytes uint64    `json:"memory_bytes"`
 	OS          OS        `json:"os"`
 	Container   Container `json:"container"`
+	// Runners says where each backend's workers ran in this execution and,
+	// for Docker, which image (reference, ID and registry digest). Set by
+	// llem eval once the runners are resolved; absent from the fingerprint.
+	Runners map[string]Runner `json:"runners,omitempty"`
 	// Fingerprint is a stable hash of the hardware identity (CPU model and
 	// counts, memory size in GiB, every GPU's UUID and name): the key for
 	// caches such as the idle baseline, and provenance in results.
@@ -69,6 +73,22 @@ type Container struct {
 	Detected bool   `json:"detected"`
 	Runtime  string `json:"runtime,omitempty"` // docker | podman | containerd | kubernetes | lxc | unknown
 	Evidence string `json:"evidence,omitempty"`
+}
+
+// Runner is where one backend's workers ran.
+type Runner struct {
+	Kind   string `json:"kind"`   // local | docker
+	Source string `json:"source"` // what chose it: --runner flag, environment, study, user config, auto
+	// Docker: the image reference as resolved, where it came from (study,
+	// user config, release image for the host's CUDA), the image ID the
+	// containers were created from, and its registry digest (repo@sha256:…;
+	// empty for an image that was built or imported locally).
+	Image       string `json:"image,omitempty"`
+	ImageSource string `json:"image_source,omitempty"`
+	ImageID     string `json:"image_id,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Python is the local interpreter of a Python backend.
+	Python string `json:"python,omitempty"`
 }
 
 // Options say where to look; zero values mean the real machine.

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -89,4 +90,54 @@ func joinInts(xs []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ", ")
+}
+
+// Identity is what an image reference resolved to on the daemon: the image
+// ID (the digest of its config, what containers are created from) and the
+// registry digests it is known by (empty for an image built or imported
+// locally and never pushed or pulled).
+type Identity struct {
+	Ref         string   `json:"ref"`
+	ID          string   `json:"id"`
+	RepoDigests []string `json:"repo_digests,omitempty"`
+}
+
+// Digest is the registry digest (repo@sha256:…) that matches Ref's
+// repository, else the first one, else "".
+func (id Identity) Digest() string {
+	repo := repository(id.Ref)
+	for _, d := range id.RepoDigests {
+		if r, _, ok := strings.Cut(d, "@"); ok && r == repo {
+			return d
+		}
+	}
+	if len(id.RepoDigests) > 0 {
+		return id.RepoDigests[0]
+	}
+	return ""
+}
+
+// repository strips the tag and digest from an image reference
+// (registry:5000/a/b:tag@sha256:x → registry:5000/a/b).
+func repository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	slash := strings.LastIndexByte(ref, '/')
+	if colon := strings.LastIndexByte(ref, ':'); colon > slash {
+		ref = ref[:colon]
+	}
+	return ref
+}
+
+// InspectImage resolves ref on the daemon at host.
+func InspectImage(ctx context.Context, host, ref string) (Identity, error) {
+	cli, err := Connect(ctx, host)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer cli.Close()
+	res, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return Identity{}, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return Identity{Ref: ref, ID: res.ID, RepoDigests: res.RepoDigests}, nil
 }

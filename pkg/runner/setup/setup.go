@@ -1,0 +1,478 @@
+// Package setup decides where each backend of a study runs its workers and
+// builds what pkg/execute needs for that: one runner per backend and one job
+// builder per backend.
+//
+// For every backend the plan uses, Resolve picks a runner.Choice with
+// runner.Select (--runner flag > LLEM_RUNNER_<BACKEND> > study > user config
+// > auto) and, for that choice, what the worker runs with:
+//
+//   - local Python backends: the interpreter from pyenv.Find (--python >
+//     user config python / LLEM_PYTHON > the first python that imports the
+//     backend);
+//   - local native: llem itself (`llem worker`);
+//   - Docker: the image pinned in the study (runners: <b>: image:) > the
+//     user config (images.<b>, LLEM_IMAGE_<B>) > the release image for the
+//     host's CUDA major (docker.ResolveImage). Python backends run
+//     `python3 <harness>` with the harness written into the bind-mounted
+//     exchange directory; native runs `llem worker` from the image's PATH
+//     (there is no release image for native, so one must be pinned).
+//
+// Auto probes only what it needs: whether the backend's Python package
+// imports locally, and only then whether a Docker daemon answers.
+//
+// Prepare runs the Docker pre-flight once (all problems, numbered) and
+// resolves every image to the ID its containers are created from, so the
+// digest recorded in the environment snapshot is the one that ran.
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/backend/pytorch"
+	"github.com/llenergymeasure/llem/pkg/backend/tensorrt"
+	"github.com/llenergymeasure/llem/pkg/backend/vllm"
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/pyenv"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/runner/docker"
+	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// Image sources, shown by --dry-run and recorded in the environment.
+const (
+	ImageFromStudy      = "study"
+	ImageFromUserConfig = "user config"
+	ImageFromRelease    = "release image"
+)
+
+// DefaultShmSize is /dev/shm for the Python backends' containers when the
+// study sets no shm_size: PyTorch data loaders, vLLM and NCCL need far more
+// than Docker's 64 MiB. tmpfs, so only what is used takes memory.
+const DefaultShmSize = 8 << 30
+
+// Input is everything the resolution depends on.
+type Input struct {
+	Plan *study.Plan
+	// RunnerFlag is --runner ("" or "auto" defers).
+	RunnerFlag string
+	// UserRunners and UserImages are the user config's runners and images
+	// (environment overrides LLEM_RUNNER_/LLEM_IMAGE_ already applied).
+	UserRunners map[string]string
+	UserImages  map[string]string
+	// PythonFlag is --python; UserPython the user config's python (or
+	// LLEM_PYTHON).
+	PythonFlag string
+	UserPython string
+	// LlemVersion names the release images (llenergymeasure/<b>:<v>-cuda<N>).
+	LlemVersion string
+	// HostCUDAMajor is the CUDA major the host driver supports; 0 unknown.
+	HostCUDAMajor int
+	// GPUs are the UUIDs of the GPUs being measured, exposed to containers.
+	GPUs []string
+	// DockerHost is the daemon address; "" means DOCKER_HOST or the default.
+	DockerHost string
+	// Network is the containers' network mode; "" is the daemon default.
+	Network string
+	// NativeExecutable is the llem binary for local native workers; "" is
+	// this executable.
+	NativeExecutable string
+	// Probes; nil means the real ones.
+	DaemonUp   func(ctx context.Context) error
+	FindPython func(ctx context.Context, backend string) (pyenv.Python, error)
+}
+
+// Backend is the resolved runner of one backend.
+type Backend struct {
+	runner.Choice
+	// ImageSource says where Image came from (docker only).
+	ImageSource string `json:"image_source,omitempty"`
+	// ShmSize of the containers in bytes (docker only; 0 daemon default).
+	ShmSize int64 `json:"shm_size,omitempty"`
+	// Python is the local interpreter of a Python backend (local only).
+	Python       string `json:"python,omitempty"`
+	PythonSource string `json:"python_source,omitempty"`
+	// Problem is what will stop this backend from running, with Hint.
+	Problem string `json:"problem,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+	// Set by Prepare: the image ID containers are created from, and the
+	// registry digest of the image when it has one.
+	ImageID     string `json:"image_id,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+}
+
+// Resolution is the runner of every backend of a plan.
+type Resolution struct {
+	// Backends, sorted by name.
+	Backends []*Backend
+	in       Input
+	prepared bool
+	closers  []func() error
+}
+
+// Backend returns the resolution of backend b, or nil.
+func (r *Resolution) Backend(b string) *Backend {
+	for _, x := range r.Backends {
+		if x.Backend == b {
+			return x
+		}
+	}
+	return nil
+}
+
+// Resolve picks the runner of every backend in in.Plan. It runs probes but
+// changes nothing: --dry-run shows its result. An invalid runner value is a
+// bad-input error; a backend that cannot run is reported in its Problem.
+func Resolve(ctx context.Context, in Input) (*Resolution, error) {
+	if in.DaemonUp == nil {
+		host := in.DockerHost
+		in.DaemonUp = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			cli, err := docker.Connect(ctx, host)
+			if err != nil {
+				return err
+			}
+			return cli.Close()
+		}
+	}
+	if in.FindPython == nil {
+		o := pyenv.Options{Flag: in.PythonFlag, Config: in.UserPython, Timeout: 20 * time.Second}
+		in.FindPython = func(ctx context.Context, backend string) (pyenv.Python, error) {
+			return pyenv.Find(ctx, backend, o)
+		}
+	}
+	switch in.RunnerFlag {
+	case "", runner.KindAuto, runner.KindLocal, runner.KindDocker:
+	default:
+		return nil, errs.BadInput(fmt.Errorf("--runner %q: unknown runner", in.RunnerFlag), "use --runner local, docker or auto")
+	}
+	res := &Resolution{in: in}
+	var daemonErr error
+	daemonProbed := false
+	daemonUp := func() bool {
+		if !daemonProbed {
+			daemonErr, daemonProbed = in.DaemonUp(ctx), true
+		}
+		return daemonErr == nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(in.Plan.Runners)) {
+		sr := in.Plan.Runners[name]
+		b := &Backend{}
+		sel := runner.SelectInput{Backend: name, Flag: in.RunnerFlag, Study: sr.Kind, UserConfig: in.UserRunners[name]}
+		// Auto needs the probes; an explicit local Python backend needs
+		// the interpreter anyway.
+		var py pyenv.Python
+		var pyErr error
+		isPython := name != native.Backend
+		pre, err := runner.Select(sel)
+		if err != nil {
+			return nil, errs.BadInput(err, "runners are auto, local or docker")
+		}
+		if isPython && pre.Source == runner.SourceAuto || isPython && pre.Kind == runner.KindLocal {
+			py, pyErr = in.FindPython(ctx, name)
+		}
+		if pre.Source == runner.SourceAuto {
+			sel.Importable = isPython && pyErr == nil
+			if isPython && !sel.Importable {
+				sel.DaemonUp = daemonUp()
+			}
+			pre, err = runner.Select(sel)
+			if err != nil {
+				return nil, err
+			}
+		}
+		b.Choice = pre
+		switch b.Kind {
+		case runner.KindLocal:
+			if isPython {
+				if pyErr != nil {
+					b.Problem, b.Hint = pyErr.Error(), errs.Hint(pyErr)
+					if pre.Source == runner.SourceAuto && daemonErr != nil {
+						b.Hint += "; or run it in Docker (--runner docker) once the daemon answers: " + daemonErr.Error()
+					}
+				} else {
+					b.Python, b.PythonSource = py.Path, py.Source
+				}
+			}
+		case runner.KindDocker:
+			if err := res.resolveImage(b, sr); err != nil {
+				b.Problem, b.Hint = err.Error(), errs.Hint(err)
+			}
+			if sr.ShmSize != "" {
+				n, err := ParseSize(sr.ShmSize)
+				if err != nil {
+					return nil, errs.BadInput(fmt.Errorf("runners: %s: shm_size: %w", name, err), `write e.g. shm_size: "8g"`)
+				}
+				b.ShmSize = n
+			} else if isPython {
+				b.ShmSize = DefaultShmSize
+			}
+		}
+		res.Backends = append(res.Backends, b)
+	}
+	return res, nil
+}
+
+// resolveImage sets b.Image and b.ImageSource: study pin > user config >
+// release image for the host's CUDA.
+func (r *Resolution) resolveImage(b *Backend, sr study.Runner) error {
+	switch {
+	case sr.Image != "":
+		b.Image, b.ImageSource = sr.Image, ImageFromStudy
+		return nil
+	case r.in.UserImages[b.Backend] != "":
+		b.Image, b.ImageSource = r.in.UserImages[b.Backend], ImageFromUserConfig
+		return nil
+	case b.Backend == native.Backend:
+		return errs.WithHint(errors.New("the native backend has no release image to run in Docker"),
+			`pin an image that has a llem binary on its PATH (runners: native: image: "..." in the study, or images.native in the user config), or run native locally`)
+	}
+	ref, err := docker.ResolveImage(b.Backend, r.in.LlemVersion, "", r.in.HostCUDAMajor)
+	if err != nil {
+		var me *docker.CUDAMismatchError
+		if errors.As(err, &me) {
+			return errs.WithHint(err, me.Fix())
+		}
+		return err
+	}
+	b.Image = ref
+	if r.in.HostCUDAMajor > 0 {
+		b.ImageSource = fmt.Sprintf("%s for the host's CUDA %d", ImageFromRelease, r.in.HostCUDAMajor)
+	} else {
+		b.ImageSource = ImageFromRelease + " (host CUDA unknown: newest)"
+	}
+	return nil
+}
+
+// Docker lists the backends that run in Docker.
+func (r *Resolution) Docker() []*Backend {
+	var out []*Backend
+	for _, b := range r.Backends {
+		if b.Kind == runner.KindDocker {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Problems is every backend problem found by Resolve, numbered, or nil.
+func (r *Resolution) Problems() error {
+	var ps Problems
+	for _, b := range r.Backends {
+		if b.Problem != "" {
+			ps = append(ps, docker.Problem{What: "backend " + b.Backend + " (" + b.Kind + " runner): " + b.Problem, Fix: b.Hint})
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// Problems are backends that cannot run as resolved; Error numbers them.
+type Problems []docker.Problem
+
+func (ps Problems) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d backend(s) cannot run:", len(ps))
+	for i, p := range ps {
+		fmt.Fprintf(&b, "\n  %d. %s", i+1, p.What)
+		if p.Fix != "" {
+			fmt.Fprintf(&b, "\n     fix: %s", p.Fix)
+		}
+	}
+	return b.String()
+}
+
+// Prepare makes the resolution ready to run: every backend problem is an
+// error (exit 2, numbered), Docker backends pass pre-flight (images pulled
+// with progress on progress when missing), and every image is resolved to
+// its ID and registry digest.
+func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
+	if err := r.Problems(); err != nil {
+		return errs.BadInput(err, "fix the problems above, or choose another runner with --runner")
+	}
+	dk := r.Docker()
+	if len(dk) > 0 {
+		images := map[string]string{}
+		for _, b := range dk {
+			images[b.Backend] = b.Image
+		}
+		if err := docker.Preflight(ctx, docker.PreflightInput{
+			Host: r.in.DockerHost, Images: images, GPUs: r.in.GPUs, HostCUDAMajor: r.in.HostCUDAMajor,
+			Pull: true, Progress: progress,
+		}); err != nil {
+			return errs.BadInput(err, "see docs/docker.md; or run the backend locally with --runner local")
+		}
+		for _, b := range dk {
+			id, err := docker.InspectImage(ctx, r.in.DockerHost, b.Image)
+			if err != nil {
+				return fmt.Errorf("backend %s: %w", b.Backend, err)
+			}
+			b.ImageID, b.ImageDigest = id.ID, id.Digest()
+		}
+	}
+	r.prepared = true
+	return nil
+}
+
+// Build returns the runners (Options.Runners: "local" and "docker:<b>") and
+// job builders (Options.Backends) of a prepared resolution, and sets the
+// plan's runner kinds to the resolved ones (pkg/execute looks them up
+// there). Close releases the Docker clients.
+func (r *Resolution) Build(ctx context.Context) (map[string]runner.Runner, map[string]execute.JobFunc, error) {
+	if !r.prepared {
+		return nil, nil, errors.New("setup: Build before Prepare")
+	}
+	runners := map[string]runner.Runner{runner.KindLocal: runner.NewLocal()}
+	jobs := map[string]execute.JobFunc{}
+	for _, b := range r.Backends {
+		sr := r.in.Plan.Runners[b.Backend]
+		sr.Kind = b.Kind
+		if b.Kind == runner.KindDocker {
+			sr.Image = b.Image
+		}
+		r.in.Plan.Runners[b.Backend] = sr
+		if b.Kind == runner.KindDocker {
+			dr, err := docker.New(ctx, docker.Options{
+				Host: r.in.DockerHost, Image: b.ImageID, GPUs: r.in.GPUs, ShmSize: b.ShmSize, Network: r.in.Network,
+			})
+			if err != nil {
+				r.Close()
+				return nil, nil, fmt.Errorf("backend %s: docker runner: %w", b.Backend, err)
+			}
+			r.closers = append(r.closers, dr.Close)
+			runners[runner.KindDocker+":"+b.Backend] = dr
+		}
+		jf, err := r.jobFunc(b)
+		if err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+		jobs[b.Backend] = jf
+	}
+	return runners, jobs, nil
+}
+
+// Close releases what Build opened.
+func (r *Resolution) Close() error {
+	var errsList []error
+	for _, c := range r.closers {
+		errsList = append(errsList, c())
+	}
+	r.closers = nil
+	return errors.Join(errsList...)
+}
+
+type pyJob func(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)
+
+var pyJobs = map[string]pyJob{"pytorch": pytorch.Job, "vllm": vllm.Job, "tensorrt": tensorrt.Job}
+
+// containerPython is the interpreter inside the worker images.
+const containerPython = "python3"
+
+// hostPathEnv are forwarded variables that name host paths or host GPU
+// indices: meaningless inside a container (the image sets HF_HOME; GPUs are
+// requested by UUID), so Docker jobs drop them.
+var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "CUDA_VISIBLE_DEVICES"}
+
+func (r *Resolution) jobFunc(b *Backend) (execute.JobFunc, error) {
+	inDocker := b.Kind == runner.KindDocker
+	if b.Backend == native.Backend {
+		exe := r.in.NativeExecutable
+		if inDocker {
+			exe = "llem" // from the image's PATH
+		}
+		return execute.NativeJob(exe), nil
+	}
+	job, ok := pyJobs[b.Backend]
+	if !ok {
+		return nil, fmt.Errorf("backend %s: no worker in this llem", b.Backend)
+	}
+	python := b.Python
+	if inDocker {
+		python = containerPython
+	}
+	return func(req execute.JobRequest) (runner.Job, error) {
+		spec, err := pyharness.SpecFor(req.Run, req.Cycle, nil)
+		if err != nil {
+			return runner.Job{}, err
+		}
+		j, err := job(spec, python, pyharness.JobOptions{Dir: req.Dir, HarnessInDir: inDocker, Timeout: req.Timeout, Grace: req.Grace})
+		if err != nil {
+			return j, err
+		}
+		if inDocker {
+			for _, k := range hostPathEnv {
+				delete(j.Env, k)
+			}
+		}
+		return j, nil
+	}, nil
+}
+
+// Environment is what goes into the environment snapshot: per backend, the
+// runner and, for Docker, the image reference, ID and digest used.
+func (r *Resolution) Environment() map[string]envinfo.Runner {
+	out := map[string]envinfo.Runner{}
+	for _, b := range r.Backends {
+		out[b.Backend] = envinfo.Runner{
+			Kind: b.Kind, Source: b.Source, Image: b.Image, ImageSource: b.ImageSource,
+			ImageID: b.ImageID, ImageDigest: b.ImageDigest, Python: b.Python,
+		}
+	}
+	return out
+}
+
+// HostFacts returns the host CUDA major (0 when unknown) and the UUIDs of
+// the GPUs llem measures (CUDA_VISIBLE_DEVICES applied) from an NVML probe.
+func HostFacts(info energy.NVMLInfo) (cudaMajor int, gpus []string) {
+	if v, _, ok := strings.Cut(info.CUDADriverVersion, "."); ok || v != "" {
+		cudaMajor, _ = strconv.Atoi(v)
+	}
+	for _, g := range info.GPUs {
+		if g.Selected && g.UUID != "" {
+			gpus = append(gpus, g.UUID)
+		}
+	}
+	return cudaMajor, gpus
+}
+
+// ParseSize reads a Docker-style size: a number with an optional unit b, k,
+// m or g (powers of 1024), e.g. "8g".
+func ParseSize(s string) (int64, error) {
+	orig := s
+	s = strings.TrimSpace(strings.ToLower(s))
+	mult := int64(1)
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'b':
+			s = s[:len(s)-1]
+		case 'k':
+			mult, s = 1<<10, s[:len(s)-1]
+		case 'm':
+			mult, s = 1<<20, s[:len(s)-1]
+		case 'g':
+			mult, s = 1<<30, s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit b, k, m or g", orig)
+	}
+	return n * mult, nil
+}
