@@ -211,3 +211,56 @@ func TestResultsOnRealStudy(t *testing.T) {
 		t.Errorf("parquet of the real study: %d rows, %v", got.DuckDB.Count, got.DuckDB.Query)
 	}
 }
+
+// TestStudyCarbonEndToEnd: a study's carbon block goes through the plan
+// into plan.json, and `llem results show` estimates CO2 from it with no
+// flag, environment variable or user config.
+func TestStudyCarbonEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the native engine")
+	}
+	dir := t.TempDir()
+	studyPath := filepath.Join(dir, "study.cue")
+	src := strings.Replace(evalStudy, `execution: {cycles: 2, order: "sequential"}`, `execution: {cycles: 1, order: "sequential"}
+carbon: {region: "FR", pue: 1.5}`, 1)
+	if err := os.WriteFile(studyPath, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLEM_CONFIG", filepath.Join(dir, "none.yaml"))
+	var o, e bytes.Buffer
+	if code := Main(context.Background(), []string{"eval", studyPath, "--out", filepath.Join(dir, "results"), "--quiet"}, IO{Stdin: strings.NewReader(""), Stdout: &o, Stderr: &e}); code != 0 {
+		t.Fatalf("eval exit %d: %s", code, e.String())
+	}
+	dirs, _ := filepath.Glob(filepath.Join(dir, "results", "cmdtest-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("study dirs: %v", dirs)
+	}
+	plan, err := os.ReadFile(filepath.Join(dirs[0], "plan.json"))
+	if err != nil || !strings.Contains(string(plan), `"carbon": {`) || !strings.Contains(string(plan), `"region": "FR"`) {
+		t.Fatalf("plan.json lacks the study's carbon block (%v):\n%.600s", err, plan)
+	}
+	code, out, errOut := runResults(t, "show", dirs[0], "--json")
+	var js struct {
+		CO2 struct {
+			CO2G      *float64 `json:"co2_g"`
+			EnergyJ   float64  `json:"energy_j"`
+			Intensity *float64 `json:"intensity_g_per_kwh"`
+			PUE       float64  `json:"pue"`
+			Region    string   `json:"region"`
+			Method    string   `json:"estimation_method"`
+		} `json:"co2"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &js) != nil {
+		t.Fatalf("show --json exit %d: %s\n%s", code, errOut, out)
+	}
+	c := js.CO2
+	if c.CO2G == nil || c.Intensity == nil || c.Region != "FRA" || c.Method != "regional_average" || c.PUE != 1.5 || c.EnergyJ <= 0 {
+		t.Fatalf("co2 = %+v", c)
+	}
+	if want := c.EnergyJ / 3.6e6 * 1.5 * *c.Intensity; *c.CO2G != want {
+		t.Errorf("co2_g = %g, want %g", *c.CO2G, want)
+	}
+	if _, out, _ := runResults(t, "show", dirs[0]); !strings.Contains(out, "regional_average") {
+		t.Errorf("show without --json has no CO2 line:\n%s", out)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/schema"
 )
 
@@ -27,7 +28,7 @@ import (
 // single experiment.
 var studyKeys = map[string]bool{
 	"name": true, "base": true, "grid": true, "experiments": true,
-	"exclude": true, "execution": true, "runners": true,
+	"exclude": true, "execution": true, "runners": true, "carbon": true,
 }
 
 var backendNames = []string{"pytorch", "vllm", "tensorrt", "native"}
@@ -248,6 +249,7 @@ func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
 		p.Name = s.name
 	}
 	p.Execution = s.exec
+	p.Carbon = s.carbon
 	if err := l.expand(ctx, p, &s); err != nil {
 		return nil, err
 	}
@@ -266,6 +268,7 @@ type spec struct {
 	exclude     []rule
 	exec        Execution
 	runners     map[string]Runner
+	carbon      *carbon.Config
 	single      bool
 }
 
@@ -336,6 +339,9 @@ func (l *loader) checkStudy(v cue.Value) spec {
 		}
 	}
 	s.exec = l.decodeExecution(v.LookupPath(cue.ParsePath("execution")))
+	if c := v.LookupPath(cue.ParsePath("carbon")); c.Exists() {
+		s.carbon = l.decodeCarbon(c)
+	}
 	s.runners = map[string]Runner{}
 	if r := v.LookupPath(cue.ParsePath("runners")); r.Exists() {
 		it, _ := r.Fields()
@@ -347,6 +353,31 @@ func (l *loader) checkStudy(v cue.Value) spec {
 		}
 	}
 	return s
+}
+
+// decodeCarbon decodes the study's carbon block (its bounds are checked by
+// #Carbon) and checks what CUE cannot: that a region is in llem's table.
+func (l *loader) decodeCarbon(v cue.Value) *carbon.Config {
+	var c carbon.Config
+	if err := v.Decode(&c); err != nil {
+		l.addCueErrors(err, "carbon")
+		return nil
+	}
+	if c.Region != "" {
+		if _, err := carbon.Lookup(c.Region); err != nil {
+			var names []string
+			for _, r := range carbon.Regions() {
+				names = append(names, r.ISO3, r.ISO2, r.Name)
+			}
+			msg := fmt.Sprintf("unknown region %q", c.Region)
+			if s := suggest(c.Region, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			msg += "; use an ISO 3166 country code or name from llem's table (e.g. FRA, DE, United States; list: docs/carbon.md) or set carbon.intensity_g_per_kwh"
+			l.errorf(v.LookupPath(cue.ParsePath("region")).Pos(), "carbon.region", "%s", msg)
+		}
+	}
+	return &c
 }
 
 func (l *loader) decodeExecution(v cue.Value) Execution {

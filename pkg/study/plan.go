@@ -13,6 +13,8 @@ package study
 import (
 	"encoding/json"
 	"path/filepath"
+
+	"github.com/llenergymeasure/llem/pkg/carbon"
 )
 
 // Plan is a study expanded into concrete runs and their execution order.
@@ -33,6 +35,10 @@ type Plan struct {
 	Dims []string `json:"dims"`
 	// Execution is the study's execution block with defaults filled in.
 	Execution Execution `json:"execution"`
+	// Carbon is the study's carbon block (schema #Carbon) as written, nil
+	// when the study has none. It is study-level: no run's config or hash
+	// depends on it. `llem results` reads it from plan.json.
+	Carbon *carbon.Config `json:"carbon,omitempty"`
 	// Runners maps each backend in the plan to where its worker runs.
 	Runners map[string]Runner `json:"runners"`
 	// Order lists, per cycle, the indexes into Runs executed in that cycle

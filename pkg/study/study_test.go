@@ -390,3 +390,62 @@ func TestResolvePath(t *testing.T) {
 		}
 	}
 }
+
+func TestCarbonBlock(t *testing.T) {
+	p := mustLoad(t, nativeBase+`carbon: {region: "FR", pue: 1.2}`)
+	if p.Kind != "study" || p.Carbon == nil || p.Carbon.Region != "FR" || p.Carbon.PUE == nil || *p.Carbon.PUE != 1.2 || p.Carbon.IntensityGPerKWh != nil {
+		t.Fatalf("carbon = %+v (kind %s)", p.Carbon, p.Kind)
+	}
+	// Study-level: the block changes no run's ID or the design hash.
+	q := mustLoad(t, nativeBase)
+	if q.Carbon != nil {
+		t.Errorf("no block: carbon = %+v", q.Carbon)
+	}
+	if p.DesignHash != q.DesignHash || p.Runs[0].ID != q.Runs[0].ID {
+		t.Errorf("carbon changed the hashes: %s/%s vs %s/%s", p.DesignHash, p.Runs[0].ID, q.DesignHash, q.Runs[0].ID)
+	}
+	// plan.json carries it under "carbon"; absent when the study has none.
+	b, _ := jsonMarshal(mustLoad(t, nativeBase+`carbon: {intensity_g_per_kwh: 56, source: "RTE eco2mix 2023"}`))
+	if !strings.Contains(string(b), `"carbon":{"intensity_g_per_kwh":56,"source":"RTE eco2mix 2023"}`) {
+		t.Errorf("plan JSON lacks the carbon block: %s", b)
+	}
+	if b, _ := jsonMarshal(q); strings.Contains(string(b), `"carbon"`) {
+		t.Errorf("plan JSON has a carbon key without a block")
+	}
+	// A file with only a carbon block beside experiment fields is a study.
+	if _, err := load(t, `model: "random:llama-15m"
+carbon: region: "FR"`); err == nil || !strings.Contains(err.Error(), "model") {
+		t.Errorf("carbon beside experiment fields: %v", err)
+	}
+}
+
+func TestCarbonBlockErrors(t *testing.T) {
+	_, err := load(t, nativeBase+`carbon: {
+	intensity_g_per_kwh: 5000
+	pue: 0.5
+	regoin: "FR"
+}`)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, w := range []string{
+		"/tmp/study.cue:3:23: carbon.intensity_g_per_kwh: invalid value 5000 (out of bound <=2000)",
+		"/tmp/study.cue:4:7: carbon.pue: invalid value 0.5 (out of bound >=1)",
+		"/tmp/study.cue:5:2: carbon.regoin: unknown field (did you mean \"region\"?)",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if errs.ExitCode(err) != errs.ExitBadInput {
+		t.Errorf("exit code %d, want 2", errs.ExitCode(err))
+	}
+	_, err = load(t, nativeBase+`carbon: region: "Frnace"`)
+	if err == nil || !strings.Contains(err.Error(), `/tmp/study.cue:2:9: carbon.region: unknown region "Frnace" (did you mean "France"?)`) {
+		t.Errorf("unknown region: %v", err)
+	}
+	_, err = load(t, nativeBase+`carbon: region: ""`)
+	if err == nil || !strings.Contains(err.Error(), "carbon.region") {
+		t.Errorf("empty region: %v", err)
+	}
+}
