@@ -336,8 +336,13 @@ func singleTokenWords(tok Tokenizer) []string {
 	return single
 }
 
-// promptFields is the auto-detect order for the prompt field.
-var promptFields = []string{"prompt", "text", "input", "question", "instruction"}
+// promptFields is the auto-detect order for the prompt field: the first
+// non-empty string among them is the prompt. It is the Python original's
+// order (llem-inventory.md §8, Datasets), and the same list is in the schema's
+// #JSONL doc comment and in the Python harnesses' PROMPT_FIELDS
+// (pkg/backend/pyharness/llem_common.py); TestPromptFieldOrderAgrees fails
+// when they diverge.
+var promptFields = []string{"prompt", "text", "instruction", "input", "question"}
 
 // readJSONL reads one prompt per JSON object line. Lines whose object has a
 // key starting with "_" (a provenance header) are skipped; an optional
@@ -448,7 +453,8 @@ func HubCacheDir() string {
 // aiEnergyScore reads the AI Energy Score prompt set from the Hugging Face
 // cache (datasets--AIEnergyScore--text_generation/snapshots/<rev>/), where
 // a download by the Python side or huggingface-cli puts it. JSONL files in
-// the snapshot are read (field "text", then the usual auto-detect).
+// the snapshot are read with the usual prompt-field auto-detect (the set's
+// prompts are in "text").
 func aiEnergyScore(d Spec, cache string) ([]record, error) {
 	name := d.Name
 	if name == "" {

@@ -194,7 +194,7 @@ func TestJSONLErrors(t *testing.T) {
 		want              string
 	}{
 		{"bad line", "{\"prompt\": \"x\"}\nnot json\n", "", 1, "bad.jsonl:2: not a JSON object"},
-		{"no field", "{\"prompt\": \"x\"}\n{\"body\": \"y\", \"id\": 3}\n", "", 1, "bad.jsonl:2: dataset: no prompt field found (looked for prompt, text, input, question, instruction; the record has body, id)"},
+		{"no field", "{\"prompt\": \"x\"}\n{\"body\": \"y\", \"id\": 3}\n", "", 1, "bad.jsonl:2: dataset: no prompt field found (looked for prompt, text, instruction, input, question; the record has body, id)"},
 		{"named field", "{\"prompt\": \"x\"}\n", "body", 1, `field "body" is missing`},
 		{"too few", "{\"prompt\": \"x\"}\n", "", 3, "has only 1 prompts but n = 3"},
 		{"empty", "\n\n", "", 1, "has no prompts"},
