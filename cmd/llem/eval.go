@@ -9,7 +9,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/runner/setup"
 	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // evalCmd plans a study and, without --dry-run, executes it (eval_run.go).
@@ -18,10 +24,10 @@ type evalCmd struct {
 	Study  string `arg:"" name:"STUDY" help:"Study or experiment file (.cue)." type:"path"`
 	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order) and exit."`
 	JSON   bool   `name:"json" help:"Print the plan (with --dry-run) or results as JSON on stdout."`
-	Out    string `name:"out" help:"Directory for study results." default:"results" type:"path"`
+	Out    string `name:"out" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path"`
 	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
 	Quiet  bool   `name:"quiet" short:"q" help:"Only print errors and the final summary."`
-	Runner string `name:"runner" help:"Where workers run: local, docker or auto (overrides the study's runners)." placeholder:"KIND"`
+	Runner string `name:"runner" help:"Where workers run: local or docker for every backend (overrides LLEM_RUNNER_<BACKEND>, the study and the user config); auto defers to them." placeholder:"KIND"`
 	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers (a path, or a name looked up on PATH)."`
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
 }
@@ -39,26 +45,69 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 			return errs.BadInput(err, "pass --cycles 1 or more")
 		}
 	}
-	switch c.Runner {
-	case "", "auto", "local", "docker":
-	default:
-		return errs.BadInput(fmt.Errorf("--runner %q: unknown runner", c.Runner), "use --runner local, docker or auto")
+	uc, err := userconfig.Load()
+	if err != nil {
+		return err
 	}
-	if c.Runner != "" {
-		for b, r := range plan.Runners {
-			r.Kind = c.Runner
-			plan.Runners[b] = r
-		}
+	snap := envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})
+	res, err := setup.Resolve(ctx, c.setupInput(plan, uc, snap))
+	if err != nil {
+		return err
 	}
 	if !c.DryRun {
-		return c.execute(ctx, stdio, plan)
+		return c.execute(ctx, stdio, plan, uc, snap, res)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(stdio.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(plan)
+		return enc.Encode(struct {
+			*study.Plan
+			ResolvedRunners []*setup.Backend `json:"resolved_runners"`
+		}{plan, res.Backends})
 	}
-	return printPlan(stdio.Stdout, plan)
+	if err := printPlan(stdio.Stdout, plan); err != nil {
+		return err
+	}
+	return printRunners(stdio.Stdout, res)
+}
+
+// setupInput gathers what the runner resolution depends on: the flags, the
+// user config, and the host's CUDA version and measured GPUs (NVML).
+func (c *evalCmd) setupInput(plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot) setup.Input {
+	cuda, gpus := setup.HostFacts(snap.GPU.NVMLInfo)
+	return setup.Input{
+		Plan: plan, RunnerFlag: c.Runner,
+		UserRunners: uc.Runners, UserImages: uc.Images,
+		PythonFlag: c.Python, UserPython: uc.Python,
+		LlemVersion: version.Version, HostCUDAMajor: cuda, GPUs: gpus,
+	}
+}
+
+// printRunners writes where each backend's workers will run, what chose
+// that, and the image (docker) or interpreter (local Python).
+func printRunners(w io.Writer, res *setup.Resolution) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintln(ew, "\nrunners:")
+	for _, b := range res.Backends {
+		why := b.Reason
+		if b.Source == runner.SourceAuto {
+			why = "auto: " + why
+		}
+		fmt.Fprintf(ew, "  %-9s %-7s %s\n", b.Backend, b.Kind, why)
+		if b.Image != "" {
+			fmt.Fprintf(ew, "            image %s (%s)\n", b.Image, b.ImageSource)
+		}
+		if b.Python != "" {
+			fmt.Fprintf(ew, "            python %s (%s)\n", b.Python, b.PythonSource)
+		}
+		if b.Problem != "" {
+			fmt.Fprintf(ew, "            will not run: %s\n", b.Problem)
+			if b.Hint != "" {
+				fmt.Fprintf(ew, "            fix: %s\n", b.Hint)
+			}
+		}
+	}
+	return ew.err
 }
 
 // printPlan writes the human-readable plan: the run table with the varied

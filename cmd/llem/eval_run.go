@@ -19,35 +19,58 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
-	"github.com/llenergymeasure/llem/pkg/backend/pytorch"
-	"github.com/llenergymeasure/llem/pkg/backend/tensorrt"
-	"github.com/llenergymeasure/llem/pkg/backend/vllm"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/runner/setup"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // execute runs the plan (or resumes --resume DIR), shows progress on
 // stderr, and prints the per-run summary table (stderr) or, with --json,
 // summary.json (stdout). Exit status: 0 all done, 1 some run failed, 130
 // interrupted.
-func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan) error {
-	snap := envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})
+func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot, res *setup.Resolution) error {
+	// Every backend must be able to run before the study starts: Docker
+	// pre-flight (pulling missing images) and local interpreters.
+	var pullProgress io.Writer
+	if !c.Quiet {
+		pullProgress = stdio.Stderr
+	}
+	if err := res.Prepare(ctx, pullProgress); err != nil {
+		return err
+	}
+	runners, backends, err := res.Build(ctx)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	if !c.Quiet {
+		for _, b := range res.Docker() {
+			id := b.ImageDigest
+			if id == "" {
+				id = b.ImageID
+			}
+			fmt.Fprintf(stdio.Stderr, "llem: %s runs in Docker: %s (%s)\n", b.Backend, b.Image, id)
+		}
+	}
+	snap.Runners = res.Environment()
 	envJSON, err := json.Marshal(snap)
 	if err != nil {
 		return fmt.Errorf("encode environment: %w", err)
 	}
+	if c.Out == "" {
+		c.Out = uc.ResultsDir
+	}
 	opt := execute.Options{
 		Plan:        plan,
 		OutRoot:     c.Out,
-		Backends:    c.backends(),
-		Runners:     map[string]runner.Runner{"local": runner.NewLocal()},
+		Backends:    backends,
+		Runners:     runners,
+		Sensor:      sensorDefault(uc.Energy.Sensor),
 		Environment: envJSON,
 		Fingerprint: snap.Fingerprint,
 		Grace:       5 * time.Second,
@@ -104,30 +127,17 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan) erro
 	return nil
 }
 
-// backends maps every backend to its job builder: native always; the Python
-// backends when an interpreter is known (--python or LLEM_PYTHON).
-func (c *evalCmd) backends() map[string]execute.JobFunc {
-	b := map[string]execute.JobFunc{"native": execute.NativeJob("")}
-	python := c.Python
-	if python == "" {
-		python = os.Getenv("LLEM_PYTHON")
-	}
-	if python == "" {
-		return b
-	}
-	py := func(job func(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)) execute.JobFunc {
-		return func(r execute.JobRequest) (runner.Job, error) {
-			spec, err := pyharness.SpecFor(r.Run, r.Cycle, nil)
-			if err != nil {
-				return runner.Job{}, err
-			}
-			return job(spec, python, pyharness.JobOptions{Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
+// sensorDefault opens sensors with the user config's energy.sensor standing
+// in for a study that leaves energy.sensor at auto (study > user config >
+// auto); the record's config keeps what the study said, its energy.sensor
+// field says what measured.
+func sensorDefault(user string) execute.SensorFunc {
+	return func(e study.Energy) (energy.Sensor, energy.Selection, error) {
+		if (e.Sensor == "" || e.Sensor == "auto") && user != "" {
+			e.Sensor = user
 		}
+		return execute.OpenSensor(e)
 	}
-	b["pytorch"] = py(pytorch.Job)
-	b["vllm"] = py(vllm.Job)
-	b["tensorrt"] = py(tensorrt.Job)
-	return b
 }
 
 // skipKeys turns each line typed on a terminal into a "skip the gap" signal.

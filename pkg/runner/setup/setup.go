@@ -202,7 +202,12 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 				if pyErr != nil {
 					b.Problem, b.Hint = pyErr.Error(), errs.Hint(pyErr)
 					if pre.Source == runner.SourceAuto && daemonErr != nil {
-						b.Hint += "; or run it in Docker (--runner docker) once the daemon answers: " + daemonErr.Error()
+						why := daemonErr.Error()
+						var de *docker.DaemonError
+						if errors.As(daemonErr, &de) {
+							why = de.Reason + "; " + de.Fix
+						}
+						b.Hint += "; or run it in Docker (--runner docker) once the daemon answers (" + why + ")"
 					}
 				} else {
 					b.Python, b.PythonSource = py.Path, py.Source
@@ -253,7 +258,7 @@ func (r *Resolution) resolveImage(b *Backend, sr study.Runner) error {
 	if r.in.HostCUDAMajor > 0 {
 		b.ImageSource = fmt.Sprintf("%s for the host's CUDA %d", ImageFromRelease, r.in.HostCUDAMajor)
 	} else {
-		b.ImageSource = ImageFromRelease + " (host CUDA unknown: newest)"
+		b.ImageSource = ImageFromRelease + ", newest CUDA tag (host CUDA unknown)"
 	}
 	return nil
 }
