@@ -174,7 +174,23 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	stopLive := x.livePower(sm, e)
 	ev := &events{check: worker.NewChecker()}
 	phaseName := ""
+	phaseSeen := false
 	out, runErr := rn.Run(ctx, job, func(w worker.Event) {
+		// Window boundaries known now: put an energy-counter reading
+		// within milliseconds of each (the sampler reads the counter only
+		// every CounterEvery ticks otherwise; docs/methodology.md). The
+		// window runs from warmup_done, or the first phase start if
+		// earlier, to done.
+		if sm != nil {
+			switch {
+			case w.Kind == worker.KindWarmupDone, w.Kind == worker.KindDone,
+				w.Kind == worker.KindPhase && w.Phase != nil && w.Phase.State == "start" && !phaseSeen:
+				sm.Mark()
+			}
+		}
+		if w.Kind == worker.KindPhase {
+			phaseSeen = true
+		}
 		ev.mu.Lock()
 		ev.all++
 		if ev.streamOK == nil {
