@@ -1,0 +1,313 @@
+package setup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/llenergymeasure/llem/internal/dockertest"
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/runner/docker"
+	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/worker"
+)
+
+// The test binary doubles as `llem worker` for the local runner's native
+// workers (os.Executable is this binary); containers run a CGO_ENABLED=0
+// llem built by dockertest.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "worker" && os.Getenv("LLEM_SETUP_TEST_NATIVE") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := native.Run(ctx, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(errs.ExitCode(err))
+		}
+		os.Exit(0)
+	}
+	os.Setenv("LLEM_SETUP_TEST_NATIVE", "1")
+	dockertest.Main(m)
+}
+
+const nativeImage = "llem-test/native:latest"
+
+// tinyStudy is 2 runs × 2 cycles of the native engine on a random 15M
+// Llama: small enough for a 2-core machine, real enough to produce tokens.
+const tinyStudy = `name: "docker-vs-local"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32", n: 3
+	dataset: {source: "synthetic", input_len: 8, output_len: 4}
+	max_output_tokens: 4
+	decoder: preset: "deterministic"
+	energy: {sensor: "estimate", sample_interval_ms: 50}
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: %v}
+}
+grid: native: batch_size: [1, 3]
+execution: {cycles: %d, order: "interleaved"%s}
+`
+
+func loadStudy(t *testing.T, src string) *study.Plan {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "study.cue")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := study.Load(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// requestLog records the request events of every slot, keyed run/cycle.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs map[string][]string
+}
+
+// recording wraps a runner so the worker's request events are kept.
+type recording struct {
+	runner.Runner
+	log *requestLog
+}
+
+func (r recording) Run(ctx context.Context, job runner.Job, onEvent func(worker.Event)) (runner.Outcome, error) {
+	key := fmt.Sprintf("%s/%d", job.Spec.RunID, job.Spec.Cycle)
+	return r.Runner.Run(ctx, job, func(ev worker.Event) {
+		if ev.Kind == worker.KindRequest && ev.Request != nil {
+			r.log.mu.Lock()
+			r.log.reqs[key] = append(r.log.reqs[key], fmt.Sprintf("req %d batch %d: in %d out %d %s",
+				ev.Request.Index, ev.Request.Batch, ev.Request.InputTokens, ev.Request.OutputTokens, ev.Request.FinishReason))
+			r.log.mu.Unlock()
+		}
+		onEvent(ev)
+	})
+}
+
+// runStudy resolves, prepares and builds the runners for plan with the
+// given --runner, then executes it.
+func runStudy(ctx context.Context, t *testing.T, plan *study.Plan, h, kind string, onEvent func(execute.Event)) (*execute.Report, *requestLog, *Resolution) {
+	t.Helper()
+	in := Input{
+		Plan: plan, RunnerFlag: kind, DockerHost: h, Network: "none", LlemVersion: "0.0.0-test",
+		UserImages: map[string]string{"native": nativeImage},
+	}
+	res, err := Resolve(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Prepare(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	runners, jobs, err := res.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Close() })
+	log := &requestLog{reqs: map[string][]string{}}
+	for k, r := range runners {
+		runners[k] = recording{Runner: r, log: log}
+	}
+	snap := envinfo.Collect(envinfo.Options{SkipNVML: true})
+	snap.Runners = res.Environment()
+	envJSON, _ := json.Marshal(snap)
+	rep, err := execute.Run(ctx, execute.Options{
+		Plan: plan, OutRoot: t.TempDir(), Runners: runners, Backends: jobs,
+		Environment: envJSON, Fingerprint: snap.Fingerprint, Grace: 2 * time.Second,
+		OnEvent: onEvent,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, log, res
+}
+
+func llemContainers(t *testing.T, h string) []string {
+	t.Helper()
+	cli := dockertest.Client(t, h)
+	res, err := cli.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", docker.Label)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range res.Items {
+		ids = append(ids, c.ID[:12]+" "+string(c.State))
+	}
+	return ids
+}
+
+// TestStudyInDockerMatchesLocal runs the same study through the local
+// runner and the Docker runner (the real native worker, a static llem in
+// the container) and compares the records.
+func TestStudyInDockerMatchesLocal(t *testing.T) {
+	h := dockertest.Host(t)
+	dockertest.Image(t, h, nativeImage, true)
+	ctx := context.Background()
+
+	src := fmt.Sprintf(tinyStudy, 0, 2, "")
+	local, localReqs, _ := runStudy(ctx, t, loadStudy(t, src), h, "local", nil)
+	dk, dockerReqs, res := runStudy(ctx, t, loadStudy(t, src), h, "docker", nil)
+	if left := llemContainers(t, h); len(left) > 0 {
+		t.Fatalf("containers left behind: %v", left)
+	}
+
+	b := res.Backend("native")
+	if b == nil || b.Kind != runner.KindDocker || b.Source != runner.SourceFlag || b.Image != nativeImage || b.ImageSource != ImageFromUserConfig {
+		t.Fatalf("resolution: %+v", b)
+	}
+	if !strings.HasPrefix(b.ImageID, "sha256:") {
+		t.Fatalf("image ID not resolved: %+v", b)
+	}
+
+	t.Logf("native in docker: image %s, id %s", b.Image, b.ImageID)
+	read := func(rep *execute.Report) map[string]*result.Record {
+		recs, err := result.ReadRecords(rep.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*result.Record{}
+		for _, r := range recs {
+			out[fmt.Sprintf("%s/%d", r.RunID, r.Cycle)] = r
+		}
+		return out
+	}
+	lr, dr := read(local), read(dk)
+	if len(lr) != 4 || len(dr) != 4 {
+		t.Fatalf("records: local %d, docker %d; want 4 each", len(lr), len(dr))
+	}
+	if local.Failed != 0 || dk.Failed != 0 {
+		t.Fatalf("failed runs: local %d, docker %d", local.Failed, dk.Failed)
+	}
+	for _, key := range slices.Sorted(func(yield func(string) bool) {
+		for k := range lr {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		l, d := lr[key], dr[key]
+		if d == nil {
+			t.Errorf("%s: no docker record (docker has %v)", key, keys(dr))
+			continue
+		}
+		if l.Status != result.StatusOK || d.Status != l.Status {
+			t.Errorf("%s: status local %s, docker %s (%+v)", key, l.Status, d.Status, d.Error)
+		}
+		if l.Throughput.Requests != d.Throughput.Requests || l.Throughput.InputTokens != d.Throughput.InputTokens || l.Throughput.OutputTokens != d.Throughput.OutputTokens {
+			t.Errorf("%s: throughput local %+v, docker %+v", key, l.Throughput, d.Throughput)
+		}
+		t.Logf("%s: %s; docker %q", key, d.Status, dockerReqs.reqs[key])
+		if !slices.Equal(localReqs.reqs[key], dockerReqs.reqs[key]) || len(localReqs.reqs[key]) != 3 {
+			t.Errorf("%s: requests differ\nlocal  %q\ndocker %q", key, localReqs.reqs[key], dockerReqs.reqs[key])
+		}
+		if d.Worker == nil || d.Worker.Runner != "docker" || l.Worker == nil || l.Worker.Runner != "local" {
+			t.Errorf("%s: worker runner local %+v docker %+v", key, l.Worker, d.Worker)
+		}
+		if d.Energy.RawJ == nil || d.Timeseries == "" || d.Timing.WindowS <= 0 || d.ModelInfo == nil {
+			t.Errorf("%s: docker record incomplete: energy %v timeseries %q window %v model %+v", key, d.Energy.RawJ, d.Timeseries, d.Timing.WindowS, d.ModelInfo)
+		}
+		// Where it ran, with the image actually used.
+		var env envinfo.Snapshot
+		if err := json.Unmarshal(d.Environment, &env); err != nil {
+			t.Fatal(err)
+		}
+		if r := env.Runners["native"]; r.Kind != "docker" || r.Image != nativeImage || r.ImageID != b.ImageID {
+			t.Errorf("%s: environment.runners.native = %+v", key, r)
+		}
+		json.Unmarshal(l.Environment, &env)
+		if r := env.Runners["native"]; r.Kind != "local" || r.Image != "" {
+			t.Errorf("%s: local environment.runners.native = %+v", key, r)
+		}
+	}
+	if dk.Manifest.Status != result.StudyCompleted {
+		t.Errorf("docker study status %s", dk.Manifest.Status)
+	}
+}
+
+// TestStudyInDockerInterruptAndTimeout: Ctrl-C (ctx cancelled) while a
+// container runs puts the slot back to pending and leaves no container; a
+// run past its timeout is recorded as a timeout and its container removed.
+func TestStudyInDockerInterruptAndTimeout(t *testing.T) {
+	h := dockertest.Host(t)
+	dockertest.Image(t, h, nativeImage, true)
+
+	// The worker sleeps the thermal floor after warmup: a container that is
+	// surely running when the cancel lands.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	rep, _, _ := runStudy(ctx, t, loadStudy(t, fmt.Sprintf(tinyStudy, 30, 1, "")), h, "docker", func(ev execute.Event) {
+		if ev.Kind == execute.EventPhase && ev.Phase == "measuring" {
+			once.Do(func() {
+				if len(llemContainers(t, h)) == 0 {
+					t.Error("no container running at warmup_done")
+				}
+				cancel()
+			})
+		}
+	})
+	if !rep.Interrupted || rep.Manifest.Status != result.StudyInterrupted {
+		t.Fatalf("interrupted = %v, status %s", rep.Interrupted, rep.Manifest.Status)
+	}
+	for _, e := range rep.Manifest.Entries {
+		if e.Status != result.EntryPending {
+			t.Errorf("slot %s/%d is %s after Ctrl-C, want pending", e.RunID, e.Cycle, e.Status)
+		}
+	}
+	if left := llemContainers(t, h); len(left) > 0 {
+		t.Fatalf("containers left behind after Ctrl-C: %v", left)
+	}
+
+	start := time.Now()
+	rep, _, _ = runStudy(context.Background(), t, loadStudy(t, fmt.Sprintf(tinyStudy, 30, 1, ", run_timeout_seconds: 2")), h, "docker", nil)
+	if d := time.Since(start); d > 40*time.Second {
+		t.Errorf("two timed-out runs took %s", d)
+	}
+	if rep.Failed != 2 {
+		t.Fatalf("failed = %d, want 2 timeouts", rep.Failed)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Status != result.StatusFailed || r.Error == nil || r.Error.Kind != "timeout" {
+			t.Errorf("record %s: status %s error %+v, want a timeout", r.RunID, r.Status, r.Error)
+		}
+	}
+	for _, e := range rep.Manifest.Entries {
+		if e.Status != result.EntryFailed || !strings.HasPrefix(e.Error, "timeout") {
+			t.Errorf("slot %s/%d: %s %q", e.RunID, e.Cycle, e.Status, e.Error)
+		}
+	}
+	if left := llemContainers(t, h); len(left) > 0 {
+		t.Fatalf("containers left behind after timeouts: %v", left)
+	}
+}
+
+func keys(m map[string]*result.Record) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
