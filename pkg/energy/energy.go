@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Method is how a channel's energy totals are obtained.
@@ -139,7 +140,10 @@ const (
 )
 
 // Sensor reads all of its channels at once. Implementations are not safe for
-// concurrent Read calls; the Sampler is the only caller while it runs.
+// concurrent Read calls (RAPL and the estimate keep the previous reading to
+// unwrap counters and compute rates); the Sampler is the only caller while it
+// runs. Code that also reads a sensor outside its Sampler (a temperature
+// check between runs) shares it through Serialized.
 type Sensor interface {
 	// Name is "nvml", "rapl", "estimate" (or "fake" in tests).
 	Name() string
@@ -153,4 +157,38 @@ type Sensor interface {
 	Read(dst []Sample, mode ReadMode) error
 	// Close releases the sensor (NVML Shutdown).
 	Close() error
+}
+
+// Serialized returns s with Read and Close behind one mutex, so a sensor can
+// be shared by a Sampler and any other reader without racing on the
+// sensor's state. An uncontended lock costs nanoseconds against a read's
+// microseconds (RAPL) to milliseconds (the NVML counter).
+func Serialized(s Sensor) Sensor {
+	if s == nil {
+		return nil
+	}
+	if _, ok := s.(*serialized); ok {
+		return s
+	}
+	return &serialized{s: s}
+}
+
+type serialized struct {
+	mu sync.Mutex
+	s  Sensor
+}
+
+func (l *serialized) Name() string        { return l.s.Name() }
+func (l *serialized) Channels() []Channel { return l.s.Channels() }
+
+func (l *serialized) Read(dst []Sample, mode ReadMode) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Read(dst, mode)
+}
+
+func (l *serialized) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Close()
 }

@@ -423,7 +423,10 @@ func (x *executor) gap(ctx context.Context, e result.Entry) error {
 }
 
 // maxTemp reads the hottest channel's temperature; ok is false when no
-// channel reports one.
+// channel reports one. It reads the sensor directly (there is no sampler
+// between slots, and a stale timeline sample would not show cooling), so s
+// must be safe beside a running Sampler: executor.sensor hands out
+// energy.Serialized sensors.
 func maxTemp(s energy.Sensor) (float64, bool) {
 	buf := make([]energy.Sample, len(s.Channels()))
 	s.Read(buf, energy.ReadAux)
@@ -457,6 +460,12 @@ func (x *executor) sensor(e study.Energy) *openSensor {
 		return s
 	}
 	s, sel, err := x.opt.Sensor(e)
+	if s != nil && err == nil {
+		// One sensor serves the baseline, each slot's sampler and the
+		// temperature gate between slots: serialise its reads so that no
+		// two of them can ever overlap.
+		s = energy.Serialized(s)
+	}
 	o := &openSensor{s: s, sel: sel, err: err}
 	x.sensors[key] = o
 	return o
