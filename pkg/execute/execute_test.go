@@ -338,3 +338,48 @@ execution: {cycles: 2}
 		t.Fatalf("done %d, per-backend runner ran %d, general %d", rep.Manifest.Counts.Done, specific.n, general.n)
 	}
 }
+
+// TestThermalFloorOutsideWindow: the worker sleeps warmup.thermal_floor_seconds
+// after warmup_done; that pause must not be measured (it would add idle
+// energy and time to every run: on an H200 a 10 s floor doubled a 10 s
+// window before this was fixed).
+func TestThermalFloorOutsideWindow(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plan := writeStudy(t, `name: "floor"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32", n: 1
+	dataset: {source: "synthetic", input_len: 4, output_len: 2}
+	max_output_tokens: 2
+	energy: {sensor: "estimate", sample_interval_ms: 20}
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: 1.5}
+}
+execution: cycles: 1
+`)
+	rep, err := Run(context.Background(), Options{
+		Plan: plan, OutRoot: t.TempDir(), Environment: json.RawMessage(`{}`),
+		Backends:      map[string]JobFunc{"native": NativeJob(exe)},
+		BaselineCache: measure.Cache{Dir: t.TempDir()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil || len(recs) == 0 || recs[0].Status != result.StatusOK {
+		t.Fatalf("records %+v, %v", recs, err)
+	}
+	r := recs[0]
+	if r.Warmup == nil || r.Warmup.ThermalFloorS != 1.5 {
+		t.Fatalf("warmup %+v", r.Warmup)
+	}
+	// Two tokens of a 15M model take milliseconds; the floor is 1.5 s.
+	if r.Timing.WindowS >= 1 {
+		t.Fatalf("window %.3f s includes the 1.5 s thermal floor", r.Timing.WindowS)
+	}
+	if got := r.Prefill.TimeS + r.Decode.TimeS; got > r.Timing.WindowS {
+		t.Fatalf("phases %.3f s longer than the window %.3f s", got, r.Timing.WindowS)
+	}
+}

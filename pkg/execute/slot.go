@@ -260,14 +260,15 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		return rec
 	}
 
-	// The measured window: from warmup_done (warmup and thermal floor
-	// excluded) to done; the phases are the worker's batch intervals.
+	// The measured window: from the first measured prefill to done, so
+	// warmup and the thermal floor (which the worker sleeps after
+	// warmup_done) stay outside it; the phases are the worker's batch
+	// intervals. A worker that reported no phase is measured from
+	// warmup_done.
 	w0, w1 := sum.WarmupDoneNs, sum.DoneNs
 	if win, ok := sum.Window(); ok {
-		if w0 == 0 || win.StartNs < w0 {
-			w0 = win.StartNs
-		}
-		if w1 == 0 {
+		w0 = win.StartNs
+		if w1 == 0 || w1 < win.EndNs {
 			w1 = win.EndNs
 		}
 	}
