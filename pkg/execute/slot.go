@@ -179,8 +179,8 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		// Window boundaries known now: put an energy-counter reading
 		// within milliseconds of each (the sampler reads the counter only
 		// every CounterEvery ticks otherwise; docs/methodology.md). The
-		// window runs from warmup_done, or the first phase start if
-		// earlier, to done.
+		// window runs from the first phase start (warmup_done for a worker
+		// that reports no phases) to done.
 		if sm != nil {
 			switch {
 			case w.Kind == worker.KindWarmupDone, w.Kind == worker.KindDone,
