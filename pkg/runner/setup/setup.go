@@ -276,24 +276,29 @@ func (r *Resolution) Docker() []*Backend {
 
 // Problems is every backend problem found by Resolve, numbered, or nil.
 func (r *Resolution) Problems() error {
-	var ps Problems
-	for _, b := range r.Backends {
-		if b.Problem != "" {
-			ps = append(ps, docker.Problem{What: "backend " + b.Backend + " (" + b.Kind + " runner): " + b.Problem, Fix: b.Hint})
-		}
-	}
+	ps := r.problems()
 	if len(ps) == 0 {
 		return nil
 	}
 	return ps
 }
 
-// Problems are backends that cannot run as resolved; Error numbers them.
+func (r *Resolution) problems() Problems {
+	var ps Problems
+	for _, b := range r.Backends {
+		if b.Problem != "" {
+			ps = append(ps, docker.Problem{What: "backend " + b.Backend + " (" + b.Kind + " runner): " + b.Problem, Fix: b.Hint})
+		}
+	}
+	return ps
+}
+
+// Problems stop a study from starting; Error numbers them with their fixes.
 type Problems []docker.Problem
 
 func (ps Problems) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d backend(s) cannot run:", len(ps))
+	fmt.Fprintf(&b, "the study cannot start, %d problem(s):", len(ps))
 	for i, p := range ps {
 		fmt.Fprintf(&b, "\n  %d. %s", i+1, p.What)
 		if p.Fix != "" {
@@ -303,33 +308,43 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
-// Prepare makes the resolution ready to run: every backend problem is an
-// error (exit 2, numbered), Docker backends pass pre-flight (images pulled
-// with progress on progress when missing), and every image is resolved to
-// its ID and registry digest.
+// Prepare makes the resolution ready to run. It collects every problem
+// before failing: backends that cannot run as resolved, and the Docker
+// pre-flight of the others (missing images are pulled, with progress on
+// progress). Any problem is a bad-input error (exit 2) listing them all,
+// numbered. Then every image is resolved to its ID and registry digest.
 func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
-	if err := r.Problems(); err != nil {
-		return errs.BadInput(err, "fix the problems above, or choose another runner with --runner")
-	}
-	dk := r.Docker()
-	if len(dk) > 0 {
-		images := map[string]string{}
-		for _, b := range dk {
+	ps := r.problems()
+	var dk []*Backend
+	images := map[string]string{}
+	for _, b := range r.Docker() {
+		if b.Problem == "" {
+			dk = append(dk, b)
 			images[b.Backend] = b.Image
 		}
-		if err := docker.Preflight(ctx, docker.PreflightInput{
+	}
+	if len(dk) > 0 {
+		err := docker.Preflight(ctx, docker.PreflightInput{
 			Host: r.in.DockerHost, Images: images, GPUs: r.in.GPUs, HostCUDAMajor: r.in.HostCUDAMajor,
 			Pull: true, Progress: progress,
-		}); err != nil {
-			return errs.BadInput(err, "see docs/docker.md; or run the backend locally with --runner local")
+		})
+		var dps docker.Problems
+		switch {
+		case errors.As(err, &dps):
+			ps = append(ps, dps...)
+		case err != nil:
+			ps = append(ps, docker.Problem{What: "docker pre-flight: " + err.Error(), Fix: "see docs/docker.md"})
 		}
-		for _, b := range dk {
-			id, err := docker.InspectImage(ctx, r.in.DockerHost, b.Image)
-			if err != nil {
-				return fmt.Errorf("backend %s: %w", b.Backend, err)
-			}
-			b.ImageID, b.ImageDigest = id.ID, id.Digest()
+	}
+	if len(ps) > 0 {
+		return errs.BadInput(ps, "see docs/docker.md for Docker set-up; --runner local|docker chooses where every backend runs")
+	}
+	for _, b := range dk {
+		id, err := docker.InspectImage(ctx, r.in.DockerHost, b.Image)
+		if err != nil {
+			return fmt.Errorf("backend %s: %w", b.Backend, err)
 		}
+		b.ImageID, b.ImageDigest = id.ID, id.Digest()
 	}
 	r.prepared = true
 	return nil

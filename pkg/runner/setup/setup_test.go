@@ -121,6 +121,7 @@ func TestResolvePrecedenceAndPins(t *testing.T) {
 		RunnerFlag:  "",
 		UserRunners: map[string]string{"native": "docker", "pytorch": "docker"},
 		UserImages:  map[string]string{"native": "me/llem:static", "pytorch": "me/pytorch:1"},
+		DockerHost:  "unix://" + t.TempDir() + "/no-docker.sock",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +138,14 @@ func TestResolvePrecedenceAndPins(t *testing.T) {
 		}
 	}
 	// pytorch is local but does not import: a problem, reported by
-	// Problems and refused by Prepare with exit 2 before Docker is touched.
+	// Problems and by Prepare (exit 2) together with the Docker pre-flight's
+	// problems for native, all numbered.
 	if b := res.Backend("pytorch"); b.Problem == "" || !strings.Contains(b.Hint, "pip install pytorch") {
 		t.Errorf("pytorch problem: %+v", b)
 	}
 	err = res.Prepare(context.Background(), nil)
-	if errs.ExitCode(err) != errs.ExitBadInput || !strings.Contains(err.Error(), "1. backend pytorch (local runner)") {
+	if errs.ExitCode(err) != errs.ExitBadInput || !strings.Contains(err.Error(), "1. backend pytorch (local runner)") ||
+		!strings.Contains(err.Error(), "2. the Docker daemon is not reachable") {
 		t.Errorf("Prepare: exit %d, %v", errs.ExitCode(err), err)
 	}
 
@@ -185,7 +188,7 @@ func TestResolveProblems(t *testing.T) {
 		t.Errorf("tensorrt: %+v", b)
 	}
 	err = res.Problems()
-	for _, want := range []string{"3 backend(s) cannot run", "1. backend native", "2. backend pytorch", "3. backend tensorrt"} {
+	for _, want := range []string{"cannot start, 3 problem(s)", "1. backend native", "2. backend pytorch", "3. backend tensorrt"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("problems lack %q: %v", want, err)
 		}
