@@ -16,9 +16,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +168,14 @@ func Client(t testing.TB, h string) *client.Client {
 // CGO_ENABLED=0 build of ./cmd/llem at /usr/local/bin/llem.
 func Image(t testing.TB, h, ref string, withLLEM bool) string {
 	t.Helper()
+	return ImageWithFiles(t, h, ref, withLLEM, nil)
+}
+
+// ImageWithFiles is Image with extra executable files (path in the image →
+// content), e.g. a fake python3 script at usr/local/bin/python3. The extra
+// files of the first call for a ref win.
+func ImageWithFiles(t testing.TB, h, ref string, withLLEM bool, extra map[string]string) string {
+	t.Helper()
 	mu.Lock()
 	r, ok := imageOnce[ref]
 	if !ok {
@@ -173,14 +183,14 @@ func Image(t testing.TB, h, ref string, withLLEM bool) string {
 		imageOnce[ref] = r
 	}
 	mu.Unlock()
-	r.once.Do(func() { r.ref, r.err = buildImage(h, ref, withLLEM) })
+	r.once.Do(func() { r.ref, r.err = buildImage(h, ref, withLLEM, extra) })
 	if r.err != nil {
 		t.Fatalf("build test image %s: %v", ref, r.err)
 	}
 	return r.ref
 }
 
-func buildImage(h, ref string, withLLEM bool) (string, error) {
+func buildImage(h, ref string, withLLEM bool, extra map[string]string) (string, error) {
 	files := map[string]string{} // path in image → host file
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -214,6 +224,14 @@ func buildImage(h, ref string, withLLEM bool) (string, error) {
 			return "", err
 		}
 		if _, err := tw.Write(data); err != nil {
+			return "", err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(extra[name]))}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write([]byte(extra[name])); err != nil {
 			return "", err
 		}
 	}

@@ -303,6 +303,89 @@ func TestStudyInDockerInterruptAndTimeout(t *testing.T) {
 	}
 }
 
+// fakePython is a python3 for a busybox image: it checks that it was
+// started as llem starts a harness in a container (python3 -u on a harness
+// file visible under the exchange mount), that the spec arrives on stdin
+// with the backend's mapped arguments, and then replays a recorded event
+// stream (events) on stdout.
+const fakePython = `#!/bin/sh
+[ "$1" = "-u" ] || { echo "fake python3: want -u, got $*" >&2; exit 2; }
+case "$2" in /llem/run/*) ;; *) echo "fake python3: harness $2 is not under /llem/run" >&2; exit 3;; esac
+[ -f "$2" ] || { echo "fake python3: harness $2 not visible in the container" >&2; exit 4; }
+read -r spec
+case "$spec" in *'"backend_args"'*) ;; *) echo "fake python3: no backend_args in the spec: $spec" >&2; exit 5;; esac
+[ -z "$HF_HOME" ] || { echo "fake python3: host HF_HOME leaked: $HF_HOME" >&2; exit 6; }
+[ -z "$CUDA_VISIBLE_DEVICES" ] || { echo "fake python3: host CUDA_VISIBLE_DEVICES leaked: $CUDA_VISIBLE_DEVICES" >&2; exit 7; }
+[ "$HF_TOKEN" = "hf_fake" ] || { echo "fake python3: HF_TOKEN not passed" >&2; exit 8; }
+cat /llem/events.jsonl
+`
+
+// TestPythonBackendInDocker runs a pytorch study through the Docker runner
+// with a fake python3 in the image: the harness path mapping, the spec on
+// stdin and the environment are checked inside a real container.
+func TestPythonBackendInDocker(t *testing.T) {
+	h := dockertest.Host(t)
+	t.Setenv("LLEM_RUNNER_PYTORCH", "")
+	t.Setenv("HF_TOKEN", "hf_fake")
+	t.Setenv("CUDA_VISIBLE_DEVICES", "3")
+	t.Setenv("HF_HOME", "/home/someone/.cache/huggingface")
+
+	var ev strings.Builder
+	enc := worker.NewEncoder(&ev)
+	tNs := int64(1_000_000_000)
+	emit := func(p any) {
+		tNs += 1_000_000
+		if err := enc.EmitAt(tNs, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emit(worker.Hello{Backend: "pytorch", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"torch": "fake"}})
+	emit(worker.Loaded{Model: "random:llama-15m", Parameters: 15_000_000, Layers: 6, DType: "float32", LoadTimeNs: 1000})
+	emit(worker.WarmupDone{Prompts: 1})
+	emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+	emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+	emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+	emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+	for i := range 2 {
+		emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: tNs - 3_000_000, TTFTNs: 1_000_000, EndNs: tNs, ITLNs: []int64{1_000_000, 1_000_000}, FinishReason: "length"})
+	}
+	emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
+	img := dockertest.ImageWithFiles(t, h, "llem-test/fakepython:latest", false, map[string]string{
+		"usr/local/bin/python3": fakePython,
+		"llem/events.jsonl":     ev.String(),
+	})
+
+	plan := loadStudy(t, `name: "py-in-docker"
+base: {
+	model: "random:llama-15m", backend: "pytorch", precision: "fp32", n: 2
+	dataset: {source: "synthetic", input_len: 4, output_len: 3}
+	energy: sensor: "none"
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+}
+runners: pytorch: {kind: "docker", image: "`+img+`", shm_size: "128m"}
+execution: cycles: 1
+`)
+	rep, _, res := runStudy(context.Background(), t, plan, h, "", nil)
+	if b := res.Backend("pytorch"); b.Kind != "docker" || b.Source != runner.SourceStudy || b.ImageSource != ImageFromStudy || b.ShmSize != 128<<20 {
+		t.Fatalf("resolution %+v", b)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records %d: %v", len(recs), err)
+	}
+	r := recs[0]
+	if r.Status != result.StatusOK {
+		t.Fatalf("status %s: %+v", r.Status, r.Error)
+	}
+	if r.Worker == nil || r.Worker.Runner != "docker" || r.Worker.Versions["torch"] != "fake" || r.Throughput.OutputTokens != 6 {
+		t.Errorf("record: worker %+v throughput %+v", r.Worker, r.Throughput)
+	}
+	if left := llemContainers(t, h); len(left) > 0 {
+		t.Fatalf("containers left behind: %v", left)
+	}
+}
+
 func keys(m map[string]*result.Record) []string {
 	var out []string
 	for k := range m {
