@@ -22,7 +22,7 @@ import (
 // The flags are shared with the execution code: add, don't rename.
 type evalCmd struct {
 	Study  string `arg:"" name:"STUDY" help:"Study or experiment file (.cue)." type:"path"`
-	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order) and exit."`
+	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order, where each backend runs) and exit."`
 	JSON   bool   `name:"json" help:"Print the plan (with --dry-run) or results as JSON on stdout."`
 	Out    string `name:"out" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path"`
 	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
