@@ -49,6 +49,9 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *
 	}
 	defer res.Close()
 	if !c.Quiet {
+		for _, w := range res.Warnings {
+			fmt.Fprintln(stdio.Stderr, "llem: warning:", w)
+		}
 		for _, b := range res.Docker() {
 			id := b.ImageDigest
 			if id == "" {

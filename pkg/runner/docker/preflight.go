@@ -188,3 +188,32 @@ func gpuVisible(ctx context.Context, cli *client.Client, ref string, gpus []stri
 	}
 	return nil
 }
+
+// RunningWorkers lists llem worker containers that are running on the
+// daemon at host (short ID and the run they belong to). Containers are
+// always removed by the runner, so a running one was left by an llem that
+// was killed (kill -9 cannot stop a container) or belongs to another study:
+// either way it loads the GPUs a new study would measure.
+func RunningWorkers(ctx context.Context, host string) ([]string, error) {
+	cli, err := Connect(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", Label+"=worker")})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range res.Items {
+		id := c.ID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		if run := c.Labels[Label+".run_id"]; run != "" {
+			id += " (run " + run + ")"
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/llenergymeasure/llem/internal/dockertest"
@@ -383,6 +384,40 @@ execution: cycles: 1
 	}
 	if left := llemContainers(t, h); len(left) > 0 {
 		t.Fatalf("containers left behind: %v", left)
+	}
+}
+
+// A worker container still running when a study starts (kill -9 of an
+// llem cannot stop its container) is named in a warning.
+func TestPrepareWarnsAboutRunningWorkers(t *testing.T) {
+	h := dockertest.Host(t)
+	img := dockertest.Image(t, h, nativeImage, true)
+	t.Setenv("LLEM_RUNNER_NATIVE", "")
+	cli := dockertest.Client(t, h)
+	ctx := context.Background()
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: img, Cmd: []string{"sleep", "60"}, Labels: map[string]string{docker.Label: "worker", docker.Label + ".run_id": "stale-run"}},
+		HostConfig: &container.HostConfig{NetworkMode: "none"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true}) })
+	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resolve(ctx, Input{
+		Plan: loadStudy(t, fmt.Sprintf(tinyStudy, 0, 1, "")), RunnerFlag: "docker", DockerHost: h,
+		UserImages: map[string]string{"native": nativeImage},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Prepare(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], created.ID[:12]+" (run stale-run)") {
+		t.Fatalf("warnings %q", res.Warnings)
 	}
 }
 

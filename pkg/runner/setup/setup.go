@@ -118,6 +118,8 @@ type Backend struct {
 type Resolution struct {
 	// Backends, sorted by name.
 	Backends []*Backend
+	// Warnings found by Prepare that do not stop the study.
+	Warnings []string
 	in       Input
 	prepared bool
 	closers  []func() error
@@ -345,6 +347,12 @@ func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
 			return fmt.Errorf("backend %s: %w", b.Backend, err)
 		}
 		b.ImageID, b.ImageDigest = id.ID, id.Digest()
+	}
+	if len(dk) > 0 {
+		if left, err := docker.RunningWorkers(ctx, r.in.DockerHost); err == nil && len(left) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d llem worker container(s) already running (%s): left by a killed llem or another study, they load the GPUs this study measures; remove stale ones with docker rm -f $(docker ps -q --filter label=%s=worker)",
+				len(left), strings.Join(left, ", "), docker.Label))
+		}
 	}
 	r.prepared = true
 	return nil
