@@ -184,7 +184,7 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 		if err != nil {
 			return nil, errs.BadInput(err, "runners are auto, local or docker")
 		}
-		if isPython && pre.Source == runner.SourceAuto || isPython && pre.Kind == runner.KindLocal {
+		if isPython && (pre.Source == runner.SourceAuto || pre.Kind == runner.KindLocal) {
 			py, pyErr = in.FindPython(ctx, name)
 		}
 		if pre.Source == runner.SourceAuto {
