@@ -173,3 +173,55 @@ func WriteStudy(dir string, s Spec) (string, []result.Record, error) {
 	}
 	return dir, recs, nil
 }
+
+// Environment is a realistic environment snapshot: the shape pkg/envinfo
+// collects (here one H100 host), about 1 KB of compact JSON. Every record of
+// a study carries the same one.
+const Environment = `{"collected_at":"2026-11-26T11:59:58.123456789Z","llem":{"version":"0.1.0-test","commit":"abc123","go":"go1.26.8"},` +
+	`"gpu":{"driver_version":"570.124.06","cuda_driver_version":"12.8","nvml_version":"12.570.124.06","gpus":[{"index":0,` +
+	`"name":"NVIDIA H100 80GB HBM3","uuid":"GPU-5f1d2c3b-8a9e-4c7d-b6a5-0e1f2d3c4b5a","serial":"1652823054001",` +
+	`"pci_bus_id":"00000000:18:00.0","memory_total_bytes":85520809984,"power_limit_w":700,"power_default_limit_w":700,` +
+	`"sm_clock_max_mhz":1980,"mem_clock_max_mhz":2619,"compute_capability":"9.0","mig_mode":"disabled",` +
+	`"persistence_mode":true,"energy_counter":true}]},"cpu":{"model":"Intel(R) Xeon(R) Platinum 8480+","sockets":2,` +
+	`"cores":112,"threads":224,"hypervisor":false,"rapl":true,"governor":"performance"},"memory_bytes":2163983355904,` +
+	`"os":{"name":"Ubuntu 22.04.5 LTS","kernel":"5.15.0-131-generic","arch":"amd64"},"container":{"detected":true,` +
+	`"runtime":"docker","evidence":"/.dockerenv"},"runners":{"pytorch":{"kind":"docker","image":"llem/pytorch:0.1.0"}},` +
+	`"fingerprint":"dbbe10970a6dc4a3"}`
+
+// RealisticConfig is an effective config the size of a real one (the
+// pytorch backend's, about 700 bytes of JSON), varied by i.
+func RealisticConfig(i int) map[string]any {
+	return map[string]any{
+		"backend":          "pytorch",
+		"baseline":         map[string]any{"cache_ttl_seconds": 3600, "duration_seconds": 5, "enabled": true},
+		"dataset":          map[string]any{"distribution": "fixed", "input_len": 32 << (i % 4), "output_len": 16 << (i % 3), "source": "synthetic", "spread": 0.25},
+		"dataset_order":    "interleaved",
+		"decoder":          map[string]any{"do_sample": true, "repetition_penalty": 1, "temperature": 1, "top_k": 50, "top_p": 1},
+		"energy":           map[string]any{"sensor": "auto"},
+		"max_input_tokens": 32 << (i % 4), "max_output_tokens": 16 << (i % 3),
+		"model": fmt.Sprintf("org/model-%d", i%5), "n": 100, "precision": []string{"bf16", "fp16", "fp32"}[i%3],
+		"pytorch": map[string]any{"batch_size": 1 << (i % 6), "batching": "fixed", "device_map": "auto", "load_in_4bit": false,
+			"load_in_8bit": false, "padding_side": "left", "return_dict_in_generate": false, "torch_compile": false,
+			"trust_remote_code": false, "run": i},
+		"random_seed": 42,
+		"warmup":      map[string]any{"enabled": true, "n_warmup": 2, "thermal_floor_seconds": 1},
+	}
+}
+
+// AsLoaded returns recs as exporters.Load would give them after pkg/result
+// wrote them: each record read back from its indented JSON, so config and
+// environment hold indented JSON and every record is its own allocation.
+func AsLoaded(recs []result.Record) ([]*result.Record, error) {
+	out := make([]*result.Record, len(recs))
+	for i := range recs {
+		b, err := json.MarshalIndent(&recs[i], "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = new(result.Record)
+		if err := json.Unmarshal(b, out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -42,9 +42,26 @@ func (k Kind) Arrow() arrow.DataType {
 }
 
 // row is what a getter sees: the record and values derived once per row.
+// est is the study-wide carbon estimate for one joule (nil when the record
+// has no raw energy, so every carbon column is null); co2g is this row's
+// grams, computed as est.Scale would without allocating.
 type row struct {
-	r   *result.Record
-	co2 carbon.Estimate
+	r    *result.Record
+	est  *carbon.Estimate
+	co2g float64
+}
+
+// newRow derives a row's carbon values from unit = carbon.Compute(1, cc).
+func newRow(r *result.Record, unit *carbon.Estimate) row {
+	x := row{r: r}
+	if r.Energy.RawJ != nil {
+		x.est = unit
+		if unit.CO2Grams != nil {
+			// Same expression as carbon.Estimate.Scale.
+			x.co2g = *unit.CO2Grams / unit.EnergyJ * EnergyForCarbon(r)
+		}
+	}
+	return x
 }
 
 // Column is one flat column of the export. Exactly one getter is set,
@@ -59,6 +76,9 @@ type Column struct {
 	b    func(*row) (bool, bool)
 	t    func(*row) (time.Time, bool)
 	l    func(*row) []string
+	// j is set (with s) on JSON columns: the stored JSON, which the writer
+	// compacts once per distinct value rather than once per row.
+	j func(*row) json.RawMessage
 }
 
 func str(name, doc string, g func(*result.Record) string) Column {
@@ -92,20 +112,25 @@ func ts(name, doc string, g func(*result.Record) time.Time) Column {
 
 // rawJSON renders stored JSON compactly (records on disk are indented).
 func rawJSON(name, doc string, g func(*result.Record) json.RawMessage) Column {
-	return Column{Name: name, Kind: String, Doc: doc, s: func(x *row) (string, bool) {
-		raw := g(x.r)
-		if len(raw) == 0 || string(raw) == "null" {
-			return "", false
-		}
-		if bytes.IndexByte(raw, '\n') < 0 {
-			return string(raw), true
-		}
-		var b bytes.Buffer
-		if json.Compact(&b, raw) != nil {
-			return string(raw), true
-		}
-		return b.String(), true
-	}}
+	return Column{Name: name, Kind: String, Doc: doc,
+		s: func(x *row) (string, bool) { return compactJSON(g(x.r)) },
+		j: func(x *row) json.RawMessage { return g(x.r) }}
+}
+
+// compactJSON is a JSON column's cell: null for absent or JSON null, else
+// the JSON without insignificant whitespace (kept as stored if invalid).
+func compactJSON(raw []byte) (string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\n') < 0 {
+		return string(raw), true
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw), true
+	}
+	return b.String(), true
 }
 
 func phase(prefix string, g func(*result.Record) *result.PhaseMetrics) []Column {
@@ -271,20 +296,32 @@ var Columns = func() []Column {
 			return 0, false
 		}},
 		Column{Name: "co2_g", Kind: Float64, Doc: "estimated gCO2e (derived, see carbon_*)", f: func(x *row) (float64, bool) {
-			if x.co2.CO2Grams != nil {
-				return *x.co2.CO2Grams, true
-			}
-			return 0, false
+			return x.co2g, x.est != nil && x.est.CO2Grams != nil
 		}},
 		Column{Name: "carbon_intensity_g_per_kwh", Kind: Float64, Doc: "grid intensity used", f: func(x *row) (float64, bool) {
-			if x.co2.IntensityGPerKWh != nil {
-				return *x.co2.IntensityGPerKWh, true
+			if x.est != nil && x.est.IntensityGPerKWh != nil {
+				return *x.est.IntensityGPerKWh, true
 			}
 			return 0, false
 		}},
-		Column{Name: "carbon_pue", Kind: Float64, Doc: "PUE used", f: func(x *row) (float64, bool) { return x.co2.PUE, x.co2.CO2Grams != nil }},
-		Column{Name: "carbon_method", Kind: String, Doc: "user_intensity or regional_average", s: func(x *row) (string, bool) { return x.co2.Method, x.co2.Method != "" }},
-		Column{Name: "carbon_source", Kind: String, Doc: "where the intensity came from", s: func(x *row) (string, bool) { return x.co2.Source, x.co2.Source != "" }},
+		Column{Name: "carbon_pue", Kind: Float64, Doc: "PUE used", f: func(x *row) (float64, bool) {
+			if x.est != nil && x.est.CO2Grams != nil {
+				return x.est.PUE, true
+			}
+			return 0, false
+		}},
+		Column{Name: "carbon_method", Kind: String, Doc: "user_intensity or regional_average", s: func(x *row) (string, bool) {
+			if x.est != nil && x.est.Method != "" {
+				return x.est.Method, true
+			}
+			return "", false
+		}},
+		Column{Name: "carbon_source", Kind: String, Doc: "where the intensity came from", s: func(x *row) (string, bool) {
+			if x.est != nil && x.est.Source != "" {
+				return x.est.Source, true
+			}
+			return "", false
+		}},
 		Column{Name: "flags", Kind: StringList, Doc: "validity flags", l: func(x *row) []string { return x.r.Flags }},
 		Column{Name: "warnings", Kind: StringList, Doc: "measurement warnings", l: func(x *row) []string { return x.r.Warnings }},
 		str("llem_version", "llem version", func(r *result.Record) string { return r.Llem.Version }),

@@ -1,0 +1,217 @@
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/llenergymeasure/llem/exporters/exportertest"
+	"github.com/llenergymeasure/llem/pkg/carbon"
+	"github.com/llenergymeasure/llem/pkg/result"
+)
+
+// loaded returns records as exporters.Load gives them: read back from the
+// indented JSON that pkg/result writes (so config and environment hold
+// indented JSON), with a realistic environment snapshot, some failures,
+// flags, warnings and no-environment rows.
+func loaded(t testing.TB, runs, cycles int) []*result.Record {
+	t.Helper()
+	recs := exportertest.Records(exportertest.Spec{Runs: runs, Cycles: cycles, Seed: 3,
+		Failed: map[[2]int]bool{{1, 1}: true, {0, 2}: true}})
+	env := json.RawMessage(exportertest.Environment)
+	for i := range recs {
+		r := &recs[i]
+		r.Environment = env
+		switch i % 7 {
+		case 1:
+			r.Flags = []string{"energy_estimated"}
+		case 2:
+			r.Flags = []string{"short_window", "thermal"}
+			r.Warnings = []string{"a warning"}
+		case 3:
+			r.Environment = nil
+		case 4:
+			r.Environment = json.RawMessage("null")
+		case 5:
+			r.Thermal = &result.Thermal{Throttled: true}
+		}
+	}
+	out, err := exportertest.AsLoaded(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func readTable(t *testing.T, b []byte) (arrow.Table, map[string]string) {
+	t.Helper()
+	rdr, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	kv := map[string]string{}
+	for _, k := range rdr.MetaData().KeyValueMetadata().Keys() {
+		kv[k] = *rdr.MetaData().KeyValueMetadata().FindValue(k)
+	}
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl, kv
+}
+
+// TestWriteMatchesReference: Write's file holds exactly what the plain
+// pqarrow writer's does (schema, stored Arrow schema, metadata, every
+// value), across row groups, nulls, lists, JSON and carbon columns.
+func TestWriteMatchesReference(t *testing.T) {
+	cycles := 7
+	if !testing.Short() {
+		cycles = 700 // 70,000 rows: two row groups
+	}
+	recs := loaded(t, 100, cycles)
+	intensity := 250.0
+	pue := 1.2
+	for _, cc := range []carbon.Config{{}, {IntensityGPerKWh: &intensity, PUE: &pue}} {
+		meta := map[string]string{"huggingface": `{"info": {}}`}
+		var got, want bytes.Buffer
+		if err := Write(context.Background(), &got, recs, cc, meta); err != nil {
+			t.Fatal(err)
+		}
+		if err := referenceWrite(context.Background(), &want, recs, cc, meta); err != nil {
+			t.Fatal(err)
+		}
+		gt, gkv := readTable(t, got.Bytes())
+		wt, wkv := readTable(t, want.Bytes())
+		if fmt.Sprint(gkv) != fmt.Sprint(wkv) {
+			t.Errorf("key-value metadata differs:\n got %v\nwant %v", gkv, wkv)
+		}
+		if !gt.Schema().Equal(wt.Schema()) {
+			t.Fatalf("schema differs:\n got %s\nwant %s", gt.Schema(), wt.Schema())
+		}
+		if gt.NumRows() != int64(len(recs)) || wt.NumRows() != int64(len(recs)) {
+			t.Fatalf("rows %d / %d, want %d", gt.NumRows(), wt.NumRows(), len(recs))
+		}
+		for c := range int(gt.NumCols()) {
+			g, w := gt.Column(c).Data(), wt.Column(c).Data()
+			if !array.ChunkedEqual(g, w) {
+				ga, _ := array.Concatenate(g.Chunks(), memory.DefaultAllocator)
+				wa, _ := array.Concatenate(w.Chunks(), memory.DefaultAllocator)
+				for k := range ga.Len() {
+					if !array.SliceEqual(ga, int64(k), int64(k+1), wa, int64(k), int64(k+1)) {
+						t.Errorf("column %s row %d: got %v, want %v", gt.Schema().Field(c).Name, k,
+							array.NewSlice(ga, int64(k), int64(k+1)), array.NewSlice(wa, int64(k), int64(k+1)))
+						break
+					}
+				}
+			}
+		}
+		t.Logf("carbon %v: %d bytes (reference %d)", cc.IntensityGPerKWh != nil, got.Len(), want.Len())
+		gt.Release()
+		wt.Release()
+	}
+}
+
+// TestRowCarbonMatchesScale: the per-row CO2 is carbon.Estimate.Scale's.
+func TestRowCarbonMatchesScale(t *testing.T) {
+	intensity, pue := 317.5, 1.37
+	unit := carbon.Compute(1, carbon.Config{IntensityGPerKWh: &intensity, PUE: &pue})
+	for _, e := range []float64{0, 1e-9, 0.3, 52.123456789, 9.87e6} {
+		r := &result.Record{Energy: result.Energy{RawJ: &e}}
+		x := newRow(r, &unit)
+		if want := unit.Scale(e); x.co2g != *want.CO2Grams {
+			t.Errorf("energy %v: co2 %v, Scale gives %v", e, x.co2g, *want.CO2Grams)
+		}
+	}
+}
+
+// TestWriteEmpty: no records is a valid file with no rows.
+func TestWriteEmpty(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(context.Background(), &b, nil, carbon.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := readTable(t, b.Bytes())
+	defer tbl.Release()
+	if tbl.NumRows() != 0 || int(tbl.NumCols()) != len(Columns) {
+		t.Errorf("rows %d cols %d", tbl.NumRows(), tbl.NumCols())
+	}
+}
+
+// BenchmarkWritePhases splits Write's time for one 64Ki-row row group of a
+// realistic study (see BenchmarkExport100k's study fixtures): reading the
+// records into column buffers, and arrow-go encoding them (levels, plain
+// and dictionary encoding, statistics, snappy, page assembly), on all
+// cores and on one.
+func BenchmarkWritePhases(b *testing.B) {
+	spec := exportertest.Spec{Runs: 100, Cycles: RowGroupRows/100 + 1, Seed: 9, Configs: make([]map[string]any, 100)}
+	for i := range spec.Configs {
+		spec.Configs[i] = exportertest.RealisticConfig(i)
+	}
+	all := exportertest.Records(spec)[:RowGroupRows]
+	for i := range all {
+		all[i].Environment = json.RawMessage(exportertest.Environment)
+	}
+	recs, err := exportertest.AsLoaded(all)
+	if err != nil {
+		b.Fatal(err)
+	}
+	intensity := 300.0
+	unit := carbon.Compute(1, carbon.Config{IntensityGPerKWh: &intensity})
+	props := writerProperties()
+	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
+	pqSchema, err := pqarrow.ToParquet(Schema(nil), props, arrProps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	perRow := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/row")
+	}
+	b.Run("extract", func(b *testing.B) {
+		wr := newWriter(len(recs), &arrProps)
+		for b.Loop() {
+			wr.extract(recs, &unit)
+		}
+		perRow(b)
+	})
+	for _, workers := range []int{0, 1} {
+		name := "encode"
+		if workers == 1 {
+			name = "encode-1-goroutine"
+		}
+		b.Run(name, func(b *testing.B) {
+			wr := newWriter(len(recs), &arrProps)
+			if workers > 0 {
+				wr.workers = workers
+			}
+			wr.extract(recs, &unit)
+			for b.Loop() {
+				fw := file.NewParquetWriter(io.Discard, pqSchema.Root(), file.WithWriterProps(props))
+				rgw := fw.AppendBufferedRowGroup()
+				if err := wr.encode(rgw); err != nil {
+					b.Fatal(err)
+				}
+				if err := rgw.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if err := fw.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perRow(b)
+		})
+	}
+}
