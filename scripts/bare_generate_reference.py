@@ -124,6 +124,51 @@ def bare_loop(model, torch, prompts, batch_size, output_len, pad_id, n_warmup):
         return time.monotonic_ns() - t0, out_tokens
 
 
+def paired(model, torch, prompts, batch_size, output_len, pad_id, pairs):
+    """In-process paired comparison of one batch: plain generate() vs
+    generate() with the harness's per-step instrumentation (a
+    LogitsProcessor that synchronizes and stamps the time after every
+    forward pass, as harness_pytorch.StepClock). Pairs alternate order
+    (AB, BA, ...) so drift cancels; returns per-pair (bare_ns, instr_ns)."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class StepClock(LogitsProcessor):
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores):
+            torch.cuda.synchronize()
+            self.times.append(time.monotonic_ns())
+            return scores
+
+    device = next(model.parameters()).device
+    ids, mask = lc.left_pad([p.token_ids for p in prompts[:batch_size]], pad_id)
+    ids, mask = torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+    kw = dict(max_new_tokens=output_len, min_new_tokens=output_len, do_sample=False, pad_token_id=pad_id)
+
+    def one(instrumented):
+        extra = {"logits_processor": LogitsProcessorList([StepClock()])} if instrumented else {}
+        torch.cuda.synchronize()
+        t0 = time.monotonic_ns()
+        model.generate(input_ids=ids, attention_mask=mask, **kw, **extra)
+        torch.cuda.synchronize()
+        return time.monotonic_ns() - t0
+
+    out = []
+    with torch.inference_mode():
+        one(False)
+        one(True)  # warmup both paths
+        for i in range(pairs):
+            if i % 2 == 0:
+                b = one(False)
+                h = one(True)
+            else:
+                h = one(True)
+                b = one(False)
+            out.append((b, h))
+    return out
+
+
 def self_test():
     """Checks the pure helpers without torch (run by a Go test)."""
     ev = [{"event": "phase", "name": "prefill", "state": "start", "batch": 0, "t_ns": 100},
@@ -162,6 +207,9 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="interpreter for the harness subprocess")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--paired", type=int, default=0,
+                    help="instead of the harness subprocess, N in-process pairs of one batch: plain "
+                         "generate() vs generate() with the harness's per-step synchronize+timestamp")
     a = ap.parse_args()
     if a.self_test:
         self_test()
@@ -181,6 +229,28 @@ def main():
             AutoConfig.for_model(model_type, **hf_kw),
             **{dkey: getattr(torch, lc.TORCH_DTYPE_NAMES[a.precision]), "attn_implementation": "sdpa"})
     model = model.to("cuda").eval()
+
+    if a.paired:
+        rows = []
+        for bs in [int(x) for x in a.batch_sizes.split(",")]:
+            cfg = run_config(a.arch, bs, a.input_len, a.output_len, a.precision, a.seed, a.warmup)
+            prompts = lc.synthetic_prompts(cfg, vocab_size=arch["vocab_size"])
+            pairs = paired(model, torch, prompts, bs, a.output_len, pad_id, a.paired)
+            pct = [overhead_pct(h, b) for b, h in pairs]
+            for (b, h), o in zip(pairs, pct):
+                print("bs=%d bare=%.3fs instrumented=%.3fs (%+.2f%%)" % (bs, b / 1e9, h / 1e9, o), flush=True)
+            rows.append({"batch_size": bs, "bare_s": [b / 1e9 for b, _ in pairs],
+                         "instrumented_s": [h / 1e9 for _, h in pairs], "overhead_pct_per_pair": pct,
+                         "overhead_pct_median": statistics.median(pct)})
+            print("bs=%d median paired overhead %+.2f%%" % (bs, statistics.median(pct)), flush=True)
+        out = {"mode": "paired", "arch": a.arch, "precision": a.precision, "input_len": a.input_len,
+               "output_len": a.output_len, "pairs": a.paired, "gpu": torch.cuda.get_device_name(0),
+               "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows}
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return
 
     rows = []
     for bs in [int(x) for x in a.batch_sizes.split(",")]:
