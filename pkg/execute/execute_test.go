@@ -383,3 +383,44 @@ execution: cycles: 1
 		t.Fatalf("phases %.3f s longer than the window %.3f s", got, r.Timing.WindowS)
 	}
 }
+
+// TestPrefillPassSplit: a worker that measures prefill as a separate
+// max_tokens=1 pass (vLLM, TensorRT-LLM) gets a window that is the full
+// generation only, prefill time and energy from the pass, and decode = the
+// full generation minus the pass.
+func TestPrefillPassSplit(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`grid: n: [6]
+execution: cycles: 1
+`)
+	rep, err := Run(context.Background(), Options{
+		Plan: plan, OutRoot: t.TempDir(),
+		Backends: map[string]JobFunc{"native": fakeWorkerJob(150)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil || len(recs) != 1 || recs[0].Status != result.StatusOK {
+		t.Fatalf("records %+v, %v", recs, err)
+	}
+	r := recs[0]
+	if r.PhaseSplitMethod != "prefill-pass" {
+		t.Fatalf("phase_split_method = %q", r.PhaseSplitMethod)
+	}
+	// The pass is one pause (150 ms), the full generation three.
+	if r.Timing.WindowS < 0.4 || r.Timing.WindowS > 0.6+0.3 {
+		t.Errorf("window %.3f s: want the full generation (~0.45 s), not the pass too", r.Timing.WindowS)
+	}
+	if r.Prefill.TimeS < 0.14 || r.Prefill.TimeS > 0.3 || r.Decode.TimeS < 0.2 || r.Prefill.TimeS+r.Decode.TimeS > r.Timing.WindowS+1e-9 {
+		t.Errorf("prefill %.3f s, decode %.3f s, window %.3f s", r.Prefill.TimeS, r.Decode.TimeS, r.Timing.WindowS)
+	}
+	if r.Prefill.EnergyJ == nil || r.Decode.EnergyJ == nil || *r.Prefill.EnergyJ <= 0 || *r.Decode.EnergyJ <= 0 {
+		t.Fatalf("phase energies %v %v", r.Prefill.EnergyJ, r.Decode.EnergyJ)
+	}
+	// Prefill + decode = the decode event's interval (the full generation),
+	// which is the window up to the short tail before done.
+	if sum := *r.Prefill.EnergyJ + *r.Decode.EnergyJ; sum > *r.Energy.RawJ*1.0001 || sum < *r.Energy.RawJ*0.8 {
+		t.Errorf("phases sum to %.4g J, window raw %.4g J", sum, *r.Energy.RawJ)
+	}
+}

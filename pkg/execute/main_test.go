@@ -74,6 +74,10 @@ const (
 	fakeHang     = 3
 	fakeGarbage  = 4
 	fakeErrEvent = 5
+	// fakePrefillPass speaks like the vLLM harness: a prefill-only pass
+	// (1 pause), then the full generation (3 pauses), phase_split_method
+	// prefill-pass.
+	fakePrefillPass = 6
 )
 
 // fakeWorker reads the spec and emits a valid stream of one batch of two
@@ -107,6 +111,23 @@ func fakeWorker() int {
 	enc.Emit(worker.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000})
 	pause()
 	enc.Emit(worker.WarmupDone{Prompts: 1})
+	if cfg.N == fakePrefillPass {
+		enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+		pause()
+		enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+		t0 := time.Now()
+		enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+		pause()
+		pause()
+		pause()
+		enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+		el := time.Since(t0).Nanoseconds()
+		for i := range 2 {
+			enc.Emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, FinishReason: "length"})
+		}
+		enc.Emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6, PhaseSplitMethod: worker.PhaseSplitPrefillPass})
+		return 0
+	}
 	t0 := time.Now()
 	enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
 	pause()

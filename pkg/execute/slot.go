@@ -272,6 +272,17 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 			w1 = win.EndNs
 		}
 	}
+	// A prefill-pass worker (vLLM, TensorRT-LLM) ran a separate
+	// max_tokens=1 pass before the full generation: the window is the full
+	// generation, and the pass, measured on its own, is its prefill share.
+	rec.PhaseSplitMethod = worker.PhaseSplitTimestamps
+	var pass worker.Interval
+	if sum.Done != nil && sum.Done.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
+		rec.PhaseSplitMethod = worker.PhaseSplitPrefillPass
+		b := sum.Batches[0] // the checker guarantees one batch with both pairs
+		pass = worker.Interval{StartNs: b.PrefillStartNs, EndNs: b.PrefillEndNs}
+		w0 = b.DecodeStartNs
+	}
 	if w1 <= w0 {
 		setErr(rec, "protocol", "the worker reported no measured window (done before warmup_done)", "", out)
 		return rec
@@ -288,6 +299,9 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		rec.Warmup = &result.Warmup{Prompts: sum.WarmupDone.Prompts, TimeS: rec.Timing.WarmupS, ThermalFloorS: run.Config.Warmup.ThermalFloorSeconds}
 	}
 	fillWork(rec, sum)
+	if pass.EndNs > pass.StartNs {
+		splitPrefillPass(rec, pass)
+	}
 
 	var spans []result.PhaseSpan
 	for _, b := range sum.Batches {
@@ -307,13 +321,23 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		{Name: worker.PhasePrefill, Intervals: toIntervals(sum.Phases(worker.PhasePrefill))},
 		{Name: worker.PhaseDecode, Intervals: toIntervals(sum.Phases(worker.PhaseDecode))},
 	}
+	ts0 := w0
+	if rec.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
+		phases = phases[1:] // the full generation is the window; the pass is measured below
+		ts0 = pass.StartNs  // keep the pass in the timeseries
+	}
 	win, err := measure.Compute(tl, "inference", w0, w1, phases, measure.Options{Baseline: base})
 	if err != nil {
 		setErr(rec, "measurement", err.Error(), "", out)
 		return rec
 	}
 	fillEnergy(rec, win, base, tl)
-	if rel, err := x.st.WriteTimeseries(tl.Slice(w0, w1), result.TimeseriesMeta{
+	if rec.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
+		if err := splitPrefillPassEnergy(rec, tl, pass); err != nil {
+			rec.Warnings = append(rec.Warnings, "prefill pass not measured: "+err.Error())
+		}
+	}
+	if rel, err := x.st.WriteTimeseries(tl.Slice(ts0, w1), result.TimeseriesMeta{
 		Study: x.plan.Name, RunID: run.ID, Cycle: e.Cycle, WindowStartNs: w0, WindowEndNs: w1, Phases: spans,
 	}); err != nil {
 		rec.Warnings = append(rec.Warnings, "timeseries not written: "+err.Error())
@@ -460,6 +484,45 @@ func fillWork(rec *result.Record, sum worker.Summary) {
 	}
 	rec.Prefill = &result.PhaseMetrics{Tokens: inTok, TimeS: pre, TokensPerSec: rate(inTok, pre)}
 	rec.Decode = &result.PhaseMetrics{Tokens: decodeTokens, TimeS: dec, TokensPerSec: rate(decodeTokens, dec)}
+}
+
+// splitPrefillPass sets the phases' times for a prefill-pass worker: the
+// decode phase event bracketed the full generation (which prefills again),
+// so prefill time is the separate pass and decode time the rest.
+func splitPrefillPass(rec *result.Record, pass worker.Interval) {
+	pre := float64(pass.EndNs-pass.StartNs) / 1e9
+	full := rec.Decode.TimeS
+	rec.Prefill.TimeS = pre
+	rec.Prefill.TokensPerSec = rate(rec.Prefill.Tokens, pre)
+	rec.Decode.TimeS = math.Max(0, full-pre)
+	rec.Decode.TokensPerSec = rate(rec.Decode.Tokens, rec.Decode.TimeS)
+}
+
+// splitPrefillPassEnergy attributes the prefill pass's measured energy to
+// prefill and the rest of the full generation's to decode, so the phases
+// still sum to the window's raw energy.
+func splitPrefillPassEnergy(rec *result.Record, tl *energy.Timeline, pass worker.Interval) error {
+	w, err := measure.Compute(tl, "prefill-pass", pass.StartNs, pass.EndNs, nil, measure.Options{})
+	if err != nil {
+		return err
+	}
+	if rec.Decode == nil || rec.Decode.EnergyJ == nil {
+		return fmt.Errorf("no decode energy to split")
+	}
+	full, pre := *rec.Decode.EnergyJ, w.EnergyJ
+	if pre > full {
+		rec.Warnings = append(rec.Warnings, fmt.Sprintf("prefill pass (%.3g J) used more energy than the full generation (%.3g J); decode energy set to 0", pre, full))
+		pre = full
+	}
+	rec.Prefill.EnergyJ = f64(pre)
+	rec.Decode.EnergyJ = f64(full - pre)
+	for _, pm := range []*result.PhaseMetrics{rec.Prefill, rec.Decode} {
+		pm.EnergyPerTokenJ = nil
+		if pm.Tokens > 0 {
+			pm.EnergyPerTokenJ = f64(*pm.EnergyJ / float64(pm.Tokens))
+		}
+	}
+	return nil
 }
 
 func rate(n int, s float64) float64 {

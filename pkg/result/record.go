@@ -69,9 +69,11 @@ type Record struct {
 	Efficiency Efficiency    `json:"efficiency"`
 	Prefill    *PhaseMetrics `json:"prefill,omitempty" doc:"prefill phase: prompt processing up to the first token"`
 	Decode     *PhaseMetrics `json:"decode,omitempty" doc:"decode phase: tokens after the first"`
-	Latency    Latency       `json:"latency"`
-	Thermal    *Thermal      `json:"thermal,omitempty"`
-	Warmup     *Warmup       `json:"warmup,omitempty"`
+	// PhaseSplitMethod is how prefill was told from decode.
+	PhaseSplitMethod string   `json:"phase_split_method,omitempty" doc:"timestamps (each batch's first forward pass timed directly) or prefill-pass (a separate max_tokens=1 pass measured before the full generation; decode = full generation − that pass)"`
+	Latency          Latency  `json:"latency"`
+	Thermal          *Thermal `json:"thermal,omitempty"`
+	Warmup           *Warmup  `json:"warmup,omitempty"`
 
 	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. energy_estimated, short_window)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`

@@ -238,6 +238,15 @@ func (c *Checker) done(d *Done) error {
 	if c.open != nil {
 		return fmt.Errorf("done while %s of batch %d is open", c.open.Name, c.open.Batch)
 	}
+	switch d.PhaseSplitMethod {
+	case "", PhaseSplitTimestamps:
+	case PhaseSplitPrefillPass:
+		if len(c.sum.Batches) != 1 || c.sum.Batches[0].DecodeStartNs == 0 {
+			return fmt.Errorf("phase_split_method %q needs exactly one batch with a prefill and a decode pair, got %d batch(es)", d.PhaseSplitMethod, len(c.sum.Batches))
+		}
+	default:
+		return fmt.Errorf("phase_split_method %q: want %q or %q", d.PhaseSplitMethod, PhaseSplitTimestamps, PhaseSplitPrefillPass)
+	}
 	n := len(c.sum.Requests)
 	if d.Requests != n {
 		return fmt.Errorf("done says %d requests, %d request events were sent", d.Requests, n)

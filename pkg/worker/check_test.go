@@ -51,6 +51,20 @@ func TestValidateValid(t *testing.T) {
 	}
 }
 
+// TestValidatePrefillPass: the vLLM/TensorRT-LLM shape — one batch whose
+// prefill pair is the max_tokens=1 pass and whose decode pair is the full
+// generation — is valid with phase_split_method prefill-pass.
+func TestValidatePrefillPass(t *testing.T) {
+	evs := append(validStream()[:10:10], Event{Kind: KindDone, TNs: 500, Done: &Done{Requests: 2, InputTokens: 7, OutputTokens: 7, PhaseSplitMethod: PhaseSplitPrefillPass}})
+	sum, err := Validate(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done.PhaseSplitMethod != PhaseSplitPrefillPass || len(sum.Batches) != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+}
+
 func TestValidateErrorRun(t *testing.T) {
 	evs := validStream()[:5]
 	evs = append(evs, Event{Kind: KindError, TNs: 999, Error: &Error{Kind: ErrKindOOM, Message: "oom"}})
@@ -92,6 +106,8 @@ func TestValidateViolations(t *testing.T) {
 		{"event after done", func(e []Event) []Event { return append(e, e[1]) }, "after done/error"},
 		{"no end", del(13), "without done or error"},
 		{"open phase at done", func(e []Event) []Event { return append(e[:11:11], e[12], e[13]) }, "prefill of batch 1 is open"},
+		{"unknown split method", func(e []Event) []Event { e[13].Done.PhaseSplitMethod = "guess"; return e }, `phase_split_method "guess"`},
+		{"prefill-pass with two batches", func(e []Event) []Event { e[13].Done.PhaseSplitMethod = PhaseSplitPrefillPass; return e }, "needs exactly one batch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Validate(tc.mut(validStream()))

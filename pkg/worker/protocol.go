@@ -112,7 +112,24 @@ type Done struct {
 	Requests     int `json:"requests"`
 	InputTokens  int `json:"input_tokens"`
 	OutputTokens int `json:"output_tokens"`
+	// PhaseSplitMethod says how the phase events split prefill from decode:
+	// PhaseSplitTimestamps (empty means the same) or PhaseSplitPrefillPass.
+	PhaseSplitMethod string `json:"phase_split_method,omitempty"`
 }
+
+// How a worker's phase events split prefill from decode.
+const (
+	// PhaseSplitTimestamps: each batch's prefill and decode intervals were
+	// timed directly (the end of the first forward pass is the boundary).
+	PhaseSplitTimestamps = "timestamps"
+	// PhaseSplitPrefillPass: continuous-batching engines (vLLM,
+	// TensorRT-LLM) have no per-batch boundary. One batch: its prefill pair
+	// brackets a separate max_tokens=1 pass over all prompts, its decode
+	// pair the full generation, which prefills again. The parent measures
+	// the full generation and attributes the prefill pass's energy and
+	// time to prefill, the rest to decode.
+	PhaseSplitPrefillPass = "prefill-pass"
+)
 
 // Error is the last event of a failed run.
 type Error struct {

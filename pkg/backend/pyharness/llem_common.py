@@ -128,12 +128,15 @@ class Emitter:
     def log(self, message, level="info"):
         self.emit("log", {"level": level, "message": message})
 
-    def done(self, requests, input_tokens, output_tokens):
-        self.emit("done", {
+    def done(self, requests, input_tokens, output_tokens, phase_split_method=None):
+        payload = {
             "requests": int(requests),
             "input_tokens": int(input_tokens),
             "output_tokens": int(output_tokens),
-        })
+        }
+        if phase_split_method:
+            payload["phase_split_method"] = phase_split_method
+        self.emit("done", payload)
 
     def error(self, kind, message, hint=""):
         payload = {"kind": kind, "message": message}
@@ -200,8 +203,9 @@ def timings_from_token_times(index, batch, input_tokens, start_ns, token_times, 
 # prefill/decode boundary; docs/worker-protocol.md prescribes this split.
 PHASE_SPLIT_METHOD = "prefill-pass"
 PREFILL_PASS_LOG = ("phase_split_method=prefill-pass: the prefill phase is a separate max_tokens=1 pass "
-                    "over all prompts; the decode phase is the full generation (which prefills again), "
-                    "so decode energy = decode-phase energy - prefill-phase energy")
+                    "over all prompts; the decode phase is the full generation (which prefills again); "
+                    "llem measures the full generation and attributes the pass's energy to prefill, "
+                    "the rest to decode")
 
 
 class StreamTracker:

@@ -62,7 +62,7 @@ func logsText(sum worker.Summary) string {
 
 func TestHarnessAgainstFakePyTorchRuntime(t *testing.T) {
 	sum, calls := runFake(t, t.TempDir(), spec("pytorch"))
-	if sum.Done.Requests != 3 || sum.Done.InputTokens != 15 || sum.Done.OutputTokens != 12 {
+	if sum.Done.Requests != 3 || sum.Done.InputTokens != 15 || sum.Done.OutputTokens != 12 || sum.Done.PhaseSplitMethod != "prefill-pass" {
 		t.Errorf("done = %+v", sum.Done)
 	}
 	for _, r := range sum.Requests {

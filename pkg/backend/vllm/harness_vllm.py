@@ -199,7 +199,8 @@ def main(spec, em):
     t_end = time.monotonic_ns()
     results = tracker.results(len(prompts), t_end)
     lc.emit_prefill_pass_window(em, results, t_p0, t_p1, t0, t_end)
-    em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results))
+    em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
+            phase_split_method=lc.PHASE_SPLIT_METHOD)
 
 
 def prefill_only(kw):

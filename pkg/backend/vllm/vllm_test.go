@@ -108,6 +108,9 @@ func TestHarnessAgainstFake(t *testing.T) {
 	if !method {
 		t.Errorf("no phase_split_method log in %+v", sum.Logs)
 	}
+	if sum.Done == nil || sum.Done.PhaseSplitMethod != worker.PhaseSplitPrefillPass {
+		t.Errorf("done = %+v, want phase_split_method prefill-pass", sum.Done)
+	}
 	if len(sum.Batches) != 1 || sum.Batches[0].Size != 3 || sum.Batches[0].InputTokens != 10 {
 		t.Fatalf("batches = %+v", sum.Batches)
 	}
