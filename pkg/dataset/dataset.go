@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/hfcache"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
@@ -430,25 +431,8 @@ func keys(m map[string]any) []string {
 	return ks
 }
 
-// HubCacheDir is the Hugging Face hub cache, resolved as huggingface_hub
-// does: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub,
-// else ~/.cache/huggingface/hub.
-func HubCacheDir() string {
-	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "hub")
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "huggingface", "hub")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".cache", "huggingface", "hub")
-}
+// HubCacheDir is the Hugging Face hub cache (hfcache.HubDir).
+func HubCacheDir() string { return hfcache.HubDir() }
 
 // aiEnergyScore reads the AI Energy Score prompt set from the Hugging Face
 // cache (datasets--AIEnergyScore--text_generation/snapshots/<rev>/), where

@@ -12,28 +12,12 @@ import (
 	"strings"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/hfcache"
 	"github.com/llenergymeasure/llem/pkg/engine/safetensors"
 )
 
-// HubCacheDir is where the Hugging Face hub cache lives, resolved the way
-// huggingface_hub does: $HF_HUB_CACHE, else $HF_HOME/hub, else
-// ~/.cache/huggingface/hub (honouring $XDG_CACHE_HOME).
-func HubCacheDir() string {
-	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "hub")
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "huggingface", "hub")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(".cache", "huggingface", "hub")
-	}
-	return filepath.Join(home, ".cache", "huggingface", "hub")
-}
+// HubCacheDir is where the Hugging Face hub cache lives (hfcache.HubDir).
+func HubCacheDir() string { return hfcache.HubDir() }
 
 func isFile(p string) bool {
 	st, err := os.Stat(p)

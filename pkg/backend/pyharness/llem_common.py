@@ -888,3 +888,22 @@ def thermal_floor(cfg, sleep=time.sleep):
     if s > 0:
         sleep(s)
     return s
+
+
+def prompt_token_ids(prompt, tokenizer, vocab_size, max_input, engine):
+    """Token IDs of a prompt for an engine fed token IDs (vLLM,
+    TensorRT-LLM), truncated to max_input (first tokens kept) like the other
+    backends: text goes through the model's tokenizer, or for random-weight
+    models (no tokenizer) through the approximate word tokenizer. Sending
+    IDs means the harness knows every request's exact input length."""
+    if prompt.token_ids is not None:
+        ids = list(prompt.token_ids)
+    elif tokenizer is not None:
+        ids = tokenizer.encode(prompt.text)
+    elif vocab_size:
+        ids = approx_token_ids(prompt.text, vocab_size)
+    else:
+        raise HarnessError("config", "text prompts need the model's tokenizer, and %s has none" % engine,
+                           "remove skip_tokenizer_init from %s.extra, or use token-ID prompts"
+                           % {"TensorRT-LLM": "tensorrt"}.get(engine, engine.lower()))
+    return ids[:max_input]

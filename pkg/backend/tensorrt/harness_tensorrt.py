@@ -252,19 +252,8 @@ def write_random_model_dir(arch_name, root):
 
 
 def prompt_ids(prompt, tokenizer, vocab_size, max_input):
-    """Token IDs of a prompt, truncated to max_input (first tokens kept),
-    as for the other backends; text goes through the model's tokenizer, or
-    the approximate word tokenizer for random-weight models."""
-    if prompt.token_ids is not None:
-        ids = list(prompt.token_ids)
-    elif tokenizer is not None:
-        ids = tokenizer.encode(prompt.text)
-    elif vocab_size:
-        ids = lc.approx_token_ids(prompt.text, vocab_size)
-    else:
-        raise lc.HarnessError("config", "text prompts need the model's tokenizer, and TensorRT-LLM has none",
-                              "remove skip_tokenizer_init from tensorrt.extra, or use token-ID prompts")
-    return ids[:max_input]
+    """Token IDs of a prompt (llem_common.prompt_token_ids)."""
+    return lc.prompt_token_ids(prompt, tokenizer, vocab_size, max_input, "TensorRT-LLM")
 
 
 async def stream_all(llm, inputs, params, tracker):

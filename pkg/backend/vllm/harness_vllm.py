@@ -102,21 +102,9 @@ def sampling_kwargs(cfg, backend_args, max_tokens, detokenize=True, forced=False
 
 
 def request_input(prompt, vocab_size, tokenizer, max_input):
-    """A vLLM prompt as token IDs (a TokensPrompt dict), truncated to
-    max_input like the other backends (first tokens kept). Text goes
-    through the model's tokenizer, or for random-weight models (no
-    tokenizer) through the approximate word tokenizer. Sending IDs means
-    the harness knows every request's exact input length."""
-    if prompt.token_ids is not None:
-        ids = list(prompt.token_ids)
-    elif tokenizer is not None:
-        ids = tokenizer.encode(prompt.text)
-    elif vocab_size:
-        ids = lc.approx_token_ids(prompt.text, vocab_size)
-    else:
-        raise lc.HarnessError("config", "text prompts need the model's tokenizer, and vLLM has none",
-                              "remove skip_tokenizer_init from vllm.extra, or use token-ID prompts")
-    return {"prompt_token_ids": ids[:max_input]}
+    """A vLLM prompt as token IDs (a TokensPrompt dict); see
+    llem_common.prompt_token_ids."""
+    return {"prompt_token_ids": lc.prompt_token_ids(prompt, tokenizer, vocab_size, max_input, "vLLM")}
 
 
 def versions():
