@@ -50,6 +50,12 @@ type JobRequest struct {
 	Dir     string // the slot's exchange directory
 	Timeout time.Duration
 	Grace   time.Duration
+	// Prompts are the run's prompts when the parent resolved them (file
+	// datasets: JSONL paths relative to the study, the AI Energy Score set
+	// from the cache), sent in the RunSpec so workers — also in containers —
+	// never look for the study's files; nil for synthetic datasets, which
+	// the worker builds with the model's tokenizer.
+	Prompts []worker.Prompt
 }
 
 // JobFunc builds the runner.Job of one slot for a backend. The Python
@@ -60,7 +66,7 @@ type JobFunc func(JobRequest) (runner.Job, error)
 // exe when set).
 func NativeJob(exe string) JobFunc {
 	return func(r JobRequest) (runner.Job, error) {
-		spec := worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON}
+		spec := worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts}
 		return native.Job(spec, native.JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
 	}
 }

@@ -3,6 +3,7 @@ package execute
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
+	studypkg "github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
@@ -422,5 +424,69 @@ execution: cycles: 1
 	// which is the window up to the short tail before done.
 	if sum := *r.Prefill.EnergyJ + *r.Decode.EnergyJ; sum > *r.Energy.RawJ*1.0001 || sum < *r.Energy.RawJ*0.8 {
 		t.Errorf("phases sum to %.4g J, window raw %.4g J", sum, *r.Energy.RawJ)
+	}
+}
+
+// TestFileDatasetPromptsResolvedByParent: a JSONL path is relative to the
+// study file, not to where llem runs, and the parent sends the prompts in
+// the RunSpec (a worker in a container could not read the study's files).
+// A missing file fails that run with a dataset error and the study goes on.
+func TestFileDatasetPromptsResolvedByParent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var lines []string
+	for i := range 8 {
+		lines = append(lines, fmt.Sprintf(`{"prompt": "p%d"}`, i))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "prompts.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	study := `name: "fake"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32"
+	energy: {sensor: "estimate", sample_interval_ms: 50}
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+}
+experiments: [
+	{n: 7, dataset: {source: "jsonl", path: "prompts.jsonl"}},
+	{n: 7, dataset: {source: "jsonl", path: "missing.jsonl"}},
+]
+execution: {cycles: 1, order: "sequential"}
+`
+	path := filepath.Join(dir, "study.cue")
+	if err := os.WriteFile(path, []byte(study), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadMu.Lock()
+	plan, err := studypkg.Load(context.Background(), path)
+	loadMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{
+		Plan: plan, OutRoot: t.TempDir(),
+		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := result.ReadRecords(rep.Dir)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("records %d, %v", len(recs), err)
+	}
+	var ok, missing *result.Record
+	for _, r := range recs {
+		if strings.Contains(string(r.Config), "missing.jsonl") {
+			missing = r
+		} else {
+			ok = r
+		}
+	}
+	if ok == nil || ok.Status != result.StatusOK {
+		t.Fatalf("prompts not sent to the worker: %+v", ok.Error)
+	}
+	if missing == nil || missing.Status != result.StatusFailed || missing.Error.Kind != "dataset" || !strings.Contains(missing.Error.Message, "missing.jsonl") {
+		t.Fatalf("missing file: %+v", missing.Error)
 	}
 }

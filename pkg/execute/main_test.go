@@ -59,7 +59,7 @@ func fakeWorkerJob(sleepMs int) JobFunc {
 		}
 		return runner.Job{
 			Backend: r.Run.Backend,
-			Spec:    worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON},
+			Spec:    worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts},
 			Command: []string{exe},
 			Env:     map[string]string{"LLEM_EXEC_TEST_ROLE": "fakeworker", "LLEM_FAKE_SLEEP_MS": strconv.Itoa(sleepMs)},
 			Dir:     r.Dir, Timeout: r.Timeout, Grace: 500 * time.Millisecond,
@@ -78,6 +78,9 @@ const (
 	// (1 pause), then the full generation (3 pauses), phase_split_method
 	// prefill-pass.
 	fakePrefillPass = 6
+	// fakePrompts fails unless the RunSpec carries the 7 prompts of the
+	// test's JSONL file (p0 … p6), then behaves like fakeOK.
+	fakePrompts = 7
 )
 
 // fakeWorker reads the spec and emits a valid stream of one batch of two
@@ -96,6 +99,10 @@ func fakeWorker() int {
 	pause := func() { time.Sleep(time.Duration(sleepMs) * time.Millisecond) }
 	enc := worker.NewEncoder(os.Stdout)
 	enc.Emit(worker.Hello{Backend: "native", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"fake": "1"}})
+	if cfg.N == fakePrompts && (len(spec.Prompts) != 7 || spec.Prompts[0].Text != "p0" || spec.Prompts[6].Text != "p6") {
+		enc.Emit(worker.Error{Kind: worker.ErrKindDataset, Message: fmt.Sprintf("spec carried %d prompts: %+v", len(spec.Prompts), spec.Prompts)})
+		return 1
+	}
 	switch cfg.N {
 	case fakeCrash:
 		fmt.Fprintln(os.Stderr, "fatal: simulated segfault in the fake worker")

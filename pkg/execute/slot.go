@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/dataset"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/result"
@@ -157,7 +160,11 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	if rn == nil {
 		return fail("runner", fmt.Sprintf("runner %s is not available for backend %s", kind, run.Backend), "use --runner local")
 	}
-	job, err := jf(JobRequest{Run: run, Cycle: e.Cycle, Dir: x.st.WorkPath(run.ID, e.Cycle), Timeout: x.runTimeout(run), Grace: x.opt.Grace})
+	prompts, err := x.filePrompts(run)
+	if err != nil {
+		return fail(worker.ErrKindDataset, err.Error(), errs.Hint(err))
+	}
+	job, err := jf(JobRequest{Run: run, Cycle: e.Cycle, Dir: x.st.WorkPath(run.ID, e.Cycle), Timeout: x.runTimeout(run), Grace: x.opt.Grace, Prompts: prompts})
 	if err != nil {
 		return fail("config", err.Error(), "")
 	}
@@ -684,4 +691,26 @@ func thermal(tl *energy.Timeline, w *measure.Window) *result.Thermal {
 		t.StartC, t.EndC, t.MaxC = f64(first), f64(last), f64(hi)
 	}
 	return t
+}
+
+// filePrompts resolves the prompts of a run whose dataset is a file (a
+// JSONL path, relative to the study file's directory; the AI Energy Score
+// set in the Hugging Face cache), so the worker gets them in its RunSpec.
+// Synthetic datasets return nil: the worker builds them with the model's
+// tokenizer.
+func (x *executor) filePrompts(run study.Run) ([]worker.Prompt, error) {
+	cfg, err := dataset.ParseConfig(run.ConfigJSON)
+	if err != nil {
+		return nil, err
+	}
+	switch cfg.Dataset.Source {
+	case "jsonl", "aienergyscore":
+	default:
+		return nil, nil
+	}
+	base := ""
+	if x.plan.Source != "" {
+		base = filepath.Dir(x.plan.Source)
+	}
+	return dataset.Build(cfg, dataset.Options{BaseDir: base})
 }

@@ -436,7 +436,7 @@ func (r *Resolution) jobFunc(b *Backend) (execute.JobFunc, error) {
 		python = containerPython
 	}
 	return func(req execute.JobRequest) (runner.Job, error) {
-		spec, err := pyharness.SpecFor(req.Run, req.Cycle, nil)
+		spec, err := pyharness.SpecFor(req.Run, req.Cycle, req.Prompts)
 		if err != nil {
 			return runner.Job{}, err
 		}
