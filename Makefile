@@ -10,7 +10,9 @@ TOOLS   := $(CURDIR)/.tools
 CUE     := $(TOOLS)/bin/cue
 READERS := $(CURDIR)/tools/parquet-readers
 VERSION ?= 0.1.0-dev
-LDFLAGS := -X github.com/llenergymeasure/llem/internal/version.Version=$(VERSION)
+COMMIT  ?= $(shell git describe --always --dirty --exclude '*' 2>/dev/null)
+LDFLAGS := -X github.com/llenergymeasure/llem/internal/version.Version=$(VERSION) \
+           -X github.com/llenergymeasure/llem/internal/version.BuildCommit=$(COMMIT)
 
 .PHONY: build quickstart test test-short bench fuzz deps vet lint clean docs
 
