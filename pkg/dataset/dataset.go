@@ -1,7 +1,9 @@
 // Package dataset builds the prompts of one run from its config: synthetic
 // prompts of controlled token lengths (token IDs for random-weight models,
 // text when a tokenizer is available), prompts from a JSONL file, or the AI
-// Energy Score prompt set; then orders them (interleaved, grouped, shuffled,
+// Energy Score prompt set (a Hugging Face Hub dataset at a pinned commit,
+// which Fetch downloads into the hub cache and Build reads from there
+// only); then orders them (interleaved, grouped, shuffled,
 // all seeded with random_seed) and takes n.
 //
 // Deliberate differences from the original llem (llem-inventory.md §8): a
@@ -42,8 +44,9 @@ type Spec struct {
 	Path  string `json:"path,omitempty"`
 	Field string `json:"field,omitempty"`
 	// aienergyscore
-	Name  string `json:"name,omitempty"`
-	Split string `json:"split,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Split    string `json:"split,omitempty"`
+	Revision string `json:"revision,omitempty"`
 }
 
 // UnmarshalJSON also accepts the original's string form: "aienergyscore" or
@@ -433,51 +436,3 @@ func keys(m map[string]any) []string {
 
 // HubCacheDir is the Hugging Face hub cache (hfcache.HubDir).
 func HubCacheDir() string { return hfcache.HubDir() }
-
-// aiEnergyScore reads the AI Energy Score prompt set from the Hugging Face
-// cache (datasets--AIEnergyScore--text_generation/snapshots/<rev>/), where
-// a download by the Python side or huggingface-cli puts it. JSONL files in
-// the snapshot are read with the usual prompt-field auto-detect (the set's
-// prompts are in "text").
-func aiEnergyScore(d Spec, cache string) ([]record, error) {
-	name := d.Name
-	if name == "" {
-		name = "AIEnergyScore/text_generation"
-	}
-	if cache == "" {
-		cache = HubCacheDir()
-	}
-	hint := fmt.Sprintf("download it once: huggingface-cli download --repo-type dataset %s (or use a synthetic or jsonl dataset)", name)
-	dir := filepath.Join(cache, "datasets--"+strings.ReplaceAll(name, "/", "--"), "snapshots")
-	snaps, err := os.ReadDir(dir)
-	if err != nil || len(snaps) == 0 {
-		return nil, fail(hint, "the %s prompt set is not in the Hugging Face cache (%s)", name, dir)
-	}
-	var seen []string
-	for _, s := range snaps {
-		var found []string
-		filepath.WalkDir(filepath.Join(dir, s.Name()), func(p string, e os.DirEntry, err error) error {
-			if err == nil && !e.IsDir() {
-				found = append(found, p)
-			}
-			return nil
-		})
-		sort.Strings(found)
-		var recs []record
-		for _, p := range found {
-			seen = append(seen, filepath.Base(p))
-			if !strings.HasSuffix(p, ".jsonl") || (d.Split != "" && !strings.Contains(filepath.Base(p), d.Split)) {
-				continue
-			}
-			rs, err := readJSONL(p, "")
-			if err != nil {
-				return nil, err
-			}
-			recs = append(recs, rs...)
-		}
-		if len(recs) > 0 {
-			return recs, nil
-		}
-	}
-	return nil, fail(hint, "the cached %s has no readable .jsonl prompts (files: %s)", name, strings.Join(seen, ", "))
-}

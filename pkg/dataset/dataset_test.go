@@ -227,11 +227,17 @@ func TestAIEnergyScore(t *testing.T) {
 	cache := t.TempDir()
 	c := Config{N: 2, Order: "interleaved", Dataset: Spec{Source: "aienergyscore"}}
 	_, err := Build(c, Options{HFHubCache: cache})
-	if err == nil || !strings.Contains(errs.Hint(err), "huggingface-cli download --repo-type dataset AIEnergyScore/text_generation") {
+	if err == nil || !errors.Is(err, ErrDataset) ||
+		!strings.Contains(errs.Hint(err), "huggingface-cli download --repo-type dataset AIEnergyScore/text_generation --revision "+AIEnergyScoreRevision) {
 		t.Fatalf("empty cache: %v (hint %q)", err, errs.Hint(err))
 	}
-	writeFile(t, cache, "datasets--AIEnergyScore--text_generation/snapshots/abc123/text_generation.jsonl",
-		"{\"text\": \"first\"}\n{\"text\": \"second\"}\n{\"text\": \"third\"}\n")
+	// Another revision of the set is not the pinned one.
+	writeFile(t, cache, "datasets--AIEnergyScore--text_generation/snapshots/abc123/text_generation.jsonl", "{\"text\": \"other\"}\n")
+	if _, err := Build(c, Options{HFHubCache: cache}); err == nil {
+		t.Fatal("read a snapshot other than the pinned revision")
+	}
+	writeFile(t, cache, "datasets--AIEnergyScore--text_generation/snapshots/"+AIEnergyScoreRevision+"/text_generation.jsonl",
+		"{\"text\": \"first\"}\n{\"text\": \"  \"}\n{\"text\": \" second \"}\n{\"text\": \"third\"}\n")
 	ps, err := Build(c, Options{HFHubCache: cache})
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,7 @@ type Dataset struct {
 	Field        string  `json:"field,omitempty"`
 	Name         string  `json:"name,omitempty"`
 	Split        string  `json:"split,omitempty"`
+	Revision     string  `json:"revision,omitempty"`
 }
 
 // Decoder is schema #Decoder with the preset already applied.
