@@ -75,7 +75,7 @@ type Record struct {
 	Thermal          *Thermal `json:"thermal,omitempty"`
 	Warmup           *Warmup  `json:"warmup,omitempty"`
 
-	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. energy_estimated, short_window)"`
+	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. estimate_used, window_too_short, power_throttling; docs/methodology.md lists them)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
 	Timeseries string   `json:"timeseries,omitempty" doc:"path of the measured window's timeseries Parquet, relative to the study directory"`
 }
@@ -120,7 +120,7 @@ type Timing struct {
 	WallS         float64   `json:"wall_s" doc:"whole run including worker start, model load and warmup"`
 	LoadS         float64   `json:"load_s" doc:"model load, from the worker's loaded event"`
 	WarmupS       float64   `json:"warmup_s"`
-	WindowS       float64   `json:"window_s" doc:"measured window: from the end of warmup (and thermal floor) to the worker's done"`
+	WindowS       float64   `json:"window_s" doc:"measured window: from the first measured prefill (warmup and thermal floor excluded; for prefill-pass workers the full generation) to the worker's done"`
 	WindowStartNs int64     `json:"window_start_ns" doc:"CLOCK_MONOTONIC start of the measured window"`
 	WindowEndNs   int64     `json:"window_end_ns" doc:"CLOCK_MONOTONIC end of the measured window"`
 }

@@ -61,7 +61,7 @@ func sampleRecord() Record {
 		Decode:     &PhaseMetrics{Tokens: 3},
 		Thermal:    &Thermal{StartC: f64(40)},
 		Warmup:     &Warmup{Prompts: 1},
-		Flags:      []string{"energy_estimated"},
+		Flags:      []string{"estimate_used"},
 		Warnings:   []string{},
 		Timeseries: "timeseries/r1/cycle-1.parquet",
 	}
