@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -213,5 +214,54 @@ func BenchmarkWritePhases(b *testing.B) {
 			}
 			perRow(b)
 		})
+	}
+}
+
+// TestWritePlainFallback: a string column whose row group dictionary would
+// pass 1 MiB with values that do not repeat (here a unique 1 KB error
+// message on every failed row) is written plain, with the same values.
+func TestWritePlainFallback(t *testing.T) {
+	recs := loaded(t, 30, 100)
+	pad := strings.Repeat("x", 1000)
+	for i, r := range recs {
+		if i%3 != 0 {
+			r.Status = result.StatusFailed
+			r.Error = &result.RunError{Kind: "crash", Message: fmt.Sprintf("%d %s", i, pad)}
+		}
+	}
+	var got, want bytes.Buffer
+	if err := Write(context.Background(), &got, recs, carbon.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := referenceWrite(context.Background(), &want, recs, carbon.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	gt, _ := readTable(t, got.Bytes())
+	defer gt.Release()
+	wt, _ := readTable(t, want.Bytes())
+	defer wt.Release()
+	for c := range int(gt.NumCols()) {
+		if !array.ChunkedEqual(gt.Column(c).Data(), wt.Column(c).Data()) {
+			t.Errorf("column %s differs", gt.Schema().Field(c).Name)
+		}
+	}
+	// The error_message column chunk is plain, not dictionary-encoded.
+	rdr, err := file.NewParquetReader(bytes.NewReader(got.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	col := -1
+	for i, c := range Columns {
+		if c.Name == "error_message" {
+			col = i
+		}
+	}
+	cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(col)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.HasDictionaryPage() {
+		t.Errorf("error_message has a dictionary page; encodings %v", cc.Encodings())
 	}
 }
