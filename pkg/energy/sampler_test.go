@@ -49,16 +49,43 @@ func (f *fakeSensor) Read(dst []Sample, mode ReadMode) error {
 }
 func (f *fakeSensor) Close() error { return nil }
 
+func (f *fakeSensor) counts() (reads, aux, counter int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads, f.aux, f.counter
+}
+
+// waitReads waits until the sensor has been read at least n times; it fails
+// the test if that does not happen within a generous hang guard.
+func waitReads(t *testing.T, f *fakeSensor, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r, _, _ := f.counts(); r >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			r, _, _ := f.counts()
+			t.Fatalf("sampler stopped recording: %d reads, want %d", r, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestSamplerRecordsTimeline(t *testing.T) {
+	const auxEvery, counterEvery = 3, 4
 	fs := &fakeSensor{}
-	sm := NewSampler(fs, SamplerOptions{Interval: 2 * time.Millisecond, AuxEvery: 3, CounterEvery: 4})
+	sm := NewSampler(fs, SamplerOptions{Interval: 2 * time.Millisecond, AuxEvery: auxEvery, CounterEvery: counterEvery})
 	if err := sm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := sm.Start(context.Background()); err == nil {
 		t.Error("second Start succeeded")
 	}
-	time.Sleep(40 * time.Millisecond)
+	// Wait for Start's read and 2×auxEvery×counterEvery ticks (however long
+	// they take on a loaded machine) rather than sleeping a fixed time.
+	const minTicks = 2 * auxEvery * counterEvery
+	waitReads(t, fs, 1+minTicks)
 	mid := sm.Snapshot()
 	tl := sm.Stop()
 	again := sm.Stop()
@@ -66,8 +93,10 @@ func TestSamplerRecordsTimeline(t *testing.T) {
 		t.Error("second Stop changed the timeline")
 	}
 	n := len(tl.Channels[0].Samples)
-	if n < 5 || len(mid.Channels[0].Samples) > n {
-		t.Fatalf("samples = %d (mid %d)", n, len(mid.Channels[0].Samples))
+	reads, aux, counter := fs.counts()
+	// Every read is one sample: Start's, one per tick, Stop's.
+	if n != reads || n < 2+minTicks || len(mid.Channels[0].Samples) < 1+minTicks || len(mid.Channels[0].Samples) > n {
+		t.Fatalf("samples = %d (mid %d), reads %d", n, len(mid.Channels[0].Samples), reads)
 	}
 	if tl.Sensor != "fake" || tl.IntervalNs != 2e6 || tl.Channels[1].ID != "fake:1" {
 		t.Errorf("timeline header = %+v", tl.Channels[1].Channel)
@@ -78,12 +107,15 @@ func TestSamplerRecordsTimeline(t *testing.T) {
 			t.Fatalf("sample %d not after %d: %+v %+v", i, i-1, s[i-1], s[i])
 		}
 	}
-	// Start and Stop read aux; the ticks read it every 3rd time.
-	if fs.aux < 2 || fs.aux > 2+fs.reads/3 {
-		t.Errorf("aux reads = %d of %d", fs.aux, fs.reads)
+	// Start and Stop read everything; tick k reads aux when k%auxEvery == 0
+	// and the counter when k%counterEvery == 0. Stop has waited for the
+	// ticking goroutine, so the tick count is exact.
+	ticks := reads - 2
+	if want := 2 + ticks/auxEvery; aux != want {
+		t.Errorf("aux reads = %d over %d ticks, want %d", aux, ticks, want)
 	}
-	if fs.counter < 2 || fs.counter > 2+fs.reads/4 || fs.counter == fs.aux {
-		t.Errorf("counter reads = %d of %d (aux %d)", fs.counter, fs.reads, fs.aux)
+	if want := 2 + ticks/counterEvery; counter != want {
+		t.Errorf("counter reads = %d over %d ticks, want %d", counter, ticks, want)
 	}
 }
 
