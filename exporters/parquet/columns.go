@@ -328,6 +328,7 @@ var Columns = func() []Column {
 		nstr("timeseries", "timeseries Parquet, relative to the study directory", func(r *result.Record) string { return r.Timeseries }),
 		rawJSON("config", "effective config, JSON", func(r *result.Record) json.RawMessage { return r.Config }),
 		rawJSON("environment", "environment snapshot, JSON", func(r *result.Record) json.RawMessage { return r.Environment }),
+		nstr("phase_split_method", "how prefill was told from decode: timestamps or prefill-pass", func(r *result.Record) string { return r.PhaseSplitMethod }),
 	)
 	return c
 }()

@@ -34,9 +34,9 @@ func loaded(t testing.TB, runs, cycles int) []*result.Record {
 		r.Environment = env
 		switch i % 7 {
 		case 1:
-			r.Flags = []string{"energy_estimated"}
+			r.Flags = []string{"estimate_used"}
 		case 2:
-			r.Flags = []string{"short_window", "thermal"}
+			r.Flags = []string{"window_too_short", "thermal_drift"}
 			r.Warnings = []string{"a warning"}
 		case 3:
 			r.Environment = nil
