@@ -117,10 +117,28 @@ func Fetch(ctx context.Context, s Spec, o FetchOptions) (bool, error) {
 		if h := errs.Hint(err); h != "" {
 			hint = h + "; or " + hint
 		}
-		return false, errs.WithHint(fmt.Errorf("%w: %s is not in the Hugging Face cache and could not be downloaded: %w", ErrDataset, r, err), hint)
+		msg := err.Error()
+		var he *hub.Error
+		if errors.As(err, &he) {
+			msg = he.Msg
+		}
+		return false, errs.WithHint(&fetchError{
+			msg: fmt.Sprintf("%s: %s is not in the Hugging Face cache (%s) and was not downloaded: %s", ErrDataset, r, r.Dir(c.Cache), msg),
+			err: err,
+		}, hint)
 	}
 	return true, nil
 }
+
+// fetchError is a failed Fetch: errors.Is finds ErrDataset and the hub's
+// error kinds.
+type fetchError struct {
+	msg string
+	err error
+}
+
+func (e *fetchError) Error() string   { return e.msg }
+func (e *fetchError) Unwrap() []error { return []error{ErrDataset, e.err} }
 
 // aiEnergyScore reads a Hub prompt set (by default the AI Energy Score set
 // at its pinned commit) from the Hugging Face cache, where Fetch, `llem

@@ -176,7 +176,7 @@ type Info struct {
 // is written (the same way) once the files are in place.
 func (c *Client) Download(ctx context.Context, r Repo, pick func(files []string) ([]string, error)) (string, error) {
 	if c.Offline {
-		return "", c.fail(ErrOffline, r, "HF_HUB_OFFLINE is set, so llem does not download %s", r)
+		return "", c.fail(ErrOffline, r, "HF_HUB_OFFLINE is set, so llem does not download it")
 	}
 	info, err := c.Revision(ctx, r)
 	if err != nil {
@@ -245,7 +245,7 @@ func localPath(name string) bool {
 // Revision asks the Hub for the commit sha of r.Revision and its file list.
 func (c *Client) Revision(ctx context.Context, r Repo) (*Info, error) {
 	if c.Offline {
-		return nil, c.fail(ErrOffline, r, "HF_HUB_OFFLINE is set, so llem does not download %s", r)
+		return nil, c.fail(ErrOffline, r, "HF_HUB_OFFLINE is set, so llem does not download it")
 	}
 	u := fmt.Sprintf("%s/api/%ss/%s/revision/%s", c.Endpoint, r.Type, r.ID, url.PathEscape(r.Revision))
 	resp, err := c.get(ctx, u)
@@ -407,10 +407,22 @@ func (c *Client) host() string {
 	return c.Endpoint
 }
 
-// fail makes an error wrapping kind with the hint for that kind.
+// Error is a failed download: "<repo>: <what went wrong>".
+type Error struct {
+	// Kind is ErrOffline, ErrUnreachable, ErrUnauthorized, ErrNotFound or
+	// nil (another HTTP status).
+	Kind error
+	Repo Repo
+	// Msg says what went wrong, without the repository.
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Repo.String() + ": " + e.Msg }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// fail makes an *Error of kind with the hint for that kind.
 func (c *Client) fail(kind error, r Repo, format string, args ...any) error {
-	err := fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)
-	return errs.WithHint(err, c.hint(kind, r))
+	return errs.WithHint(&Error{Kind: kind, Repo: r, Msg: fmt.Sprintf(format, args...)}, c.hint(kind, r))
 }
 
 func (c *Client) hint(kind error, r Repo) string {
@@ -439,15 +451,15 @@ func (c *Client) netErr(err error, r Repo) error {
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns):
-		return c.fail(ErrUnreachable, r, "cannot download %s: %s does not resolve (no network?)", r, c.host())
+		return c.fail(ErrUnreachable, r, "%s does not resolve (no network?)", c.host())
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return c.fail(ErrUnreachable, r, "cannot download %s: connection to %s refused", r, c.host())
+		return c.fail(ErrUnreachable, r, "connection to %s refused", c.host())
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the URL is in the message already, without the token
 	}
-	return c.fail(ErrUnreachable, r, "cannot download %s: %s unreachable: %v", r, c.host(), err)
+	return c.fail(ErrUnreachable, r, "%s unreachable: %v", c.host(), err)
 }
 
 // statusErr describes a non-200 answer. The Hub says which thing was
@@ -455,18 +467,18 @@ func (c *Client) netErr(err error, r Repo) error {
 // GatedRepo); a 401 for a missing repository is how it hides private ones.
 func (c *Client) statusErr(resp *http.Response, r Repo, file string) error {
 	code := resp.Header.Get("X-Error-Code")
-	what := r.String()
+	what := "the repository"
 	if file != "" {
-		what = fmt.Sprintf("%s of %s", file, r)
+		what = file
 	}
 	switch {
 	case code == "RevisionNotFound":
-		return c.fail(ErrNotFound, r, "%s %s has no revision %q", r.Type, r.ID, r.Revision)
+		return c.fail(ErrNotFound, r, "the repository has no revision %q", r.Revision)
 	case code == "RepoNotFound" && resp.StatusCode == http.StatusUnauthorized && c.Token == "":
-		return errs.WithHint(fmt.Errorf("%w: %s %s does not exist, or is private (HTTP 401)", ErrNotFound, r.Type, r.ID),
+		return errs.WithHint(&Error{Kind: ErrNotFound, Repo: r, Msg: "the repository does not exist, or is private (HTTP 401)"},
 			"check the repository name; if it is private, set HF_TOKEN to a token with access")
 	case code == "RepoNotFound":
-		return c.fail(ErrNotFound, r, "%s %s does not exist on %s", r.Type, r.ID, c.host())
+		return c.fail(ErrNotFound, r, "the repository does not exist on %s", c.host())
 	case code == "EntryNotFound":
 		return c.fail(ErrNotFound, r, "%s does not exist", what)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || code == "GatedRepo":
@@ -479,6 +491,6 @@ func (c *Client) statusErr(resp *http.Response, r Repo, file string) error {
 	if detail != "" {
 		detail = ": " + strings.ReplaceAll(detail, "\n", " ")
 	}
-	return errs.WithHint(fmt.Errorf("hub: %s: HTTP %d from %s%s", what, resp.StatusCode, c.host(), detail),
+	return errs.WithHint(&Error{Repo: r, Msg: fmt.Sprintf("%s: HTTP %d from %s%s", what, resp.StatusCode, c.host(), detail)},
 		"the Hub may be having trouble: try again later")
 }

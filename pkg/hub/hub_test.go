@@ -166,7 +166,7 @@ func TestNotFound(t *testing.T) {
 		t.Errorf("bad revision: %v (hint %q)", err, errs.Hint(err))
 	}
 	_, err = c.Download(context.Background(), Repo{Type: "dataset", ID: "org/nope", Revision: "main"}, train)
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "org/nope does not exist, or is private") {
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "org/nope (revision main): the repository does not exist, or is private") {
 		t.Errorf("bad repo: %v", err)
 	}
 	// A file the listing named but the server lacks.
