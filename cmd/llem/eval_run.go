@@ -34,11 +34,15 @@ import (
 // summary.json (stdout). Exit status: 0 all done, 1 some run failed, 130
 // interrupted.
 func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot, res *setup.Resolution) error {
-	// Every backend must be able to run before the study starts: Docker
+	// Every backend must be able to run before the study starts: the Hub
+	// prompt sets in the cache (downloaded now if need be), Docker
 	// pre-flight (pulling missing images) and local interpreters.
 	var pullProgress io.Writer
 	if !c.Quiet {
 		pullProgress = stdio.Stderr
+	}
+	if err := fetchDatasets(ctx, plan, pullProgress); err != nil {
+		return err
 	}
 	if err := res.Prepare(ctx, pullProgress); err != nil {
 		return err
@@ -190,6 +194,7 @@ func printSummary(w io.Writer, rep *execute.Report, studyPath string) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tCONFIG\tN\tJ/OUT-TOKEN\tOUT-TOKENS/S\tTTFT P50 MS\tPREFILL/DECODE J\tFLAGS")
+	var shown []*stats.MetricStats
 	for i := range rep.Stats.Runs {
 		r := &rep.Stats.Runs[i]
 		label := r.Label()
@@ -211,14 +216,13 @@ func printSummary(w io.Writer, rep *execute.Report, studyPath string) {
 		if len(id) > 8 {
 			id = id[:8]
 		}
+		e, tps, ttft := r.Metric("energy_per_output_token_j"), r.Metric("output_tokens_per_sec"), r.Metric("ttft_p50_ms")
+		shown = append(shown, e, tps, ttft)
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", id, label, r.ValidCount, r.Cycles,
-			stats.FormatWithCI(r.Metric("energy_per_output_token_j")),
-			stats.FormatWithCI(r.Metric("output_tokens_per_sec")),
-			stats.FormatWithCI(r.Metric("ttft_p50_ms")), split, flags)
+			stats.FormatWithCI(e), stats.FormatWithCI(tps), stats.FormatWithCI(ttft), split, flags)
 	}
 	tw.Flush()
-	meth := rep.Stats.Methodology
-	fmt.Fprintf(w, "\nmean over cycles; [%.0f%% %s CI] where a run has 2+ valid cycles.\n", meth.ConfidenceLevel*100, meth.CIMethod)
+	fmt.Fprintln(w, "\n"+ciFooter(rep.Stats, shown))
 	for _, warn := range rep.Stats.Warnings {
 		fmt.Fprintln(w, "warning:", warn)
 	}
@@ -360,4 +364,31 @@ func (d *barDisplay) close() {
 		d.bar.Abort(false)
 	}
 	d.p.Wait()
+}
+
+// ciFooter says how the intervals in the table were computed: the
+// configured method (BCa) only where every shown interval used it, else
+// which ones fell back to percentile and why that happens.
+func ciFooter(s *stats.StudySummary, shown []*stats.MetricStats) string {
+	level := s.Methodology.ConfidenceLevel * 100
+	n, fell := 0, 0
+	for _, m := range shown {
+		if m == nil || m.CI == nil || m.CI.Method == stats.MethodNone {
+			continue
+		}
+		n++
+		if m.CI.Method != s.Methodology.CIMethod {
+			fell++
+		}
+	}
+	switch {
+	case n == 0:
+		return "mean over cycles; no confidence intervals (a run needs 2+ valid cycles)."
+	case fell == 0:
+		return fmt.Sprintf("mean over cycles; [%.0f%% %s CI] where a run has 2+ valid cycles.", level, s.Methodology.CIMethod)
+	case fell == n:
+		return fmt.Sprintf("mean over cycles; [%.0f%% percentile CI]: %s needs 3+ varying cycles, so every interval shown fell back (llem results show --json gives each reason).", level, s.Methodology.CIMethod)
+	default:
+		return fmt.Sprintf("mean over cycles; [%.0f%% %s CI], %d of %d shown fell back to percentile (fewer than 3 varying cycles; llem results show --json gives each reason).", level, s.Methodology.CIMethod, fell, n)
+	}
 }
