@@ -107,13 +107,18 @@ type Cache struct {
 	Now func() time.Time
 }
 
-// DefaultCacheDir is $XDG_CACHE_HOME/llenergymeasure (or ~/.cache/…).
+// DefaultCacheDir is where idle baselines are cached: $LLEM_CACHE_DIR/baseline,
+// else $XDG_CACHE_HOME/llem/baseline (~/.cache/llem/baseline) — beside
+// llem's other caches (harness/, trt-engines/).
 func DefaultCacheDir() string {
+	if d := os.Getenv("LLEM_CACHE_DIR"); d != "" {
+		return filepath.Join(d, "baseline")
+	}
 	d, err := os.UserCacheDir()
 	if err != nil {
 		d = os.TempDir()
 	}
-	return filepath.Join(d, "llenergymeasure")
+	return filepath.Join(d, "llem", "baseline")
 }
 
 func (c Cache) dir() string {

@@ -67,7 +67,8 @@ func Hash(files map[string][]byte) string {
 }
 
 // CacheRoot is where harness directories live: $LLEM_CACHE_DIR/harness, or
-// the user cache directory (~/.cache/llem/harness on Linux).
+// the user cache directory (~/.cache/llem/harness on Linux), beside the
+// baseline cache (pkg/measure) and TensorRT-LLM engines.
 func CacheRoot() (string, error) {
 	if d := os.Getenv("LLEM_CACHE_DIR"); d != "" {
 		return filepath.Join(d, "harness"), nil
@@ -171,7 +172,7 @@ type JobOptions struct {
 // cache locations, offline switches, and the GPU selection.
 var ForwardedEnv = []string{
 	"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE",
-	"TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "LLEM_TRT_ENGINE_CACHE",
+	"TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR",
 }
 
 // Job builds the runner.Job that starts h with python on spec.

@@ -181,10 +181,12 @@ def engine_cache_key(kw, trtllm_version, gpu_name):
 
 
 def engine_cache_root(environ):
-    """LLEM_TRT_ENGINE_CACHE, else $XDG_CACHE_HOME/llem/trt-engines, else
-    ~/.cache/llem/trt-engines."""
+    """LLEM_TRT_ENGINE_CACHE, else $LLEM_CACHE_DIR/trt-engines, else
+    $XDG_CACHE_HOME/llem/trt-engines, else ~/.cache/llem/trt-engines."""
     if environ.get("LLEM_TRT_ENGINE_CACHE"):
         return environ["LLEM_TRT_ENGINE_CACHE"]
+    if environ.get("LLEM_CACHE_DIR"):
+        return os.path.join(environ["LLEM_CACHE_DIR"], "trt-engines")
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "llem", "trt-engines")
 

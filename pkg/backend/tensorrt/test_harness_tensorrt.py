@@ -97,6 +97,7 @@ class KwargsTest(unittest.TestCase):
     def test_cache_dir(self):
         self.assertEqual(ht.engine_cache_root({"LLEM_TRT_ENGINE_CACHE": "/x"}), "/x")
         self.assertEqual(ht.engine_cache_root({"XDG_CACHE_HOME": "/c"}), "/c/llem/trt-engines")
+        self.assertEqual(ht.engine_cache_root({"LLEM_CACHE_DIR": "/l", "XDG_CACHE_HOME": "/c"}), "/l/trt-engines")
         with tempfile.TemporaryDirectory() as root:
             self.assertIsNone(ht.cached_engine(root, "k"))
             d = os.path.join(root, "k")

@@ -416,7 +416,7 @@ const containerPython = "python3"
 // hostPathEnv are forwarded variables that name host paths or host GPU
 // indices: meaningless inside a container (the image sets HF_HOME; GPUs are
 // requested by UUID), so Docker jobs drop them.
-var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "CUDA_VISIBLE_DEVICES"}
+var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
 
 func (r *Resolution) jobFunc(b *Backend) (execute.JobFunc, error) {
 	inDocker := b.Kind == runner.KindDocker
