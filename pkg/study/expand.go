@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/token"
 )
 
@@ -124,6 +125,10 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 			return err
 		}
 	}
+	if len(x.missing) > 0 {
+		x.reportMissing()
+		return nil
+	}
 	return x.finish()
 }
 
@@ -156,6 +161,7 @@ type expander struct {
 	total        int
 	multiBackend bool
 	n            int
+	missing      map[string]*reqMiss // required fields missing, see required.go
 }
 
 // product walks the Cartesian product of dims (first dimension slowest)
@@ -213,6 +219,20 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 	if reasons != nil {
 		if r := x.excludedBy(cfg); r >= 0 {
 			x.skip(origin, coords, "excluded", fmt.Sprintf("matches exclude[%d]", r))
+			return nil
+		}
+		if missing := x.l.missingRequired(cfg); len(missing) > 0 {
+			root, user := origin, x.l.user
+			switch origin {
+			case "grid", "base":
+				root = "base"
+				user = x.l.user.LookupPath(cue.ParsePath("base"))
+			case "file":
+				root = ""
+			default: // experiments[i]
+				user = x.l.user.LookupPath(cue.ParsePath(origin))
+			}
+			x.noteMissing(root, user, missing, cfg)
 			return nil
 		}
 		x.invalid++

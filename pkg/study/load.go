@@ -2,6 +2,7 @@ package study
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,6 +97,7 @@ type loader struct {
 	topBuf     map[string]any // scratch space reused across runs
 	canonOf    map[string][]byte
 	keys       []string
+	reqs       []reqField // required fields of the schema, see required.go
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.
@@ -295,14 +297,44 @@ type ruleLeaf struct {
 func (l *loader) checkExperiment(v cue.Value) spec {
 	l.checkFields(v, l.expDef, nil)
 	s := spec{single: true, exec: l.decodeExecution(cue.Value{})}
+	// Required fields the file lacks: one clear line each, instead of
+	// CUE's "incomplete value" of the field's constraint.
+	var missing []reqField
+	if v.IsConcrete() {
+		var m map[string]any
+		if v.Decode(&m) == nil {
+			missing = l.missingRequired(m)
+			b, _ := m["backend"].(string)
+			for _, f := range missing {
+				d := diagAt(l.missingPos("", v, f.path), f.key, l.requiredMsg(f, map[string]bool{cmp.Or(b, "pytorch"): true}))
+				d.own = true
+				l.diags = append(l.diags, d)
+			}
+		}
+	}
 	ev := l.expDef.Unify(v)
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
-		l.addCueErrors(err, "")
+		for _, d := range l.cueDiags(err, "", true) {
+			if !coveredByMissing(d.Path, missing) {
+				l.diags = append(l.diags, d)
+			}
+		}
 		return s
 	}
 	s.base = l.decodeMap(v, "")
 	s.exec.Cycles = 1
 	return s
+}
+
+// coveredByMissing reports whether a CUE error at path is about one of the
+// missing required fields (at it, or the disjunction around it).
+func coveredByMissing(path string, missing []reqField) bool {
+	for _, f := range missing {
+		if path == f.key || strings.HasPrefix(f.key, path+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) checkStudy(v cue.Value) spec {

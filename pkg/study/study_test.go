@@ -171,7 +171,7 @@ exclude: [{precision: ["fp64", "bf16"]}, {backend: "vlm"}]`, []string{
 			[]string{"grid.vllm.engine.max_num_seqs: scoped to backend vllm, but the study runs only native"}},
 		{"nothing valid", `base: {model: "random:llama-15m", backend: "vllm"}
 grid: precision: ["fp32"]`, []string{"nothing to run", "fp32 is not supported by backend vllm"}},
-		{"no model", `grid: n: [1]`, []string{"model", "nothing to run"}},
+		{"no model", `grid: n: [1, 2, 3]`, []string{"/tmp/study.cue:1:1: base.model: required field missing: set it to a Hugging Face id, a local path or random:<preset> (presets: "}},
 		{"grid value not a list", nativeBase + `grid: n: 3`, []string{"grid.n"}},
 		{"experiment file errors", `model: "x"
 backend: "pytorch"
@@ -195,11 +195,99 @@ temperature: 1`, []string{"temperature: unknown field", "precision: \"fp8\" is n
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
+				// A study-level error is reported once, not per grid point.
+				if strings.Contains(w, "required field missing") && len(se.Diags) != 1 {
+					t.Errorf("want the one required-field error, got %d:\n%v", len(se.Diags), err)
+				}
 			}
 			if strings.Contains(err.Error(), "conflicting values") {
 				t.Errorf("enum error not folded into one line:\n%v", err)
 			}
 		})
+	}
+}
+
+// TestRequiredFieldMissing: a required field (`name!:` in the schema) the
+// file never sets is one study-level error at the struct to add it to, not
+// one "incomplete value" per grid point.
+func TestRequiredFieldMissing(t *testing.T) {
+	const modelMsg = "required field missing: set it to a Hugging Face id, a local path or random:<preset> (presets: "
+	cases := []struct {
+		name, src string
+		want      []string // the diagnostics, exactly
+	}{
+		{"no model, grid", `name: "x"
+base: {backend: "native"}
+grid: n: [1, 2]`, []string{"/tmp/study.cue:2:1: base.model: " + modelMsg + "random:llama-15m, random:smollm-135m for backend native)"}},
+		{"no model, no base", `grid: n: [1, 2, 3]`, []string{"/tmp/study.cue:1:1: base.model: " + modelMsg +
+			"random:llama-15m, random:smollm-135m, random:qwen2.5-0.5b, random:llama-3.2-1b, random:llama-3.1-8b for backend pytorch)"}},
+		{"no model, two backends", `base: {precision: "fp16"}
+grid: {backend: ["native", "vllm"], precision: ["bf16"]}`, []string{"/tmp/study.cue:1:1: base.model: " + modelMsg +
+			"vllm: random:llama-15m, random:smollm-135m, random:qwen2.5-0.5b, random:llama-3.2-1b, random:llama-3.1-8b; native: random:llama-15m, random:smollm-135m)"}},
+		{"single-experiment file", `backend: "native"
+n: 3`, []string{"/tmp/study.cue:1:1: model: " + modelMsg + "random:llama-15m, random:smollm-135m for backend native)"}},
+		{"one experiment without model", `base: {backend: "native", precision: "fp32"}
+experiments: [
+	{n: 1},
+	{model: "random:llama-15m"},
+]`, []string{"/tmp/study.cue:3:2: experiments[0].model: " + modelMsg + "random:llama-15m, random:smollm-135m for backend native)"}},
+		{"no experiment has a model: once, at base", `base: {backend: "native", precision: "fp32"}
+experiments: [{n: 1}, {n: 2}, {n: 3}]`, []string{"/tmp/study.cue:1:1: base.model: " + modelMsg + "random:llama-15m, random:smollm-135m for backend native)"}},
+		{"jsonl without path", nativeBase[:len(nativeBase)-2] + `, dataset: {source: "jsonl"}}
+grid: n: [1, 2]`, []string{"/tmp/study.cue:1:73: base.dataset.path: required field missing: set it to the JSONL file of prompts, relative to the study file's directory (or use another dataset.source)"}},
+		{"jsonl without path, single file", `model: "m"
+dataset: source: "jsonl"`, []string{"/tmp/study.cue:2:1: dataset.path: required field missing: set it to the JSONL file of prompts, relative to the study file's directory (or use another dataset.source)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, c.src)
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("want a *study.Error, got %v", err)
+			}
+			if errs.ExitCode(err) != errs.ExitBadInput {
+				t.Errorf("exit code %d, want 2", errs.ExitCode(err))
+			}
+			var got []string
+			for _, d := range se.Diags {
+				got = append(got, d.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+	// A missing field in an excluded config is not an error.
+	p := mustLoad(t, `base: {backend: "native", precision: "fp32"}
+experiments: [{n: 1}, {model: "random:llama-15m"}]
+exclude: [{n: 1}]`)
+	if len(p.Runs) != 1 || len(p.Skipped) != 1 || p.Skipped[0].Kind != "excluded" {
+		t.Errorf("runs %d, skipped %+v", len(p.Runs), p.Skipped)
+	}
+}
+
+// TestRequiredFieldsKnown: every `name!:` in the schema is placed in an
+// experiment config by requiredIn, so it gets the study-level message.
+func TestRequiredFieldsKnown(t *testing.T) {
+	rs := schemaRequired()
+	if len(rs) < 2 {
+		t.Fatalf("found %d required fields in the schema, want model and dataset.path at least", len(rs))
+	}
+	for _, r := range rs {
+		if _, ok := requiredIn[r.def]; !ok {
+			t.Errorf("schema %s.%s is required but requiredIn (required.go) does not say where %s sits in a config", r.def, r.field, r.def)
+		}
+	}
+	l, err := newLoader("x.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, f := range l.requiredFields() {
+		keys = append(keys, f.key)
+	}
+	if strings.Join(keys, " ") != "dataset.path model" {
+		t.Errorf("required fields %v", keys)
 	}
 }
 
