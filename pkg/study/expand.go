@@ -307,6 +307,14 @@ func (x *expander) finish() error {
 		}
 		return nil
 	}
+	if c := p.Execution.Cycles; satMul(len(p.Runs), c) > MaxExecutions {
+		pos := token.NoPos
+		if v := x.l.user.LookupPath(cue.ParsePath("execution.cycles")); v.Exists() {
+			pos = v.Pos()
+		}
+		x.l.errorf(pos, "execution.cycles", "%d runs × %d cycles is more than the limit of %d executions; use fewer cycles or split the study", len(p.Runs), c, MaxExecutions)
+		return nil
+	}
 	if x.invalid*2 > x.total {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d of %d generated configs are invalid and skipped; check the grid (see skipped reasons)", x.invalid, x.total))
 	}

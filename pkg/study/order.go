@@ -6,11 +6,26 @@ import (
 	"strconv"
 )
 
+// MaxCycles is the most cycles a study may ask for (the schema's bound on
+// execution.cycles), and MaxExecutions the most runs × cycles: the order
+// and schedule are built in memory, so an absurd product must be refused,
+// not allocated.
+const (
+	MaxCycles     = 1000
+	MaxExecutions = 2_000_000
+)
+
 // SetCycles changes the number of cycles (e.g. from --cycles) and recomputes
 // the order. The design hash does not change: it covers runs, not execution.
 func (p *Plan) SetCycles(n int) error {
 	if n < 1 {
 		return fmt.Errorf("set cycles: %d is not a positive number of cycles", n)
+	}
+	if n > MaxCycles {
+		return fmt.Errorf("set cycles: %d cycles is more than the limit of %d", n, MaxCycles)
+	}
+	if satMul(len(p.Runs), n) > MaxExecutions {
+		return fmt.Errorf("set cycles: %d runs × %d cycles is more than the limit of %d executions; use fewer cycles or split the study", len(p.Runs), n, MaxExecutions)
 	}
 	p.Execution.Cycles = n
 	p.computeOrder()

@@ -173,6 +173,9 @@ exclude: [{precision: ["fp64", "bf16"]}, {backend: "vlm"}]`, []string{
 grid: precision: ["fp32"]`, []string{"nothing to run", "fp32 is not supported by backend vllm"}},
 		{"no model", `grid: n: [1, 2, 3]`, []string{"/tmp/study.cue:1:1: base.model: required field missing: set it to a Hugging Face id, a local path or random:<preset> (presets: "}},
 		{"grid value not a list", nativeBase + `grid: n: 3`, []string{"grid.n"}},
+		{"too many cycles", nativeBase + `execution: cycles: 100000000`, []string{"/tmp/study.cue:2:20: execution.cycles: invalid value 100000000 (out of bound <=1000)"}},
+		{"too many executions", "import \"list\"\n" + nativeBase + `grid: {n: [for i in list.Range(1, 61, 1) {i}], max_output_tokens: [for i in list.Range(1, 51, 1) {i}]}
+execution: cycles: 1000`, []string{"/tmp/study.cue:4:12: execution.cycles: 3000 runs × 1000 cycles is more than the limit of 2000000 executions"}},
 		{"experiment file errors", `model: "x"
 backend: "pytorch"
 precision: "fp8"
@@ -378,6 +381,16 @@ execution: {cycles: 2, order: "interleaved"}`)
 	}
 	if err := inter.SetCycles(5); err != nil || len(inter.Schedule) != 10 {
 		t.Errorf("SetCycles: %v, %d slots", err, len(inter.Schedule))
+	}
+	// --cycles is bounded like execution.cycles: an absurd number is
+	// refused, not allocated.
+	for _, n := range []int{0, MaxCycles + 1, 1 << 40} {
+		if err := inter.SetCycles(n); err == nil {
+			t.Errorf("SetCycles(%d) accepted", n)
+		}
+	}
+	if len(inter.Schedule) != 10 {
+		t.Errorf("a refused SetCycles changed the schedule: %d slots", len(inter.Schedule))
 	}
 }
 
