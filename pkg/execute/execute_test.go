@@ -256,21 +256,43 @@ func TestGapIsSkippable(t *testing.T) {
 	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
 execution: {cycles: 2, gap_seconds: 3600}
 `)
+	// Hang guard only: a gap that ignores the skip would run into it.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
 	skip := make(chan struct{}, 1)
-	var gaps int
-	start := time.Now()
-	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
-		Skip: skip, OnEvent: func(ev Event) {
+	var gaps []time.Duration
+	type slept struct {
+		asked, took time.Duration
+		err         error
+	}
+	var sleeps []slept
+	rep, err := Run(ctx, Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		Skip: skip,
+		Sleep: func(ctx context.Context, d time.Duration, s <-chan struct{}) error {
+			t0 := time.Now()
+			err := sleep(ctx, d, s) // the real one
+			sleeps = append(sleeps, slept{d, time.Since(t0), err})
+			return err
+		},
+		OnEvent: func(ev Event) {
 			if ev.Kind == EventGap {
-				gaps++
+				gaps = append(gaps, ev.Gap)
 				skip <- struct{}{}
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gaps != 1 || rep.Manifest.Counts.Done != 2 || time.Since(start) > time.Minute {
-		t.Fatalf("gaps %d, counts %+v", gaps, rep.Manifest.Counts)
+	if ctx.Err() != nil {
+		t.Fatalf("hang guard: the study ran %v and was cut off", 5*time.Minute)
+	}
+	if len(gaps) != 1 || gaps[0] != time.Hour || rep.Manifest.Counts.Done != 2 || rep.Manifest.Status != result.StudyCompleted {
+		t.Fatalf("gaps %v, counts %+v, status %s", gaps, rep.Manifest.Counts, rep.Manifest.Status)
+	}
+	// The gap slept once, for its configured hour, and the skip (not the
+	// timer or ctx) ended it early.
+	if len(sleeps) != 1 || sleeps[0].asked != time.Hour || sleeps[0].err != nil || sleeps[0].took >= time.Hour || len(skip) != 0 {
+		t.Fatalf("gap sleeps %+v, skip left unread: %d", sleeps, len(skip))
 	}
 }
 

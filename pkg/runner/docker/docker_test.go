@@ -123,36 +123,59 @@ func TestRunPropagatesExitCodeStderrAndGarbage(t *testing.T) {
 	}
 }
 
+// killedBySignal: docker stop ends a worker with SIGTERM (143) or, past the
+// grace period, SIGKILL (137); a worker whose sleep ran out exits 0.
+func killedBySignal(code int) bool { return code == 128+15 || code == 128+9 }
+
 func TestRunTimeoutAndCancelStopAndRemove(t *testing.T) {
 	h := dockertest.Host(t)
 	r := newRunner(t, h)
+	// Hang guard only: the workers sleep 300 s, and a runner that waited for
+	// them would run into it (and report Interrupted, not TimedOut).
+	guard, cancelGuard := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancelGuard()
 
 	job := scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
 	job.Timeout = 2 * time.Second
-	start := time.Now()
-	out, err := r.Run(context.Background(), job, nil)
+	var hellos int
+	out, err := r.Run(guard, job, func(ev worker.Event) {
+		if ev.Kind == worker.KindHello {
+			hellos++
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !out.TimedOut || out.OK() {
-		t.Fatalf("want timed out, got %+v", out)
+	if !out.TimedOut || out.Interrupted || out.OK() || !killedBySignal(out.ExitCode) || hellos != 1 {
+		t.Fatalf("want timed out and stopped after the hello, got %+v (hellos %d)", out, hellos)
 	}
-	if d := time.Since(start); d > 45*time.Second {
-		t.Errorf("timeout took %v", d)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	job = scriptJob(t, `sleep 300`)
-	time.AfterFunc(1500*time.Millisecond, cancel)
-	out, err = r.Run(ctx, job, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !out.Interrupted {
-		t.Fatalf("want interrupted, got %+v", out)
+	if d := out.Ended.Sub(out.Started); d < job.Timeout {
+		t.Errorf("timed out after %v, before the %v timeout", d, job.Timeout)
 	}
 	if ids := llemContainers(t, h); len(ids) != 0 {
-		t.Fatalf("containers left behind after timeout/cancel: %v", ids)
+		t.Fatalf("containers left behind after timeout: %v", ids)
+	}
+
+	// Cancel once the worker is surely running: when its hello arrives.
+	ctx, cancel := context.WithCancel(guard)
+	defer cancel()
+	job = scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
+	out, err = r.Run(ctx, job, func(ev worker.Event) {
+		if ev.Kind == worker.KindHello {
+			cancel()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if guard.Err() != nil {
+		t.Fatalf("hang guard: cancel did not stop the worker, got %+v", out)
+	}
+	if !out.Interrupted || out.TimedOut || !killedBySignal(out.ExitCode) {
+		t.Fatalf("want interrupted and stopped, got %+v", out)
+	}
+	if ids := llemContainers(t, h); len(ids) != 0 {
+		t.Fatalf("containers left behind after cancel: %v", ids)
 	}
 }
 
