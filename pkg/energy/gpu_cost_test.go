@@ -11,34 +11,41 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 )
 
-// TestGPUCallCost prints the CPU time of each NVML call the sampler makes,
-// on a real GPU (go test -tags gpu -run TestGPUCallCost -v ./pkg/energy).
-func TestGPUCallCost(t *testing.T) {
+// rusageThread is RUSAGE_THREAD (Linux), which package syscall does not name.
+const rusageThread = 1
+
+func cpuTime(who int) time.Duration {
+	var r syscall.Rusage
+	syscall.Getrusage(who, &r)
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+}
+
+// BenchmarkNVMLCalls measures each NVML call the sampler makes on GPU 0 of
+// a real machine: ns/op is wall time per call, thread-cpu-ns/op the CPU
+// time of the calling thread and process-cpu-ns/op that of the whole
+// process (the driver may busy-wait on other threads), per call. Idle
+// reports the process CPU of NVML initialised but unused, in % of one core.
+//
+//	go test -tags gpu -run '^$' -bench NVMLCalls ./pkg/energy
+func BenchmarkNVMLCalls(b *testing.B) {
 	lib := nvml.New()
 	if ret := lib.Init(); ret != nvml.SUCCESS {
-		t.Skip("no NVML:", ret)
+		b.Skip("no NVML:", ret)
 	}
 	defer lib.Shutdown()
 	d, ret := lib.DeviceGetHandleByIndex(0)
 	if ret != nvml.SUCCESS {
-		t.Fatal(ret)
+		b.Fatal(ret)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	ru := func(who int) time.Duration {
-		var r syscall.Rusage
-		syscall.Getrusage(who, &r)
-		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
-	}
-	const n = 200
-	cost := func(name string, f func()) {
-		p0, t0, w0 := ru(syscall.RUSAGE_SELF), ru(1 /* RUSAGE_THREAD */), time.Now()
-		for i := 0; i < n; i++ {
-			f()
+
+	b.Run("Idle", func(b *testing.B) {
+		p0, w0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
+		for b.Loop() {
+			time.Sleep(100 * time.Millisecond)
 		}
-		t.Logf("%-32s wall %8.1f µs  thread CPU %8.1f µs  process CPU %8.1f µs per call",
-			name, float64(time.Since(w0).Microseconds())/n, float64((ru(1)-t0).Microseconds())/n, float64((ru(syscall.RUSAGE_SELF)-p0).Microseconds())/n)
-	}
+		b.ReportMetric(100*float64(cpuTime(syscall.RUSAGE_SELF)-p0)/float64(time.Since(w0)), "cpu-%")
+	})
+
 	fv := func(ids ...uint32) func() {
 		v := make([]nvml.FieldValue, len(ids))
 		return func() {
@@ -48,17 +55,35 @@ func TestGPUCallCost(t *testing.T) {
 			d.GetFieldValues(v)
 		}
 	}
-	p0, w0 := ru(syscall.RUSAGE_SELF), time.Now()
-	time.Sleep(2 * time.Second)
-	t.Logf("idle with NVML initialised: process CPU %.3f%% of one core", 100*float64(ru(syscall.RUSAGE_SELF)-p0)/float64(time.Since(w0)))
-	cost("fields [83 energy, 186 power]", fv(83, 186))
-	cost("fields [186 power]", fv(186))
-	cost("fields [83 energy]", fv(83))
-	cost("GetTotalEnergyConsumption", func() { d.GetTotalEnergyConsumption() })
-	cost("GetPowerUsage", func() { d.GetPowerUsage() })
-	cost("GetTemperature", func() { d.GetTemperature(nvml.TEMPERATURE_GPU) })
-	cost("GetClockInfo SM", func() { d.GetClockInfo(nvml.CLOCK_SM) })
-	cost("GetUtilizationRates", func() { d.GetUtilizationRates() })
-	cost("GetMemoryInfo", func() { d.GetMemoryInfo() })
-	cost("GetCurrentClocksEventReasons", func() { d.GetCurrentClocksEventReasons() })
+	calls := []struct {
+		name string
+		f    func()
+	}{
+		{"Fields_83energy_186power", fv(83, 186)},
+		{"Fields_186power", fv(186)},
+		{"Fields_83energy", fv(83)},
+		{"GetTotalEnergyConsumption", func() { d.GetTotalEnergyConsumption() }},
+		{"GetPowerUsage", func() { d.GetPowerUsage() }},
+		{"GetTemperature", func() { d.GetTemperature(nvml.TEMPERATURE_GPU) }},
+		{"GetClockInfo_SM", func() { d.GetClockInfo(nvml.CLOCK_SM) }},
+		{"GetUtilizationRates", func() { d.GetUtilizationRates() }},
+		{"GetMemoryInfo", func() { d.GetMemoryInfo() }},
+		{"GetCurrentClocksEventReasons", func() { d.GetCurrentClocksEventReasons() }},
+	}
+	for _, c := range calls {
+		b.Run(c.name, func(b *testing.B) {
+			// Thread CPU time means something only on one OS thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			n := 0
+			p0, t0 := cpuTime(syscall.RUSAGE_SELF), cpuTime(rusageThread)
+			for b.Loop() {
+				c.f()
+				n++
+			}
+			thread, process := cpuTime(rusageThread)-t0, cpuTime(syscall.RUSAGE_SELF)-p0
+			b.ReportMetric(float64(thread.Nanoseconds())/float64(n), "thread-cpu-ns/op")
+			b.ReportMetric(float64(process.Nanoseconds())/float64(n), "process-cpu-ns/op")
+		})
+	}
 }
