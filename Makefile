@@ -2,6 +2,8 @@
 #   make quickstart   build llem and run examples/quickstart.cue
 #   make test         the whole test suite (what .ci/run calls)
 #   make bench        Go benchmarks (speed and memory targets)
+#   make lint         go vet, gofmt check, dockerfilelint
+#   make fuzz         every fuzz target for FUZZTIME (30s) each
 
 GO      ?= go
 # go-nvml's cgo prolog warns about every deprecated NVML call; the warnings say nothing about llem.
@@ -42,6 +44,22 @@ $(READERS)/node_modules: $(READERS)/package.json
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# lint is vet (go vet and the gofmt check) plus dockerfilelint on
+# docker/*.Dockerfile, the check TestDockerfilesAndReleaseMatrix also runs.
+lint: vet $(LINT)/node_modules
+	$(LINT)/node_modules/.bin/dockerfilelint -c docker docker/*.Dockerfile
+
+# fuzz runs every fuzz target (func FuzzX in a _test.go file) for FUZZTIME,
+# one at a time: go test -fuzz takes one target of one package.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.tools '^func Fuzz' . | sort); do \
+	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$fn ($$(dirname $$f), $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$(dirname $$f); \
+	  done; \
+	done
 
 # test is the README's test command and what CI runs.
 test: deps vet
