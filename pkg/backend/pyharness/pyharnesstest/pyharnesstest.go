@@ -20,11 +20,15 @@ import (
 )
 
 // Python3 returns the system python3, or skips the test when there is none
-// (the Python tests need no GPU library, only the interpreter).
+// (the Python tests need no GPU library, only the interpreter); under CI
+// (CI set, as .ci/run does) a missing python3 fails the test instead.
 func Python3(t testing.TB) string {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("python3 not on PATH in CI (.ci/run installs it): %v", err)
+		}
 		t.Skip("python3 not on PATH: Python harness tests skipped")
 	}
 	return py
