@@ -91,7 +91,9 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 		return nil
 	}
 
-	x := expander{l: l, p: p, s: s, seen: map[string]int{}}
+	// Runs are large (~0.5 KB): size the slice once instead of growing it.
+	p.Runs = make([]Run, 0, total)
+	x := expander{l: l, p: p, s: s, seen: make(map[string]int, total)}
 	x.multiBackend = len(backends) > 1
 	if len(s.dims) > 0 {
 		if len(backends) == 0 {

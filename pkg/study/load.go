@@ -97,7 +97,9 @@ type loader struct {
 	topBuf     map[string]any // scratch space reused across runs
 	canonOf    map[string][]byte
 	keys       []string
-	reqs       []reqField // required fields of the schema, see required.go
+	reqs       []reqField           // required fields of the schema, see required.go
+	free       map[string]bool      // section params checked on their own, see split.go
+	leafDefs   map[string]cue.Value // their definitions by backend.path
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"cuelang.org/go/cue"
+
 	"github.com/llenergymeasure/llem/internal/errs"
 )
 
@@ -291,6 +293,80 @@ func TestRequiredFieldsKnown(t *testing.T) {
 	}
 	if strings.Join(keys, " ") != "dataset.path model" {
 		t.Errorf("required fields %v", keys)
+	}
+}
+
+// TestSectionSplitMatchesWhole: a backend section checked as remainder +
+// independent leaves (split.go) gives the same effective config and the
+// same reasons as the section checked whole.
+func TestSectionSplitMatchesWhole(t *testing.T) {
+	split, err := newLoader("x.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := newLoader("x.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole.free, whole.leafDefs = map[string]bool{}, map[string]cue.Value{} // no leaf is split off
+	for _, n := range []string{"batch_size", "num_beams", "presence_penalty", "swap_space", "threads"} {
+		if !freeFieldNames()[n] {
+			t.Errorf("%s should be an independent param (no rule mentions it)", n)
+		}
+	}
+	for _, n := range []string{"load_in_4bit", "torch_compile", "max_num_seqs", "gpu_memory_utilization", "runtime"} {
+		if freeFieldNames()[n] {
+			t.Errorf("%s takes part in a rule but was taken as independent", n)
+		}
+	}
+	m := func(kv ...any) map[string]any {
+		out := map[string]any{}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i].(string)] = kv[i+1]
+		}
+		return out
+	}
+	cfgs := []map[string]any{
+		m("model", "m", "pytorch", m("batch_size", 8, "num_beams", 2)),
+		m("model", "m", "pytorch", m("batch_size", 8, "num_beams", 2, "torch_compile", true, "torch_compile_mode", "default")),
+		m("model", "m", "pytorch", m("batch_size", 0)),
+		m("model", "m", "pytorch", m("batch_size", 4, "torch_compile_mode", "default")),
+		m("model", "m", "pytorch", m("batch_size", 4, "extra", m("generate", m("num_beams", 3)))),
+		m("model", "m", "pytorch", m("batch_size", 4, "extra", m("generate", m("foo", 1)))),
+		m("model", "m", "pytorch", m("typical_p", 0.5, "no_repeat_ngram_size", 3, "length_penalty", 1.0)),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "swap_space", 2), "sampling", m("presence_penalty", 0.5, "stop", []any{"x"}))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("swap_space", -1))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "max_num_batched_tokens", 4, "swap_space", 2))),
+		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("tensor_parallel_size", 2, "enable_attention_dp", true)),
+		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4, "threads", 2)),
+		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4000)),
+	}
+	for i, c := range cfgs {
+		for round := range 2 { // second round: from the cache
+			a, _, ra := split.validateRun(c)
+			b, _, rb := whole.validateRun(c)
+			if strings.Join(ra, "\n") != strings.Join(rb, "\n") {
+				t.Errorf("cfg %d round %d: reasons differ:\nsplit: %v\nwhole: %v", i, round, ra, rb)
+			}
+			if string(a) != string(b) {
+				t.Errorf("cfg %d round %d: effective configs differ:\nsplit: %s\nwhole: %s", i, round, a, b)
+			}
+			if ra == nil {
+				full, rf := split.validateRunFull(c)
+				if rf != nil || string(full) != string(a) {
+					t.Errorf("cfg %d: split route differs from one whole unification: %v\n%s\n%s", i, rf, a, full)
+				}
+			}
+		}
+	}
+	leaves := 0
+	for k := range split.cache {
+		if strings.HasPrefix(k, "leaf\x00") {
+			leaves++
+		}
+	}
+	if leaves < 10 {
+		t.Errorf("only %d leaves were checked on their own: the split route was not taken", leaves)
 	}
 }
 

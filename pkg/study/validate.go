@@ -56,6 +56,18 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 		return r
 	}
 	key := l.keyBuf.String()
+	if m, ok := raw.(map[string]any); ok && isBackend(kind) {
+		if r, ok := l.validateSplit(kind, def, m, cfg); ok {
+			for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
+				r.reasons = append(r.reasons, e.Error())
+			}
+			if l.cache == nil {
+				l.cache = map[string]partResult{}
+			}
+			l.cache[key] = r
+			return r
+		}
+	}
 	var r partResult
 	ev := def.Unify(l.ctx.Encode(raw))
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
