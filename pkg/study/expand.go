@@ -170,8 +170,28 @@ type expander struct {
 // for one backend.
 func (x *expander) product(ctx context.Context, backend string, all []string, dims []dim, backendIsDim bool) error {
 	idx := make([]int, len(dims))
-	for {
-		cfg := clone(x.s.base)
+	// The config is rebuilt in place for every grid point: add keeps
+	// nothing of it (runs keep the canonical JSON and typed config), so
+	// one top-level map and one map per struct on a dimension's path serve
+	// every point, instead of a deep copy of base each time.
+	base := x.s.base
+	cfg := make(map[string]any, len(base)+2)
+	type scratch struct {
+		m   map[string]any
+		gen int
+	}
+	nested := map[string]*scratch{}
+	prefixes := make([][]string, len(dims))
+	for i, d := range dims {
+		for j := 1; j < len(d.path); j++ {
+			prefixes[i] = append(prefixes[i], strings.Join(d.path[:j], "."))
+		}
+	}
+	for gen := 1; ; gen++ {
+		clear(cfg)
+		for k, v := range base {
+			cfg[k] = v
+		}
 		// Sections of the study's other backends are scoped: drop them.
 		for _, b := range all {
 			if b != backend && b != "" {
@@ -187,7 +207,27 @@ func (x *expander) product(ctx context.Context, backend string, all []string, di
 		}
 		for i, d := range dims {
 			v := d.values[idx[i]]
-			setPath(cfg, d.path, v)
+			m := cfg
+			for j, seg := range d.path[:len(d.path)-1] {
+				sc := nested[prefixes[i][j]]
+				if sc == nil {
+					sc = &scratch{m: map[string]any{}}
+					nested[prefixes[i][j]] = sc
+				}
+				if sc.gen != gen {
+					// First use this point: a copy of what base has there.
+					clear(sc.m)
+					if from, ok := m[seg].(map[string]any); ok {
+						for k, fv := range from {
+							sc.m[k] = fv
+						}
+					}
+					sc.gen = gen
+					m[seg] = sc.m
+				}
+				m = sc.m
+			}
+			m[d.path[len(d.path)-1]] = v
 			coords[d.key] = v
 		}
 		if err := x.add(ctx, "grid", coords, cfg); err != nil {
