@@ -69,7 +69,7 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 	}
 
 	// Refuse absurd products before building them (memory and time grow
-	// linearly: ~5.5 KB and ~20 µs per run).
+	// linearly: ~3-8 KB and ~15-30 µs per run, docs/study-language.md).
 	total := len(s.experiments)
 	if len(s.dims) > 0 {
 		bs := max(len(backends), 1)
