@@ -42,7 +42,7 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 	}
 	if c.Cycles > 0 {
 		if err := plan.SetCycles(c.Cycles); err != nil {
-			return errs.BadInput(err, "pass --cycles 1 or more")
+			return errs.BadInput(err, fmt.Sprintf("pass --cycles between 1 and %d (and at most %d runs × cycles)", study.MaxCycles, study.MaxExecutions))
 		}
 	}
 	uc, err := userconfig.Load()
