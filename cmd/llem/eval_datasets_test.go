@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llenergymeasure/llem/internal/testmodel"
 	"github.com/llenergymeasure/llem/pkg/dataset"
-	"github.com/llenergymeasure/llem/pkg/engine"
 	"github.com/llenergymeasure/llem/pkg/hub/hubtest"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/study"
@@ -173,7 +173,7 @@ func TestEvalAIEnergyScore(t *testing.T) {
 	}
 	s := aesHub(t)
 	hubEnv(t, s.URL)
-	model := tinyCheckpoint(t)
+	model := testmodel.TinyCheckpoint(t)
 	studyPath := aesStudy(t, model)
 	out := filepath.Join(t.TempDir(), "results")
 	var stderr bytes.Buffer
@@ -222,45 +222,4 @@ func TestEvalAIEnergyScore(t *testing.T) {
 	if code != 0 || len(s.Requests()) != n {
 		t.Fatalf("cached eval: exit %d, %d new requests\n%s", code, len(s.Requests())-n, stderr.String())
 	}
-}
-
-// tinyCheckpoint writes a 2-layer llama checkpoint with a byte-level
-// tokenizer (as pkg/backend/native's tests do) and returns its directory.
-func tinyCheckpoint(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	mc := engine.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
-		NumHeads: 4, NumKVHeads: 2, VocabSize: 258, MaxPositionEmbeddings: 128, RMSNormEps: 1e-5, RopeTheta: 10000,
-		TieWordEmbeddings: true, EOSTokenIDs: []int{257}}
-	m, err := engine.NewRandom(mc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Save(dir, "BF16"); err != nil {
-		t.Fatal(err)
-	}
-	bs := map[int]rune{}
-	n := 0
-	for b := range 256 {
-		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
-			bs[b] = rune(b)
-		} else {
-			bs[b] = rune(256 + n)
-			n++
-		}
-	}
-	vocab := map[string]int{"he": 256}
-	for b, r := range bs {
-		vocab[string(r)] = b
-	}
-	tok, _ := json.Marshal(map[string]any{
-		"added_tokens":  []any{map[string]any{"id": 257, "content": "<eos>", "special": true}},
-		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
-		"decoder":       map[string]any{"type": "ByteLevel"},
-		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{"h e"}},
-	})
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/internal/testworker"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
@@ -30,16 +29,7 @@ import (
 //   - LLEM_EXEC_TEST_ROLE=eval: an llem eval process for the kill tests,
 //     which run it in a subprocess and kill it at chosen moments.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "worker" && os.Getenv("LLEM_EXEC_TEST_NATIVE") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := native.Run(ctx, os.Stdin, os.Stdout)
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(errs.ExitCode(err))
-		}
-		os.Exit(0)
-	}
+	testworker.RunIfWorker("LLEM_EXEC_TEST_NATIVE")
 	switch os.Getenv("LLEM_EXEC_TEST_ROLE") {
 	case "fakeworker":
 		os.Exit(fakeWorker())

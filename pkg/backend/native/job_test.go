@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/llenergymeasure/llem/internal/testmodel"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
@@ -34,7 +35,7 @@ func TestJob(t *testing.T) {
 // would be (see TestHelperWorker).
 func TestJobThroughLocalRunner(t *testing.T) {
 	cfg := baseConfig()
-	cfg["model"], cfg["n"] = tinyCheckpoint(t), 3
+	cfg["model"], cfg["n"] = testmodel.TinyCheckpoint(t), 3
 	raw, _ := json.Marshal(cfg)
 	j, err := Job(worker.RunSpec{RunID: "local", Config: raw}, JobOptions{Dir: t.TempDir()})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/testmodel"
 	"github.com/llenergymeasure/llem/pkg/engine"
 	"github.com/llenergymeasure/llem/pkg/worker"
 )
@@ -100,7 +101,7 @@ func TestRunDeterministic(t *testing.T) {
 	cfg["warmup"] = map[string]any{"enabled": false}
 	cfg["decoder"] = map[string]any{"preset": "deterministic"}
 	cfg["native"] = map[string]any{"batch_size": 1, "storage": "bf16"}
-	cfg["model"] = tinyCheckpoint(t)
+	cfg["model"] = testmodel.TinyCheckpoint(t)
 	var a bytes.Buffer
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &a); err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func TestRunDeterministic(t *testing.T) {
 
 func TestRunPromptsFromSpec(t *testing.T) {
 	cfg := baseConfig()
-	cfg["model"] = tinyCheckpoint(t)
+	cfg["model"] = testmodel.TinyCheckpoint(t)
 	prompts := []worker.Prompt{{TokenIDs: []int{5, 6, 7}, MaxTokens: 2}, {TokenIDs: make([]int, 100)}}
 	var out bytes.Buffer
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, prompts)), &out); err != nil {
@@ -147,57 +148,8 @@ func TestRunPromptsFromSpec(t *testing.T) {
 	}
 }
 
-// tinyTokenizerJSON is a byte-level tokenizer whose ids are the byte values
-// plus one merge ("h e" → 256) and an <eos> special token (257).
-func tinyTokenizerJSON() []byte {
-	bs := map[int]rune{}
-	n := 0
-	for b := range 256 {
-		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
-			bs[b] = rune(b)
-		} else {
-			bs[b] = rune(256 + n)
-			n++
-		}
-	}
-	vocab := map[string]int{"he": 256}
-	for b, r := range bs {
-		vocab[string(r)] = b
-	}
-	doc := map[string]any{
-		"added_tokens":  []any{map[string]any{"id": 257, "content": "<eos>", "special": true}},
-		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
-		"decoder":       map[string]any{"type": "ByteLevel"},
-		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{"h e"}},
-	}
-	raw, _ := json.Marshal(doc)
-	return raw
-}
-
-// tinyCheckpoint writes a 2-layer llama checkpoint with a byte-level
-// tokenizer (vocabulary 258, EOS 257) and returns its directory: fast
-// enough for tests that exercise the worker rather than the engine.
-func tinyCheckpoint(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	mc := engine.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
-		NumHeads: 4, NumKVHeads: 2, VocabSize: 258, MaxPositionEmbeddings: 128, RMSNormEps: 1e-5, RopeTheta: 10000,
-		TieWordEmbeddings: true, EOSTokenIDs: []int{257}}
-	m, err := engine.NewRandom(mc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Save(dir, "BF16"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tinyTokenizerJSON(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestRunCheckpointWithTokenizer(t *testing.T) {
-	dir := tinyCheckpoint(t)
+	dir := testmodel.TinyCheckpoint(t)
 	prompts := filepath.Join(t.TempDir(), "p.jsonl")
 	os.WriteFile(prompts, []byte("{\"prompt\": \"hello\"}\n{\"text\": \"naïve\"}\n"), 0o644)
 	cfg := baseConfig()
@@ -299,7 +251,7 @@ func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	cfg := baseConfig()
-	cfg["model"] = tinyCheckpoint(t)
+	cfg["model"] = testmodel.TinyCheckpoint(t)
 	var out bytes.Buffer
 	err := Run(ctx, strings.NewReader(specJSON(t, cfg, nil)), &out)
 	if errs.ExitCode(err) != errs.ExitInterrupted || !errors.Is(err, context.Canceled) {
@@ -312,7 +264,7 @@ func TestRunCancelled(t *testing.T) {
 }
 
 func TestThermalFloor(t *testing.T) {
-	dir := tinyCheckpoint(t)
+	dir := testmodel.TinyCheckpoint(t)
 	for _, enabled := range []bool{true, false} {
 		cfg := baseConfig()
 		cfg["model"], cfg["n"] = dir, 1

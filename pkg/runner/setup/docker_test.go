@@ -5,21 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
-
 	"github.com/llenergymeasure/llem/internal/dockertest"
-	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/internal/testworker"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/result"
@@ -27,22 +21,15 @@ import (
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // The test binary doubles as `llem worker` for the local runner's native
 // workers (os.Executable is this binary); containers run a CGO_ENABLED=0
 // llem built by dockertest.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "worker" && os.Getenv("LLEM_SETUP_TEST_NATIVE") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := native.Run(ctx, os.Stdin, os.Stdout)
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(errs.ExitCode(err))
-		}
-		os.Exit(0)
-	}
+	testworker.RunIfWorker("LLEM_SETUP_TEST_NATIVE")
 	os.Setenv("LLEM_SETUP_TEST_NATIVE", "1")
 	dockertest.Main(m)
 }
