@@ -100,6 +100,7 @@ type loader struct {
 	reqs       []reqField           // required fields of the schema, see required.go
 	free       map[string]bool      // section params checked on their own, see split.go
 	leafDefs   map[string]cue.Value // their definitions by backend.path
+	comp       map[string]string    // rule-connected components of field names, see rules.go
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -21,8 +22,9 @@ import (
 // distinct value, against its field's constraint, and the section without
 // those leaves is checked once per distinct remainder; the effective
 // section is the remainder's with the leaves set. Any failure falls back to
-// the whole-section check, so reasons read exactly as before.
-// TestDecomposedMatchesFull covers this route too.
+// the whole-section check, so reasons read exactly as before. The
+// remainder itself is checked per group of rule-connected params
+// (rules.go). TestSectionSplitMatchesWhole covers these routes.
 
 // predeclared are CUE's type identifiers: a constraint made only of these,
 // literals and definitions depends on no other field.
@@ -85,6 +87,13 @@ func freeFieldNames() map[string]bool {
 	return out
 }
 
+// schemaFree and schemaComponents scan the embedded schema once per
+// process; the maps are only read.
+var (
+	schemaFree       = sync.OnceValue(freeFieldNames)
+	schemaComponents = sync.OnceValue(ruleComponents)
+)
+
 // selfContained reports whether a field's value refers only to types,
 // literals and definitions.
 func selfContained(e ast.Expr) bool {
@@ -119,8 +128,9 @@ type leaf struct {
 // sectionLeaves lists the independent leaves of a section's raw value.
 func (l *loader) sectionLeaves(backend string, raw map[string]any) []leaf {
 	if l.free == nil {
-		l.free = freeFieldNames()
+		l.free = schemaFree()
 		l.leafDefs = map[string]cue.Value{}
+		l.comp = schemaComponents()
 	}
 	var out []leaf
 	var walk func(m map[string]any, path []string)
@@ -159,10 +169,13 @@ func (l *loader) sectionLeaves(backend string, raw map[string]any) []leaf {
 // then checks the whole section.
 func (l *loader) validateSplit(kind string, def cue.Value, raw map[string]any, cfg map[string]any) (partResult, bool) {
 	leaves := l.sectionLeaves(kind, raw)
-	if len(leaves) == 0 {
+	if len(leaves) == 0 && l.comp == nil {
 		return partResult{}, false
 	}
-	rest := clone(raw)
+	rest := raw
+	if len(leaves) > 0 {
+		rest = clone(raw)
+	}
 	for _, lf := range leaves {
 		m := rest
 		for _, seg := range lf.path[:len(lf.path)-1] {
@@ -170,14 +183,8 @@ func (l *loader) validateSplit(kind string, def cue.Value, raw map[string]any, c
 		}
 		delete(m, lf.path[len(lf.path)-1])
 	}
-	r0 := l.validatePart(kind+"\x00rest", def, kind, rest, cfg)
-	if len(r0.reasons) > 0 {
-		return partResult{}, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(r0.canon))
-	dec.UseNumber()
-	var eff map[string]any
-	if err := dec.Decode(&eff); err != nil {
+	eff, ok := l.validateRest(kind, def, rest, cfg, len(leaves) == 0)
+	if !ok {
 		return partResult{}, false
 	}
 	for _, lf := range leaves {

@@ -340,6 +340,34 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("tensor_parallel_size", 2, "enable_attention_dp", true)),
 		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4, "threads", 2)),
 		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4000)),
+		// Rule-connected groups of a remainder checked apart (rules.go).
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 64, "gpu_memory_utilization", 0.8))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 64, "max_num_batched_tokens", 32, "gpu_memory_utilization", 0.8))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "gpu_memory_utilization", 0.8, "kv_cache_memory_bytes", 1000))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 0, "gpu_memory_utilization", 2))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "gpu_memory_utilization", 0.7), "sampling", m("min_tokens", 5, "max_tokens", 2))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8), "sampling", m("min_tokens", 1), "beam_search", m("beam_width", 2))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "enforce_eager", true, "max_cudagraph_capture_size", 4), "beam_search", m("beam_width", 2, "max_tokens", 5))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "enforce_eager", false, "max_cudagraph_capture_size", 4), "beam_search", m("beam_width", 2, "max_tokens", 5))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("speculative_method", "ngram", "num_speculative_tokens", 3, "prompt_lookup_max", 4, "max_num_seqs", 16, "gpu_memory_utilization", 0.9), "extra", m("engine", m("foo", 1)))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 4, "gpu_memory_utilization", 0.5), "extra", m("engine", m("max_num_seqs", 3)))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 4, "gpu_memory_utilization", 0.5, "no_such_param", 1))),
+		m("model", "m", "pytorch", m("batch_size", 4, "load_in_4bit", true, "bnb_4bit_quant_type", "nf4", "torch_compile", true, "torch_compile_mode", "default")),
+		m("model", "m", "pytorch", m("load_in_4bit", true, "bnb_4bit_quant_type", "nf4", "torch_compile_mode", "default")),
+		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("runtime", "pytorch", "enable_cuda_graph", true, "max_input_len", 64, "max_seq_len", 128)),
+		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("runtime", "tensorrt", "enable_cuda_graph", true, "max_input_len", 256, "max_seq_len", 128)),
+	}
+	comp := ruleComponents()
+	if comp == nil {
+		t.Fatal("ruleComponents gave up on the schema")
+	}
+	for _, pair := range [][2]string{{"max_num_seqs", "max_num_batched_tokens"}, {"gpu_memory_utilization", "kv_cache_memory_bytes"}, {"sampling", "beam_search"}, {"min_tokens", "max_tokens"}, {"prompt_lookup_max", "speculative_method"}, {"load_in_4bit", "bnb_4bit_quant_type"}, {"runtime", "enable_cuda_graph"}} {
+		if comp[pair[0]] == "" || comp[pair[0]] != comp[pair[1]] {
+			t.Errorf("%s and %s share a rule but are in components %q and %q", pair[0], pair[1], comp[pair[0]], comp[pair[1]])
+		}
+	}
+	if comp["max_num_seqs"] == comp["gpu_memory_utilization"] {
+		t.Error("max_num_seqs and gpu_memory_utilization share no rule but are in one component")
 	}
 	for i, c := range cfgs {
 		for round := range 2 { // second round: from the cache
@@ -367,6 +395,9 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 	}
 	if leaves < 10 {
 		t.Errorf("only %d leaves were checked on their own: the split route was not taken", leaves)
+	}
+	if _, ok := split.cache["vllm\x00rest\x00{\"engine\":{}}"]; !ok {
+		t.Error("no vllm remainder was checked by rule-connected groups")
 	}
 }
 
