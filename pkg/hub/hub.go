@@ -188,16 +188,16 @@ func (c *Client) Download(ctx context.Context, r Repo, pick func(files []string)
 	}
 	repoDir := r.Dir(c.Cache)
 	snap := filepath.Join(repoDir, "snapshots", info.SHA)
-	var todo []string
+	var missing []string // files of the snapshot not yet in the cache
 	for _, f := range files {
 		if !localPath(f) {
 			return "", fmt.Errorf("hub: %s lists an unsafe file name %q", r, f)
 		}
 		if _, err := os.Stat(filepath.Join(snap, filepath.FromSlash(f))); err != nil {
-			todo = append(todo, f)
+			missing = append(missing, f)
 		}
 	}
-	if len(todo) > 0 {
+	if len(missing) > 0 {
 		if err := os.MkdirAll(snap, 0o755); err != nil {
 			return "", fmt.Errorf("hub: create the cache directory: %w", err)
 		}
@@ -205,14 +205,14 @@ func (c *Client) Download(ctx context.Context, r Repo, pick func(files []string)
 		// Every file goes to a temporary name first; they are renamed into
 		// place only when all have arrived, so a reader never sees half a
 		// file, nor a split with some of its shards.
-		temps := make([]string, 0, len(todo))
+		temps := make([]string, 0, len(missing))
 		defer func() {
 			for _, t := range temps {
 				os.Remove(t) // no-op once renamed
 			}
 		}()
 		prog := newProgress(c.Progress, r)
-		for _, f := range todo {
+		for _, f := range missing {
 			tmp, err := c.file(ctx, r, info.SHA, f, snap, prog)
 			if err != nil {
 				prog.close()
@@ -221,7 +221,7 @@ func (c *Client) Download(ctx context.Context, r Repo, pick func(files []string)
 			temps = append(temps, tmp)
 		}
 		prog.close()
-		for i, f := range todo {
+		for i, f := range missing {
 			if err := os.Rename(temps[i], filepath.Join(snap, filepath.FromSlash(f))); err != nil {
 				return "", fmt.Errorf("hub: %w", err)
 			}
