@@ -236,6 +236,7 @@ type executor struct {
 	runs    map[string]study.Run
 	sensors map[string]*openSensor
 	base    map[string]*measure.Baseline // in-memory baseline per sensor
+	prompts map[string][]worker.Prompt   // file-dataset prompts per run ID, read once
 	total   int
 	done    int
 	failed  int

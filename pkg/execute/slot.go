@@ -697,8 +697,12 @@ func thermal(tl *energy.Timeline, w *measure.Window) *result.Thermal {
 // JSONL path, relative to the study file's directory; the AI Energy Score
 // set in the Hugging Face cache), so the worker gets them in its RunSpec.
 // Synthetic datasets return nil: the worker builds them with the model's
-// tokenizer.
+// tokenizer. A run's file is read once, so all its cycles measure the same
+// prompts even if the file changes mid-study.
 func (x *executor) filePrompts(run study.Run) ([]worker.Prompt, error) {
+	if p, ok := x.prompts[run.ID]; ok {
+		return p, nil
+	}
 	cfg, err := dataset.ParseConfig(run.ConfigJSON)
 	if err != nil {
 		return nil, err
@@ -712,5 +716,13 @@ func (x *executor) filePrompts(run study.Run) ([]worker.Prompt, error) {
 	if x.plan.Source != "" {
 		base = filepath.Dir(x.plan.Source)
 	}
-	return dataset.Build(cfg, dataset.Options{BaseDir: base})
+	p, err := dataset.Build(cfg, dataset.Options{BaseDir: base})
+	if err != nil {
+		return nil, err
+	}
+	if x.prompts == nil {
+		x.prompts = map[string][]worker.Prompt{}
+	}
+	x.prompts[run.ID] = p
+	return p, nil
 }
