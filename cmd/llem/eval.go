@@ -12,8 +12,8 @@ import (
 	"github.com/llenergymeasure/llem/internal/version"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/pipeline"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/runner/setup"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
@@ -50,7 +50,7 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 		return err
 	}
 	snap := envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})
-	res, err := setup.Resolve(ctx, c.setupInput(plan, uc, snap))
+	res, err := pipeline.Resolve(ctx, c.setupInput(plan, uc, snap))
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			*study.Plan
-			ResolvedRunners []*setup.Backend `json:"resolved_runners"`
+			ResolvedRunners []*pipeline.Backend `json:"resolved_runners"`
 		}{plan, res.Backends})
 	}
 	if err := printPlan(stdio.Stdout, plan); err != nil {
@@ -73,9 +73,9 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 
 // setupInput gathers what the runner resolution depends on: the flags, the
 // user config, and the host's CUDA version and measured GPUs (NVML).
-func (c *evalCmd) setupInput(plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot) setup.Input {
-	cuda, gpus := setup.HostFacts(snap.GPU.NVMLInfo)
-	return setup.Input{
+func (c *evalCmd) setupInput(plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot) pipeline.Input {
+	cuda, gpus := pipeline.HostFacts(snap.GPU.NVMLInfo)
+	return pipeline.Input{
 		Plan: plan, RunnerFlag: c.Runner,
 		UserRunners: uc.Runners, UserImages: uc.Images,
 		PythonFlag: c.Python, UserPython: uc.Python,
@@ -85,7 +85,7 @@ func (c *evalCmd) setupInput(plan *study.Plan, uc *userconfig.Loaded, snap envin
 
 // printRunners writes where each backend's workers will run, what chose
 // that, and the image (docker) or interpreter (local Python).
-func printRunners(w io.Writer, res *setup.Resolution) error {
+func printRunners(w io.Writer, res *pipeline.Resolution) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintln(ew, "\nrunners:")
 	for _, b := range res.Backends {

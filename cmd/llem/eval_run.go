@@ -22,8 +22,8 @@ import (
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/pipeline"
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/runner/setup"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/userconfig"
@@ -33,7 +33,7 @@ import (
 // stderr, and prints the per-run summary table (stderr) or, with --json,
 // summary.json (stdout). Exit status: 0 all done, 1 some run failed, 130
 // interrupted.
-func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot, res *setup.Resolution) error {
+func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot, res *pipeline.Resolution) error {
 	// Every backend must be able to run before the study starts: the Hub
 	// prompt sets in the cache (downloaded now if need be), Docker
 	// pre-flight (pulling missing images) and local interpreters.

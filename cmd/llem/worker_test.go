@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // workerSpec is a small run of the 15M-parameter preset: 6 synthetic prompts
@@ -34,7 +34,7 @@ func workerSpec(t *testing.T) []byte {
 		"native":            map[string]any{"batch_size": 4, "threads": 0},
 	}
 	cj, _ := json.Marshal(cfg)
-	spec, err := json.Marshal(worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: "r1", Config: cj})
+	spec, err := json.Marshal(protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: "r1", Config: cj})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +63,8 @@ func TestWorkerCommand15M(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr.String(), stdout.String())
 			}
-			dec := worker.NewDecoder(&stdout) // strict
-			c := worker.NewChecker()
+			dec := protocol.NewDecoder(&stdout) // strict
+			c := protocol.NewChecker()
 			for {
 				ev, err := dec.Next()
 				if err == io.EOF {
@@ -98,13 +98,13 @@ func TestWorkerCommandFailures(t *testing.T) {
 		exit       int
 		kind       string
 	}{
-		{"protocol", `{"protocol_version": 0, "run_id": "", "cycle": 0, "config": {}}`, context.Background, 2, worker.ErrKindProtocol},
-		{"missing model", `{"protocol_version": 1, "run_id": "", "cycle": 0, "config": {"model": "random:nope"}}`, context.Background, 1, worker.ErrKindModelNotFound},
+		{"protocol", `{"protocol_version": 0, "run_id": "", "cycle": 0, "config": {}}`, context.Background, 2, protocol.ErrKindProtocol},
+		{"missing model", `{"protocol_version": 1, "run_id": "", "cycle": 0, "config": {"model": "random:nope"}}`, context.Background, 1, protocol.ErrKindModelNotFound},
 		{"interrupted", string(workerSpec(t)), func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx
-		}, 130, worker.ErrKindInterrupted},
+		}, 130, protocol.ErrKindInterrupted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -113,7 +113,7 @@ func TestWorkerCommandFailures(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr %s", code, tc.exit, stderr.String())
 			}
 			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-			ev, err := worker.DecodeLine([]byte(lines[len(lines)-1]))
+			ev, err := protocol.DecodeLine([]byte(lines[len(lines)-1]))
 			if err != nil || ev.Error == nil || ev.Error.Kind != tc.kind {
 				t.Fatalf("last event %+v, %v; want error %s", ev, err, tc.kind)
 			}
@@ -144,7 +144,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 		t.Skip("runs the 15M-parameter model in a subprocess")
 	}
 	var cfg map[string]any
-	var spec worker.RunSpec
+	var spec protocol.RunSpec
 	json.Unmarshal(workerSpec(t), &spec)
 	json.Unmarshal(spec.Config, &cfg)
 	cfg["n"] = 10000 // far more than finishes before the signal
@@ -164,8 +164,8 @@ func TestWorkerSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	dec := worker.NewDecoder(out)
-	c := worker.NewChecker()
+	dec := protocol.NewDecoder(out)
+	c := protocol.NewChecker()
 	signalled := false
 	for {
 		ev, err := dec.Next()
@@ -192,7 +192,7 @@ func TestWorkerSIGTERM(t *testing.T) {
 		t.Fatalf("worker exit: %v, want status 130; stderr:\n%s", err, stderr.String())
 	}
 	sum, err := c.Finish()
-	if err != nil || sum.Error == nil || sum.Error.Kind != worker.ErrKindInterrupted {
+	if err != nil || sum.Error == nil || sum.Error.Kind != protocol.ErrKindInterrupted {
 		t.Fatalf("stream: %v, error event %+v", err, sum.Error)
 	}
 }

@@ -29,7 +29,7 @@ import (
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/hfcache"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // Spec is the config's dataset section (schema/dataset.cue).
@@ -125,12 +125,12 @@ func fail(hint, format string, args ...any) error {
 
 // record is one prompt before ordering.
 type record struct {
-	prompt worker.Prompt
+	prompt protocol.Prompt
 	source string
 }
 
 // Build returns the run's prompts, ordered, exactly c.N of them.
-func Build(c Config, o Options) ([]worker.Prompt, error) {
+func Build(c Config, o Options) ([]protocol.Prompt, error) {
 	if c.N < 1 {
 		return nil, fail("set n to at least 1", "n is %d", c.N)
 	}
@@ -164,7 +164,7 @@ func Build(c Config, o Options) ([]worker.Prompt, error) {
 		return nil, fail(fmt.Sprintf("lower n to %d or use a larger dataset", len(recs)),
 			"dataset has only %d prompts but n = %d were requested", len(recs), c.N)
 	}
-	out := make([]worker.Prompt, c.N)
+	out := make([]protocol.Prompt, c.N)
 	for i := range out {
 		out[i] = recs[i].prompt
 	}
@@ -271,7 +271,7 @@ func synthetic(c Config, o Options) ([]record, error) {
 	}
 	recs := make([]record, c.N)
 	for i := range recs {
-		p := worker.Prompt{MaxTokens: outs[i]}
+		p := protocol.Prompt{MaxTokens: outs[i]}
 		if useText {
 			p.Text, err = textOfLength(o.Tokenizer, single, rng, ins[i])
 			if err != nil {

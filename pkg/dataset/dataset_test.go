@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 func synthCfg(n, in, out int, dist string, spread float64) Config {
@@ -130,7 +130,7 @@ func writeFile(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-func texts(ps []worker.Prompt) []string {
+func texts(ps []protocol.Prompt) []string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, p.Text)

@@ -36,11 +36,11 @@ import (
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // JobRequest is what a backend needs to build the job of one slot.
@@ -55,7 +55,7 @@ type JobRequest struct {
 	// from the cache), sent in the RunSpec so workers — also in containers —
 	// never look for the study's files; nil for synthetic datasets, which
 	// the worker builds with the model's tokenizer.
-	Prompts []worker.Prompt
+	Prompts []protocol.Prompt
 }
 
 // JobFunc builds the runner.Job of one slot for a backend. The Python
@@ -66,7 +66,7 @@ type JobFunc func(JobRequest) (runner.Job, error)
 // exe when set).
 func NativeJob(exe string) JobFunc {
 	return func(r JobRequest) (runner.Job, error) {
-		spec := worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts}
+		spec := protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts}
 		return native.Job(spec, native.JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
 	}
 }
@@ -236,7 +236,7 @@ type executor struct {
 	runs    map[string]study.Run
 	sensors map[string]*openSensor
 	base    map[string]*measure.Baseline // in-memory baseline per sensor
-	prompts map[string][]worker.Prompt   // file-dataset prompts per run ID, read once
+	prompts map[string][]protocol.Prompt // file-dataset prompts per run ID, read once
 	total   int
 	done    int
 	failed  int

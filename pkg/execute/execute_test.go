@@ -14,10 +14,10 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/measure"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	studypkg "github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 const fakeBase = `name: "fake"
@@ -342,7 +342,7 @@ type countingRunner struct {
 	n int
 }
 
-func (c *countingRunner) Run(ctx context.Context, job runner.Job, on func(worker.Event)) (runner.Outcome, error) {
+func (c *countingRunner) Run(ctx context.Context, job runner.Job, on func(protocol.Event)) (runner.Outcome, error) {
 	c.n++
 	return c.Runner.Run(ctx, job, on)
 }

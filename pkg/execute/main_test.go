@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/testworker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // The test binary plays three roles besides running tests:
@@ -49,7 +49,7 @@ func fakeWorkerJob(sleepMs int) JobFunc {
 		}
 		return runner.Job{
 			Backend: r.Run.Backend,
-			Spec:    worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts},
+			Spec:    protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts},
 			Command: []string{exe},
 			Env:     map[string]string{"LLEM_EXEC_TEST_ROLE": "fakeworker", "LLEM_FAKE_SLEEP_MS": strconv.Itoa(sleepMs)},
 			Dir:     r.Dir, Timeout: r.Timeout, Grace: 500 * time.Millisecond,
@@ -76,7 +76,7 @@ const (
 // fakeWorker reads the spec and emits a valid stream of one batch of two
 // requests (or misbehaves, by n).
 func fakeWorker() int {
-	var spec worker.RunSpec
+	var spec protocol.RunSpec
 	if err := json.NewDecoder(os.Stdin).Decode(&spec); err != nil {
 		fmt.Fprintln(os.Stderr, "fake worker: read spec:", err)
 		return 2
@@ -87,10 +87,10 @@ func fakeWorker() int {
 	json.Unmarshal(spec.Config, &cfg)
 	sleepMs, _ := strconv.Atoi(os.Getenv("LLEM_FAKE_SLEEP_MS"))
 	pause := func() { time.Sleep(time.Duration(sleepMs) * time.Millisecond) }
-	enc := worker.NewEncoder(os.Stdout)
-	enc.Emit(worker.Hello{Backend: "native", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"fake": "1"}})
+	enc := protocol.NewEncoder(os.Stdout)
+	enc.Emit(protocol.Hello{Backend: "native", ProtocolVersion: protocol.ProtocolVersion, Versions: map[string]string{"fake": "1"}})
 	if cfg.N == fakePrompts && (len(spec.Prompts) != 7 || spec.Prompts[0].Text != "p0" || spec.Prompts[6].Text != "p6") {
-		enc.Emit(worker.Error{Kind: worker.ErrKindDataset, Message: fmt.Sprintf("spec carried %d prompts: %+v", len(spec.Prompts), spec.Prompts)})
+		enc.Emit(protocol.Error{Kind: protocol.ErrKindDataset, Message: fmt.Sprintf("spec carried %d prompts: %+v", len(spec.Prompts), spec.Prompts)})
 		return 1
 	}
 	switch cfg.N {
@@ -102,41 +102,41 @@ func fakeWorker() int {
 	case fakeGarbage:
 		fmt.Println("Loading checkpoint shards: 100%|██████████|")
 	case fakeErrEvent:
-		enc.Emit(worker.Error{Kind: worker.ErrKindOOM, Message: "out of memory allocating the KV cache", Hint: "use a smaller batch_size"})
+		enc.Emit(protocol.Error{Kind: protocol.ErrKindOOM, Message: "out of memory allocating the KV cache", Hint: "use a smaller batch_size"})
 		return 1
 	}
-	enc.Emit(worker.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000})
+	enc.Emit(protocol.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000})
 	pause()
-	enc.Emit(worker.WarmupDone{Prompts: 1})
+	enc.Emit(protocol.WarmupDone{Prompts: 1})
 	if cfg.N == fakePrefillPass {
-		enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+		enc.Emit(protocol.Phase{Name: protocol.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
 		pause()
-		enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+		enc.Emit(protocol.Phase{Name: protocol.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
 		t0 := time.Now()
-		enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+		enc.Emit(protocol.Phase{Name: protocol.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
 		pause()
 		pause()
 		pause()
-		enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+		enc.Emit(protocol.Phase{Name: protocol.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
 		el := time.Since(t0).Nanoseconds()
 		for i := range 2 {
-			enc.Emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, FinishReason: "length"})
+			enc.Emit(protocol.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, FinishReason: "length"})
 		}
-		enc.Emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6, PhaseSplitMethod: worker.PhaseSplitPrefillPass})
+		enc.Emit(protocol.Done{Requests: 2, InputTokens: 8, OutputTokens: 6, PhaseSplitMethod: protocol.PhaseSplitPrefillPass})
 		return 0
 	}
 	t0 := time.Now()
-	enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+	enc.Emit(protocol.Phase{Name: protocol.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
 	pause()
-	enc.Emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
-	enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+	enc.Emit(protocol.Phase{Name: protocol.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+	enc.Emit(protocol.Phase{Name: protocol.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
 	pause()
-	enc.Emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+	enc.Emit(protocol.Phase{Name: protocol.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
 	el := time.Since(t0).Nanoseconds()
 	for i := range 2 {
-		enc.Emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, ITLNs: []int64{el / 3, el / 3}, FinishReason: "length"})
+		enc.Emit(protocol.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: 1, TTFTNs: el / 3, EndNs: 1 + el, ITLNs: []int64{el / 3, el / 3}, FinishReason: "length"})
 	}
-	enc.Emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
+	enc.Emit(protocol.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
 	return 0
 }
 

@@ -9,10 +9,10 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // logSensor is a fake energy sensor (no GPU here): one GPU channel with a
@@ -79,28 +79,28 @@ type eventSpan struct {
 
 func (r *scriptRunner) Name() string { return "local" }
 
-func (r *scriptRunner) Run(ctx context.Context, job runner.Job, onEvent func(worker.Event)) (runner.Outcome, error) {
+func (r *scriptRunner) Run(ctx context.Context, job runner.Job, onEvent func(protocol.Event)) (runner.Outcome, error) {
 	out := runner.Outcome{Started: time.Now()}
-	emit := func(what string, ev worker.Event) {
+	emit := func(what string, ev protocol.Event) {
 		time.Sleep(5 * time.Millisecond)
 		ev.TNs = clock.Now()
 		from := ev.TNs
 		onEvent(ev)
 		r.spans = append(r.spans, eventSpan{what, from, clock.Now()})
 	}
-	phase := func(name, state string, in, outTok int) worker.Event {
-		return worker.Event{Kind: worker.KindPhase, Phase: &worker.Phase{Name: name, State: state, Batch: 0, BatchSize: 1, InputTokens: in, OutputTokens: outTok}}
+	phase := func(name, state string, in, outTok int) protocol.Event {
+		return protocol.Event{Kind: protocol.KindPhase, Phase: &protocol.Phase{Name: name, State: state, Batch: 0, BatchSize: 1, InputTokens: in, OutputTokens: outTok}}
 	}
-	emit("hello", worker.Event{Kind: worker.KindHello, Hello: &worker.Hello{Backend: "native", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"fake": "1"}}})
-	emit("loaded", worker.Event{Kind: worker.KindLoaded, Loaded: &worker.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000}})
-	emit("warmup_done", worker.Event{Kind: worker.KindWarmupDone, WarmupDone: &worker.WarmupDone{Prompts: 1}})
-	emit("prefill start", phase(worker.PhasePrefill, "start", 0, 0))
-	emit("prefill end", phase(worker.PhasePrefill, "end", 4, 1))
-	emit("decode start", phase(worker.PhaseDecode, "start", 0, 0))
-	emit("decode end", phase(worker.PhaseDecode, "end", 0, 2))
+	emit("hello", protocol.Event{Kind: protocol.KindHello, Hello: &protocol.Hello{Backend: "native", ProtocolVersion: protocol.ProtocolVersion, Versions: map[string]string{"fake": "1"}}})
+	emit("loaded", protocol.Event{Kind: protocol.KindLoaded, Loaded: &protocol.Loaded{Model: "fake", Parameters: 1000, Layers: 1, DType: "fp32", LoadTimeNs: 1000}})
+	emit("warmup_done", protocol.Event{Kind: protocol.KindWarmupDone, WarmupDone: &protocol.WarmupDone{Prompts: 1}})
+	emit("prefill start", phase(protocol.PhasePrefill, "start", 0, 0))
+	emit("prefill end", phase(protocol.PhasePrefill, "end", 4, 1))
+	emit("decode start", phase(protocol.PhaseDecode, "start", 0, 0))
+	emit("decode end", phase(protocol.PhaseDecode, "end", 0, 2))
 	t := clock.Now()
-	emit("request", worker.Event{Kind: worker.KindRequest, Request: &worker.Request{Index: 0, InputTokens: 4, OutputTokens: 3, StartNs: t - 3e7, TTFTNs: 1e7, EndNs: t, ITLNs: []int64{1e7, 1e7}, FinishReason: "length"}})
-	emit("done", worker.Event{Kind: worker.KindDone, Done: &worker.Done{Requests: 1, InputTokens: 4, OutputTokens: 3}})
+	emit("request", protocol.Event{Kind: protocol.KindRequest, Request: &protocol.Request{Index: 0, InputTokens: 4, OutputTokens: 3, StartNs: t - 3e7, TTFTNs: 1e7, EndNs: t, ITLNs: []int64{1e7, 1e7}, FinishReason: "length"}})
+	emit("done", protocol.Event{Kind: protocol.KindDone, Done: &protocol.Done{Requests: 1, InputTokens: 4, OutputTokens: 3}})
 	out.Ended = time.Now()
 	return out, nil
 }

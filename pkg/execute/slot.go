@@ -16,10 +16,10 @@ import (
 	"github.com/llenergymeasure/llem/pkg/dataset"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // slot runs the manifest entry at pos. It returns ok=false when ctx ended
@@ -80,10 +80,10 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 }
 
 // events collects a worker's stream as it arrives: validated by
-// worker.Checker, with the lifecycle timestamps the record needs.
+// protocol.Checker, with the lifecycle timestamps the record needs.
 type events struct {
 	mu       sync.Mutex
-	check    *worker.Checker
+	check    *protocol.Checker
 	streamOK error
 	helloNs  int64
 	loadedNs int64
@@ -162,7 +162,7 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	}
 	prompts, err := x.filePrompts(run)
 	if err != nil {
-		return fail(worker.ErrKindDataset, err.Error(), errs.Hint(err))
+		return fail(protocol.ErrKindDataset, err.Error(), errs.Hint(err))
 	}
 	job, err := jf(JobRequest{Run: run, Cycle: e.Cycle, Dir: x.st.WorkPath(run.ID, e.Cycle), Timeout: x.runTimeout(run), Grace: x.opt.Grace, Prompts: prompts})
 	if err != nil {
@@ -179,10 +179,10 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		}
 	}
 	stopLive := x.livePower(sm, e)
-	ev := &events{check: worker.NewChecker()}
+	ev := &events{check: protocol.NewChecker()}
 	phaseName := ""
 	phaseSeen := false
-	out, runErr := rn.Run(ctx, job, func(w worker.Event) {
+	out, runErr := rn.Run(ctx, job, func(w protocol.Event) {
 		// Window boundaries known now: put an energy-counter reading
 		// within milliseconds of each (the sampler reads the counter only
 		// every CounterEvery ticks otherwise; docs/methodology.md). The
@@ -190,12 +190,12 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		// that reports no phases) to done.
 		if sm != nil {
 			switch {
-			case w.Kind == worker.KindWarmupDone, w.Kind == worker.KindDone,
-				w.Kind == worker.KindPhase && w.Phase != nil && w.Phase.State == "start" && !phaseSeen:
+			case w.Kind == protocol.KindWarmupDone, w.Kind == protocol.KindDone,
+				w.Kind == protocol.KindPhase && w.Phase != nil && w.Phase.State == "start" && !phaseSeen:
 				sm.Mark()
 			}
 		}
-		if w.Kind == worker.KindPhase {
+		if w.Kind == protocol.KindPhase {
 			phaseSeen = true
 		}
 		ev.mu.Lock()
@@ -206,21 +206,21 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 			}
 		}
 		switch w.Kind {
-		case worker.KindHello:
+		case protocol.KindHello:
 			ev.helloNs = w.TNs
-		case worker.KindLoaded:
+		case protocol.KindLoaded:
 			ev.loadedNs = w.TNs
 		}
 		ev.mu.Unlock()
 		p := ""
 		switch w.Kind {
-		case worker.KindHello:
+		case protocol.KindHello:
 			p = "loading"
-		case worker.KindLoaded:
+		case protocol.KindLoaded:
 			p = "warmup"
-		case worker.KindWarmupDone:
+		case protocol.KindWarmupDone:
 			p = "measuring"
-		case worker.KindPhase:
+		case protocol.KindPhase:
 			if w.Phase.State == "start" {
 				p = w.Phase.Name
 			}
@@ -282,12 +282,12 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	// A prefill-pass worker (vLLM, TensorRT-LLM) ran a separate
 	// max_tokens=1 pass before the full generation: the window is the full
 	// generation, and the pass, measured on its own, is its prefill share.
-	rec.PhaseSplitMethod = worker.PhaseSplitTimestamps
-	var pass worker.Interval
-	if sum.Done != nil && sum.Done.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
-		rec.PhaseSplitMethod = worker.PhaseSplitPrefillPass
+	rec.PhaseSplitMethod = protocol.PhaseSplitTimestamps
+	var pass protocol.Interval
+	if sum.Done != nil && sum.Done.PhaseSplitMethod == protocol.PhaseSplitPrefillPass {
+		rec.PhaseSplitMethod = protocol.PhaseSplitPrefillPass
 		b := sum.Batches[0] // the checker guarantees one batch with both pairs
-		pass = worker.Interval{StartNs: b.PrefillStartNs, EndNs: b.PrefillEndNs}
+		pass = protocol.Interval{StartNs: b.PrefillStartNs, EndNs: b.PrefillEndNs}
 		w0 = b.DecodeStartNs
 	}
 	if w1 <= w0 {
@@ -312,9 +312,9 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 
 	var spans []result.PhaseSpan
 	for _, b := range sum.Batches {
-		spans = append(spans, result.PhaseSpan{Name: worker.PhasePrefill, Batch: b.Index, StartNs: b.PrefillStartNs, EndNs: b.PrefillEndNs})
+		spans = append(spans, result.PhaseSpan{Name: protocol.PhasePrefill, Batch: b.Index, StartNs: b.PrefillStartNs, EndNs: b.PrefillEndNs})
 		if b.DecodeStartNs != 0 {
-			spans = append(spans, result.PhaseSpan{Name: worker.PhaseDecode, Batch: b.Index, StartNs: b.DecodeStartNs, EndNs: b.DecodeEndNs})
+			spans = append(spans, result.PhaseSpan{Name: protocol.PhaseDecode, Batch: b.Index, StartNs: b.DecodeStartNs, EndNs: b.DecodeEndNs})
 		}
 	}
 	if tl == nil {
@@ -325,11 +325,11 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		return rec
 	}
 	phases := []measure.Phase{
-		{Name: worker.PhasePrefill, Intervals: toIntervals(sum.Phases(worker.PhasePrefill))},
-		{Name: worker.PhaseDecode, Intervals: toIntervals(sum.Phases(worker.PhaseDecode))},
+		{Name: protocol.PhasePrefill, Intervals: toIntervals(sum.Phases(protocol.PhasePrefill))},
+		{Name: protocol.PhaseDecode, Intervals: toIntervals(sum.Phases(protocol.PhaseDecode))},
 	}
 	ts0 := w0
-	if rec.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
+	if rec.PhaseSplitMethod == protocol.PhaseSplitPrefillPass {
 		phases = phases[1:] // the full generation is the window; the pass is measured below
 		ts0 = pass.StartNs  // keep the pass in the timeseries
 	}
@@ -339,7 +339,7 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 		return rec
 	}
 	fillEnergy(rec, win, base, tl)
-	if rec.PhaseSplitMethod == worker.PhaseSplitPrefillPass {
+	if rec.PhaseSplitMethod == protocol.PhaseSplitPrefillPass {
 		if err := splitPrefillPassEnergy(rec, tl, pass); err != nil {
 			rec.Warnings = append(rec.Warnings, "prefill pass not measured: "+err.Error())
 		}
@@ -429,7 +429,7 @@ func setErr(rec *result.Record, kind, msg, hint string, out runner.Outcome) {
 	rec.Error = &result.RunError{Kind: kind, Message: msg, Hint: hint, ExitCode: out.ExitCode, StderrTail: out.StderrTail}
 }
 
-func toIntervals(iv []worker.Interval) []measure.Interval {
+func toIntervals(iv []protocol.Interval) []measure.Interval {
 	out := make([]measure.Interval, len(iv))
 	for i, v := range iv {
 		out[i] = measure.Interval{StartNs: v.StartNs, EndNs: v.EndNs}
@@ -437,7 +437,7 @@ func toIntervals(iv []worker.Interval) []measure.Interval {
 	return out
 }
 
-func fillWorker(rec *result.Record, sum worker.Summary, runnerName string, ev *events) {
+func fillWorker(rec *result.Record, sum protocol.Summary, runnerName string, ev *events) {
 	if sum.Hello.Backend != "" {
 		rec.Worker = &result.WorkerInfo{Backend: sum.Hello.Backend, ProtocolVersion: sum.Hello.ProtocolVersion, Versions: sum.Hello.Versions, Runner: runnerName}
 	}
@@ -452,7 +452,7 @@ func fillWorker(rec *result.Record, sum worker.Summary, runnerName string, ev *e
 }
 
 // fillWork sets throughput, latency and the phases' token counts and times.
-func fillWork(rec *result.Record, sum worker.Summary) {
+func fillWork(rec *result.Record, sum protocol.Summary) {
 	T := rec.Timing.WindowS
 	t := &rec.Throughput
 	if sum.Done != nil {
@@ -479,10 +479,10 @@ func fillWork(rec *result.Record, sum worker.Summary) {
 	}
 	rec.Latency = result.Latency{TTFT: dist(ttft), ITL: dist(itl), TPOT: dist(tpot), E2E: dist(e2e)}
 	var pre, dec float64
-	for _, iv := range sum.Phases(worker.PhasePrefill) {
+	for _, iv := range sum.Phases(protocol.PhasePrefill) {
 		pre += float64(iv.EndNs-iv.StartNs) / 1e9
 	}
-	for _, iv := range sum.Phases(worker.PhaseDecode) {
+	for _, iv := range sum.Phases(protocol.PhaseDecode) {
 		dec += float64(iv.EndNs-iv.StartNs) / 1e9
 	}
 	inTok := 0
@@ -496,7 +496,7 @@ func fillWork(rec *result.Record, sum worker.Summary) {
 // splitPrefillPass sets the phases' times for a prefill-pass worker: the
 // decode phase event bracketed the full generation (which prefills again),
 // so prefill time is the separate pass and decode time the rest.
-func splitPrefillPass(rec *result.Record, pass worker.Interval) {
+func splitPrefillPass(rec *result.Record, pass protocol.Interval) {
 	pre := float64(pass.EndNs-pass.StartNs) / 1e9
 	full := rec.Decode.TimeS
 	rec.Prefill.TimeS = pre
@@ -508,7 +508,7 @@ func splitPrefillPass(rec *result.Record, pass worker.Interval) {
 // splitPrefillPassEnergy attributes the prefill pass's measured energy to
 // prefill and the rest of the full generation's to decode, so the phases
 // still sum to the window's raw energy.
-func splitPrefillPassEnergy(rec *result.Record, tl *energy.Timeline, pass worker.Interval) error {
+func splitPrefillPassEnergy(rec *result.Record, tl *energy.Timeline, pass protocol.Interval) error {
 	w, err := measure.Compute(tl, "prefill-pass", pass.StartNs, pass.EndNs, nil, measure.Options{})
 	if err != nil {
 		return err
@@ -624,9 +624,9 @@ func fillEnergy(rec *result.Record, w *measure.Window, base *measure.Baseline, t
 	for _, p := range w.Phases {
 		var pm *result.PhaseMetrics
 		switch p.Name {
-		case worker.PhasePrefill:
+		case protocol.PhasePrefill:
 			pm = rec.Prefill
-		case worker.PhaseDecode:
+		case protocol.PhaseDecode:
 			pm = rec.Decode
 		}
 		if pm == nil {
@@ -699,7 +699,7 @@ func thermal(tl *energy.Timeline, w *measure.Window) *result.Thermal {
 // Synthetic datasets return nil: the worker builds them with the model's
 // tokenizer. A run's file is read once, so all its cycles measure the same
 // prompts even if the file changes mid-study.
-func (x *executor) filePrompts(run study.Run) ([]worker.Prompt, error) {
+func (x *executor) filePrompts(run study.Run) ([]protocol.Prompt, error) {
 	if p, ok := x.prompts[run.ID]; ok {
 		return p, nil
 	}
@@ -721,7 +721,7 @@ func (x *executor) filePrompts(run study.Run) ([]worker.Prompt, error) {
 		return nil, err
 	}
 	if x.prompts == nil {
-		x.prompts = map[string][]worker.Prompt{}
+		x.prompts = map[string][]protocol.Prompt{}
 	}
 	x.prompts[run.ID] = p
 	return p, nil

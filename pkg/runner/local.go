@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // DefaultGrace is the SIGTERM → SIGKILL delay when Job.Grace is 0.
@@ -42,7 +42,7 @@ func (*Local) Name() string { return "local" }
 // and stops the process group on timeout or ctx cancel (SIGTERM, grace,
 // SIGKILL). The worker's whole stderr is also kept in job.Dir/worker.stderr
 // when job.Dir is set.
-func (l *Local) Run(ctx context.Context, job Job, onEvent func(worker.Event)) (Outcome, error) {
+func (l *Local) Run(ctx context.Context, job Job, onEvent func(protocol.Event)) (Outcome, error) {
 	if len(job.Command) == 0 {
 		return Outcome{}, errors.New("start worker: empty command")
 	}
@@ -131,13 +131,13 @@ func (l *Local) Run(ctx context.Context, job Job, onEvent func(worker.Event)) (O
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		dec := worker.NewDecoder(stdoutR)
+		dec := protocol.NewDecoder(stdoutR)
 		for {
 			ev, err := dec.Next()
 			if err == io.EOF {
 				return
 			}
-			var lineErr *worker.LineError
+			var lineErr *protocol.LineError
 			if errors.As(err, &lineErr) {
 				addProtoErr(err)
 				continue
@@ -148,9 +148,9 @@ func (l *Local) Run(ctx context.Context, job Job, onEvent func(worker.Event)) (O
 				return
 			}
 			switch ev.Kind {
-			case worker.KindDone:
+			case protocol.KindDone:
 				sawDone = true
-			case worker.KindError:
+			case protocol.KindError:
 				sawError = true
 			}
 			if onEvent != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // Fake workers are small shell scripts: they stand in for `llem worker` and
@@ -28,14 +28,14 @@ func TestLocalRun(t *testing.T) {
 		script      string
 		timeout     time.Duration
 		cancelAfter time.Duration
-		check       func(t *testing.T, o Outcome, evs []worker.Event)
+		check       func(t *testing.T, o Outcome, evs []protocol.Event)
 	}{
 		{
 			name: "clean run receives the spec",
 			// The worker echoes the run id it read from stdin in a log event.
 			script: hello + `; id=$(sed -n 's/.*"run_id":"\([^"]*\)".*/\1/p'); ` +
 				`echo "{\"event\":\"log\",\"t_ns\":2,\"level\":\"info\",\"message\":\"$id\"}"; ` + done,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if !o.OK() {
 					t.Fatalf("outcome not OK: %+v", o)
 				}
@@ -50,7 +50,7 @@ func TestLocalRun(t *testing.T) {
 		{
 			name:   "crash keeps exit code and stderr tail",
 			script: hello + `; echo 'Traceback: CUDA out of memory' >&2; exit 3`,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if o.OK() || o.ExitCode != 3 {
 					t.Fatalf("exit = %d, want 3", o.ExitCode)
 				}
@@ -63,7 +63,7 @@ func TestLocalRun(t *testing.T) {
 			name:    "hang is stopped by the timeout with SIGTERM",
 			script:  hello + `; exec sleep 60`,
 			timeout: 200 * time.Millisecond,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if !o.TimedOut || o.ExitCode != 128+15 {
 					t.Fatalf("timed out = %v, exit = %d; want true, 143", o.TimedOut, o.ExitCode)
 				}
@@ -73,7 +73,7 @@ func TestLocalRun(t *testing.T) {
 			name:    "a worker ignoring SIGTERM is killed after the grace",
 			script:  `trap '' TERM; ` + hello + `; while :; do sleep 0.05; done`,
 			timeout: 200 * time.Millisecond,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if !o.TimedOut || o.ExitCode != 128+9 {
 					t.Fatalf("timed out = %v, exit = %d; want true, 137", o.TimedOut, o.ExitCode)
 				}
@@ -83,7 +83,7 @@ func TestLocalRun(t *testing.T) {
 			name:        "cancel interrupts",
 			script:      hello + `; exec sleep 60`,
 			cancelAfter: 200 * time.Millisecond,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if !o.Interrupted || o.TimedOut {
 					t.Fatalf("outcome = %+v, want interrupted", o)
 				}
@@ -92,7 +92,7 @@ func TestLocalRun(t *testing.T) {
 		{
 			name:   "garbage lines are protocol errors, good lines still arrive",
 			script: hello + `; echo 'Loading checkpoint shards: 100%'; echo '{"event":"bogus","t_ns":1}'; ` + done,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if o.OK() || len(o.ProtocolErrs) != 2 {
 					t.Fatalf("protocol errors = %v, want 2", o.ProtocolErrs)
 				}
@@ -107,7 +107,7 @@ func TestLocalRun(t *testing.T) {
 		{
 			name:   "exit 0 without done is a protocol error",
 			script: hello,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if o.OK() || len(o.ProtocolErrs) != 1 || !strings.Contains(o.ProtocolErrs[0].Error(), "without a done") {
 					t.Fatalf("outcome = %+v", o)
 				}
@@ -117,7 +117,7 @@ func TestLocalRun(t *testing.T) {
 			name: "a grandchild holding stdout does not block the run",
 			// sleep inherits stdout; the group kill after the worker exits ends it.
 			script: hello + `; sleep 60 & ` + done,
-			check: func(t *testing.T, o Outcome, evs []worker.Event) {
+			check: func(t *testing.T, o Outcome, evs []protocol.Event) {
 				if !o.OK() {
 					t.Fatalf("outcome = %+v", o)
 				}
@@ -138,14 +138,14 @@ func TestLocalRun(t *testing.T) {
 			dir := t.TempDir()
 			job := Job{
 				Backend: "fake",
-				Spec:    worker.RunSpec{ProtocolVersion: 1, RunID: "run-7", Cycle: 1, Config: json.RawMessage(`{}`)},
+				Spec:    protocol.RunSpec{ProtocolVersion: 1, RunID: "run-7", Cycle: 1, Config: json.RawMessage(`{}`)},
 				Command: sh(tc.script),
 				Dir:     dir,
 				Timeout: tc.timeout,
 				Grace:   300 * time.Millisecond,
 			}
-			var evs []worker.Event
-			o, err := NewLocal().Run(ctx, job, func(ev worker.Event) { evs = append(evs, ev) })
+			var evs []protocol.Event
+			o, err := NewLocal().Run(ctx, job, func(ev protocol.Event) { evs = append(evs, ev) })
 			if err != nil {
 				t.Fatal(err)
 			}

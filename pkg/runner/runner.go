@@ -8,7 +8,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // Runner runs one worker to completion.
@@ -22,13 +22,13 @@ type Runner interface {
 	// then SIGKILL. Run returns a non-nil error only when the worker could
 	// not be started or supervised; a worker that ran and failed is reported
 	// in Outcome.
-	Run(ctx context.Context, job Job, onEvent func(worker.Event)) (Outcome, error)
+	Run(ctx context.Context, job Job, onEvent func(protocol.Event)) (Outcome, error)
 }
 
 // Job describes one worker invocation.
 type Job struct {
 	Backend string
-	Spec    worker.RunSpec
+	Spec    protocol.RunSpec
 	// Command is the worker's argv inside its environment, e.g.
 	// ["/usr/local/bin/llem", "worker"] or ["python3", "harness.py"].
 	Command []string

@@ -6,8 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // JobOptions adjusts the runner.Job that Job builds.
@@ -24,7 +24,7 @@ type JobOptions struct {
 // Job builds the runner.Job that runs spec with `llem worker`. The native
 // worker always runs locally (it is llem itself); the local runner passes
 // the parent's environment through (HF_HOME, HF_HUB_CACHE for checkpoints).
-func Job(spec worker.RunSpec, o JobOptions) (runner.Job, error) {
+func Job(spec protocol.RunSpec, o JobOptions) (runner.Job, error) {
 	exe := o.Executable
 	if exe == "" {
 		var err error
@@ -33,9 +33,9 @@ func Job(spec worker.RunSpec, o JobOptions) (runner.Job, error) {
 		}
 	}
 	if spec.ProtocolVersion == 0 {
-		spec.ProtocolVersion = worker.ProtocolVersion
+		spec.ProtocolVersion = protocol.ProtocolVersion
 	}
-	if spec.ProtocolVersion != worker.ProtocolVersion {
+	if spec.ProtocolVersion != protocol.ProtocolVersion {
 		return runner.Job{}, errors.New("native job: spec protocol version does not match this llem")
 	}
 	return runner.Job{

@@ -7,17 +7,17 @@ import (
 	"testing"
 
 	"github.com/llenergymeasure/llem/internal/testmodel"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 func TestJob(t *testing.T) {
-	spec := worker.RunSpec{RunID: "r", Config: json.RawMessage(`{}`)}
+	spec := protocol.RunSpec{RunID: "r", Config: json.RawMessage(`{}`)}
 	j, err := Job(spec, JobOptions{Executable: "/opt/llem"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Backend != "native" || len(j.Command) != 2 || j.Command[0] != "/opt/llem" || j.Command[1] != "worker" || j.Spec.ProtocolVersion != worker.ProtocolVersion {
+	if j.Backend != "native" || len(j.Command) != 2 || j.Command[0] != "/opt/llem" || j.Command[1] != "worker" || j.Spec.ProtocolVersion != protocol.ProtocolVersion {
 		t.Errorf("job = %+v", j)
 	}
 	j, err = Job(spec, JobOptions{})
@@ -37,7 +37,7 @@ func TestJobThroughLocalRunner(t *testing.T) {
 	cfg := baseConfig()
 	cfg["model"], cfg["n"] = testmodel.TinyCheckpoint(t), 3
 	raw, _ := json.Marshal(cfg)
-	j, err := Job(worker.RunSpec{RunID: "local", Config: raw}, JobOptions{Dir: t.TempDir()})
+	j, err := Job(protocol.RunSpec{RunID: "local", Config: raw}, JobOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,15 +45,15 @@ func TestJobThroughLocalRunner(t *testing.T) {
 	// calls Run on stdin/stdout.
 	j.Command = []string{os.Args[0], "-test.run=^TestHelperWorker$"}
 	j.Env = map[string]string{"LLEM_NATIVE_HELPER": "1"}
-	var events []worker.Event
-	out, err := runner.NewLocal().Run(context.Background(), j, func(ev worker.Event) { events = append(events, ev) })
+	var events []protocol.Event
+	out, err := runner.NewLocal().Run(context.Background(), j, func(ev protocol.Event) { events = append(events, ev) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !out.OK() {
 		t.Fatalf("outcome %+v", out)
 	}
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil || sum.Done == nil || sum.Done.Requests != 3 {
 		t.Fatalf("events: %v, done %+v", err, sum.Done)
 	}

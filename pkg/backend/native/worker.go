@@ -24,8 +24,8 @@ import (
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/dataset"
 	"github.com/llenergymeasure/llem/pkg/engine"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/tokenizer"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // Backend is the name the worker announces in hello.
@@ -55,7 +55,7 @@ func (f *Failure) Error() string { return f.Err.Error() }
 func (f *Failure) Unwrap() error { return f.Err }
 
 type workerRun struct {
-	enc       *worker.Encoder
+	enc       *protocol.Encoder
 	available func() (int64, error)
 }
 
@@ -65,13 +65,13 @@ type workerRun struct {
 // cancelled, else 1; hints are attached for the user.
 func Run(ctx context.Context, spec io.Reader, events io.Writer, opts ...Option) error {
 	bw := &flushWriter{w: bufio.NewWriter(events)}
-	r := &workerRun{enc: worker.NewEncoder(bw), available: availableMemory}
+	r := &workerRun{enc: protocol.NewEncoder(bw), available: availableMemory}
 	for _, o := range opts {
 		o(r)
 	}
-	if err := r.enc.Emit(worker.Hello{
+	if err := r.enc.Emit(protocol.Hello{
 		Backend:         Backend,
-		ProtocolVersion: worker.ProtocolVersion,
+		ProtocolVersion: protocol.ProtocolVersion,
 		Versions:        map[string]string{"llem": version.Version, "go": runtime.Version(), "commit": version.Commit()},
 		PID:             os.Getpid(),
 	}); err != nil {
@@ -83,12 +83,12 @@ func Run(ctx context.Context, spec io.Reader, events io.Writer, opts ...Option) 
 	}
 	var f *Failure
 	if !errors.As(err, &f) {
-		f = &Failure{Kind: worker.ErrKindInternal, Err: err}
+		f = &Failure{Kind: protocol.ErrKindInternal, Err: err}
 	}
 	if ctx.Err() != nil {
-		f = &Failure{Kind: worker.ErrKindInterrupted, Err: fmt.Errorf("run interrupted: %w", ctx.Err())}
+		f = &Failure{Kind: protocol.ErrKindInterrupted, Err: fmt.Errorf("run interrupted: %w", ctx.Err())}
 	}
-	ev := worker.Error{Kind: f.Kind, Message: f.Err.Error(), Hint: errs.Hint(err)}
+	ev := protocol.Error{Kind: f.Kind, Message: f.Err.Error(), Hint: errs.Hint(err)}
 	if emitErr := r.enc.Emit(ev); emitErr != nil {
 		return errors.Join(err, fmt.Errorf("write error event: %w", emitErr))
 	}
@@ -97,9 +97,9 @@ func Run(ctx context.Context, spec io.Reader, events io.Writer, opts ...Option) 
 		out = errs.WithHint(out, ev.Hint)
 	}
 	switch f.Kind {
-	case worker.ErrKindConfig, worker.ErrKindProtocol:
+	case protocol.ErrKindConfig, protocol.ErrKindProtocol:
 		return errs.WithExitCode(out, errs.ExitBadInput)
-	case worker.ErrKindInterrupted:
+	case protocol.ErrKindInterrupted:
 		return errs.WithExitCode(out, errs.ExitInterrupted)
 	}
 	return errs.WithExitCode(out, errs.ExitFailure)
@@ -136,9 +136,9 @@ type resolved struct {
 func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 	raw, err := io.ReadAll(specR)
 	if err != nil {
-		return fail(worker.ErrKindProtocol, fmt.Errorf("read run spec: %w", err), "")
+		return fail(protocol.ErrKindProtocol, fmt.Errorf("read run spec: %w", err), "")
 	}
-	var spec worker.RunSpec
+	var spec protocol.RunSpec
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(&spec)
@@ -148,22 +148,22 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 		}
 	}
 	if err != nil {
-		return fail(worker.ErrKindProtocol, fmt.Errorf("parse run spec: %w", err), "the parent must send one RunSpec JSON object on stdin (docs/worker-protocol.md)")
+		return fail(protocol.ErrKindProtocol, fmt.Errorf("parse run spec: %w", err), "the parent must send one RunSpec JSON object on stdin (docs/worker-protocol.md)")
 	}
-	if spec.ProtocolVersion != worker.ProtocolVersion {
-		return fail(worker.ErrKindProtocol,
-			fmt.Errorf("run spec speaks protocol %d, this worker speaks %d", spec.ProtocolVersion, worker.ProtocolVersion),
+	if spec.ProtocolVersion != protocol.ProtocolVersion {
+		return fail(protocol.ErrKindProtocol,
+			fmt.Errorf("run spec speaks protocol %d, this worker speaks %d", spec.ProtocolVersion, protocol.ProtocolVersion),
 			"use an llem worker of the same version as the parent")
 	}
 	cfg, err := parseConfig(spec.Config)
 	if err != nil {
-		return fail(worker.ErrKindConfig, err, "check the experiment config against schema/native.cue")
+		return fail(protocol.ErrKindConfig, err, "check the experiment config against schema/native.cue")
 	}
 	storage, err := cfg.storage()
 	if err != nil {
-		return fail(worker.ErrKindConfig, err, `set precision to "fp32" or "bf16" (or native.storage)`)
+		return fail(protocol.ErrKindConfig, err, `set precision to "fp32" or "bf16" (or native.storage)`)
 	}
-	r.enc.Emit(worker.Log{Level: "info", Message: fmt.Sprintf("run %s cycle %d: model=%s storage=%s batch_size=%d threads=%d",
+	r.enc.Emit(protocol.Log{Level: "info", Message: fmt.Sprintf("run %s cycle %d: model=%s storage=%s batch_size=%d threads=%d",
 		spec.RunID, spec.Cycle, cfg.Model, storage, cfg.Native.BatchSize, cfg.Native.Threads)})
 
 	// Everything that can be checked without the weights is checked first,
@@ -178,7 +178,7 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 	}
 	sampling := cfg.sampling(synthetic)
 	if err := sampling.Validate(); err != nil {
-		return fail(worker.ErrKindConfig, err, "")
+		return fail(protocol.ErrKindConfig, err, "")
 	}
 	if err := r.checkMemory(res.cfg, storage, cfg); err != nil {
 		return err
@@ -192,7 +192,7 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 		return err
 	}
 	mc := m.Config()
-	if err := r.enc.Emit(worker.Loaded{
+	if err := r.enc.Emit(protocol.Loaded{
 		Model: cfg.Model, Architecture: mc.Architecture, Parameters: m.NumParams(), Layers: mc.NumLayers,
 		DType: m.DType(), MemoryBytes: m.MemoryBytes(), LoadTimeNs: clock.Now() - t0,
 	}); err != nil {
@@ -214,11 +214,11 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 			}
 		}
 	}
-	if err := r.enc.Emit(worker.WarmupDone{Prompts: nWarm}); err != nil {
+	if err := r.enc.Emit(protocol.WarmupDone{Prompts: nWarm}); err != nil {
 		return err
 	}
 	if floor := cfg.thermalFloor(); floor > 0 {
-		r.enc.Emit(worker.Log{Level: "info", Message: fmt.Sprintf("thermal floor: waiting %s before the measured prompts", floor)})
+		r.enc.Emit(protocol.Log{Level: "info", Message: fmt.Sprintf("thermal floor: waiting %s before the measured prompts", floor)})
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -226,7 +226,7 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 		}
 	}
 
-	var done worker.Done
+	var done protocol.Done
 	for b, lo := 0, 0; lo < len(reqs); b, lo = b+1, lo+cfg.Native.BatchSize {
 		hi := min(lo+cfg.Native.BatchSize, len(reqs))
 		if err := r.batch(ctx, m, b, lo, reqs[lo:hi], sampling, &done); err != nil {
@@ -239,7 +239,7 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 // batch runs one measured batch, emitting its phase pairs and then one
 // request event per request; token counts come from the engine's Token hook
 // and are checked against its results.
-func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, reqs []engine.Request, s engine.Sampling, done *worker.Done) error {
+func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, reqs []engine.Request, s engine.Sampling, done *protocol.Done) error {
 	n := len(reqs)
 	times := make([][]int64, n) // per request: the time of every token
 	var emitErr error
@@ -264,17 +264,17 @@ func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, re
 	hooks := engine.Hooks{
 		PrefillStart: func(t int64) {
 			start = t
-			emit(t, worker.Phase{Name: worker.PhasePrefill, State: worker.StateStart, Batch: b, BatchSize: n})
+			emit(t, protocol.Phase{Name: protocol.PhasePrefill, State: protocol.StateStart, Batch: b, BatchSize: n})
 		},
 		PrefillEnd: func(t int64) {
 			prefillOut = total()
-			emit(t, worker.Phase{Name: worker.PhasePrefill, State: worker.StateEnd, Batch: b, BatchSize: n, InputTokens: inTokens, OutputTokens: prefillOut})
+			emit(t, protocol.Phase{Name: protocol.PhasePrefill, State: protocol.StateEnd, Batch: b, BatchSize: n, InputTokens: inTokens, OutputTokens: prefillOut})
 		},
 		DecodeStart: func(t int64) {
-			emit(t, worker.Phase{Name: worker.PhaseDecode, State: worker.StateStart, Batch: b, BatchSize: n})
+			emit(t, protocol.Phase{Name: protocol.PhaseDecode, State: protocol.StateStart, Batch: b, BatchSize: n})
 		},
 		DecodeEnd: func(t int64) {
-			emit(t, worker.Phase{Name: worker.PhaseDecode, State: worker.StateEnd, Batch: b, BatchSize: n, OutputTokens: total() - prefillOut})
+			emit(t, protocol.Phase{Name: protocol.PhaseDecode, State: protocol.StateEnd, Batch: b, BatchSize: n, OutputTokens: total() - prefillOut})
 		},
 		Token: func(req, _ int, t int64) { times[req] = append(times[req], t) },
 	}
@@ -294,7 +294,7 @@ func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, re
 		for k := 1; k < len(ts); k++ {
 			itl[k-1] = ts[k] - ts[k-1]
 		}
-		if err := r.enc.Emit(worker.Request{
+		if err := r.enc.Emit(protocol.Request{
 			Index: first + i, Batch: b, InputTokens: res.PromptTokens, OutputTokens: len(res.Tokens),
 			StartNs: start, TTFTNs: ts[0] - start, EndNs: ts[len(ts)-1], ITLNs: itl, FinishReason: res.FinishReason,
 		}); err != nil {
@@ -310,12 +310,12 @@ func (r *workerRun) batch(ctx context.Context, m *engine.Model, b, first int, re
 // classifyGenerate maps an engine error to an error kind.
 func classifyGenerate(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fail(worker.ErrKindInterrupted, err, "")
+		return fail(protocol.ErrKindInterrupted, err, "")
 	}
 	if errs.ExitCode(err) == errs.ExitBadInput {
-		return fail(worker.ErrKindConfig, err, "")
+		return fail(protocol.ErrKindConfig, err, "")
 	}
-	return fail(worker.ErrKindInternal, err, "")
+	return fail(protocol.ErrKindInternal, err, "")
 }
 
 // resolve finds the model: a random preset's config, or a checkpoint's
@@ -325,23 +325,23 @@ func (r *workerRun) resolve(cfg runConfig) (*resolved, error) {
 	if name, ok := strings.CutPrefix(cfg.Model, RandomPrefix); ok {
 		c, ok := engine.Preset(name)
 		if !ok {
-			return nil, fail(worker.ErrKindModelNotFound, fmt.Errorf("no native preset %q", cfg.Model),
+			return nil, fail(protocol.ErrKindModelNotFound, fmt.Errorf("no native preset %q", cfg.Model),
 				"native presets: "+RandomPrefix+strings.Join(engine.Presets(), ", "+RandomPrefix))
 		}
 		res.cfg = c
 	} else {
 		d, err := engine.ResolveModelDir(cfg.Model)
 		if err != nil {
-			kind := worker.ErrKindModelNotFound
+			kind := protocol.ErrKindModelNotFound
 			if errors.Is(err, engine.ErrBadCheckpoint) {
-				kind = worker.ErrKindBadCheckpoint
+				kind = protocol.ErrKindBadCheckpoint
 			}
 			return nil, fail(kind, err, "")
 		}
 		res.dir = d
 		data, err := os.ReadFile(filepath.Join(d, "config.json"))
 		if err != nil {
-			return nil, fail(worker.ErrKindBadCheckpoint, fmt.Errorf("read model config: %w", err), "")
+			return nil, fail(protocol.ErrKindBadCheckpoint, fmt.Errorf("read model config: %w", err), "")
 		}
 		if res.cfg, err = engine.ParseConfig(data); err != nil {
 			return nil, loadFailure(err)
@@ -349,9 +349,9 @@ func (r *workerRun) resolve(cfg runConfig) (*resolved, error) {
 		p := filepath.Join(d, "tokenizer.json")
 		if _, statErr := os.Stat(p); statErr == nil {
 			if res.tok, err = tokenizer.LoadFile(p); err != nil {
-				kind := worker.ErrKindBadCheckpoint
+				kind := protocol.ErrKindBadCheckpoint
 				if errors.Is(err, tokenizer.ErrUnsupported) {
-					kind = worker.ErrKindUnsupported
+					kind = protocol.ErrKindUnsupported
 				}
 				return nil, fail(kind, err, "use token-ID prompts (a synthetic dataset), or the pytorch backend for this tokenizer")
 			}
@@ -383,11 +383,11 @@ func (r *workerRun) build(res *resolved, cfg runConfig, storage string) (*engine
 func loadFailure(err error) error {
 	switch {
 	case errors.Is(err, engine.ErrUnsupported):
-		return fail(worker.ErrKindUnsupported, err, "")
+		return fail(protocol.ErrKindUnsupported, err, "")
 	case errors.Is(err, engine.ErrBadCheckpoint):
-		return fail(worker.ErrKindBadCheckpoint, err, "check that the download is complete (config.json and every *.safetensors shard)")
+		return fail(protocol.ErrKindBadCheckpoint, err, "check that the download is complete (config.json and every *.safetensors shard)")
 	}
-	return fail(worker.ErrKindInternal, err, "")
+	return fail(protocol.ErrKindInternal, err, "")
 }
 
 // checkMemory compares what the model will hold (weights in their storage
@@ -408,7 +408,7 @@ func (r *workerRun) checkMemory(mc engine.Config, storage string, cfg runConfig)
 	need := weights + kv
 	avail, err := r.available()
 	if err != nil {
-		r.enc.Emit(worker.Log{Level: "warn", Message: "cannot read available memory, skipping the pre-check: " + err.Error()})
+		r.enc.Emit(protocol.Log{Level: "warn", Message: "cannot read available memory, skipping the pre-check: " + err.Error()})
 		return nil
 	}
 	if need > avail {
@@ -416,7 +416,7 @@ func (r *workerRun) checkMemory(mc engine.Config, storage string, cfg runConfig)
 		if storage == "fp32" {
 			hint = `set precision "bf16" (half the weight memory), or ` + hint
 		}
-		return fail(worker.ErrKindOOM, fmt.Errorf("model needs %s (weights %s + KV cache %s) but only %s of memory is available",
+		return fail(protocol.ErrKindOOM, fmt.Errorf("model needs %s (weights %s + KV cache %s) but only %s of memory is available",
 			gib(need), gib(weights), gib(kv), gib(avail)), hint)
 	}
 	return nil
@@ -468,12 +468,12 @@ func readInt(p string) (int64, error) {
 // are truncated to max_input_tokens (keeping the start, as HF truncation
 // does) and asked for their max_tokens, capped by max_output_tokens.
 // synthetic reports whether output lengths are forced (EOS ignored).
-func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) ([]engine.Request, bool, error) {
+func (r *workerRun) requests(cfg runConfig, spec protocol.RunSpec, lm *resolved) ([]engine.Request, bool, error) {
 	mc := lm.cfg
 	var dsCfg dataset.Config
 	dsCfg, err := dataset.ParseConfig(spec.Config)
 	if err != nil {
-		return nil, false, fail(worker.ErrKindConfig, err, "")
+		return nil, false, fail(protocol.ErrKindConfig, err, "")
 	}
 	synthetic := dsCfg.Dataset.Source == "synthetic"
 	prompts := spec.Prompts
@@ -484,7 +484,7 @@ func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) (
 		}
 		prompts, err = dataset.Build(dsCfg, opts)
 		if err != nil {
-			return nil, false, fail(worker.ErrKindDataset, err, "")
+			return nil, false, fail(protocol.ErrKindDataset, err, "")
 		}
 	}
 	reqs := make([]engine.Request, len(prompts))
@@ -492,10 +492,10 @@ func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) (
 		ids := p.TokenIDs
 		if len(ids) == 0 {
 			if p.Text == "" {
-				return nil, false, fail(worker.ErrKindDataset, fmt.Errorf("prompt %d is empty", i), "")
+				return nil, false, fail(protocol.ErrKindDataset, fmt.Errorf("prompt %d is empty", i), "")
 			}
 			if lm.tok == nil {
-				return nil, false, fail(worker.ErrKindConfig,
+				return nil, false, fail(protocol.ErrKindConfig,
 					fmt.Errorf("prompt %d is text, but model %s has no tokenizer", i, cfg.Model),
 					`random-weight presets take token IDs: use dataset {source: "synthetic"}, or a checkpoint with tokenizer.json`)
 			}
@@ -506,7 +506,7 @@ func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) (
 		}
 		for _, id := range ids {
 			if id < 0 || id >= mc.VocabSize {
-				return nil, false, fail(worker.ErrKindDataset, fmt.Errorf("prompt %d has token id %d outside the vocabulary of %d", i, id, mc.VocabSize), "")
+				return nil, false, fail(protocol.ErrKindDataset, fmt.Errorf("prompt %d has token id %d outside the vocabulary of %d", i, id, mc.VocabSize), "")
 			}
 		}
 		maxNew := cfg.MaxOutputTokens
@@ -514,7 +514,7 @@ func (r *workerRun) requests(cfg runConfig, spec worker.RunSpec, lm *resolved) (
 			maxNew = p.MaxTokens
 		}
 		if need := len(ids) + maxNew; need > mc.MaxPositionEmbeddings {
-			return nil, false, fail(worker.ErrKindConfig,
+			return nil, false, fail(protocol.ErrKindConfig,
 				fmt.Errorf("prompt %d needs %d positions (%d input + %d output), the model has %d", i, need, len(ids), maxNew, mc.MaxPositionEmbeddings),
 				"lower max_input_tokens or max_output_tokens")
 		}

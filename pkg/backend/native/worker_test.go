@@ -14,17 +14,17 @@ import (
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/testmodel"
 	"github.com/llenergymeasure/llem/pkg/engine"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // specJSON builds a run spec around config (a JSON object as a Go map).
-func specJSON(t testing.TB, config map[string]any, prompts []worker.Prompt) string {
+func specJSON(t testing.TB, config map[string]any, prompts []protocol.Prompt) string {
 	t.Helper()
 	cj, err := json.Marshal(config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := json.Marshal(worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: "test", Config: cj, Prompts: prompts})
+	s, err := json.Marshal(protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: "test", Config: cj, Prompts: prompts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +47,10 @@ func baseConfig() map[string]any {
 }
 
 // decodeAll reads every event strictly.
-func decodeAll(t *testing.T, out []byte) []worker.Event {
+func decodeAll(t *testing.T, out []byte) []protocol.Event {
 	t.Helper()
-	dec := worker.NewDecoder(bytes.NewReader(out))
-	var evs []worker.Event
+	dec := protocol.NewDecoder(bytes.NewReader(out))
+	var evs []protocol.Event
 	for {
 		ev, err := dec.Next()
 		if err == io.EOF {
@@ -68,7 +68,7 @@ func TestRunPresetValidates(t *testing.T) {
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, baseConfig(), nil)), &out); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	sum, err := protocol.Validate(decodeAll(t, out.Bytes()))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -106,7 +106,7 @@ func TestRunDeterministic(t *testing.T) {
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &a); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := worker.Validate(decodeAll(t, a.Bytes()))
+	sum, err := protocol.Validate(decodeAll(t, a.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestRunDeterministic(t *testing.T) {
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &b); err != nil {
 		t.Fatal(err)
 	}
-	sum2, _ := worker.Validate(decodeAll(t, b.Bytes()))
+	sum2, _ := protocol.Validate(decodeAll(t, b.Bytes()))
 	for i := range sum.Requests {
 		r1, r2 := sum.Requests[i], sum2.Requests[i]
 		if r1.InputTokens != r2.InputTokens || r1.OutputTokens != r2.OutputTokens || r1.FinishReason != r2.FinishReason {
@@ -132,12 +132,12 @@ func TestRunDeterministic(t *testing.T) {
 func TestRunPromptsFromSpec(t *testing.T) {
 	cfg := baseConfig()
 	cfg["model"] = testmodel.TinyCheckpoint(t)
-	prompts := []worker.Prompt{{TokenIDs: []int{5, 6, 7}, MaxTokens: 2}, {TokenIDs: make([]int, 100)}}
+	prompts := []protocol.Prompt{{TokenIDs: []int{5, 6, 7}, MaxTokens: 2}, {TokenIDs: make([]int, 100)}}
 	var out bytes.Buffer
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, prompts)), &out); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	sum, err := protocol.Validate(decodeAll(t, out.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestRunCheckpointWithTokenizer(t *testing.T) {
 	if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+	sum, err := protocol.Validate(decodeAll(t, out.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,33 +196,33 @@ func TestRunFailures(t *testing.T) {
 		exit     int
 		wantHint string
 	}{
-		{"protocol", `{"protocol_version": 99, "run_id": "x", "cycle": 0, "config": {}}`, nil, worker.ErrKindProtocol, 2, "same version"},
-		{"garbage spec", `{"protocol_version": 1,`, nil, worker.ErrKindProtocol, 2, "RunSpec"},
-		{"two specs", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}} {}`, nil, worker.ErrKindProtocol, 2, ""},
-		{"unknown spec field", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}, "gpu": 1}`, nil, worker.ErrKindProtocol, 2, ""},
-		{"wrong backend", with(func(c map[string]any) { c["backend"] = "vllm" }), nil, worker.ErrKindConfig, 2, ""},
-		{"fp16", with(func(c map[string]any) { c["precision"] = "fp16" }), nil, worker.ErrKindConfig, 2, "bf16"},
+		{"protocol", `{"protocol_version": 99, "run_id": "x", "cycle": 0, "config": {}}`, nil, protocol.ErrKindProtocol, 2, "same version"},
+		{"garbage spec", `{"protocol_version": 1,`, nil, protocol.ErrKindProtocol, 2, "RunSpec"},
+		{"two specs", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}} {}`, nil, protocol.ErrKindProtocol, 2, ""},
+		{"unknown spec field", `{"protocol_version": 1, "run_id": "x", "cycle": 0, "config": {}, "gpu": 1}`, nil, protocol.ErrKindProtocol, 2, ""},
+		{"wrong backend", with(func(c map[string]any) { c["backend"] = "vllm" }), nil, protocol.ErrKindConfig, 2, ""},
+		{"fp16", with(func(c map[string]any) { c["precision"] = "fp16" }), nil, protocol.ErrKindConfig, 2, "bf16"},
 		{"extra", with(func(c map[string]any) {
 			c["native"] = map[string]any{"extra": map[string]any{"engine": map[string]any{"x": 1}}}
-		}), nil, worker.ErrKindConfig, 2, ""},
-		{"unknown preset", with(func(c map[string]any) { c["model"] = "random:gpt-5" }), nil, worker.ErrKindModelNotFound, 1, "random:llama-15m"},
-		{"no such model", with(func(c map[string]any) { c["model"] = "nobody/nothing-here" }), nil, worker.ErrKindModelNotFound, 1, "huggingface-cli download"},
-		{"unsupported", with(func(c map[string]any) { c["model"] = unsupported }), nil, worker.ErrKindUnsupported, 1, ""},
-		{"bad checkpoint", with(func(c map[string]any) { c["model"] = missingWeights }), nil, worker.ErrKindBadCheckpoint, 1, ""},
-		{"oom", specJSON(t, baseConfig(), nil), []Option{WithAvailableMemory(tiny(0, nil))}, worker.ErrKindOOM, 1, "bf16"},
+		}), nil, protocol.ErrKindConfig, 2, ""},
+		{"unknown preset", with(func(c map[string]any) { c["model"] = "random:gpt-5" }), nil, protocol.ErrKindModelNotFound, 1, "random:llama-15m"},
+		{"no such model", with(func(c map[string]any) { c["model"] = "nobody/nothing-here" }), nil, protocol.ErrKindModelNotFound, 1, "huggingface-cli download"},
+		{"unsupported", with(func(c map[string]any) { c["model"] = unsupported }), nil, protocol.ErrKindUnsupported, 1, ""},
+		{"bad checkpoint", with(func(c map[string]any) { c["model"] = missingWeights }), nil, protocol.ErrKindBadCheckpoint, 1, ""},
+		{"oom", specJSON(t, baseConfig(), nil), []Option{WithAvailableMemory(tiny(0, nil))}, protocol.ErrKindOOM, 1, "bf16"},
 		{"text on random weights", with(func(c map[string]any) {
 			p := filepath.Join(t.TempDir(), "p.jsonl")
 			os.WriteFile(p, []byte(`{"prompt":"hi"}`+"\n"), 0o644)
 			c["dataset"], c["n"] = map[string]any{"source": "jsonl", "path": p}, 1
-		}), nil, worker.ErrKindConfig, 2, "synthetic"},
+		}), nil, protocol.ErrKindConfig, 2, "synthetic"},
 		{"too few prompts", with(func(c map[string]any) {
 			p := filepath.Join(t.TempDir(), "p.jsonl")
 			os.WriteFile(p, []byte(`{"prompt":"hi"}`+"\n"), 0o644)
 			c["dataset"] = map[string]any{"source": "jsonl", "path": p}
-		}), nil, worker.ErrKindDataset, 1, "lower n"},
+		}), nil, protocol.ErrKindDataset, 1, "lower n"},
 		{"context too long", with(func(c map[string]any) {
 			c["max_input_tokens"], c["dataset"] = 4000, map[string]any{"source": "synthetic", "input_len": 3000, "output_len": 4}
-		}), nil, worker.ErrKindConfig, 2, "lower max_input_tokens"},
+		}), nil, protocol.ErrKindConfig, 2, "lower max_input_tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -233,7 +233,7 @@ func TestRunFailures(t *testing.T) {
 			if code := errs.ExitCode(err); code != tc.exit {
 				t.Errorf("exit code %d, want %d (%v)", code, tc.exit, err)
 			}
-			sum, verr := worker.Validate(decodeAll(t, out.Bytes()))
+			sum, verr := protocol.Validate(decodeAll(t, out.Bytes()))
 			if verr != nil {
 				t.Fatalf("error stream invalid: %v\n%s", verr, out.String())
 			}
@@ -257,8 +257,8 @@ func TestRunCancelled(t *testing.T) {
 	if errs.ExitCode(err) != errs.ExitInterrupted || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled run: %v (exit %d)", err, errs.ExitCode(err))
 	}
-	sum, verr := worker.Validate(decodeAll(t, out.Bytes()))
-	if verr != nil || sum.Error == nil || sum.Error.Kind != worker.ErrKindInterrupted {
+	sum, verr := protocol.Validate(decodeAll(t, out.Bytes()))
+	if verr != nil || sum.Error == nil || sum.Error.Kind != protocol.ErrKindInterrupted {
 		t.Fatalf("stream: %v, %+v", verr, sum.Error)
 	}
 }
@@ -273,7 +273,7 @@ func TestThermalFloor(t *testing.T) {
 		if err := Run(context.Background(), strings.NewReader(specJSON(t, cfg, nil)), &out); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := worker.Validate(decodeAll(t, out.Bytes()))
+		sum, err := protocol.Validate(decodeAll(t, out.Bytes()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,9 +25,9 @@ import (
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/params"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // Common is llem_common.py, imported by every harness.
@@ -176,7 +176,7 @@ var ForwardedEnv = []string{
 }
 
 // Job builds the runner.Job that starts h with python on spec.
-func Job(h Harness, spec worker.RunSpec, python string, o JobOptions) (runner.Job, error) {
+func Job(h Harness, spec protocol.RunSpec, python string, o JobOptions) (runner.Job, error) {
 	if python == "" {
 		return runner.Job{}, errs.WithHint(ErrNoPython, "pass --python PATH or set LLEM_PYTHON")
 	}
@@ -203,7 +203,7 @@ func Job(h Harness, spec worker.RunSpec, python string, o JobOptions) (runner.Jo
 		}
 	}
 	if spec.ProtocolVersion == 0 {
-		spec.ProtocolVersion = worker.ProtocolVersion
+		spec.ProtocolVersion = protocol.ProtocolVersion
 	}
 	getenv := o.Getenv
 	if getenv == nil {
@@ -238,18 +238,18 @@ func Job(h Harness, spec worker.RunSpec, python string, o JobOptions) (runner.Jo
 // the backend's keyword arguments mapped from the schema
 // (params.BackendArgs of the run's backend section, extra: merged), and the
 // prompts the parent resolved.
-func SpecFor(run study.Run, cycle int, prompts []worker.Prompt) (worker.RunSpec, error) {
+func SpecFor(run study.Run, cycle int, prompts []protocol.Prompt) (protocol.RunSpec, error) {
 	section := run.Config.Section()
 	if section == nil {
 		section = map[string]any{}
 	}
 	args, err := params.BackendArgs(run.Backend, section)
 	if err != nil {
-		return worker.RunSpec{}, errs.BadInput(fmt.Errorf("map %s params of run %s: %w", run.Backend, run.ID, err),
+		return protocol.RunSpec{}, errs.BadInput(fmt.Errorf("map %s params of run %s: %w", run.Backend, run.ID, err),
 			"llem params "+run.Backend+" lists the valid params")
 	}
-	return worker.RunSpec{
-		ProtocolVersion: worker.ProtocolVersion,
+	return protocol.RunSpec{
+		ProtocolVersion: protocol.ProtocolVersion,
 		RunID:           run.ID,
 		Cycle:           cycle,
 		Config:          run.ConfigJSON,

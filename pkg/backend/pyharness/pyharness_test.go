@@ -13,8 +13,8 @@ import (
 
 	. "github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // TestPythonUnit runs the Python unit tests of llem_common.py with the
@@ -102,7 +102,7 @@ func TestMaterializeRejectsPaths(t *testing.T) {
 func TestJob(t *testing.T) {
 	h := Harness{Backend: "pytorch", Script: "harness_pytorch.py", Source: []byte("#\n")}
 	env := map[string]string{"HF_TOKEN": "secret", "CUDA_VISIBLE_DEVICES": "1"}
-	job, err := Job(h, worker.RunSpec{RunID: "r"}, "/usr/bin/python3", JobOptions{
+	job, err := Job(h, protocol.RunSpec{RunID: "r"}, "/usr/bin/python3", JobOptions{
 		CacheRoot: t.TempDir(), Dir: "/x", Timeout: time.Minute,
 		Getenv: func(k string) string { return env[k] },
 	})
@@ -119,7 +119,7 @@ func TestJob(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(job.Command[2]), CommonName)); err != nil {
 		t.Errorf("llem_common.py not next to the harness: %v", err)
 	}
-	if job.Spec.ProtocolVersion != worker.ProtocolVersion {
+	if job.Spec.ProtocolVersion != protocol.ProtocolVersion {
 		t.Errorf("protocol version = %d", job.Spec.ProtocolVersion)
 	}
 	if job.Env["HF_TOKEN"] != "secret" || job.Env["CUDA_VISIBLE_DEVICES"] != "1" || job.Env["PYTHONUNBUFFERED"] != "1" {
@@ -130,7 +130,7 @@ func TestJob(t *testing.T) {
 			t.Error("a secret travelled in the command line")
 		}
 	}
-	if _, err := Job(h, worker.RunSpec{}, "", JobOptions{CacheRoot: t.TempDir()}); !errors.Is(err, ErrNoPython) {
+	if _, err := Job(h, protocol.RunSpec{}, "", JobOptions{CacheRoot: t.TempDir()}); !errors.Is(err, ErrNoPython) {
 		t.Errorf("no python: err = %v", err)
 	}
 }
@@ -138,7 +138,7 @@ func TestJob(t *testing.T) {
 func TestJobHarnessInDir(t *testing.T) {
 	h := Harness{Backend: "vllm", Script: "harness_vllm.py", Source: []byte("#\n")}
 	dir := filepath.Join(t.TempDir(), "run")
-	job, err := Job(h, worker.RunSpec{}, "python3", JobOptions{Dir: dir, HarnessInDir: true})
+	job, err := Job(h, protocol.RunSpec{}, "python3", JobOptions{Dir: dir, HarnessInDir: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestJobHarnessInDir(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := Job(h, worker.RunSpec{}, "python3", JobOptions{HarnessInDir: true}); err == nil {
+	if _, err := Job(h, protocol.RunSpec{}, "python3", JobOptions{HarnessInDir: true}); err == nil {
 		t.Error("HarnessInDir without Dir must fail")
 	}
 }
@@ -163,7 +163,7 @@ func TestCommonHelloBeforeSpec(t *testing.T) {
 	h := Harness{Backend: "pytorch", Script: "w.py", Source: []byte(
 		"import llem_common as lc\n" +
 			"lc.run_main('pytorch', lambda: {}, lambda spec, em: em.done(0, 0, 0))\n")}
-	job, err := Job(h, worker.RunSpec{ProtocolVersion: 99, Config: []byte(`{}`)}, py, JobOptions{CacheRoot: t.TempDir()})
+	job, err := Job(h, protocol.RunSpec{ProtocolVersion: 99, Config: []byte(`{}`)}, py, JobOptions{CacheRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +171,11 @@ func TestCommonHelloBeforeSpec(t *testing.T) {
 	if out.ExitCode != 2 {
 		t.Errorf("exit = %d, want 2; stderr: %s", out.ExitCode, out.StderrTail)
 	}
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Error == nil || sum.Error.Kind != worker.ErrKindProtocol {
+	if sum.Error == nil || sum.Error.Kind != protocol.ErrKindProtocol {
 		t.Fatalf("error = %+v, want kind protocol", sum.Error)
 	}
 }
@@ -188,13 +188,13 @@ func TestCommonSIGTERM(t *testing.T) {
 		"import time, llem_common as lc\n" +
 			"def body(spec, em):\n    em.log('sleeping')\n    time.sleep(30)\n" +
 			"lc.run_main('pytorch', lambda: {}, body)\n")}
-	job, err := Job(h, worker.RunSpec{Config: []byte(`{}`)}, py, JobOptions{CacheRoot: t.TempDir(), Grace: 5 * time.Second})
+	job, err := Job(h, protocol.RunSpec{Config: []byte(`{}`)}, py, JobOptions{CacheRoot: t.TempDir(), Grace: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var events []worker.Event
-	out, err := runner.NewLocal().Run(ctx, job, func(ev worker.Event) {
+	var events []protocol.Event
+	out, err := runner.NewLocal().Run(ctx, job, func(ev protocol.Event) {
 		events = append(events, ev)
 		if ev.Log != nil {
 			cancel()
@@ -205,7 +205,7 @@ func TestCommonSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := events[len(events)-1]
-	if last.Error == nil || last.Error.Kind != worker.ErrKindInterrupted {
+	if last.Error == nil || last.Error.Kind != protocol.ErrKindInterrupted {
 		t.Fatalf("last event = %+v, want error interrupted (stderr %s)", last, out.StderrTail)
 	}
 	if out.ExitCode != 130 && !out.Interrupted {

@@ -10,15 +10,15 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // fakeJob builds a Job whose python finds testdata/faketorch: FAKE torch
 // and transformers packages (no GPU and no PyTorch on the test machines)
 // that let the whole harness control flow run on the CPU path. The real
 // libraries are exercised by scripts/gpu-validate-pytorch.sh on a GPU.
-func fakeJob(t *testing.T, spec worker.RunSpec) (runner.Job, string) {
+func fakeJob(t *testing.T, spec protocol.RunSpec) (runner.Job, string) {
 	t.Helper()
 	py := pyharnesstest.Python3(t)
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
@@ -59,10 +59,10 @@ func generateCalls(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-func runValid(t *testing.T, job runner.Job) (worker.Summary, runner.Outcome) {
+func runValid(t *testing.T, job runner.Job) (protocol.Summary, runner.Outcome) {
 	t.Helper()
 	events, out := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatalf("invalid stream: %v\nstderr: %s", err, out.StderrTail)
 	}
@@ -79,13 +79,13 @@ func TestHarnessAgainstFakeEOSAndPadding(t *testing.T) {
 	  "dataset":{"source":"jsonl","path":"x.jsonl"},"max_input_tokens":4,"max_output_tokens":5,
 	  "decoder":{"temperature":0.7,"do_sample":true,"top_k":20,"top_p":0.9,"repetition_penalty":1.0},
 	  "warmup":{"enabled":true,"n_warmup":3}}`
-	spec := worker.RunSpec{RunID: "r", Config: json.RawMessage(cfg),
+	spec := protocol.RunSpec{RunID: "r", Config: json.RawMessage(cfg),
 		BackendArgs: map[string]any{
 			"llem":     map[string]any{"batch_size": 2, "batching": "sorted", "torch_compile": false},
 			"generate": map[string]any{"num_beams": 1},
 			"torch":    map[string]any{"set_float32_matmul_precision": "high"},
 		},
-		Prompts: []worker.Prompt{
+		Prompts: []protocol.Prompt{
 			{TokenIDs: []int{5, 6, 2}},           // stops with EOS after 2 tokens
 			{TokenIDs: []int{5, 6, 7, 8, 9, 10}}, // truncated to max_input_tokens 4
 			{TokenIDs: []int{9}, MaxTokens: 3},   // its own, shorter output length
@@ -139,7 +139,7 @@ func TestHarnessAgainstFakeSyntheticForced(t *testing.T) {
 	  "dataset":{"source":"synthetic","input_len":6,"output_len":4,"distribution":"fixed"},
 	  "max_input_tokens":16,"max_output_tokens":8,"decoder":{"preset":"deterministic"},
 	  "warmup":{"enabled":false},"pytorch":{"batch_size":4}}`
-	job, log := fakeJob(t, worker.RunSpec{RunID: "r", Config: json.RawMessage(cfg)})
+	job, log := fakeJob(t, protocol.RunSpec{RunID: "r", Config: json.RawMessage(cfg)})
 	sum, out := runValid(t, job)
 	if out.ExitCode != 0 || sum.Error != nil {
 		t.Fatalf("exit %d, error %+v\n%s", out.ExitCode, sum.Error, out.StderrTail)
@@ -160,20 +160,20 @@ func TestHarnessAgainstFakeErrors(t *testing.T) {
 	cases := []struct {
 		model, kind, hint string
 	}{
-		{"org/gated", worker.ErrKindGated, "HF_TOKEN"},
-		{"org/nope", worker.ErrKindModelNotFound, "model id"},
-		{"random:gpt-9", worker.ErrKindConfig, "llem params pytorch"},
+		{"org/gated", protocol.ErrKindGated, "HF_TOKEN"},
+		{"org/nope", protocol.ErrKindModelNotFound, "model id"},
+		{"random:gpt-9", protocol.ErrKindConfig, "llem params pytorch"},
 	}
 	for _, c := range cases {
 		t.Run(c.model, func(t *testing.T) {
 			cfg := `{"model":"` + c.model + `","backend":"pytorch","n":1}`
-			job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg), Prompts: []worker.Prompt{{Text: "hi"}}})
+			job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), Prompts: []protocol.Prompt{{Text: "hi"}}})
 			sum, out := runValid(t, job)
 			if sum.Error == nil || sum.Error.Kind != c.kind || !strings.Contains(sum.Error.Hint, c.hint) {
 				t.Fatalf("error = %+v", sum.Error)
 			}
 			wantExit := 1
-			if c.kind == worker.ErrKindConfig {
+			if c.kind == protocol.ErrKindConfig {
 				wantExit = 2
 			}
 			if out.ExitCode != wantExit {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // TestPythonUnit runs test_harness_pytorch.py (pure parts, no torch).
@@ -28,7 +28,7 @@ func TestMissingTorch(t *testing.T) {
 	if exec.Command(py, "-c", "import torch").Run() == nil {
 		t.Skip("torch is installed here; the missing-package path cannot be exercised")
 	}
-	spec := worker.RunSpec{RunID: "r1", Config: json.RawMessage(`{"model":"random:llama-15m","backend":"pytorch","n":2}`)}
+	spec := protocol.RunSpec{RunID: "r1", Config: json.RawMessage(`{"model":"random:llama-15m","backend":"pytorch","n":2}`)}
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -37,14 +37,14 @@ func TestMissingTorch(t *testing.T) {
 	if out.ExitCode != 1 {
 		t.Errorf("exit = %d, want 1", out.ExitCode)
 	}
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Hello.Backend != "pytorch" || sum.Hello.Versions["python"] == "" {
 		t.Errorf("hello = %+v", sum.Hello)
 	}
-	if sum.Error == nil || sum.Error.Kind != worker.ErrKindMissingPackage || !strings.Contains(sum.Error.Hint, "pip install torch") {
+	if sum.Error == nil || sum.Error.Kind != protocol.ErrKindMissingPackage || !strings.Contains(sum.Error.Hint, "pip install torch") {
 		t.Fatalf("error = %+v", sum.Error)
 	}
 }
@@ -89,8 +89,8 @@ func TestRecordedStreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fh.Close()
-			dec := worker.NewDecoder(fh)
-			var events []worker.Event
+			dec := protocol.NewDecoder(fh)
+			var events []protocol.Event
 			for {
 				ev, err := dec.Next()
 				if err == io.EOF {
@@ -101,7 +101,7 @@ func TestRecordedStreams(t *testing.T) {
 				}
 				events = append(events, ev)
 			}
-			sum, err := worker.Validate(events)
+			sum, err := protocol.Validate(events)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // runFake runs the real harness against testdata/faketrt (a FAKE
 // tensorrt_llm: TensorRT-LLM cannot be installed here) and validates the
 // stream with the parent's checker. It returns the summary and the calls
 // log's text.
-func runFake(t *testing.T, cacheDir string, spec worker.RunSpec) (worker.Summary, string) {
+func runFake(t *testing.T, cacheDir string, spec protocol.RunSpec) (protocol.Summary, string) {
 	t.Helper()
 	py := pyharnesstest.Python3(t)
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
@@ -29,7 +29,7 @@ func runFake(t *testing.T, cacheDir string, spec worker.RunSpec) (worker.Summary
 	job.Env["FAKE_TRT_LOG"] = log
 	job.Env["LLEM_TRT_ENGINE_CACHE"] = cacheDir
 	events, out := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatalf("invalid stream: %v\n%s", err, out.StderrTail)
 	}
@@ -40,19 +40,19 @@ func runFake(t *testing.T, cacheDir string, spec worker.RunSpec) (worker.Summary
 	return sum, string(calls)
 }
 
-func spec(runtime string) worker.RunSpec {
+func spec(runtime string) protocol.RunSpec {
 	cfg := `{"model":"random:llama-15m","backend":"tensorrt","precision":"fp16","n":3,
 	  "dataset":{"source":"synthetic","input_len":5,"output_len":4,"distribution":"fixed"},
 	  "max_input_tokens":64,"max_output_tokens":8,"decoder":{"preset":"deterministic"},
 	  "warmup":{"enabled":true,"n_warmup":1}}`
-	return worker.RunSpec{RunID: "r", Config: json.RawMessage(cfg), BackendArgs: map[string]any{
+	return protocol.RunSpec{RunID: "r", Config: json.RawMessage(cfg), BackendArgs: map[string]any{
 		"llm": map[string]any{"backend": runtime, "max_batch_size": 8,
 			"kv_cache_config": map[string]any{"free_gpu_memory_fraction": 0.5}},
 		"llem": map[string]any{"engine_cache": true},
 	}}
 }
 
-func logsText(sum worker.Summary) string {
+func logsText(sum protocol.Summary) string {
 	var b strings.Builder
 	for _, l := range sum.Logs {
 		b.WriteString(l.Message + "\n")

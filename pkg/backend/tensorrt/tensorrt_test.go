@@ -8,7 +8,7 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
-	"github.com/llenergymeasure/llem/pkg/worker"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
 // TestPythonUnit runs test_harness_tensorrt.py (pure parts: argument
@@ -25,17 +25,17 @@ func TestMissingPackage(t *testing.T) {
 	if exec.Command(py, "-c", "import tensorrt_llm").Run() == nil {
 		t.Skip("tensorrt_llm is installed here")
 	}
-	spec := worker.RunSpec{RunID: "r1", Config: json.RawMessage(`{"model":"random:llama-15m","backend":"tensorrt","n":2}`)}
+	spec := protocol.RunSpec{RunID: "r1", Config: json.RawMessage(`{"model":"random:llama-15m","backend":"tensorrt","n":2}`)}
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	events, out := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.ExitCode != 1 || sum.Error == nil || sum.Error.Kind != worker.ErrKindMissingPackage ||
+	if out.ExitCode != 1 || sum.Error == nil || sum.Error.Kind != protocol.ErrKindMissingPackage ||
 		!strings.Contains(sum.Error.Hint, "pypi.nvidia.com") {
 		t.Fatalf("exit %d, error %+v", out.ExitCode, sum.Error)
 	}

@@ -7,8 +7,8 @@ import (
 	_ "embed"
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 //go:embed harness_vllm.py
@@ -22,6 +22,6 @@ var Harness = pyharness.Harness{Backend: "vllm", Script: "harness_vllm.py", Sour
 // spec.BackendArgs must already hold the mapped arguments
 // (params.BackendArgs of the run's vllm section); the harness applies them
 // untouched.
-func Job(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error) {
+func Job(spec protocol.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error) {
 	return pyharness.Job(Harness, spec, python, o)
 }

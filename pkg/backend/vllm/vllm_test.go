@@ -10,8 +10,8 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // TestPythonUnit runs test_harness_vllm.py (pure parts).
@@ -22,7 +22,7 @@ func TestPythonUnit(t *testing.T) {
 // fakeJob builds a Job whose python finds testdata/fakevllm (a FAKE vllm
 // package: vLLM needs an NVIDIA GPU and cannot be installed here) and logs
 // the calls the harness makes to the returned file.
-func fakeJob(t *testing.T, spec worker.RunSpec) (runner.Job, string) {
+func fakeJob(t *testing.T, spec protocol.RunSpec) (runner.Job, string) {
 	t.Helper()
 	py := pyharnesstest.Python3(t)
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
@@ -71,10 +71,10 @@ func TestHarnessAgainstFake(t *testing.T) {
 	  "dataset":{"source":"synthetic","input_len":8,"output_len":4,"distribution":"fixed"},
 	  "max_input_tokens":512,"max_output_tokens":16,"random_seed":1,
 	  "decoder":{"temperature":0,"do_sample":false},"warmup":{"enabled":true,"n_warmup":2}}`
-	spec := worker.RunSpec{
+	spec := protocol.RunSpec{
 		RunID: "r1", Config: json.RawMessage(cfg),
 		BackendArgs: map[string]any{"engine": map[string]any{"max_num_seqs": 8}, "env": map[string]any{"VLLM_X": "1"}},
-		Prompts: []worker.Prompt{
+		Prompts: []protocol.Prompt{
 			{TokenIDs: []int{5, 6, 7}, MaxTokens: 4},
 			{TokenIDs: []int{5, 6, 7, 8, 9}, MaxTokens: 3},
 			{TokenIDs: []int{5, 6}, MaxTokens: 5},
@@ -85,7 +85,7 @@ func TestHarnessAgainstFake(t *testing.T) {
 	if out.ExitCode != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", out.ExitCode, out.StderrTail)
 	}
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestHarnessAgainstFake(t *testing.T) {
 	if !method {
 		t.Errorf("no phase_split_method log in %+v", sum.Logs)
 	}
-	if sum.Done == nil || sum.Done.PhaseSplitMethod != worker.PhaseSplitPrefillPass {
+	if sum.Done == nil || sum.Done.PhaseSplitMethod != protocol.PhaseSplitPrefillPass {
 		t.Errorf("done = %+v, want phase_split_method prefill-pass", sum.Done)
 	}
 	if len(sum.Batches) != 1 || sum.Batches[0].Size != 3 || sum.Batches[0].InputTokens != 10 {
@@ -153,9 +153,9 @@ func TestHarnessAgainstFake(t *testing.T) {
 func TestEOSFinish(t *testing.T) {
 	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1,"dataset":{"source":"jsonl","path":"x"},
 	  "max_output_tokens":6,"warmup":{"enabled":false}}`
-	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg), Prompts: []worker.Prompt{{TokenIDs: []int{9, 2}}}})
+	job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), Prompts: []protocol.Prompt{{TokenIDs: []int{9, 2}}}})
 	events, _ := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,13 +169,13 @@ func TestEOSFinish(t *testing.T) {
 
 func TestOOMHint(t *testing.T) {
 	cfg := `{"model":"fake/oom","backend":"vllm","n":1}`
-	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg), Prompts: []worker.Prompt{{Text: "hi"}}})
+	job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), Prompts: []protocol.Prompt{{Text: "hi"}}})
 	events, out := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.ExitCode != 1 || sum.Error == nil || sum.Error.Kind != worker.ErrKindOOM ||
+	if out.ExitCode != 1 || sum.Error == nil || sum.Error.Kind != protocol.ErrKindOOM ||
 		!strings.Contains(sum.Error.Hint, "gpu_memory_utilization") {
 		t.Fatalf("exit %d, error %+v", out.ExitCode, sum.Error)
 	}
@@ -183,15 +183,15 @@ func TestOOMHint(t *testing.T) {
 
 func TestBeamSearchUnsupported(t *testing.T) {
 	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1}`
-	job, _ := fakeJob(t, worker.RunSpec{Config: json.RawMessage(cfg),
+	job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg),
 		BackendArgs: map[string]any{"beam_search": map[string]any{"beam_width": 4}},
-		Prompts:     []worker.Prompt{{Text: "hi"}}})
+		Prompts:     []protocol.Prompt{{Text: "hi"}}})
 	events, _ := pyharnesstest.RunJob(t, job)
-	sum, err := worker.Validate(events)
+	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Error == nil || sum.Error.Kind != worker.ErrKindUnsupported {
+	if sum.Error == nil || sum.Error.Kind != protocol.ErrKindUnsupported {
 		t.Fatalf("error %+v", sum.Error)
 	}
 }

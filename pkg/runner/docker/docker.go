@@ -27,8 +27,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // ExchangeMount is where a run's exchange directory appears in the container.
@@ -102,7 +102,7 @@ func (r *Runner) Image() string { return r.opts.Image }
 
 // Run starts one container for job, streams its events to onEvent and
 // returns how it ended. The container is removed in every case.
-func (r *Runner) Run(ctx context.Context, job runner.Job, onEvent func(worker.Event)) (runner.Outcome, error) {
+func (r *Runner) Run(ctx context.Context, job runner.Job, onEvent func(protocol.Event)) (runner.Outcome, error) {
 	out := runner.Outcome{Started: time.Now()}
 	if len(job.Command) == 0 {
 		return out, errors.New("docker runner: empty worker command")
@@ -275,8 +275,8 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 
 // decodeEvents feeds every event to onEvent and collects protocol errors; a
 // malformed line does not stop the stream.
-func decodeEvents(r io.Reader, onEvent func(worker.Event)) []error {
-	dec := worker.NewDecoder(r)
+func decodeEvents(r io.Reader, onEvent func(protocol.Event)) []error {
+	dec := protocol.NewDecoder(r)
 	var errs []error
 	for {
 		ev, err := dec.Next()
@@ -284,7 +284,7 @@ func decodeEvents(r io.Reader, onEvent func(worker.Event)) []error {
 			return errs
 		}
 		if err != nil {
-			var le *worker.LineError
+			var le *protocol.LineError
 			if !errors.As(err, &le) {
 				return append(errs, err)
 			}

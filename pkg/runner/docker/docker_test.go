@@ -15,8 +15,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/llenergymeasure/llem/internal/dockertest"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 func TestMain(m *testing.M) {
@@ -33,7 +33,7 @@ func scriptJob(t *testing.T, script string) runner.Job {
 	t.Helper()
 	return runner.Job{
 		Backend: "native",
-		Spec:    worker.RunSpec{ProtocolVersion: worker.ProtocolVersion, RunID: "run-" + strings.ToLower(t.Name()), Config: json.RawMessage(`{"model":"random:llama-15m"}`)},
+		Spec:    protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: "run-" + strings.ToLower(t.Name()), Config: json.RawMessage(`{"model":"random:llama-15m"}`)},
 		Command: []string{"/bin/sh", "-c", script},
 		Dir:     t.TempDir(),
 		Timeout: time.Minute,
@@ -76,7 +76,7 @@ func TestRunStreamsEventsAndRemovesContainer(t *testing.T) {
 	r := newRunner(t, h)
 	job := scriptJob(t, events)
 	var got []string
-	out, err := r.Run(context.Background(), job, func(ev worker.Event) { got = append(got, ev.Kind) })
+	out, err := r.Run(context.Background(), job, func(ev protocol.Event) { got = append(got, ev.Kind) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestRunStreamsEventsAndRemovesContainer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exchange dir not mounted or spec not on stdin: %v", err)
 	}
-	var spec worker.RunSpec
+	var spec protocol.RunSpec
 	if err := json.Unmarshal(seen, &spec); err != nil || spec.RunID != job.Spec.RunID {
 		t.Fatalf("spec seen by worker = %s (%v)", seen, err)
 	}
@@ -138,8 +138,8 @@ func TestRunTimeoutAndCancelStopAndRemove(t *testing.T) {
 	job := scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
 	job.Timeout = 2 * time.Second
 	var hellos int
-	out, err := r.Run(guard, job, func(ev worker.Event) {
-		if ev.Kind == worker.KindHello {
+	out, err := r.Run(guard, job, func(ev protocol.Event) {
+		if ev.Kind == protocol.KindHello {
 			hellos++
 		}
 	})
@@ -160,8 +160,8 @@ func TestRunTimeoutAndCancelStopAndRemove(t *testing.T) {
 	ctx, cancel := context.WithCancel(guard)
 	defer cancel()
 	job = scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
-	out, err = r.Run(ctx, job, func(ev worker.Event) {
-		if ev.Kind == worker.KindHello {
+	out, err = r.Run(ctx, job, func(ev protocol.Event) {
+		if ev.Kind == protocol.KindHello {
 			cancel()
 		}
 	})

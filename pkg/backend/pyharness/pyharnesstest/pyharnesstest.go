@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // Python3 returns the system python3, or skips the test when there is none
@@ -55,10 +55,10 @@ func RunPythonUnitTests(t *testing.T, dir, pyharnessDir string) {
 }
 
 // RunJob runs job with the local runner and returns every event.
-func RunJob(t testing.TB, job runner.Job) ([]worker.Event, runner.Outcome) {
+func RunJob(t testing.TB, job runner.Job) ([]protocol.Event, runner.Outcome) {
 	t.Helper()
-	var events []worker.Event
-	out, err := runner.NewLocal().Run(context.Background(), job, func(ev worker.Event) {
+	var events []protocol.Event
+	out, err := runner.NewLocal().Run(context.Background(), job, func(ev protocol.Event) {
 		events = append(events, ev)
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package setup
+package pipeline
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 	"github.com/llenergymeasure/llem/internal/testworker"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -77,10 +77,10 @@ type recording struct {
 	log *requestLog
 }
 
-func (r recording) Run(ctx context.Context, job runner.Job, onEvent func(worker.Event)) (runner.Outcome, error) {
+func (r recording) Run(ctx context.Context, job runner.Job, onEvent func(protocol.Event)) (runner.Outcome, error) {
 	key := fmt.Sprintf("%s/%d", job.Spec.RunID, job.Spec.Cycle)
-	return r.Runner.Run(ctx, job, func(ev worker.Event) {
-		if ev.Kind == worker.KindRequest && ev.Request != nil {
+	return r.Runner.Run(ctx, job, func(ev protocol.Event) {
+		if ev.Kind == protocol.KindRequest && ev.Request != nil {
 			r.log.mu.Lock()
 			r.log.reqs[key] = append(r.log.reqs[key], fmt.Sprintf("req %d batch %d: in %d out %d %s",
 				ev.Request.Index, ev.Request.Batch, ev.Request.InputTokens, ev.Request.OutputTokens, ev.Request.FinishReason))
@@ -271,7 +271,7 @@ func TestStudyInDockerInterruptAndTimeout(t *testing.T) {
 	defer cancelGuard()
 	var batches int
 	rep, _, _ = runStudy(guard, t, loadStudy(t, fmt.Sprintf(tinyStudy, 30, 1, ", run_timeout_seconds: 2")), h, "docker", func(ev execute.Event) {
-		if ev.Kind == execute.EventPhase && (ev.Phase == worker.PhasePrefill || ev.Phase == worker.PhaseDecode) {
+		if ev.Kind == execute.EventPhase && (ev.Phase == protocol.PhasePrefill || ev.Phase == protocol.PhaseDecode) {
 			batches++
 		}
 	})
@@ -331,7 +331,7 @@ func TestPythonBackendInDocker(t *testing.T) {
 	t.Setenv("HF_HOME", "/home/someone/.cache/huggingface")
 
 	var ev strings.Builder
-	enc := worker.NewEncoder(&ev)
+	enc := protocol.NewEncoder(&ev)
 	tNs := int64(1_000_000_000)
 	emit := func(p any) {
 		tNs += 1_000_000
@@ -339,17 +339,17 @@ func TestPythonBackendInDocker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	emit(worker.Hello{Backend: "pytorch", ProtocolVersion: worker.ProtocolVersion, Versions: map[string]string{"torch": "fake"}})
-	emit(worker.Loaded{Model: "random:llama-15m", Parameters: 15_000_000, Layers: 6, DType: "float32", LoadTimeNs: 1000})
-	emit(worker.WarmupDone{Prompts: 1})
-	emit(worker.Phase{Name: worker.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
-	emit(worker.Phase{Name: worker.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
-	emit(worker.Phase{Name: worker.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
-	emit(worker.Phase{Name: worker.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
+	emit(protocol.Hello{Backend: "pytorch", ProtocolVersion: protocol.ProtocolVersion, Versions: map[string]string{"torch": "fake"}})
+	emit(protocol.Loaded{Model: "random:llama-15m", Parameters: 15_000_000, Layers: 6, DType: "float32", LoadTimeNs: 1000})
+	emit(protocol.WarmupDone{Prompts: 1})
+	emit(protocol.Phase{Name: protocol.PhasePrefill, State: "start", Batch: 0, BatchSize: 2})
+	emit(protocol.Phase{Name: protocol.PhasePrefill, State: "end", Batch: 0, BatchSize: 2, InputTokens: 8, OutputTokens: 2})
+	emit(protocol.Phase{Name: protocol.PhaseDecode, State: "start", Batch: 0, BatchSize: 2})
+	emit(protocol.Phase{Name: protocol.PhaseDecode, State: "end", Batch: 0, BatchSize: 2, OutputTokens: 4})
 	for i := range 2 {
-		emit(worker.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: tNs - 3_000_000, TTFTNs: 1_000_000, EndNs: tNs, ITLNs: []int64{1_000_000, 1_000_000}, FinishReason: "length"})
+		emit(protocol.Request{Index: i, Batch: 0, InputTokens: 4, OutputTokens: 3, StartNs: tNs - 3_000_000, TTFTNs: 1_000_000, EndNs: tNs, ITLNs: []int64{1_000_000, 1_000_000}, FinishReason: "length"})
 	}
-	emit(worker.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
+	emit(protocol.Done{Requests: 2, InputTokens: 8, OutputTokens: 6})
 	img := dockertest.ImageWithFiles(t, h, "llem-test/fakepython:latest", false, map[string]string{
 		"usr/local/bin/python3": fakePython,
 		"llem/events.jsonl":     ev.String(),

@@ -1,6 +1,7 @@
-// Package setup decides where each backend of a study runs its workers and
-// builds what pkg/execute needs for that: one runner per backend and one job
-// builder per backend.
+// Package pipeline is the wiring root of llem eval: the one package that
+// knows every backend, runner and sensor. It decides where each backend of a
+// study runs its workers and builds what pkg/execute needs for that: one
+// runner per backend and one job builder per backend.
 //
 // For every backend the plan uses, Resolve picks a runner.Choice with
 // runner.Select (--runner flag > LLEM_RUNNER_<BACKEND> > study > user config
@@ -23,7 +24,7 @@
 // Prepare runs the Docker pre-flight once (all problems, numbered) and
 // resolves every image to the ID its containers are created from, so the
 // digest recorded in the environment snapshot is the one that ran.
-package setup
+package pipeline
 
 import (
 	"context"
@@ -45,11 +46,11 @@ import (
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/worker"
 )
 
 // Image sources, shown by --dry-run and recorded in the environment.
@@ -406,7 +407,7 @@ func (r *Resolution) Close() error {
 	return errors.Join(errsList...)
 }
 
-type pyJob func(spec worker.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)
+type pyJob func(spec protocol.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)
 
 var pyJobs = map[string]pyJob{"pytorch": pytorch.Job, "vllm": vllm.Job, "tensorrt": tensorrt.Job}
 

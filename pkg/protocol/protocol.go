@@ -1,4 +1,4 @@
-// Package worker defines the protocol between the llem parent process (which
+// Package protocol defines the protocol between the llem parent process (which
 // owns all measurement) and a backend worker (which only runs inference and
 // reports what happened, with CLOCK_MONOTONIC timestamps).
 //
@@ -7,7 +7,7 @@
 //
 // The full specification, precise enough to write a worker in another
 // language, is docs/worker-protocol.md.
-package worker
+package protocol
 
 import "encoding/json"
 

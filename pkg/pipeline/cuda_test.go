@@ -1,6 +1,6 @@
 //go:build cgo
 
-package setup
+package pipeline
 
 import (
 	"context"
