@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/version"
-	"github.com/llenergymeasure/llem/pkg/backend/native"
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
@@ -43,33 +43,11 @@ import (
 	"github.com/llenergymeasure/llem/pkg/study"
 )
 
-// JobRequest is what a backend needs to build the job of one slot.
-type JobRequest struct {
-	Run     study.Run
-	Cycle   int
-	Dir     string // the slot's exchange directory
-	Timeout time.Duration
-	Grace   time.Duration
-	// Prompts are the run's prompts when the parent resolved them (file
-	// datasets: JSONL paths relative to the study, the AI Energy Score set
-	// from the cache), sent in the RunSpec so workers — also in containers —
-	// never look for the study's files; nil for synthetic datasets, which
-	// the worker builds with the model's tokenizer.
-	Prompts []protocol.Prompt
-}
-
-// JobFunc builds the runner.Job of one slot for a backend. The Python
-// backends plug in here (pkg/backend/<name>.Job via pyharness.SpecFor).
-type JobFunc func(JobRequest) (runner.Job, error)
-
-// NativeJob runs the native backend as `llem worker` (this executable, or
-// exe when set).
-func NativeJob(exe string) JobFunc {
-	return func(r JobRequest) (runner.Job, error) {
-		spec := protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: r.Run.ID, Cycle: r.Cycle, Config: r.Run.ConfigJSON, Prompts: r.Prompts}
-		return native.Job(spec, native.JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
-	}
-}
+// JobRequest and JobFunc are the backend's side of a slot (pkg/backend).
+type (
+	JobRequest = backend.JobRequest
+	JobFunc    = backend.JobFunc
+)
 
 // SensorFunc opens the energy sensor for an experiment's energy block. A nil
 // sensor with a nil error means measurement is off (sensor: none).
@@ -86,8 +64,7 @@ type Options struct {
 	// OutRoot is the results root: a new execution goes to
 	// OutRoot/<study>-<time>/. Ignored by Resume.
 	OutRoot string
-	// Backends maps a backend name to its job builder; nil means
-	// {"native": NativeJob("")}.
+	// Backends maps a backend name to its job builder (required).
 	Backends map[string]JobFunc
 	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner,
 	// or "kind:backend" (e.g. "docker:vllm") to one for that backend only,
@@ -269,8 +246,8 @@ func (x *executor) emit(ev Event) {
 }
 
 func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error) {
-	if opt.Backends == nil {
-		opt.Backends = map[string]JobFunc{native.Backend: NativeJob("")}
+	if len(opt.Backends) == 0 {
+		return nil, errors.New("execute: no backend job builders (Options.Backends)")
 	}
 	if opt.Runners == nil {
 		opt.Runners = map[string]runner.Runner{}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llenergymeasure/llem/pkg/backend/native"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/protocol"
@@ -121,7 +122,7 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 	envJSON, _ := json.Marshal(snap)
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(), Environment: envJSON, Fingerprint: snap.Fingerprint,
-		Backends:      map[string]JobFunc{"native": NativeJob(exe)},
+		Backends:      map[string]JobFunc{"native": native.JobFunc(exe)},
 		BaselineCache: measure.Cache{Dir: t.TempDir()},
 	})
 	if err != nil {
@@ -385,7 +386,7 @@ execution: cycles: 1
 `)
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(), Environment: json.RawMessage(`{}`),
-		Backends:      map[string]JobFunc{"native": NativeJob(exe)},
+		Backends:      map[string]JobFunc{"native": native.JobFunc(exe)},
 		BaselineCache: measure.Cache{Dir: t.TempDir()},
 	})
 	if err != nil {

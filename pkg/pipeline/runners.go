@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/backend/native"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pytorch"
@@ -45,7 +46,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/backend/vllm"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
-	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
@@ -363,12 +363,12 @@ func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
 // job builders (Options.Backends) of a prepared resolution, and sets the
 // plan's runner kinds to the resolved ones (pkg/execute looks them up
 // there). Close releases the Docker clients.
-func (r *Resolution) Build(ctx context.Context) (map[string]runner.Runner, map[string]execute.JobFunc, error) {
+func (r *Resolution) Build(ctx context.Context) (map[string]runner.Runner, map[string]backend.JobFunc, error) {
 	if !r.prepared {
 		return nil, nil, errors.New("setup: Build before Prepare")
 	}
 	runners := map[string]runner.Runner{runner.KindLocal: runner.NewLocal()}
-	jobs := map[string]execute.JobFunc{}
+	jobs := map[string]backend.JobFunc{}
 	for _, b := range r.Backends {
 		sr := r.in.Plan.Runners[b.Backend]
 		sr.Kind = b.Kind
@@ -419,14 +419,14 @@ const containerPython = "python3"
 // requested by UUID), so Docker jobs drop them.
 var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
 
-func (r *Resolution) jobFunc(b *Backend) (execute.JobFunc, error) {
+func (r *Resolution) jobFunc(b *Backend) (backend.JobFunc, error) {
 	inDocker := b.Kind == runner.KindDocker
 	if b.Backend == native.Backend {
 		exe := r.in.NativeExecutable
 		if inDocker {
 			exe = "llem" // from the image's PATH
 		}
-		return execute.NativeJob(exe), nil
+		return native.JobFunc(exe), nil
 	}
 	job, ok := pyJobs[b.Backend]
 	if !ok {
@@ -436,7 +436,7 @@ func (r *Resolution) jobFunc(b *Backend) (execute.JobFunc, error) {
 	if inDocker {
 		python = containerPython
 	}
-	return func(req execute.JobRequest) (runner.Job, error) {
+	return func(req backend.JobRequest) (runner.Job, error) {
 		spec, err := pyharness.SpecFor(req.Run, req.Cycle, req.Prompts)
 		if err != nil {
 			return runner.Job{}, err

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/energy"
-	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
@@ -223,7 +223,7 @@ runners: pytorch: {kind: "docker", image: "me/pytorch:1"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := jf(execute.JobRequest{Run: plan.Runs[0], Cycle: 1, Dir: dir})
+	job, err := jf(backend.JobRequest{Run: plan.Runs[0], Cycle: 1, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

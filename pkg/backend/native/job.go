@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 )
@@ -46,4 +47,12 @@ func Job(spec protocol.RunSpec, o JobOptions) (runner.Job, error) {
 		Timeout: o.Timeout,
 		Grace:   o.Grace,
 	}, nil
+}
+
+// JobFunc builds each slot's job as `llem worker` (this executable, or exe
+// when set).
+func JobFunc(exe string) backend.JobFunc {
+	return func(r backend.JobRequest) (runner.Job, error) {
+		return Job(r.Spec(), JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
+	}
 }
