@@ -49,6 +49,9 @@ type Study struct {
 	// or interrupted before it was written).
 	Summary *result.Summary
 	Records []*result.Record
+	// Problems are record files that were not read: missing, corrupt, or
+	// not this study's (result.StudyRecords); commands warn about them.
+	Problems []result.RecordProblem
 	// Carbon is the study's own carbon block, read from plan.json's
 	// top-level "carbon" key when the plan records one (zero otherwise).
 	Carbon carbon.Config
@@ -65,11 +68,15 @@ func (s *Study) Name() string {
 // Load reads a study directory: manifest, summary (optional) and every
 // record in executed order.
 func Load(dir string) (*Study, error) {
-	st, err := result.Open(dir)
+	m, err := result.ReadManifest(dir)
 	if err != nil {
-		return nil, errs.BadInput(err, "pass a directory made by llem eval (it holds manifest.json); llem results ls lists them")
+		var me *result.ManifestError
+		if errors.As(err, &me) {
+			return nil, errs.BadInput(err, me.Hint())
+		}
+		return nil, err
 	}
-	s := &Study{Dir: dir, Manifest: st.Manifest()}
+	s := &Study{Dir: dir, Manifest: m}
 	if sum, err := result.ReadSummary(dir); err == nil {
 		s.Summary = sum
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -83,7 +90,7 @@ func Load(dir string) (*Study, error) {
 			s.Carbon = *plan.Carbon
 		}
 	}
-	s.Records, err = result.ReadRecords(dir)
+	s.Records, s.Problems, err = result.StudyRecords(dir, m)
 	if err != nil {
 		return nil, fmt.Errorf("load study %s: %w", dir, err)
 	}

@@ -188,11 +188,11 @@ func TestEvalAIEnergyScore(t *testing.T) {
 	if len(dirs) != 1 {
 		t.Fatalf("results %v", dirs)
 	}
-	st, err := result.Open(dirs[0])
+	m, err := result.ReadManifest(dirs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := st.Manifest(); m.Status != result.StudyCompleted || m.Counts.Done != 2 {
+	if m.Status != result.StudyCompleted || m.Counts.Done != 2 {
 		t.Fatalf("manifest %s %+v\n%s", m.Status, m.Counts, stderr.String())
 	}
 	// The first three non-empty rows, stripped, are the prompts: "hello

@@ -84,11 +84,11 @@ func TestEvalRunInterruptResumeJSON(t *testing.T) {
 	if len(dirs) != 1 || !strings.Contains(stderr.String(), "--resume "+dirs[0]) {
 		t.Fatalf("dirs %v; stderr:\n%s", dirs, stderr)
 	}
-	st, err := result.Open(dirs[0])
+	m, err := result.ReadManifest(dirs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := st.Manifest(); m.Status != result.StudyInterrupted || m.Counts.Done != 1 {
+	if m.Status != result.StudyInterrupted || m.Counts.Done != 1 {
 		t.Fatalf("manifest after Ctrl-C: %s %+v", m.Status, m.Counts)
 	}
 

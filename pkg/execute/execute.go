@@ -147,11 +147,8 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			Label: label(r), Status: result.EntryPending,
 		})
 	}
-	st, err := result.Create(opt.OutRoot, m, now)
+	st, err := result.Create(opt.OutRoot, m, now, p)
 	if err != nil {
-		return nil, err
-	}
-	if err := st.WritePlan(p); err != nil {
 		return nil, err
 	}
 	return execute(ctx, st, opt)
@@ -166,13 +163,21 @@ func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
 	}
 	m := st.Manifest()
 	if err := samePlan(m, opt.Plan); err != nil {
+		st.Close()
 		return nil, err
 	}
 	// A session killed right after creating the directory has no plan yet.
 	if _, err := os.Stat(filepath.Join(dir, result.PlanFile)); err != nil {
 		if err := st.WritePlan(opt.Plan); err != nil {
+			st.Close()
 			return nil, err
 		}
+	}
+	// Trust the records, not the manifest: a finished slot whose record is
+	// missing, corrupt or another study's runs again.
+	if _, err := st.Repair(); err != nil {
+		st.Close()
+		return nil, err
 	}
 	return execute(ctx, st, opt)
 }
@@ -246,6 +251,7 @@ func (x *executor) emit(ev Event) {
 }
 
 func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error) {
+	defer st.Close()
 	if len(opt.Backends) == 0 {
 		return nil, errors.New("execute: no backend job builders (Options.Backends)")
 	}
@@ -455,25 +461,26 @@ func (x *executor) sensor(e study.Energy) *openSensor {
 	return o
 }
 
+// finish writes summary.json, then the study's final status: a manifest
+// that says completed always has its summary beside it.
 func (x *executor) finish(interrupted bool) (*Report, error) {
 	now := time.Now().UTC()
-	if err := x.st.Update(func(m *result.Manifest) {
-		m.Recount()
-		switch {
-		case interrupted:
-			m.Status = result.StudyInterrupted
-		case m.Counts.Failed > 0:
-			m.Status = result.StudyFailed
-		default:
-			m.Status = result.StudyCompleted
-		}
-		m.EndedAt = &now
-	}); err != nil {
-		return nil, err
-	}
 	m := x.st.Manifest()
+	m.Recount()
+	switch {
+	case interrupted:
+		m.Status = result.StudyInterrupted
+	case m.Counts.Failed > 0:
+		m.Status = result.StudyFailed
+	default:
+		m.Status = result.StudyCompleted
+	}
+	m.EndedAt = &now
 	sum, ss, err := x.summarise(m, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := x.st.Update(func(mm *result.Manifest) { mm.Status, mm.EndedAt = m.Status, m.EndedAt }); err != nil {
 		return nil, err
 	}
 	x.emit(Event{Kind: EventEnd})
@@ -483,7 +490,7 @@ func (x *executor) finish(interrupted bool) (*Report, error) {
 
 // summarise builds and writes summary.json from the records on disk.
 func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary, *stats.StudySummary, error) {
-	recs, err := x.st.Records()
+	recs, _, err := result.StudyRecords(x.st.Dir, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -517,14 +524,22 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 	if haveTotal {
 		sum.TotalEnergyJ = &total
 	}
+	// One pass over entries and records, grouped by run: O(entries), not
+	// O(runs × entries).
+	entriesOf := make(map[string][]int, len(x.plan.Runs))
+	for i, e := range m.Entries {
+		entriesOf[e.RunID] = append(entriesOf[e.RunID], i)
+	}
+	recsOf := make(map[string][]*result.Record, len(x.plan.Runs))
+	for _, rec := range recs {
+		recsOf[rec.RunID] = append(recsOf[rec.RunID], rec)
+	}
 	for _, r := range x.plan.Runs {
 		rs := result.RunSummary{RunID: r.ID, Experiment: r.Origin, Label: label(r), ConfigHash: r.Hash,
 			Records: []string{}, Flags: []string{}}
 		flags := map[string]bool{}
-		for _, e := range m.Entries {
-			if e.RunID != r.ID {
-				continue
-			}
+		for _, i := range entriesOf[r.ID] {
+			e := m.Entries[i]
 			rs.Cycles++
 			switch e.Status {
 			case result.EntryDone:
@@ -536,13 +551,11 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 				rs.Records = append(rs.Records, e.Record)
 			}
 		}
-		for _, rec := range recs {
-			if rec.RunID == r.ID {
-				for _, f := range rec.Flags {
-					if !flags[f] {
-						flags[f] = true
-						rs.Flags = append(rs.Flags, f)
-					}
+		for _, rec := range recsOf[r.ID] {
+			for _, f := range rec.Flags {
+				if !flags[f] {
+					flags[f] = true
+					rs.Flags = append(rs.Flags, f)
 				}
 			}
 		}

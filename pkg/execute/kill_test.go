@@ -98,17 +98,16 @@ func studyDir(t *testing.T, out string) string {
 // entry's record exists and is that run×cycle.
 func checkConsistent(t *testing.T, dir string, cleanStop bool) result.Manifest {
 	t.Helper()
-	st, err := result.Open(dir)
+	m, err := result.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := st.Manifest()
 	for _, e := range m.Entries {
 		if cleanStop && e.Status == result.EntryRunning {
 			t.Fatalf("entry %s cycle %d still running after a clean stop", e.RunID, e.Cycle)
 		}
 		if e.Status == result.EntryDone {
-			r, err := st.ReadRecord(e.Record)
+			r, err := result.ReadRecordFile(filepath.Join(dir, e.Record))
 			if err != nil {
 				t.Fatalf("done entry without its record: %v", err)
 			}

@@ -27,8 +27,10 @@ const (
 )
 
 // Manifest is the checkpoint of a study execution: one entry per run per
-// cycle, in executed order. It is rewritten atomically on every transition, so
-// a crash at any moment leaves either the old or the new version on disk.
+// cycle, in executed order. manifest.json is its snapshot, rewritten
+// atomically; per-slot transitions since the snapshot are lines of
+// manifest.journal (see JournalFile), so a crash at any moment loses at most
+// the transition being written, and ReadManifest sees the latest state.
 type Manifest struct {
 	SchemaVersion string     `json:"schema_version"`
 	Study         string     `json:"study"`
@@ -66,6 +68,30 @@ type Entry struct {
 	Error      string      `json:"error,omitempty"`
 	StartedAt  *time.Time  `json:"started_at,omitempty"`
 	EndedAt    *time.Time  `json:"ended_at,omitempty"`
+}
+
+// move counts one entry changing from state old to state new.
+func (c *Counts) move(old, new EntryStatus) {
+	if old == new {
+		return
+	}
+	c.add(old, -1)
+	c.add(new, 1)
+}
+
+func (c *Counts) add(s EntryStatus, d int) {
+	switch s {
+	case EntryPending:
+		c.Pending += d
+	case EntryRunning:
+		c.Running += d
+	case EntryDone:
+		c.Done += d
+	case EntryFailed:
+		c.Failed += d
+	case EntrySkipped:
+		c.Skipped += d
+	}
 }
 
 // Recount recomputes m.Counts from the entries.

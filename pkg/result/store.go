@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,11 +29,19 @@ const (
 // the same directory, fsync, rename, fsync of the directory), so a crash or
 // kill -9 at any instant leaves each file either absent, old or new — never
 // torn.
+//
+// A Store is the directory's only writer: Create and Open take the
+// directory's lock (LockFile) and Close releases it. Per-slot transitions
+// (UpdateEntry) append to the manifest's journal in O(1); whole-manifest
+// changes (Update) rewrite the snapshot.
 type Store struct {
 	Dir string
 
-	mu sync.Mutex
-	m  Manifest
+	mu      sync.Mutex
+	m       Manifest
+	lock    *dirLock
+	journal *journal
+	snapLen int64 // size of the last manifest.json written
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -49,28 +56,86 @@ func Slug(s string) string {
 }
 
 // Create makes a new study directory root/<study>-<UTC time> (with a -2, -3
-// suffix when that name is taken; nothing is ever overwritten) and writes its
-// first manifest.
-func Create(root string, m Manifest, now time.Time) (*Store, error) {
+// suffix when that name is taken; nothing is ever overwritten), locked, with
+// its first manifest and plan (when plan is not nil). The directory is
+// assembled under a hidden name and renamed into place, so a study directory
+// never exists without its manifest: a kill at any moment leaves either no
+// study or one that --resume continues.
+func Create(root string, m Manifest, now time.Time, plan ...any) (*Store, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("create results directory: %w", err)
 	}
-	base := filepath.Join(root, Slug(m.Study)+"-"+now.UTC().Format("20060102T150405Z"))
+	removeAbandonedCreates(root)
+	tmp, err := os.MkdirTemp(root, creatingPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("create study directory: %w", err)
+	}
+	s, err := CreateAt(tmp, m)
+	if err == nil && len(plan) > 0 && plan[0] != nil {
+		err = s.WritePlan(plan[0])
+	}
+	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	base := filepath.Join(root, studyDirName(m.Study, now))
 	dir := base
 	for i := 2; ; i++ {
-		err := os.Mkdir(dir, 0o755)
+		err := renameNoReplace(tmp, dir)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, fs.ErrExist) {
+		if !errors.Is(err, fs.ErrExist) || i > 10000 {
+			s.Close()
+			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("create study directory: %w", err)
 		}
 		dir = fmt.Sprintf("%s-%d", base, i)
 	}
-	return CreateAt(dir, m)
+	syncDir(root)
+	s.Dir = dir
+	return s, nil
+}
+
+// creatingPrefix names study directories still being assembled by Create.
+const creatingPrefix = ".llem-creating-"
+
+// maxNameLen keeps a study directory's name within every file system's
+// 255-byte limit (with room for the time and a -N suffix).
+const maxNameLen = 200
+
+func studyDirName(study string, now time.Time) string {
+	name := Slug(study)
+	if len(name) > maxNameLen {
+		name = strings.TrimRight(name[:maxNameLen], "-.")
+	}
+	return name + "-" + now.UTC().Format("20060102T150405Z")
+}
+
+// removeAbandonedCreates deletes directories that a Create killed before its
+// rename left behind: they never held a study anyone saw. A directory whose
+// lock is held belongs to a Create in progress and is left alone.
+func removeAbandonedCreates(root string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), creatingPrefix) {
+			continue
+		}
+		p := filepath.Join(root, e.Name())
+		if held, _, err := LockState(p); err == nil && !held {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 // CreateAt starts a study execution in dir, which must not hold a manifest.
+// It takes dir's lock; Close releases it.
 func CreateAt(dir string, m Manifest) (*Store, error) {
 	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil {
 		return nil, fmt.Errorf("create study in %s: it already holds a study (resume it instead)", dir)
@@ -78,35 +143,72 @@ func CreateAt(dir string, m Manifest) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create study directory: %w", err)
 	}
-	s := &Store{Dir: dir, m: m}
+	lk, err := lockStudyDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil {
+		lk.release()
+		return nil, fmt.Errorf("create study in %s: it already holds a study (resume it instead)", dir)
+	}
+	s := &Store{Dir: dir, m: m, lock: lk}
 	if s.m.SchemaVersion == "" {
 		s.m.SchemaVersion = SchemaVersion
 	}
 	s.m.Recount()
 	if err := s.writeManifestLocked(); err != nil {
+		lk.release()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Open loads an existing study directory for resuming.
+// Open takes dir's lock and loads its manifest for resuming: the snapshot
+// with the journal applied, folded into a fresh snapshot. Only the lock
+// holder removes temp files a killed writer left behind — a reader doing so
+// would delete a live writer's in-flight files.
 func Open(dir string) (*Store, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if _, _, err := readManifest(dir); err != nil {
+		return nil, err
+	}
+	lk, err := lockStudyDir(dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open study %s: no %s (not a study directory, or it was never started)", dir, ManifestFile)
-		}
-		return nil, fmt.Errorf("open study: %w", err)
+		return nil, err
 	}
-	s := &Store{Dir: dir}
-	if err := json.Unmarshal(b, &s.m); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, ManifestFile), err)
+	m, applied, err := readManifest(dir) // again, now that no one else writes
+	if err != nil {
+		lk.release()
+		return nil, err
 	}
+	s := &Store{Dir: dir, m: m, lock: lk}
 	removeStaleTemps(dir)
+	if applied {
+		if err := s.writeManifestLocked(); err != nil {
+			lk.release()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-// Manifest returns a copy of the current manifest.
+// Close folds the journal into the snapshot and releases the lock. The
+// Store must not be used afterwards.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.journal != nil {
+		err = s.writeManifestLocked()
+	}
+	s.journal.close()
+	s.journal = nil
+	s.lock.release()
+	s.lock = nil
+	return err
+}
+
+// Manifest returns a copy of the current manifest. It copies every entry:
+// use Entry or Counts in loops.
 func (s *Store) Manifest() Manifest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,9 +217,24 @@ func (s *Store) Manifest() Manifest {
 	return m
 }
 
+// Entry returns entry pos of the manifest.
+func (s *Store) Entry(pos int) Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Entries[pos]
+}
+
+// Counts returns the manifest's entry counts.
+func (s *Store) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Counts
+}
+
 // Update applies fn to the manifest, recounts, stamps UpdatedAt and rewrites
-// manifest.json atomically. fn's change is kept in memory even when the write
-// fails, so the next successful write carries it.
+// manifest.json atomically (folding in the journal). It costs O(entries):
+// per-slot transitions use UpdateEntry. fn's change is kept in memory even
+// when the write fails, so the next successful write carries it.
 func (s *Store) Update(fn func(m *Manifest)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,8 +244,52 @@ func (s *Store) Update(fn func(m *Manifest)) error {
 	return s.writeManifestLocked()
 }
 
+// UpdateEntry applies fn to entry pos and makes the change durable by
+// appending it to the journal: O(1) in the number of entries. When the
+// journal has grown past the snapshot it is folded into a new snapshot,
+// which keeps the cost amortised O(1).
+func (s *Store) UpdateEntry(pos int, fn func(e *Entry)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m.Entries[pos].Status
+	fn(&s.m.Entries[pos])
+	s.m.Counts.move(old, s.m.Entries[pos].Status)
+	now := time.Now().UTC()
+	s.m.UpdatedAt = now
+	if s.journal == nil {
+		j, err := openJournal(s.Dir)
+		if err != nil {
+			return err
+		}
+		s.journal = j
+	}
+	if err := s.journal.append(journalLine{Pos: pos, Entry: s.m.Entries[pos], UpdatedAt: now}); err != nil {
+		return err
+	}
+	if s.journal.bytes > max(s.snapLen, 1<<20) {
+		return s.writeManifestLocked()
+	}
+	return nil
+}
+
+// writeManifestLocked writes the snapshot, then empties the journal: a kill
+// between the two leaves a journal whose every line the snapshot already
+// holds, and applying it again changes nothing.
 func (s *Store) writeManifestLocked() error {
-	return WriteJSON(filepath.Join(s.Dir, ManifestFile), &s.m)
+	b, err := json.MarshalIndent(&s.m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", ManifestFile, err)
+	}
+	if err := WriteFileAtomic(filepath.Join(s.Dir, ManifestFile), append(b, '\n')); err != nil {
+		return err
+	}
+	s.snapLen = int64(len(b) + 1)
+	s.journal.close()
+	s.journal = nil
+	if err := os.Remove(filepath.Join(s.Dir, JournalFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("fold %s into %s: %w", JournalFile, ManifestFile, err)
+	}
+	return nil
 }
 
 // WritePlan writes plan.json (the study's expanded plan, whatever shape its
@@ -179,35 +340,15 @@ func ReadRecordFile(path string) (*Record, error) {
 	return &r, nil
 }
 
-// Records reads every record file of the study directory, in manifest order
-// when a manifest exists (records not in it follow, by path).
-func (s *Store) Records() ([]*Record, error) { return ReadRecords(s.Dir) }
-
-// ReadRecords reads every record under dir/records, ordered by position.
+// ReadRecords reads the verified records of the study in dir, in executed
+// order (StudyRecords, without the list of files it skipped).
 func ReadRecords(dir string) ([]*Record, error) {
-	var paths []string
-	err := filepath.WalkDir(filepath.Join(dir, RecordsDir), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(p, ".json") {
-			paths = append(paths, p)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("list records: %w", err)
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
 	}
-	recs := make([]*Record, 0, len(paths))
-	for _, p := range paths {
-		r, err := ReadRecordFile(p)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Position < recs[j].Position })
-	return recs, nil
+	recs, _, err := StudyRecords(dir, m)
+	return recs, err
 }
 
 // WriteSummary writes summary.json.
@@ -281,11 +422,16 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	ok = true
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a rename or create in dir durable.
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // removeStaleTemps deletes temp files a killed writer left behind; they are
@@ -297,4 +443,17 @@ func removeStaleTemps(dir string) {
 		}
 		return nil
 	})
+}
+
+// renameReserve is renameNoReplace where the kernel cannot refuse to
+// replace: reserve new with mkdir (which fails when it exists), then
+// rename over that empty directory.
+func renameReserve(old, new string) error {
+	if err := os.Mkdir(new, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return err
+	}
+	return os.Rename(old, new)
 }

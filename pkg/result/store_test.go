@@ -2,6 +2,7 @@ package result
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -46,15 +47,22 @@ func TestManifestUpdateAndOpen(t *testing.T) {
 	if err := s.Update(func(m *Manifest) { m.Entries[0].Status = EntryDone; m.Entries[1].Status = EntryRunning }); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Open(s.Dir); !errors.As(err, new(*LockedError)) {
+		t.Fatalf("second writer while the first holds the lock: %v, want a *LockedError", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	o, err := Open(s.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer o.Close()
 	m := o.Manifest()
 	if m.Counts != (Counts{Total: 2, Done: 1, Running: 1}) || m.SchemaVersion != SchemaVersion {
 		t.Fatalf("reopened manifest = %+v", m)
 	}
-	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no manifest.json") {
+	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no manifest.json") || !errors.As(err, new(*ManifestError)) {
 		t.Fatalf("open of an empty dir: %v", err)
 	}
 }
@@ -107,37 +115,49 @@ func TestWriteFileAtomicConcurrentReaders(t *testing.T) {
 
 func TestRecordsReadBackInPositionOrder(t *testing.T) {
 	t.Parallel()
-	s, err := CreateAt(t.TempDir(), Manifest{Study: "s"})
+	ids := []string{"zz", "aa", "mm"}
+	m := Manifest{Study: "s"}
+	for pos := range ids {
+		id := ids[2-pos]
+		m.Entries = append(m.Entries, Entry{RunID: id, Cycle: 1, Position: pos, Status: EntryPending})
+	}
+	s, err := CreateAt(t.TempDir(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"zz", "aa", "mm"} {
-		r := sampleRecord()
-		r.RunID, r.Position = id, 2-i
+	defer s.Close()
+	finish := func(r Record) {
+		t.Helper()
 		rel, err := s.WriteRecord(&r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rel != "records/"+id+"/cycle-1.json" {
+		if rel != "records/"+r.RunID+"/cycle-1.json" {
 			t.Fatalf("record path = %s", rel)
 		}
+		if err := s.UpdateEntry(r.Position, func(e *Entry) { e.Status, e.Record = EntryFailed, rel }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range ids {
+		r := sampleRecord()
+		r.RunID, r.Position = id, 2-i
+		finish(r)
 	}
 	// Rewriting the same run×cycle replaces, never duplicates.
 	r := sampleRecord()
 	r.RunID, r.Position, r.Attempt = "aa", 1, 2
-	if _, err := s.WriteRecord(&r); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := s.Records()
+	finish(r)
+	recs, err := ReadRecords(s.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	var got []string
 	for _, r := range recs {
-		ids = append(ids, r.RunID)
+		got = append(got, r.RunID)
 	}
-	if !reflect.DeepEqual(ids, []string{"mm", "aa", "zz"}) || recs[1].Attempt != 2 {
-		t.Fatalf("records = %v (attempt %d)", ids, recs[1].Attempt)
+	if !reflect.DeepEqual(got, []string{"mm", "aa", "zz"}) || recs[1].Attempt != 2 {
+		t.Fatalf("records = %v (attempt %d)", got, recs[1].Attempt)
 	}
 }
 

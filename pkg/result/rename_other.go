@@ -1,0 +1,5 @@
+//go:build !linux
+
+package result
+
+func renameNoReplace(old, new string) error { return renameReserve(old, new) }
