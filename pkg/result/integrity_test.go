@@ -203,10 +203,10 @@ func TestStudyRecordsRejectsForeignAndBrokenRecords(t *testing.T) {
 	}
 	dir := s.Dir
 	rec := func(pos int) string { return filepath.Join(dir, filepath.FromSlash(s.Entry(pos).Record)) }
-	os.Remove(rec(0))                                                 // missing
-	os.WriteFile(rec(1), []byte("null"), 0o644)                       // null is no record
-	b, _ := os.ReadFile(rec(3))                                       // another run's record at entry 2's path
-	os.WriteFile(rec(2), b, 0o644)                                    //
+	os.Remove(rec(0))                                                                                              // missing
+	os.WriteFile(rec(1), []byte("null"), 0o644)                                                                    // null is no record
+	b, _ := os.ReadFile(rec(3))                                                                                    // another run's record at entry 2's path
+	os.WriteFile(rec(2), b, 0o644)                                                                                 //
 	os.WriteFile(rec(4), []byte(strings.Replace(string(b), `"study_hash": "h1"`, `"study_hash": "h2"`, 1)), 0o644) // another study's design
 	os.MkdirAll(filepath.Join(dir, RecordsDir, "other"), 0o755)
 	os.WriteFile(filepath.Join(dir, RecordsDir, "other", "cycle-1.json"), b, 0o644) // stray

@@ -41,10 +41,10 @@ type ManifestErrorKind int
 
 // Kinds of ManifestError.
 const (
-	NoDirectory ManifestErrorKind = iota // the path does not exist
-	NotDirectory                         // the path is a file
-	NoManifest                           // a directory without manifest.json
-	BadManifest                          // manifest.json or its journal is unreadable or corrupt
+	NoDirectory  ManifestErrorKind = iota // the path does not exist
+	NotDirectory                          // the path is a file
+	NoManifest                            // a directory without manifest.json
+	BadManifest                           // manifest.json or its journal is unreadable or corrupt
 )
 
 func (e *ManifestError) Error() string {
