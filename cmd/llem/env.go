@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llenergymeasure/llem/internal/redact"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
@@ -84,7 +85,7 @@ func collectEnv(ctx context.Context) envReport {
 	rep.Backends = pyenv.ReportAll(pctx, pyenv.Options{Timeout: 10 * time.Second})
 	cancel()
 
-	rep.Docker.Host = os.Getenv("DOCKER_HOST")
+	rep.Docker.Host = redact.URL(os.Getenv("DOCKER_HOST")) // may carry credentials
 	if rep.Docker.Host == "" {
 		rep.Docker.Host = "unix:///var/run/docker.sock"
 	}

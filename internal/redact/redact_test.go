@@ -1,0 +1,23 @@
+package redact
+
+import "testing"
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                                       "",
+		"unix:///var/run/docker.sock":            "unix:///var/run/docker.sock",
+		"tcp://10.0.0.1:2376":                    "tcp://10.0.0.1:2376",
+		"tcp://alice:s3cret@10.0.0.1:2376":       "tcp://alice:xxxxx@10.0.0.1:2376",
+		"ssh://bob@build-host":                   "ssh://bob@build-host",
+		"ssh://bob:hunter2@build-host:22":        "ssh://bob:xxxxx@build-host:22",
+		"https://hub.example/api?token=abc&x=1":  "https://hub.example/api?token=xxxxx&x=1",
+		"https://hub.example/api?Api_Key=abc":    "https://hub.example/api?Api_Key=xxxxx",
+		"alice:pw@host:2376":                     "alice:xxxxx@host:2376",
+		"https://user:p%40ss@proxy.example:3128": "https://user:xxxxx@proxy.example:3128",
+	} {
+		if got := URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
