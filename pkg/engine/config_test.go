@@ -135,6 +135,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4}`))
 	f.Add([]byte(`{"model_type":"qwen2","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":4,"eos_token_id":[1,2],"use_sliding_window":true,"sliding_window":3}`))
 	f.Add([]byte(`{"model_type":"llama","head_dim":0,"hidden_size":8,"num_attention_heads":0,"rope_scaling":{"rope_type":"llama3","factor":8}}`))
+	f.Add([]byte(`{"model_type":"qwen2","hidden_size":8,"intermediate_size":8,"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":4,"use_sliding_window":true,"sliding_window":2,"layer_types":["sliding_attention","full_attention"],"rope_parameters":{"full_attention":{"rope_theta":1e6},"sliding_attention":{"rope_theta":1e6}}}`))
+	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4,"rope_parameters":{"rope_type":"llama3","rope_theta":5e5,"factor":8,"low_freq_factor":1,"high_freq_factor":4},"original_max_position_embeddings":16}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -145,6 +147,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if c.headDim() <= 0 || c.NumHeads%c.NumKVHeads != 0 {
 			t.Fatalf("accepted config has head_dim %d, heads %d/%d", c.headDim(), c.NumHeads, c.NumKVHeads)
+		}
+		for l := range c.NumLayers {
+			if w := c.layerWindow(l); w < 0 {
+				t.Fatalf("layer %d has window %d", l, w)
+			}
 		}
 	})
 }
