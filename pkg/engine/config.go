@@ -429,8 +429,11 @@ func ropeOf(d ropeDict, c *Config, h *hfConfig) (theta float64, rs *RopeScaling,
 		return theta, &RopeScaling{Type: typ, Factor: f}, nil
 	case "llama3":
 		rs := &RopeScaling{Type: typ}
-		for key, dst := range map[string]*float64{"factor": &rs.Factor, "low_freq_factor": &rs.LowFreqFactor, "high_freq_factor": &rs.HighFreqFactor} {
-			if *dst, err = need(key); err != nil {
+		for _, f := range []struct {
+			key string
+			dst *float64
+		}{{"factor", &rs.Factor}, {"low_freq_factor", &rs.LowFreqFactor}, {"high_freq_factor", &rs.HighFreqFactor}} {
+			if *f.dst, err = need(f.key); err != nil {
 				return 0, nil, err
 			}
 		}
