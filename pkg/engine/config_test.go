@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -133,6 +135,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4}`))
 	f.Add([]byte(`{"model_type":"qwen2","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":4,"eos_token_id":[1,2],"use_sliding_window":true,"sliding_window":3}`))
 	f.Add([]byte(`{"model_type":"llama","head_dim":0,"hidden_size":8,"num_attention_heads":0,"rope_scaling":{"rope_type":"llama3","factor":8}}`))
+	f.Add([]byte(`{"model_type":"qwen2","hidden_size":8,"intermediate_size":8,"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"vocab_size":4,"use_sliding_window":true,"sliding_window":2,"layer_types":["sliding_attention","full_attention"],"rope_parameters":{"full_attention":{"rope_theta":1e6},"sliding_attention":{"rope_theta":1e6}}}`))
+	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":4,"rope_parameters":{"rope_type":"llama3","rope_theta":5e5,"factor":8,"low_freq_factor":1,"high_freq_factor":4},"original_max_position_embeddings":16}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -144,5 +148,204 @@ func FuzzParseConfig(f *testing.F) {
 		if c.headDim() <= 0 || c.NumHeads%c.NumKVHeads != 0 {
 			t.Fatalf("accepted config has head_dim %d, heads %d/%d", c.headDim(), c.NumHeads, c.NumKVHeads)
 		}
+		for l := range c.NumLayers {
+			if w := c.layerWindow(l); w < 0 {
+				t.Fatalf("layer %d has window %d", l, w)
+			}
+		}
 	})
+}
+
+// tinyJSON is a minimal config.json body; callers add their keys.
+const tinyJSON = `"hidden_size":16,"intermediate_size":8,"num_hidden_layers":3,"num_attention_heads":2,"vocab_size":8`
+
+func mustParse(t *testing.T, js string) Config {
+	t.Helper()
+	c, err := ParseConfig([]byte(js))
+	if err != nil {
+		t.Fatalf("ParseConfig(%s): %v", js, err)
+	}
+	return c
+}
+
+// TestParseConfigStyles: transformers 5 keeps rope_theta and the scaling
+// inside rope_parameters and writes dtype and Qwen2's layer_types;
+// transformers 4 wrote top-level rope_theta/rope_scaling, torch_dtype and
+// derived the layers from max_window_layers. Each pair means one model and
+// must give one Config (the semantics of RotaryEmbeddingConfigMixin and
+// Qwen2Config.__post_init__).
+func TestParseConfigStyles(t *testing.T) {
+	for name, pair := range map[string][2]string{
+		"llama3.1": {
+			`{"model_type":"llama",` + tinyJSON + `,"dtype":"bfloat16","rope_parameters":{"rope_type":"llama3","rope_theta":500000.0,"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}`,
+			`{"model_type":"llama",` + tinyJSON + `,"torch_dtype":"bfloat16","rope_theta":500000,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`,
+		},
+		"qwen2 theta": {
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_parameters":{"rope_type":"default","rope_theta":1000000.0},"sliding_window":null,"use_sliding_window":false,"layer_types":["full_attention","full_attention","full_attention"]}`,
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_theta":1000000.0,"rope_scaling":null,"sliding_window":32768,"use_sliding_window":false,"max_window_layers":1}`,
+		},
+		"qwen2 window": {
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_parameters":{"rope_theta":1e6},"sliding_window":4,"use_sliding_window":true,"layer_types":["full_attention","sliding_attention","sliding_attention"]}`,
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_theta":1e6,"sliding_window":4,"use_sliding_window":true,"max_window_layers":1}`,
+		},
+		"linear with old type key": {
+			`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_type":"linear","factor":2.0,"rope_theta":10000.0}}`,
+			`{"model_type":"llama",` + tinyJSON + `,"rope_scaling":{"type":"linear","factor":2}}`,
+		},
+		// rope_theta inside the parameters wins over the top-level key.
+		"theta precedence": {
+			`{"model_type":"mistral",` + tinyJSON + `,"num_key_value_heads":1,"rope_theta":10000,"rope_parameters":{"rope_theta":1e6}}`,
+			`{"model_type":"mistral",` + tinyJSON + `,"num_key_value_heads":1,"rope_theta":1e6}`,
+		},
+		// A non-empty legacy rope_scaling replaces rope_parameters.
+		"rope_scaling wins": {
+			`{"model_type":"llama",` + tinyJSON + `,"rope_theta":5,"rope_scaling":{"type":"linear","factor":3},"rope_parameters":{"rope_type":"llama3","rope_theta":7,"factor":8,"low_freq_factor":1,"high_freq_factor":4}}`,
+			`{"model_type":"llama",` + tinyJSON + `,"rope_theta":5,"rope_scaling":{"type":"linear","factor":3}}`,
+		},
+		// llama3 without original_max_position_embeddings uses
+		// max_position_embeddings; a top-level key overrides the dict's.
+		"llama3 original max": {
+			`{"model_type":"llama",` + tinyJSON + `,"max_position_embeddings":512,"rope_parameters":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}}`,
+			`{"model_type":"llama",` + tinyJSON + `,"max_position_embeddings":512,"original_max_position_embeddings":512,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64}}`,
+		},
+		"nested per layer type": {
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_parameters":{"full_attention":{"rope_type":"default","rope_theta":1e6},"sliding_attention":{"rope_theta":1e6}}}`,
+			`{"model_type":"qwen2",` + tinyJSON + `,"num_key_value_heads":1,"rope_theta":1e6}`,
+		},
+		"partial_rotary_factor 1": {
+			`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_theta":10000,"partial_rotary_factor":1.0}}`,
+			`{"model_type":"llama",` + tinyJSON + `,"partial_rotary_factor":1}`,
+		},
+	} {
+		a, b := mustParse(t, pair[0]), mustParse(t, pair[1])
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: the two styles parse differently:\n%+v\n%+v", name, a, b)
+		}
+	}
+	c := mustParse(t, `{"model_type":"llama",`+tinyJSON+`,"dtype":"bfloat16","rope_parameters":{"rope_type":"llama3","rope_theta":500000.0,"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}`)
+	if c.RopeTheta != 500000 || c.TorchDType != "bfloat16" ||
+		!reflect.DeepEqual(c.RopeScaling, &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}) {
+		t.Errorf("llama 3.1 v5 config parsed as %+v (scaling %+v)", c, c.RopeScaling)
+	}
+	if c := mustParse(t, `{"model_type":"llama",`+tinyJSON+`,"max_position_embeddings":512,"rope_parameters":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4}}`); c.RopeScaling.OriginalMaxPositionEmbeddings != 512 {
+		t.Errorf("llama3 original_max_position_embeddings defaulted to %d, want max_position_embeddings 512", c.RopeScaling.OriginalMaxPositionEmbeddings)
+	}
+	w := mustParse(t, `{"model_type":"qwen2",`+tinyJSON+`,"num_key_value_heads":1,"sliding_window":4,"use_sliding_window":true,"layer_types":["sliding_attention","full_attention","sliding_attention"],"max_window_layers":2}`)
+	if w.SlidingWindow != 4 || !slices.Equal(w.LayerTypes, []string{SlidingAttention, FullAttention, SlidingAttention}) {
+		t.Errorf("explicit layer_types (which win over max_window_layers) parsed as window %d, layers %v", w.SlidingWindow, w.LayerTypes)
+	}
+	for l, want := range []int{4, 0, 4} {
+		if got := w.layerWindow(l); got != want {
+			t.Errorf("layer %d window %d, want %d", l, got, want)
+		}
+	}
+}
+
+// TestParseConfigDefaults: absent keys take the defaults of transformers'
+// class for the model type (absent and null differ where HF's do).
+func TestParseConfigDefaults(t *testing.T) {
+	m := mustParse(t, `{"model_type":"mistral","hidden_size":64,"intermediate_size":8,"num_hidden_layers":2,"num_attention_heads":16,"vocab_size":8}`)
+	if m.SlidingWindow != 4096 || m.LayerTypes != nil || m.NumKVHeads != 8 || m.MaxPositionEmbeddings != 131072 ||
+		!slices.Equal(m.BOSTokenID, []int{1}) || !slices.Equal(m.EOSTokenIDs, []int{2}) || m.RopeTheta != 10000 {
+		t.Errorf("mistral defaults parsed as %+v", m)
+	}
+	m = mustParse(t, `{"model_type":"mistral",`+tinyJSON+`,"sliding_window":null,"num_key_value_heads":null,"bos_token_id":null,"eos_token_id":null}`)
+	if m.SlidingWindow != 0 || m.NumKVHeads != 2 || m.BOSTokenID != nil || m.EOSTokenIDs != nil {
+		t.Errorf("mistral nulls parsed as %+v", m)
+	}
+	// Qwen2: the window needs use_sliding_window, and without layer_types
+	// only layers >= max_window_layers (default 28) use it.
+	for js, want := range map[string]int{
+		`"use_sliding_window":true`:                        4096,
+		`"use_sliding_window":true,"sliding_window":8`:     8,
+		`"use_sliding_window":false,"sliding_window":8`:    0,
+		`"sliding_window":8`:                               0,
+		`"use_sliding_window":true,"max_window_layers":28`: 0,
+		`"use_sliding_window":true,"sliding_window":null`:  0,
+	} {
+		q := mustParse(t, `{"model_type":"qwen2",`+tinyJSON+`,"num_key_value_heads":1,"max_window_layers":0,`+js+`}`)
+		if q.SlidingWindow != want || q.LayerTypes != nil {
+			t.Errorf("qwen2 %s: window %d, layers %v; want %d on every layer", js, q.SlidingWindow, q.LayerTypes, want)
+		}
+	}
+	q := mustParse(t, `{"model_type":"qwen2","hidden_size":64,"intermediate_size":8,"num_hidden_layers":2,"num_attention_heads":32,"vocab_size":8,"use_sliding_window":true,"max_window_layers":1}`)
+	if q.NumKVHeads != 32 || q.MaxPositionEmbeddings != 32768 || q.BOSTokenID != nil || q.EOSTokenIDs != nil || q.SlidingWindow != 4096 ||
+		!slices.Equal(q.LayerTypes, []string{FullAttention, SlidingAttention}) || q.RMSNormEps != 1e-6 {
+		t.Errorf("qwen2 defaults parsed as %+v", q)
+	}
+	// Llama has no window: transformers' LlamaModel ignores these keys.
+	l := mustParse(t, `{"model_type":"llama",`+tinyJSON+`,"sliding_window":4,"use_sliding_window":true,"layer_types":["sliding_attention"]}`)
+	if l.SlidingWindow != 0 || l.LayerTypes != nil || l.NumKVHeads != 2 || l.MaxPositionEmbeddings != 2048 || !slices.Equal(l.EOSTokenIDs, []int{2}) {
+		t.Errorf("llama parsed as %+v", l)
+	}
+}
+
+// TestParseConfigRefuses: what the engine does not implement is refused
+// with ErrUnsupported and a hint (never run as something else), and
+// inconsistent configs transformers itself would reject are bad
+// checkpoints.
+func TestParseConfigRefuses(t *testing.T) {
+	for name, bad := range map[string]struct {
+		json string
+		want error
+	}{
+		"yarn v5":          {`{"model_type":"qwen2",` + tinyJSON + `,"rope_parameters":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768,"rope_theta":1e6}}`, ErrUnsupported},
+		"yarn legacy":      {`{"model_type":"qwen2",` + tinyJSON + `,"rope_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":32768}}`, ErrUnsupported},
+		"dynamic":          {`{"model_type":"llama",` + tinyJSON + `,"rope_scaling":{"type":"dynamic","factor":2.0}}`, ErrUnsupported},
+		"longrope":         {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_type":"longrope","short_factor":[1],"long_factor":[1]}}`, ErrUnsupported},
+		"unknown rope":     {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_type":"ntk-by-parts"}}`, ErrUnsupported},
+		"partial rotary":   {`{"model_type":"llama",` + tinyJSON + `,"partial_rotary_factor":0.5}`, ErrUnsupported},
+		"partial in dict":  {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_theta":1e4,"partial_rotary_factor":0.25}}`, ErrUnsupported},
+		"nested differ":    {`{"model_type":"qwen2",` + tinyJSON + `,"rope_parameters":{"full_attention":{"rope_theta":1e6},"sliding_attention":{"rope_theta":1e4}}}`, ErrUnsupported},
+		"nested NoPE":      {`{"model_type":"qwen2",` + tinyJSON + `,"rope_parameters":{"full_attention":{"rope_theta":1e6},"sliding_attention":null}}`, ErrUnsupported},
+		"quantized":        {`{"model_type":"llama",` + tinyJSON + `,"quantization_config":{"quant_method":"awq","bits":4}}`, ErrUnsupported},
+		"chunked layers":   {`{"model_type":"qwen2",` + tinyJSON + `,"use_sliding_window":true,"layer_types":["full_attention","chunked_attention","full_attention"]}`, ErrUnsupported},
+		"mistral mixed":    {`{"model_type":"mistral",` + tinyJSON + `,"num_key_value_heads":1,"sliding_window":4,"layer_types":["full_attention","sliding_attention","sliding_attention"]}`, ErrUnsupported},
+		"gelu":             {`{"model_type":"llama",` + tinyJSON + `,"hidden_act":"gelu"}`, ErrUnsupported},
+		"linear no factor": {`{"model_type":"llama",` + tinyJSON + `,"rope_scaling":{"type":"linear"}}`, ErrBadCheckpoint},
+		"llama3 no low":    {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_type":"llama3","factor":8,"high_freq_factor":4}}`, ErrBadCheckpoint},
+		"factor string":    {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":{"rope_type":"linear","factor":"2"}}`, ErrBadCheckpoint},
+		"rope not object":  {`{"model_type":"llama",` + tinyJSON + `,"rope_parameters":[1]}`, ErrBadCheckpoint},
+		"layer count":      {`{"model_type":"qwen2",` + tinyJSON + `,"use_sliding_window":true,"layer_types":["full_attention"]}`, ErrBadCheckpoint},
+		"window missing":   {`{"model_type":"qwen2",` + tinyJSON + `,"use_sliding_window":false,"layer_types":["full_attention","sliding_attention","full_attention"]}`, ErrBadCheckpoint},
+	} {
+		_, err := ParseConfig([]byte(bad.json))
+		if !errors.Is(err, bad.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, bad.want)
+			continue
+		}
+		if errors.Is(err, ErrUnsupported) && errs.Hint(err) == "" {
+			t.Errorf("%s: %v has no hint", name, err)
+		}
+	}
+}
+
+// TestHFConfigRoundTrip: the config.json Save writes parses back to the
+// same Config (absent keys would mean transformers' defaults, so "none" is
+// written as null).
+func TestHFConfigRoundTrip(t *testing.T) {
+	cfgs := tinyConfigs()
+	none := cfgs["llama-gqa-tied"]
+	none.BOSTokenID, none.EOSTokenIDs = nil, nil
+	cfgs["no-special"] = none
+	m := cfgs["mistral-window"]
+	m.SlidingWindow = 0
+	cfgs["mistral-full"] = m
+	q := cfgs["qwen2-bias-untied"]
+	q.SlidingWindow = 6
+	cfgs["qwen2-all-windowed"] = q
+	lin := cfgs["llama-gqa-tied"]
+	lin.RopeScaling = &RopeScaling{Type: "linear", Factor: 2}
+	cfgs["llama-linear"] = lin
+	for name, cfg := range cfgs {
+		js, err := json.Marshal(cfg.HFConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := mustParse(t, string(js))
+		cfg.HeadDim, cfg.TorchDType = cfg.headDim(), "float32"
+		if !reflect.DeepEqual(got, cfg) {
+			t.Errorf("%s: round trip gives\n%+v, want\n%+v", name, got, cfg)
+		}
+	}
 }

@@ -129,6 +129,7 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 			return nil, err
 		}
 		l := &m.layers[li]
+		window := cfg.layerWindow(li)
 		f.p.run(T, func(_, lo, hi int) {
 			for t := lo; t < hi; t++ {
 				rmsnorm(f.h[t*D:(t+1)*D], x[t*D:(t+1)*D], l.attnNorm, cfg.RMSNormEps)
@@ -159,9 +160,11 @@ func (f *fwd) forward(ctx context.Context, rows []row, logitRows []int) ([]float
 				r := rows[t]
 				q := f.qkv[t*qkvDim+h*hd : t*qkvDim+(h+1)*hd]
 				off := (h / groups) * hd
+				// A window of w keeps the keys at positions pos-w+1..pos,
+				// as transformers' sliding-window mask does (kv > q - w).
 				start := 0
-				if cfg.SlidingWindow > 0 {
-					start = max(0, r.pos-cfg.SlidingWindow+1)
+				if window > 0 {
+					start = max(0, r.pos-window+1)
 				}
 				sc := f.scores[wk][:r.pos+1-start]
 				kc, vc := r.seq.k[li], r.seq.v[li]

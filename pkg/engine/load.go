@@ -224,7 +224,9 @@ func (m *Model) Save(dir, dtype string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	cj, err := json.MarshalIndent(m.cfg.HFConfig(), "", "  ")
+	hc := m.cfg.HFConfig()
+	hc["torch_dtype"] = map[string]string{"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
+	cj, err := json.MarshalIndent(hc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
@@ -268,6 +270,9 @@ func (c Config) HFConfig() map[string]any {
 		"hidden_act":              "silu",
 		"torch_dtype":             "float32",
 	}
+	// Absent ids mean transformers' defaults (1 and 2 for llama and
+	// mistral), so "none" is written as null.
+	h["bos_token_id"], h["eos_token_id"] = nil, nil
 	if len(c.BOSTokenID) > 0 {
 		h["bos_token_id"] = c.BOSTokenID[0]
 	}
@@ -276,22 +281,40 @@ func (c Config) HFConfig() map[string]any {
 	} else if len(c.EOSTokenIDs) > 1 {
 		h["eos_token_id"] = c.EOSTokenIDs
 	}
-	if c.RopeScaling != nil {
-		h["rope_scaling"] = map[string]any{
-			"rope_type": c.RopeScaling.Type, "factor": c.RopeScaling.Factor,
-			"low_freq_factor": c.RopeScaling.LowFreqFactor, "high_freq_factor": c.RopeScaling.HighFreqFactor,
-			"original_max_position_embeddings": c.RopeScaling.OriginalMaxPositionEmbeddings,
+	if rs := c.RopeScaling; rs != nil {
+		sc := map[string]any{"rope_type": rs.Type, "factor": rs.Factor}
+		if rs.Type == "llama3" {
+			sc["low_freq_factor"], sc["high_freq_factor"] = rs.LowFreqFactor, rs.HighFreqFactor
+			sc["original_max_position_embeddings"] = rs.OriginalMaxPositionEmbeddings
 		}
+		h["rope_scaling"] = sc
 	}
 	switch c.ModelType {
 	case "llama":
 		h["attention_bias"] = c.AttentionBias && c.OutputBias
 	case "qwen2":
+		// layer_types for transformers >= 4.53, and max_window_layers (the
+		// leading full-attention layers) for older versions, which read
+		// only that; they agree unless full layers follow windowed ones.
+		h["use_sliding_window"] = c.SlidingWindow > 0
+		h["sliding_window"] = nil
 		if c.SlidingWindow > 0 {
-			h["use_sliding_window"] = true
-			h["sliding_window"] = c.SlidingWindow
+			types := make([]string, c.NumLayers)
+			lead := -1
+			for i := range types {
+				types[i] = FullAttention
+				if c.layerWindow(i) > 0 {
+					types[i] = SlidingAttention
+					if lead < 0 {
+						lead = i
+					}
+				}
+			}
+			h["sliding_window"], h["layer_types"], h["max_window_layers"] = c.SlidingWindow, types, lead
 		}
 	case "mistral":
+		// An absent sliding_window means 4096 to transformers.
+		h["sliding_window"] = nil
 		if c.SlidingWindow > 0 {
 			h["sliding_window"] = c.SlidingWindow
 		}

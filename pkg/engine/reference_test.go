@@ -130,12 +130,14 @@ func (r *refModel) logits(tokens []int) [][]float64 {
 			att := make([]float64, nh*hd)
 			for hh := 0; hh < nh; hh++ {
 				g := hh / (nh / nkv)
-				// Causal mask, plus Mistral's sliding window: key j is
-				// visible iff j <= t and t - j < window.
+				// Causal mask, plus the sliding window of a windowed layer
+				// (every layer when LayerTypes is nil): key j is visible
+				// iff j <= t and t - j < window.
+				windowed := c.SlidingWindow > 0 && (c.LayerTypes == nil || c.LayerTypes[l] == "sliding_attention")
 				var sc []float64
 				var js []int
 				for j := 0; j <= t; j++ {
-					if c.SlidingWindow > 0 && t-j >= c.SlidingWindow {
+					if windowed && t-j >= c.SlidingWindow {
 						continue
 					}
 					s := 0.0
@@ -193,8 +195,9 @@ func itoa(i int) string {
 
 // tinyConfigs cover every architectural switch: GQA with tied embeddings
 // (llama), q/k/v bias with an untied head (qwen2), a sliding window
-// (mistral), llama3 rope scaling with an explicit head_dim, and MHA with a
-// llama attention bias on o_proj too.
+// (mistral), llama3 rope scaling with an explicit head_dim, MHA with a
+// llama attention bias on o_proj too, and windows on some layers only
+// (qwen2's layer_types).
 func tinyConfigs() map[string]Config {
 	base := Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenSize: 32, IntermediateSize: 48, NumLayers: 2,
 		NumHeads: 4, NumKVHeads: 2, VocabSize: 64, MaxPositionEmbeddings: 64, RMSNormEps: 1e-5, RopeTheta: 10000,
@@ -209,7 +212,11 @@ func tinyConfigs() map[string]Config {
 	l3.RopeScaling = &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}
 	mha := base
 	mha.NumKVHeads, mha.AttentionBias, mha.OutputBias, mha.NumLayers = 4, true, true, 3
-	return map[string]Config{"llama-gqa-tied": base, "qwen2-bias-untied": qwen, "mistral-window": mistral, "llama3-rope-headdim": l3, "llama-mha-bias": mha}
+	qwenWin := qwen
+	qwenWin.NumLayers, qwenWin.SlidingWindow = 3, 4
+	qwenWin.LayerTypes = []string{SlidingAttention, FullAttention, SlidingAttention}
+	return map[string]Config{"llama-gqa-tied": base, "qwen2-bias-untied": qwen, "mistral-window": mistral, "llama3-rope-headdim": l3,
+		"llama-mha-bias": mha, "qwen2-layer-windows": qwenWin}
 }
 
 func maxAbsDiff(a []float32, b []float64) float64 {

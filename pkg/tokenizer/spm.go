@@ -107,18 +107,26 @@ func parseDecoder(raw []byte, d *decoderSpec) error {
 	return nil
 }
 
-// byteToken parses "<0xXX>".
+// byteToken parses a byte-fallback token as HF's ByteFallback decoder does:
+// six bytes, "<0x" ... ">", and the middle two parsed by Rust's
+// u8::from_str_radix(_, 16), which takes either case and a leading "+".
 func byteToken(tok string) (byte, bool) {
 	if len(tok) != 6 || !strings.HasPrefix(tok, "<0x") || tok[5] != '>' {
 		return 0, false
 	}
+	digits := tok[3:5]
+	if digits[0] == '+' {
+		digits = digits[1:]
+	}
 	var b byte
-	for _, c := range tok[3:5] {
+	for _, c := range []byte(digits) {
 		switch {
 		case c >= '0' && c <= '9':
-			b = b<<4 | byte(c-'0')
+			b = b<<4 | (c - '0')
 		case c >= 'A' && c <= 'F':
-			b = b<<4 | byte(c-'A'+10)
+			b = b<<4 | (c - 'A' + 10)
+		case c >= 'a' && c <= 'f':
+			b = b<<4 | (c - 'a' + 10)
 		default:
 			return 0, false
 		}

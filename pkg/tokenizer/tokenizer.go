@@ -681,47 +681,78 @@ func (t *Tokenizer) bpeIDs(word string) (ids []int, ok bool) {
 	return t.mergeIDs(ids), true
 }
 
-// Decode turns ids back into text. With skipSpecial, special added tokens
-// (BOS, EOS, chat markers) are left out. Bytes that do not form valid UTF-8
-// (a multi-byte character cut between tokens) become U+FFFD, as in HF.
+// Decode turns ids back into text as HF tokenizers' Tokenizer::decode does
+// (tokenizers/src/tokenizer/mod.rs): every id becomes its token string, an
+// added token's content included (special ones dropped with skipSpecial),
+// and the strings go through the decoder. Bytes that do not form valid
+// UTF-8 become U+FFFD exactly as there:
+//
+//   - ByteLevel decoder (pre_tokenizers/byte_level.rs, decode_chain): each
+//     token maps back to bytes (a token with a character outside the byte
+//     table is taken as its own UTF-8), all tokens' bytes are joined and
+//     converted with String::from_utf8_lossy: one U+FFFD per maximal invalid
+//     subpart (see lossyUTF8);
+//   - ByteFallback decoder (decoders/byte_fallback.rs): each run of <0xXX>
+//     tokens that is valid UTF-8 as a whole becomes its text; a run that is
+//     not becomes one U+FFFD per byte token, its valid bytes included.
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
-	var out, pending strings.Builder
-	flush := func() {
-		out.WriteString(byteDecode(pending.String()))
-		pending.Reset()
-	}
+	toks := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if a, ok := t.addedByID[id]; ok {
-			if skipSpecial && a.Special {
-				continue
+			if !(skipSpecial && a.Special) {
+				toks = append(toks, a.Content)
 			}
-			if t.dec.byteLevel {
-				flush()
-			}
-			out.WriteString(a.Content)
 			continue
 		}
-		tok := t.Token(id)
-		switch {
-		case t.dec.byteLevel:
-			pending.WriteString(tok)
-		case t.dec.byteFallback:
-			if b, ok := byteToken(tok); ok {
-				out.WriteByte(b)
-				continue
-			}
-			fallthrough
-		default:
-			if t.dec.replaceFrom != "" {
-				tok = strings.ReplaceAll(tok, t.dec.replaceFrom, t.dec.replaceTo)
-			}
-			out.WriteString(tok)
+		if tok, ok := t.idToTok[id]; ok {
+			toks = append(toks, tok)
 		}
 	}
-	flush()
-	text := out.String()
+	var text string
+	if t.dec.byteLevel {
+		var b []byte
+		for _, tok := range toks {
+			b = appendByteDecoded(b, tok)
+		}
+		text = lossyUTF8(b)
+	} else {
+		text = t.decodePieces(toks)
+	}
 	for range t.dec.stripStart {
 		text = strings.TrimPrefix(text, " ")
 	}
-	return strings.ToValidUTF8(text, "\uFFFD")
+	return text
+}
+
+// decodePieces is the SentencePiece-style decoder chain: Replace on each
+// token (it comes first in the Llama/Mistral Sequence, and leaves <0xXX>
+// tokens alone), ByteFallback, then Fuse (concatenation).
+func (t *Tokenizer) decodePieces(toks []string) string {
+	var out strings.Builder
+	var run []byte // consecutive byte-fallback tokens
+	flush := func() {
+		if utf8.Valid(run) {
+			out.Write(run)
+		} else {
+			for range run {
+				out.WriteString("\uFFFD")
+			}
+		}
+		run = run[:0]
+	}
+	for _, tok := range toks {
+		if t.dec.replaceFrom != "" {
+			tok = strings.ReplaceAll(tok, t.dec.replaceFrom, t.dec.replaceTo)
+		}
+		if t.dec.byteFallback {
+			if b, ok := byteToken(tok); ok {
+				run = append(run, b)
+				continue
+			}
+		}
+		flush()
+		out.WriteString(tok)
+	}
+	flush()
+	return out.String()
 }
