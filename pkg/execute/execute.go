@@ -147,11 +147,12 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			Label: label(r), Status: result.EntryPending,
 		})
 	}
+	m.Sessions = 1
 	st, err := result.Create(opt.OutRoot, m, now, p)
 	if err != nil {
 		return nil, err
 	}
-	return execute(ctx, st, opt)
+	return execute(ctx, st, opt, true)
 }
 
 // Resume continues the execution in dir: it checks that opt.Plan is the
@@ -179,7 +180,7 @@ func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
 		st.Close()
 		return nil, err
 	}
-	return execute(ctx, st, opt)
+	return execute(ctx, st, opt, false)
 }
 
 // samePlan reports whether the manifest was made from plan p.
@@ -219,6 +220,9 @@ type executor struct {
 	sensors map[string]*openSensor
 	base    map[string]*measure.Baseline // in-memory baseline per sensor
 	prompts map[string][]protocol.Prompt // file-dataset prompts per run ID, read once
+	// slotsOf lists each run's manifest positions, so per-run questions
+	// cost O(cycles), not O(entries).
+	slotsOf map[string][]int
 	total   int
 	done    int
 	failed  int
@@ -250,7 +254,9 @@ func (x *executor) emit(ev Event) {
 	}
 }
 
-func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error) {
+// execute runs st's pending slots. fresh says st was just created as a
+// running first session, so there is no session start to record.
+func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (*Report, error) {
 	defer st.Close()
 	if len(opt.Backends) == 0 {
 		return nil, errors.New("execute: no backend job builders (Options.Backends)")
@@ -279,19 +285,15 @@ func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error
 	for _, r := range opt.Plan.Runs {
 		x.runs[r.ID] = r
 	}
+	x.slotsOf = make(map[string][]int, len(opt.Plan.Runs))
+	for pos, s := range opt.Plan.Schedule {
+		id := opt.Plan.Runs[s.Run].ID
+		x.slotsOf[id] = append(x.slotsOf[id], pos)
+	}
 
 	// A slot left running was in flight when the previous session died:
 	// it goes back to pending (its partial outputs are replaced when it reruns).
-	if err := st.Update(func(m *result.Manifest) {
-		m.Sessions++
-		m.Status = result.StudyRunning
-		m.EndedAt = nil
-		for i := range m.Entries {
-			if m.Entries[i].Status == result.EntryRunning {
-				m.Entries[i].Status = result.EntryPending
-			}
-		}
-	}); err != nil {
+	if err := startSession(st, fresh); err != nil {
 		return nil, err
 	}
 	m := st.Manifest()
@@ -305,16 +307,16 @@ func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error
 			interrupted = true
 			break
 		}
-		e := st.Manifest().Entries[pos]
+		e := st.Entry(pos)
 		if e.Status == result.EntryDone || e.Status == result.EntrySkipped {
 			continue
 		}
 		if x.steadyReached(e.RunID, e.Cycle) {
-			if err := st.Update(func(m *result.Manifest) { m.Entries[pos].Status = result.EntrySkipped }); err != nil {
+			if err := st.UpdateEntry(pos, func(en *result.Entry) { en.Status = result.EntrySkipped }); err != nil {
 				return nil, err
 			}
 			x.addDone()
-			x.emit(Event{Kind: EventSkipped, Entry: st.Manifest().Entries[pos]})
+			x.emit(Event{Kind: EventSkipped, Entry: st.Entry(pos)})
 			continue
 		}
 		if err := x.gap(ctx, e); err != nil {
@@ -347,10 +349,9 @@ func (x *executor) steadyReached(runID string, cycle int) bool {
 // epot returns the energy per output token of the run's done cycles before
 // cycle, in cycle order (an unmeasured value ends the sequence).
 func (x *executor) epot(runID string, before int) []float64 {
-	m := x.st.Manifest()
 	byCycle := map[int]string{}
-	for _, e := range m.Entries {
-		if e.RunID == runID && e.Status == result.EntryDone && (before == 0 || e.Cycle < before) {
+	for _, pos := range x.slotsOf[runID] {
+		if e := x.st.Entry(pos); e.Status == result.EntryDone && (before == 0 || e.Cycle < before) {
 			byCycle[e.Cycle] = e.Record
 		}
 	}
@@ -367,6 +368,45 @@ func (x *executor) epot(runID string, before int) []float64 {
 		vals = append(vals, *r.Efficiency.EnergyPerOutputTokenJ)
 	}
 	return vals
+}
+
+// startSession records a new session in st's manifest (a count, status
+// running) and puts back to pending any slot a dead session left running.
+// A fresh study already says all that.
+func startSession(st *result.Store, fresh bool) error {
+	if fresh {
+		return nil
+	}
+	return st.Update(func(m *result.Manifest) {
+		m.Sessions++
+		m.Status = result.StudyRunning
+		m.EndedAt = nil
+		for i := range m.Entries {
+			if m.Entries[i].Status == result.EntryRunning {
+				m.Entries[i].Status = result.EntryPending
+			}
+		}
+	})
+}
+
+// epotOf is epot over records already read: the energy per output token
+// of cycles 1, 2, … of one run's measured records, up to the first cycle
+// without a value.
+func epotOf(recs []*result.Record) []float64 {
+	byCycle := make(map[int]*result.Record, len(recs))
+	for _, r := range recs {
+		if r.Status == result.StatusOK {
+			byCycle[r.Cycle] = r
+		}
+	}
+	var vals []float64
+	for c := 1; ; c++ {
+		r, ok := byCycle[c]
+		if !ok || r.Efficiency.EnergyPerOutputTokenJ == nil {
+			return vals
+		}
+		vals = append(vals, *r.Efficiency.EnergyPerOutputTokenJ)
+	}
 }
 
 // gap waits before a slot: gap_seconds between runs, plus cooldown_seconds
@@ -559,7 +599,7 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 				}
 			}
 		}
-		rs.SteadyState = steadyState(x.epot(r.ID, 0), thr, rs)
+		rs.SteadyState = steadyState(epotOf(recsOf[r.ID]), thr, rs)
 		sum.Runs = append(sum.Runs, rs)
 	}
 	if err := x.st.WriteSummary(sum); err != nil {

@@ -26,11 +26,10 @@ import (
 // (the entry is back to pending) and an error only when the results
 // directory cannot be written.
 func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
-	e := x.st.Manifest().Entries[pos]
+	e := x.st.Entry(pos)
 	run := x.runs[e.RunID]
 	started := time.Now().UTC()
-	if err := x.st.Update(func(m *result.Manifest) {
-		en := &m.Entries[pos]
+	if err := x.st.UpdateEntry(pos, func(en *result.Entry) {
 		en.Status = result.EntryRunning
 		en.Attempts++
 		en.StartedAt = &started
@@ -39,15 +38,14 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 	}); err != nil {
 		return false, err
 	}
-	e = x.st.Manifest().Entries[pos]
+	e = x.st.Entry(pos)
 	x.emit(Event{Kind: EventRun, Entry: e})
 
 	rec := x.measureSlot(ctx, run, e)
 	x.lastEnd = time.Now()
 	if ctx.Err() != nil && rec.Status == result.StatusFailed && rec.Error != nil && rec.Error.Kind == "interrupted" {
 		// Interrupted: no record; the slot runs again on resume.
-		err := x.st.Update(func(m *result.Manifest) {
-			en := &m.Entries[pos]
+		err := x.st.UpdateEntry(pos, func(en *result.Entry) {
 			en.Status = result.EntryPending
 			en.StartedAt = nil
 		})
@@ -58,8 +56,7 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 		return false, werr
 	}
 	ended := time.Now().UTC()
-	if err := x.st.Update(func(m *result.Manifest) {
-		en := &m.Entries[pos]
+	if err := x.st.UpdateEntry(pos, func(en *result.Entry) {
 		en.EndedAt = &ended
 		en.Record = rel
 		if rec.Status == result.StatusOK {
@@ -75,7 +72,7 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 	if rec.Status != result.StatusOK {
 		x.failed++
 	}
-	x.emit(Event{Kind: EventRunEnd, Entry: x.st.Manifest().Entries[pos], Record: rec})
+	x.emit(Event{Kind: EventRunEnd, Entry: x.st.Entry(pos), Record: rec})
 	return true, nil
 }
 

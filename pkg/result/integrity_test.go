@@ -1,11 +1,13 @@
 package result
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +264,34 @@ func TestCreateIsAtomicAndNamesAreBounded(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(root, creatingPrefix+"*"))
 	if len(left) != 0 {
 		t.Fatalf("creating directories left: %v", left)
+	}
+}
+
+func TestManifestEncodingRoundTrips(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)
+	for _, n := range []int{0, 1, 3} {
+		m := Manifest{SchemaVersion: SchemaVersion, Study: "s <&>", StudyHash: "h", Status: StudyRunning, StartedAt: now}
+		for i := range n {
+			m.Entries = append(m.Entries, Entry{RunID: fmt.Sprint("r", i), Cycle: i + 1, Position: i, Label: "a / <b>", Status: EntryDone, StartedAt: &now})
+		}
+		m.Recount()
+		b, err := encodeManifest(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Manifest
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%d entries: %v\n%s", n, err, b)
+		}
+		if n == 0 {
+			back.Entries = m.Entries
+		}
+		if !reflect.DeepEqual(back, m) {
+			t.Fatalf("%d entries: round trip\n%+v\n%+v", n, back, m)
+		}
+		if strings.Count(string(b), "\n    {\"run_id\"") != n || !strings.Contains(string(b), "\n  \"study\": ") {
+			t.Errorf("%d entries: want the header indented and one line per entry:\n%s", n, b)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package result
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,9 +71,19 @@ func Create(root string, m Manifest, now time.Time, plan ...any) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("create study directory: %w", err)
 	}
+	// The plan and the manifest are written side by side: for large
+	// studies each is seconds of encoding.
+	planErr := make(chan error, 1)
+	go func() {
+		if len(plan) > 0 && plan[0] != nil {
+			planErr <- (&Store{Dir: tmp}).WritePlan(plan[0])
+			return
+		}
+		planErr <- nil
+	}()
 	s, err := CreateAt(tmp, m)
-	if err == nil && len(plan) > 0 && plan[0] != nil {
-		err = s.WritePlan(plan[0])
+	if perr := <-planErr; err == nil {
+		err = perr
 	}
 	if err != nil {
 		if s != nil {
@@ -276,14 +287,14 @@ func (s *Store) UpdateEntry(pos int, fn func(e *Entry)) error {
 // between the two leaves a journal whose every line the snapshot already
 // holds, and applying it again changes nothing.
 func (s *Store) writeManifestLocked() error {
-	b, err := json.MarshalIndent(&s.m, "", "  ")
+	b, err := encodeManifest(&s.m)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ManifestFile, err)
 	}
-	if err := WriteFileAtomic(filepath.Join(s.Dir, ManifestFile), append(b, '\n')); err != nil {
+	if err := WriteFileAtomic(filepath.Join(s.Dir, ManifestFile), b); err != nil {
 		return err
 	}
-	s.snapLen = int64(len(b) + 1)
+	s.snapLen = int64(len(b))
 	s.journal.close()
 	s.journal = nil
 	if err := os.Remove(filepath.Join(s.Dir, JournalFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -293,8 +304,26 @@ func (s *Store) writeManifestLocked() error {
 }
 
 // WritePlan writes plan.json (the study's expanded plan, whatever shape its
-// producer gives it).
-func (s *Store) WritePlan(plan any) error { return WriteJSON(filepath.Join(s.Dir, PlanFile), plan) }
+// producer gives it): indented for people up to IndentLimit bytes, compact
+// beyond, where indenting would double the size and the time of the
+// study's start (a 100,000-run plan is ~70 MB compact).
+func (s *Store) WritePlan(plan any) error {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", PlanFile, err)
+	}
+	if len(b) <= IndentLimit {
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, b, "", "  "); err != nil {
+			return fmt.Errorf("encode %s: %w", PlanFile, err)
+		}
+		b = ind.Bytes()
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, PlanFile), append(b, '\n'))
+}
+
+// IndentLimit is the size up to which plan.json is indented.
+const IndentLimit = 4 << 20
 
 // RecordPath is the record file of a run × cycle, relative to the study
 // directory. It is fixed, so a retried run×cycle replaces its record rather
@@ -443,6 +472,45 @@ func removeStaleTemps(dir string) {
 		}
 		return nil
 	})
+}
+
+// encodeManifest writes the manifest's header indented and each entry
+// compact on a line of its own: still one JSON document that reads well and
+// greps by run, at a third of the size and cost of indenting every field
+// (100,000 runs × 3 cycles are 300,000 entries).
+func encodeManifest(m *Manifest) ([]byte, error) {
+	head := *m
+	head.Entries = nil
+	hb, err := json.MarshalIndent(&head, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	const tail = "\"entries\": null\n}"
+	if !bytes.HasSuffix(hb, []byte(tail)) {
+		return nil, fmt.Errorf("manifest header does not end with its entries")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(hb) + len(m.Entries)*256)
+	buf.Write(hb[:len(hb)-len(tail)])
+	buf.WriteString("\"entries\": [")
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range m.Entries {
+		if i > 0 {
+			buf.Truncate(buf.Len() - 1) // the encoder's newline
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n    ")
+		if err := enc.Encode(&m.Entries[i]); err != nil {
+			return nil, err
+		}
+	}
+	if len(m.Entries) > 0 {
+		buf.Truncate(buf.Len() - 1)
+		buf.WriteString("\n  ")
+	}
+	buf.WriteString("]\n}\n")
+	return buf.Bytes(), nil
 }
 
 // renameReserve is renameNoReplace where the kernel cannot refuse to
