@@ -35,14 +35,20 @@ type Options struct {
 	// check what the runner must not leave behind (a container, a batch
 	// job).
 	AfterRun func(t *testing.T, job runner.Job)
+	// Dir makes each case's Job.Dir; nil means t.TempDir(). A runner whose
+	// workers run on another host needs a directory both can see.
+	Dir func(t *testing.T) string
+	// Timeout is the Job.Timeout of the stop cases: long enough for the
+	// worker to start and print its hello; 0 means DefaultTimeout.
+	Timeout time.Duration
 }
 
-// Timing of the stop cases. Timeout leaves a container seconds to start and
-// print its hello; Grace is long enough to tell "killed after the grace"
-// from "killed at once".
+// DefaultTimeout leaves a container seconds to start and print its hello.
+// Grace is long enough to tell "killed after the grace" from "killed at
+// once".
 const (
-	Timeout = 2 * time.Second
-	Grace   = time.Second
+	DefaultTimeout = 2 * time.Second
+	Grace          = time.Second
 	// hangGuard ends a case whose runner never stops its worker; the case
 	// then fails (Interrupted instead of TimedOut, or the guard check).
 	hangGuard = 2 * time.Minute
@@ -101,7 +107,15 @@ func Run(t *testing.T, newRunner func(t *testing.T) runner.Runner, opts Options)
 	if shell == nil {
 		shell = []string{"/bin/sh", "-c"}
 	}
-	for _, tc := range cases() {
+	newDir := opts.Dir
+	if newDir == nil {
+		newDir = func(t *testing.T) string { return t.TempDir() }
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	for _, tc := range cases(timeout) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRunner(t)
@@ -113,7 +127,7 @@ func Run(t *testing.T, newRunner func(t *testing.T) runner.Runner, opts Options)
 				Backend: "fake",
 				Spec:    protocol.RunSpec{ProtocolVersion: protocol.ProtocolVersion, RunID: runID(t), Cycle: 1, Config: json.RawMessage(`{}`)},
 				Command: append(append([]string(nil), shell...), tc.script),
-				Dir:     t.TempDir(),
+				Dir:     newDir(t),
 				Timeout: tc.timeout,
 				Grace:   Grace,
 			}
@@ -163,7 +177,7 @@ func hugeStderr() string {
 // 137: SIGKILL).
 func killedBy(out runner.Outcome, sig int) bool { return out.ExitCode == 128+sig }
 
-func cases() []caseT {
+func cases(timeout time.Duration) []caseT {
 	return []caseT{
 		{
 			name: "normal run delivers events in order and the spec on stdin",
@@ -257,7 +271,7 @@ echo 'worker log line' >&2
 		{
 			name:    "timeout stops the worker with SIGTERM",
 			script:  hello + `; exec sleep 300`,
-			timeout: Timeout,
+			timeout: timeout,
 			check: func(t *testing.T, r result) {
 				if !r.out.TimedOut || r.out.Interrupted || r.out.OK() || !killedBy(r.out, 15) {
 					t.Fatalf("want timed out and ended by SIGTERM (143), got %+v", r.out)
@@ -265,8 +279,8 @@ echo 'worker log line' >&2
 				if r.kinds() != "hello" {
 					t.Fatalf("events = %s, want the hello sent before the timeout", r.kinds())
 				}
-				if d := r.elapsed(); d < Timeout || d > Timeout+stopSlack {
-					t.Fatalf("stopped after %v, want %v (+ up to %v)", d, Timeout, stopSlack)
+				if d := r.elapsed(); d < timeout || d > timeout+stopSlack {
+					t.Fatalf("stopped after %v, want %v (+ up to %v)", d, timeout, stopSlack)
 				}
 			},
 		},
@@ -286,13 +300,13 @@ echo 'worker log line' >&2
 		{
 			name:    "a worker ignoring SIGTERM is killed after the grace",
 			script:  `trap '' TERM; ` + hello + `; while :; do sleep 0.05; done`,
-			timeout: Timeout,
+			timeout: timeout,
 			check: func(t *testing.T, r result) {
 				if !r.out.TimedOut || !killedBy(r.out, 9) {
 					t.Fatalf("want timed out and ended by SIGKILL (137), got %+v", r.out)
 				}
-				if d := r.elapsed(); d < Timeout+Grace || d > Timeout+Grace+stopSlack {
-					t.Fatalf("killed after %v, want the timeout %v + the grace %v", d, Timeout, Grace)
+				if d := r.elapsed(); d < timeout+Grace || d > timeout+Grace+stopSlack {
+					t.Fatalf("killed after %v, want the timeout %v + the grace %v", d, timeout, Grace)
 				}
 			},
 		},
