@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,20 +29,14 @@ func loaded(t testing.TB, runs, cycles int) []*result.Record {
 	t.Helper()
 	recs := exportertest.Records(exportertest.Spec{Runs: runs, Cycles: cycles, Seed: 3,
 		Failed: map[[2]int]bool{{1, 1}: true, {0, 2}: true}})
-	env := json.RawMessage(exportertest.Environment)
 	for i := range recs {
 		r := &recs[i]
-		r.Environment = env
 		switch i % 7 {
 		case 1:
 			r.Flags = []string{"estimate_used"}
 		case 2:
 			r.Flags = []string{"window_too_short", "thermal_drift"}
 			r.Warnings = []string{"a warning"}
-		case 3:
-			r.Environment = nil
-		case 4:
-			r.Environment = json.RawMessage("null")
 		case 5:
 			r.Thermal = &result.Thermal{Throttled: true}
 		}
@@ -50,7 +45,34 @@ func loaded(t testing.TB, runs, cycles int) []*result.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The environment snapshot is the same on every row: it is read back
+	// once and each record gets its own copy of those bytes (the bytes a
+	// per-record round trip gives, at the same depth in the record), since
+	// round-tripping it with each of 65k records was most of the time of
+	// TestWriteMatchesReference.
+	env := loadedEnvironment(t)
+	for i, r := range out {
+		switch i % 7 {
+		case 3:
+			r.Environment = nil
+		case 4:
+			r.Environment = json.RawMessage("null")
+		default:
+			r.Environment = slices.Clone(env)
+		}
+	}
 	return out
+}
+
+// loadedEnvironment is exportertest.Environment as it reads back from a
+// record's indented JSON.
+func loadedEnvironment(t testing.TB) json.RawMessage {
+	t.Helper()
+	out, err := exportertest.AsLoaded([]result.Record{{Environment: json.RawMessage(exportertest.Environment)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0].Environment
 }
 
 func readTable(t *testing.T, b []byte) (arrow.Table, map[string]string) {
@@ -77,53 +99,69 @@ func readTable(t *testing.T, b []byte) (arrow.Table, map[string]string) {
 
 // TestWriteMatchesReference: Write's file holds exactly what the plain
 // pqarrow writer's does (schema, stored Arrow schema, metadata, every
-// value), across row groups, nulls, lists, JSON and carbon columns.
+// value), across row groups, nulls, lists, JSON and carbon columns. Both
+// carbon settings are checked on one row group (carbon is filled per row);
+// the row-group boundary, the expensive part, is crossed once, with carbon
+// (skipped with -short).
 func TestWriteMatchesReference(t *testing.T) {
-	cycles := 7
-	if !testing.Short() {
-		cycles = 700 // 70,000 rows: two row groups
-	}
-	recs := loaded(t, 100, cycles)
 	intensity := 250.0
 	pue := 1.2
-	for _, cc := range []carbon.Config{{}, {IntensityGPerKWh: &intensity, PUE: &pue}} {
-		meta := map[string]string{"huggingface": `{"info": {}}`}
-		var got, want bytes.Buffer
-		if err := Write(context.Background(), &got, recs, cc, meta); err != nil {
-			t.Fatal(err)
-		}
-		if err := referenceWrite(context.Background(), &want, recs, cc, meta); err != nil {
-			t.Fatal(err)
-		}
-		gt, gkv := readTable(t, got.Bytes())
-		wt, wkv := readTable(t, want.Bytes())
-		if fmt.Sprint(gkv) != fmt.Sprint(wkv) {
-			t.Errorf("key-value metadata differs:\n got %v\nwant %v", gkv, wkv)
-		}
-		if !gt.Schema().Equal(wt.Schema()) {
-			t.Fatalf("schema differs:\n got %s\nwant %s", gt.Schema(), wt.Schema())
-		}
-		if gt.NumRows() != int64(len(recs)) || wt.NumRows() != int64(len(recs)) {
-			t.Fatalf("rows %d / %d, want %d", gt.NumRows(), wt.NumRows(), len(recs))
-		}
-		for c := range int(gt.NumCols()) {
-			g, w := gt.Column(c).Data(), wt.Column(c).Data()
-			if !array.ChunkedEqual(g, w) {
-				ga, _ := array.Concatenate(g.Chunks(), memory.DefaultAllocator)
-				wa, _ := array.Concatenate(w.Chunks(), memory.DefaultAllocator)
-				for k := range ga.Len() {
-					if !array.SliceEqual(ga, int64(k), int64(k+1), wa, int64(k), int64(k+1)) {
-						t.Errorf("column %s row %d: got %v, want %v", gt.Schema().Field(c).Name, k,
-							array.NewSlice(ga, int64(k), int64(k+1)), array.NewSlice(wa, int64(k), int64(k+1)))
-						break
-					}
+	withCarbon := carbon.Config{IntensityGPerKWh: &intensity, PUE: &pue}
+	small := loaded(t, 100, 7)
+	for _, cc := range []carbon.Config{{}, withCarbon} {
+		checkMatchesReference(t, small, cc)
+	}
+	if testing.Short() {
+		return
+	}
+	// 100 runs × 656 cycles = 65,600 rows: one full row group and a second.
+	big := loaded(t, 100, RowGroupRows/100+1)
+	if len(big) <= RowGroupRows {
+		t.Fatalf("%d rows do not cross the %d-row group boundary", len(big), RowGroupRows)
+	}
+	checkMatchesReference(t, big, withCarbon)
+}
+
+// checkMatchesReference writes recs with Write and with referenceWrite and
+// compares what pqarrow reads back from both.
+func checkMatchesReference(t *testing.T, recs []*result.Record, cc carbon.Config) {
+	t.Helper()
+	meta := map[string]string{"huggingface": `{"info": {}}`}
+	var got, want bytes.Buffer
+	if err := Write(context.Background(), &got, recs, cc, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := referenceWrite(context.Background(), &want, recs, cc, meta); err != nil {
+		t.Fatal(err)
+	}
+	gt, gkv := readTable(t, got.Bytes())
+	defer gt.Release()
+	wt, wkv := readTable(t, want.Bytes())
+	defer wt.Release()
+	if fmt.Sprint(gkv) != fmt.Sprint(wkv) {
+		t.Errorf("key-value metadata differs:\n got %v\nwant %v", gkv, wkv)
+	}
+	if !gt.Schema().Equal(wt.Schema()) {
+		t.Fatalf("schema differs:\n got %s\nwant %s", gt.Schema(), wt.Schema())
+	}
+	if gt.NumRows() != int64(len(recs)) || wt.NumRows() != int64(len(recs)) {
+		t.Fatalf("rows %d / %d, want %d", gt.NumRows(), wt.NumRows(), len(recs))
+	}
+	for c := range int(gt.NumCols()) {
+		g, w := gt.Column(c).Data(), wt.Column(c).Data()
+		if !array.ChunkedEqual(g, w) {
+			ga, _ := array.Concatenate(g.Chunks(), memory.DefaultAllocator)
+			wa, _ := array.Concatenate(w.Chunks(), memory.DefaultAllocator)
+			for k := range ga.Len() {
+				if !array.SliceEqual(ga, int64(k), int64(k+1), wa, int64(k), int64(k+1)) {
+					t.Errorf("column %s row %d: got %v, want %v", gt.Schema().Field(c).Name, k,
+						array.NewSlice(ga, int64(k), int64(k+1)), array.NewSlice(wa, int64(k), int64(k+1)))
+					break
 				}
 			}
 		}
-		t.Logf("carbon %v: %d bytes (reference %d)", cc.IntensityGPerKWh != nil, got.Len(), want.Len())
-		gt.Release()
-		wt.Release()
 	}
+	t.Logf("%d rows, carbon %v: %d bytes (reference %d)", len(recs), cc.IntensityGPerKWh != nil, got.Len(), want.Len())
 }
 
 // TestRowCarbonMatchesScale: the per-row CO2 is carbon.Estimate.Scale's.

@@ -2,27 +2,15 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/llenergymeasure/llem/pkg/protocol"
 )
-
-// DefaultGrace is the SIGTERM → SIGKILL delay when Job.Grace is 0.
-const DefaultGrace = 10 * time.Second
-
-// maxProtocolErrs bounds how many bad lines an Outcome keeps; a worker that
-// prints megabytes of garbage should not grow the parent without bound.
-const maxProtocolErrs = 20
 
 // Local runs workers as subprocesses of llem, each in its own process group
 // so that a stop reaches everything the worker started (Python spawns
@@ -37,24 +25,14 @@ var _ Runner = (*Local)(nil)
 // Name implements Runner.
 func (*Local) Name() string { return "local" }
 
-// Run implements Runner: it starts job.Command, writes job.Spec as JSON to
-// its stdin, decodes events from its stdout, keeps the tail of its stderr,
-// and stops the process group on timeout or ctx cancel (SIGTERM, grace,
-// SIGKILL). The worker's whole stderr is also kept in job.Dir/worker.stderr
-// when job.Dir is set.
+// Run implements Runner: Supervise over a subprocess started by launchLocal.
 func (l *Local) Run(ctx context.Context, job Job, onEvent func(protocol.Event)) (Outcome, error) {
-	if len(job.Command) == 0 {
-		return Outcome{}, errors.New("start worker: empty command")
-	}
-	spec, err := json.Marshal(job.Spec)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("encode run spec: %w", err)
-	}
-	grace := job.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
+	return Supervise(ctx, job, launchLocal, onEvent)
+}
 
+// launchLocal starts job.Command in a new process group with job.Env added
+// to llem's environment, its three streams on pipes.
+func launchLocal(_ context.Context, job Job) (Worker, error) {
 	cmd := exec.Command(job.Command[0], job.Command[1:]...)
 	// Setpgid: a stop reaches the worker's children too. Pdeathsig: if llem
 	// itself is killed (kill -9), the worker dies with it instead of
@@ -65,162 +43,61 @@ func (l *Local) Run(ctx context.Context, job Job, onEvent func(protocol.Event)) 
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		return Outcome{}, fmt.Errorf("create stdin pipe: %w", err)
-	}
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		return Outcome{}, fmt.Errorf("create stdout pipe: %w", err)
-	}
-	tail := newTailBuffer(8 << 10)
-	var stderrW io.Writer = tail
-	var stderrLog *os.File
-	if job.Dir != "" {
-		if err := os.MkdirAll(job.Dir, 0o755); err == nil {
-			if f, err := os.Create(filepath.Join(job.Dir, "worker.stderr")); err == nil {
-				stderrLog = f
-				stderrW = io.MultiWriter(tail, f)
-			}
+	// Our own pipes (not cmd's): Wait then returns when the worker exits,
+	// even while a grandchild still holds stdout or stderr open.
+	var parentEnds, childEnds []*os.File
+	closeAll := func() {
+		for _, f := range append(parentEnds, childEnds...) {
+			f.Close()
 		}
 	}
-	cmd.Stdin = stdinR
-	cmd.Stdout = stdoutW
-	cmd.Stderr = stderrW
-	// A grandchild holding stderr open must not block Wait forever.
-	cmd.WaitDelay = grace + time.Second
-
-	out := Outcome{Started: time.Now()}
+	for _, name := range []string{"stdin", "stdout", "stderr"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("create %s pipe: %w", name, err)
+		}
+		if name == "stdin" {
+			parentEnds, childEnds = append(parentEnds, w), append(childEnds, r)
+		} else {
+			parentEnds, childEnds = append(parentEnds, r), append(childEnds, w)
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = childEnds[0], childEnds[1], childEnds[2]
 	if err := cmd.Start(); err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		stdoutR.Close()
-		stdoutW.Close()
-		if stderrLog != nil {
-			stderrLog.Close()
-		}
-		return Outcome{}, fmt.Errorf("start worker %q: %w", job.Command[0], err)
+		closeAll()
+		return nil, fmt.Errorf("start worker %q: %w", job.Command[0], err)
 	}
-	stdinR.Close()
-	stdoutW.Close()
-	pgid := cmd.Process.Pid
+	for _, f := range childEnds {
+		f.Close()
+	}
+	return &localWorker{cmd: cmd, pgid: cmd.Process.Pid, stdin: parentEnds[0], stdout: parentEnds[1], stderr: parentEnds[2]}, nil
+}
 
-	// Spec on stdin, then EOF. A worker that exits without reading gives
-	// EPIPE, which is the worker's failure to report, not ours.
-	go func() {
-		stdinW.Write(append(spec, '\n'))
-		stdinW.Close()
-	}()
+// localWorker is a subprocess and its process group.
+type localWorker struct {
+	cmd                   *exec.Cmd
+	pgid                  int
+	stdin, stdout, stderr *os.File
+}
 
-	// Events from stdout, in order, on this one goroutine.
-	var (
-		protoMu   sync.Mutex
-		protoErrs []error
-		sawDone   bool
-		sawError  bool
-	)
-	addProtoErr := func(err error) {
-		protoMu.Lock()
-		defer protoMu.Unlock()
-		if len(protoErrs) < maxProtocolErrs {
-			protoErrs = append(protoErrs, err)
-		}
-	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		dec := protocol.NewDecoder(stdoutR)
-		for {
-			ev, err := dec.Next()
-			if err == io.EOF {
-				return
-			}
-			var lineErr *protocol.LineError
-			if errors.As(err, &lineErr) {
-				addProtoErr(err)
-				continue
-			}
-			if err != nil { // e.g. a line over the scanner's limit
-				addProtoErr(fmt.Errorf("read worker output: %w", err))
-				io.Copy(io.Discard, stdoutR)
-				return
-			}
-			switch ev.Kind {
-			case protocol.KindDone:
-				sawDone = true
-			case protocol.KindError:
-				sawError = true
-			}
-			if onEvent != nil {
-				onEvent(ev)
-			}
-		}
-	}()
+func (w *localWorker) Stdin() io.WriteCloser { return w.stdin }
+func (w *localWorker) Stdout() io.Reader     { return w.stdout }
+func (w *localWorker) Stderr() io.Reader     { return w.stderr }
 
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- cmd.Wait() }()
+func (w *localWorker) Wait() (int, error) {
+	return exitCode(w.cmd, w.cmd.Wait()), nil
+}
 
-	var timeout <-chan time.Time
-	if job.Timeout > 0 {
-		t := time.NewTimer(job.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
+func (w *localWorker) Terminate() { syscall.Kill(-w.pgid, syscall.SIGTERM) }
+func (w *localWorker) Kill()      { syscall.Kill(-w.pgid, syscall.SIGKILL) }
 
-	var waitErr error
-	var killTimer <-chan time.Time
-	stopping := false
-	stop := func() {
-		if stopping {
-			return
-		}
-		stopping = true
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		kt := time.NewTimer(grace)
-		killTimer = kt.C
-	}
-	ctxDone := ctx.Done()
-loop:
-	for {
-		select {
-		case waitErr = <-waitDone:
-			break loop
-		case <-timeout:
-			out.TimedOut = true
-			timeout = nil
-			stop()
-		case <-ctxDone:
-			out.Interrupted = true
-			ctxDone = nil
-			stop()
-		case <-killTimer:
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			killTimer = nil
-		}
-	}
-	// The worker is gone; anything left in its group goes too, so no stray
-	// child keeps running (or keeps stdout open) after the run.
-	syscall.Kill(-pgid, syscall.SIGKILL)
-	select {
-	case <-readDone:
-	case <-time.After(grace):
-		stdoutR.Close() // unblocks the reader
-		<-readDone
-	}
-	stdoutR.Close()
-	if stderrLog != nil {
-		stderrLog.Close()
-	}
-	out.Ended = time.Now()
-	out.StderrTail = tail.String()
-	out.ExitCode = exitCode(cmd, waitErr)
-	if out.ExitCode == 0 && !sawDone && !sawError && !out.TimedOut && !out.Interrupted {
-		addProtoErr(errors.New("worker exited 0 without a done or error event"))
-	}
-	out.ProtocolErrs = protoErrs
-	return out, nil
+// Close closes llem's ends of the pipes; a read still pending returns.
+func (w *localWorker) Close() error {
+	w.stdin.Close()
+	w.stdout.Close()
+	w.stderr.Close()
+	return nil
 }
 
 // exitCode is the worker's exit status, or 128+signal when a signal ended
@@ -241,35 +118,4 @@ func exitCode(cmd *exec.Cmd, waitErr error) int {
 		return ee.ExitCode()
 	}
 	return -1
-}
-
-// tailBuffer keeps the last max bytes written to it, cut at a line start.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := string(t.buf)
-	if len(t.buf) >= t.max {
-		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-			s = s[i+1:]
-		}
-	}
-	return strings.TrimRight(s, "\n")
 }

@@ -5,22 +5,22 @@
 // The container gets the run's exchange directory bind-mounted at
 // ExchangeMount (harness files, logs), the run spec on its stdin, the GPUs
 // being measured by UUID, and secrets such as HF_TOKEN through its
-// environment — never in its command line. Events are read live from the
-// attached stdout; stderr is kept (tail) for error reports. The container is
-// always removed; the exchange directory of a failed run is kept.
+// environment — never in its command line. The container's attached
+// streams are supervised by runner.Supervise like a local worker's: events
+// read live from stdout, stderr kept in the exchange directory's
+// worker.stderr and its tail in the Outcome, the same timeout and grace
+// (SIGTERM, then SIGKILL, to the container's init). The container is always
+// removed; the exchange directory of a failed run is kept.
 package docker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -101,120 +101,113 @@ func (r *Runner) Name() string { return "docker" }
 func (r *Runner) Image() string { return r.opts.Image }
 
 // Run starts one container for job, streams its events to onEvent and
-// returns how it ended. The container is removed in every case.
+// returns how it ended (runner.Supervise over a container). The container is
+// removed in every case.
 func (r *Runner) Run(ctx context.Context, job runner.Job, onEvent func(protocol.Event)) (runner.Outcome, error) {
-	out := runner.Outcome{Started: time.Now()}
-	if len(job.Command) == 0 {
-		return out, errors.New("docker runner: empty worker command")
-	}
-	spec, err := json.Marshal(job.Spec)
-	if err != nil {
-		return out, fmt.Errorf("encode run spec: %w", err)
-	}
-	grace := job.Grace
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
+	return runner.Supervise(ctx, job, r.launch, onEvent)
+}
 
+// launch creates, attaches to and starts the container for job. Its
+// streams are the attach connection's, demultiplexed.
+func (r *Runner) launch(ctx context.Context, job runner.Job) (runner.Worker, error) {
 	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config:     r.containerConfig(job),
 		HostConfig: r.hostConfig(job),
 	})
 	if err != nil {
-		return out, fmt.Errorf("create container from %s: %w", r.opts.Image, classifyDaemonErr(err))
+		return nil, fmt.Errorf("create container from %s: %w", r.opts.Image, classifyDaemonErr(err))
 	}
-	id := created.ID
-	// Removal must happen even when ctx is already cancelled.
-	defer func() {
-		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = r.cli.ContainerRemove(rmCtx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	}()
+	// Calls after the start (signals, wait, removal) must work even once
+	// ctx is cancelled: cancelling is what asks for them.
+	w := &containerWorker{cli: r.cli, id: created.ID, ctx: context.WithoutCancel(ctx)}
+	fail := func(err error) (runner.Worker, error) {
+		w.Close()
+		return nil, err
+	}
 
-	attach, err := r.cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	attach, err := r.cli.ContainerAttach(ctx, w.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return out, fmt.Errorf("attach to container: %w", err)
+		return fail(fmt.Errorf("attach to container: %w", err))
 	}
-	defer attach.Close()
+	w.attach = &attach.HijackedResponse
 
 	// Wait is registered before start so a fast exit is not missed.
-	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWait()
-	wait := r.cli.ContainerWait(waitCtx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	waitCtx, cancelWait := context.WithCancel(w.ctx)
+	w.cancelWait = cancelWait
+	w.wait = r.cli.ContainerWait(waitCtx, w.id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 
-	if _, err := r.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return out, fmt.Errorf("start container: %w", err)
+	if _, err := r.cli.ContainerStart(ctx, w.id, client.ContainerStartOptions{}); err != nil {
+		return fail(fmt.Errorf("start container: %w", err))
 	}
-
-	// The spec goes in on stdin; closing our write side is the worker's EOF.
-	go func() {
-		_, _ = attach.Conn.Write(append(spec, '\n'))
-		_ = attach.CloseWrite()
-	}()
 
 	stdoutR, stdoutW := io.Pipe()
-	stderr := &tailBuffer{max: 8 << 10}
-	copyDone := make(chan struct{})
+	stderrR, stderrW := io.Pipe()
+	w.stdout, w.stderr = stdoutR, stderrR
 	go func() {
-		_, err := stdcopy.StdCopy(stdoutW, stderr, attach.Reader)
+		_, err := stdcopy.StdCopy(stdoutW, stderrW, attach.Reader)
 		stdoutW.CloseWithError(err)
-		close(copyDone)
+		stderrW.CloseWithError(err)
 	}()
-	decodeDone := make(chan []error, 1)
-	go func() { decodeDone <- decodeEvents(stdoutR, onEvent) }()
-
-	var timeout <-chan time.Time
-	if job.Timeout > 0 {
-		t := time.NewTimer(job.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-
-	stop := func() {
-		secs := int(grace.Round(time.Second) / time.Second)
-		if secs < 1 {
-			secs = 1
-		}
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+30*time.Second)
-		defer cancel()
-		// docker stop: SIGTERM, then SIGKILL after the grace period.
-		_, _ = r.cli.ContainerStop(stopCtx, id, client.ContainerStopOptions{Timeout: &secs})
-	}
-
-	exitCode := -1
-	select {
-	case res := <-wait.Result:
-		exitCode = int(res.StatusCode)
-	case err := <-wait.Error:
-		return out, fmt.Errorf("wait for container: %w", err)
-	case <-timeout:
-		out.TimedOut = true
-		stop()
-	case <-ctx.Done():
-		out.Interrupted = true
-		stop()
-	}
-	if exitCode < 0 {
-		select {
-		case res := <-wait.Result:
-			exitCode = int(res.StatusCode)
-		case <-wait.Error:
-		case <-time.After(5 * time.Second):
-		}
-	}
-	// The output stream ends when the container's streams close.
-	select {
-	case <-copyDone:
-	case <-time.After(10 * time.Second):
-		attach.Close()
-		<-copyDone
-	}
-	out.ProtocolErrs = <-decodeDone
-	out.ExitCode = exitCode
-	out.StderrTail = stderr.String()
-	out.Ended = time.Now()
-	return out, nil
+	return w, nil
 }
+
+// containerWorker is a started container, as runner.Supervise drives it.
+type containerWorker struct {
+	cli        *client.Client
+	id         string
+	ctx        context.Context // not cancelled with the run's ctx
+	attach     *client.HijackedResponse
+	wait       client.ContainerWaitResult
+	cancelWait context.CancelFunc
+	stdout     io.Reader
+	stderr     io.Reader
+}
+
+func (w *containerWorker) Stdin() io.WriteCloser { return attachStdin{w.attach} }
+func (w *containerWorker) Stdout() io.Reader     { return w.stdout }
+func (w *containerWorker) Stderr() io.Reader     { return w.stderr }
+
+func (w *containerWorker) Wait() (int, error) {
+	select {
+	case res := <-w.wait.Result:
+		return int(res.StatusCode), nil
+	case err := <-w.wait.Error:
+		return -1, fmt.Errorf("wait for container: %w", err)
+	}
+}
+
+// Terminate and Kill signal the container's init, which forwards the
+// signal to the worker; a container that already stopped ignores them.
+func (w *containerWorker) Terminate() { w.signal("SIGTERM") }
+func (w *containerWorker) Kill()      { w.signal("SIGKILL") }
+
+func (w *containerWorker) signal(sig string) {
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	defer cancel()
+	_, _ = w.cli.ContainerKill(ctx, w.id, client.ContainerKillOptions{Signal: sig})
+}
+
+// Close ends the attach connection (pending reads return) and removes the
+// container with its anonymous volumes.
+func (w *containerWorker) Close() error {
+	if w.attach != nil {
+		w.attach.Close()
+	}
+	if w.cancelWait != nil {
+		w.cancelWait()
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	defer cancel()
+	_, _ = w.cli.ContainerRemove(ctx, w.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	return nil
+}
+
+// attachStdin is the container's stdin: closing it half-closes the attach
+// connection, which the worker reads as EOF.
+type attachStdin struct{ attach *client.HijackedResponse }
+
+func (s attachStdin) Write(p []byte) (int, error) { return s.attach.Conn.Write(p) }
+func (s attachStdin) Close() error                { return s.attach.CloseWrite() }
 
 func (r *Runner) containerConfig(job runner.Job) *container.Config {
 	env := make([]string, 0, len(job.Env))
@@ -271,53 +264,6 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 	init := true // reap zombies and forward signals to the worker
 	hc.Init = &init
 	return hc
-}
-
-// decodeEvents feeds every event to onEvent and collects protocol errors; a
-// malformed line does not stop the stream.
-func decodeEvents(r io.Reader, onEvent func(protocol.Event)) []error {
-	dec := protocol.NewDecoder(r)
-	var errs []error
-	for {
-		ev, err := dec.Next()
-		if err == io.EOF {
-			return errs
-		}
-		if err != nil {
-			var le *protocol.LineError
-			if !errors.As(err, &le) {
-				return append(errs, err)
-			}
-			errs = append(errs, err)
-			continue
-		}
-		if onEvent != nil {
-			onEvent(ev)
-		}
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = t.buf[over:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.ToValidUTF8(t.buf, nil))
 }
 
 // classifyDaemonErr turns connection problems into errors with a fix.

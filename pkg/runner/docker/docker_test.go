@@ -17,6 +17,7 @@ import (
 	"github.com/llenergymeasure/llem/internal/dockertest"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/pkg/runner/runnertest"
 )
 
 func TestMain(m *testing.M) {
@@ -52,10 +53,12 @@ func newRunner(t *testing.T, h string) *Runner {
 	return r
 }
 
-func llemContainers(t *testing.T, h string) []string {
+// runContainers lists the containers of one run, so parallel cases do not
+// see each other's.
+func runContainers(t *testing.T, h, runID string) []string {
 	t.Helper()
 	cli := dockertest.Client(t, h)
-	res, err := cli.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", Label)})
+	res, err := cli.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", Label+".run_id="+runID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +75,7 @@ echo '{"event":"done","t_ns":2,"requests":0,"input_tokens":0,"output_tokens":0}'
 echo "worker log line" >&2`
 
 func TestRunStreamsEventsAndRemovesContainer(t *testing.T) {
+	t.Parallel()
 	h := dockertest.Host(t)
 	r := newRunner(t, h)
 	job := scriptJob(t, events)
@@ -97,89 +101,45 @@ func TestRunStreamsEventsAndRemovesContainer(t *testing.T) {
 	if err := json.Unmarshal(seen, &spec); err != nil || spec.RunID != job.Spec.RunID {
 		t.Fatalf("spec seen by worker = %s (%v)", seen, err)
 	}
-	if ids := llemContainers(t, h); len(ids) != 0 {
+	if ids := runContainers(t, h, job.Spec.RunID); len(ids) != 0 {
 		t.Fatalf("containers left behind: %v", ids)
 	}
 }
 
-func TestRunPropagatesExitCodeStderrAndGarbage(t *testing.T) {
+// TestConformance runs the runner conformance suite in containers; after
+// every case the run's container must be gone.
+func TestConformance(t *testing.T) {
+	t.Parallel()
 	h := dockertest.Host(t)
 	r := newRunner(t, h)
-	out, err := r.Run(context.Background(), scriptJob(t, `echo 'this is not json'; echo 'Traceback: boom' >&2; exit 3`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.ExitCode != 3 {
-		t.Errorf("exit code = %d, want 3", out.ExitCode)
-	}
-	if !strings.Contains(out.StderrTail, "Traceback: boom") {
-		t.Errorf("stderr tail = %q", out.StderrTail)
-	}
-	if len(out.ProtocolErrs) != 1 || !strings.Contains(out.ProtocolErrs[0].Error(), "line 1") {
-		t.Errorf("protocol errors = %v, want one naming line 1", out.ProtocolErrs)
-	}
-	if out.OK() {
-		t.Error("a failed worker reported OK")
-	}
+	runnertest.Run(t, func(*testing.T) runner.Runner { return r }, runnertest.Options{
+		AfterRun: func(t *testing.T, job runner.Job) {
+			if ids := runContainers(t, h, job.Spec.RunID); len(ids) != 0 {
+				t.Fatalf("containers left behind: %v", ids)
+			}
+		},
+	})
 }
 
-// killedBySignal: docker stop ends a worker with SIGTERM (143) or, past the
-// grace period, SIGKILL (137); a worker whose sleep ran out exits 0.
-func killedBySignal(code int) bool { return code == 128+15 || code == 128+9 }
-
-func TestRunTimeoutAndCancelStopAndRemove(t *testing.T) {
+// TestStderrInExchangeDir: the crash hint points users to worker.stderr in
+// the run's exchange directory, so the container's stderr lands there.
+func TestStderrInExchangeDir(t *testing.T) {
+	t.Parallel()
 	h := dockertest.Host(t)
 	r := newRunner(t, h)
-	// Hang guard only: the workers sleep 300 s, and a runner that waited for
-	// them would run into it (and report Interrupted, not TimedOut).
-	guard, cancelGuard := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancelGuard()
-
-	job := scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
-	job.Timeout = 2 * time.Second
-	var hellos int
-	out, err := r.Run(guard, job, func(ev protocol.Event) {
-		if ev.Kind == protocol.KindHello {
-			hellos++
-		}
-	})
+	job := scriptJob(t, `echo 'Traceback: boom' >&2; exit 3`)
+	out, err := r.Run(context.Background(), job, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !out.TimedOut || out.Interrupted || out.OK() || !killedBySignal(out.ExitCode) || hellos != 1 {
-		t.Fatalf("want timed out and stopped after the hello, got %+v (hellos %d)", out, hellos)
-	}
-	if d := out.Ended.Sub(out.Started); d < job.Timeout {
-		t.Errorf("timed out after %v, before the %v timeout", d, job.Timeout)
-	}
-	if ids := llemContainers(t, h); len(ids) != 0 {
-		t.Fatalf("containers left behind after timeout: %v", ids)
-	}
-
-	// Cancel once the worker is surely running: when its hello arrives.
-	ctx, cancel := context.WithCancel(guard)
-	defer cancel()
-	job = scriptJob(t, `echo '{"event":"hello","t_ns":1,"backend":"native","protocol_version":1,"versions":{}}'; sleep 300`)
-	out, err = r.Run(ctx, job, func(ev protocol.Event) {
-		if ev.Kind == protocol.KindHello {
-			cancel()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if guard.Err() != nil {
-		t.Fatalf("hang guard: cancel did not stop the worker, got %+v", out)
-	}
-	if !out.Interrupted || out.TimedOut || !killedBySignal(out.ExitCode) {
-		t.Fatalf("want interrupted and stopped, got %+v", out)
-	}
-	if ids := llemContainers(t, h); len(ids) != 0 {
-		t.Fatalf("containers left behind after cancel: %v", ids)
+	data, err := os.ReadFile(filepath.Join(job.Dir, runner.StderrFile))
+	if err != nil || string(data) != "Traceback: boom\n" || out.ExitCode != 3 {
+		t.Fatalf("%s = %q (%v), exit %d", runner.StderrFile, data, err, out.ExitCode)
 	}
 }
 
 func TestSecretsStayOutOfArgsAndLogs(t *testing.T) {
+	t.Parallel()
 	h := dockertest.Host(t)
 	r := newRunner(t, h)
 	const secret = "hf_SECRET_TOKEN_123"
