@@ -15,8 +15,8 @@ LABEL org.opencontainers.image.title="llem-pytorch" \
       io.llenergymeasure.llem.cuda_major="${CUDA_MAJOR}"
 
 RUN pip install --no-cache-dir \
-      "transformers==4.57.1" \
-      "accelerate==1.11.0" \
+      "transformers==5.17.0" \
+      "accelerate==1.15.0" \
       "bitsandbytes==0.48.2" \
       "sentencepiece==0.2.1" \
       "nvidia-ml-py==13.580.82"

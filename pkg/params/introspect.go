@@ -70,6 +70,11 @@ func walk(v cue.Value, backend string, key []string, r *Report) error {
 			r.ExtraTargets = fieldNames(f)
 			continue
 		}
+		if ra := f.Attribute("removed"); ra.Err() == nil {
+			// A param upstream dropped: kept in the schema only so that a
+			// study using it gets the error naming its replacement.
+			continue
+		}
 		attr := f.Attribute(backend)
 		if attr.Err() != nil {
 			if f.IncompleteKind() == cue.StructKind {

@@ -52,6 +52,9 @@ func (r *Report) CoverageText() string {
 		}
 		s += fmt.Sprintf("; target ≥ %.0f%% %s", 100*c.Target, mark)
 	}
+	if m, ok, err := MeasuredCoverage(r); err == nil && ok {
+		s += fmt.Sprintf("; measured against %s %s: %.1f%% = %d of %d energy-relevant upstream knobs first-class (old curated figure above)", m.Library, m.Version, 100*m.Ratio, m.Covered, m.Relevant)
+	}
 	return s
 }
 

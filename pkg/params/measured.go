@@ -1,0 +1,85 @@
+package params
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/llenergymeasure/llem/tools/upstream"
+)
+
+// Measured is coverage over the upstream surface of the pinned library
+// version (tools/upstream): first-class knobs / every knob the reviewed
+// relevance list marks energy-relevant. Unlike Coverage, whose denominator
+// is a hand-written known-missing list, the denominator comes from the
+// snapshot extracted from the upstream source.
+type Measured struct {
+	Library string `json:"library"`
+	Version string `json:"version"`
+	// Covered is the number of relevant upstream knobs a first-class param
+	// maps to; Relevant the number of relevant knobs.
+	Covered  int     `json:"covered"`
+	Relevant int     `json:"relevant"`
+	Ratio    float64 `json:"ratio"`
+	// Uncovered lists the relevant knobs without a first-class param
+	// ("surface.name"), reachable only through extra:.
+	Uncovered []string `json:"uncovered"`
+}
+
+// SurfaceOf maps a param's mapping to the snapshot knob it sets
+// ("surface.name"), or "" when the target is not an upstream surface the
+// snapshot holds (llem-side targets, environment variables, torch calls).
+func SurfaceOf(backend string, m Mapping) string {
+	first, _, _ := strings.Cut(m.Arg, ".")
+	switch backend {
+	case "vllm":
+		if m.Target == "engine" || m.Target == "sampling" {
+			return m.Target + "." + first
+		}
+	case "pytorch":
+		if m.Target == "from_pretrained" || m.Target == "generate" {
+			return m.Target + "." + first
+		}
+	}
+	return ""
+}
+
+// MeasuredCoverage computes Measured for a backend from its report and the
+// pinned snapshot; ok is false when the backend has no snapshot yet.
+func MeasuredCoverage(r *Report) (Measured, bool, error) {
+	snap, err := upstream.Load(r.Backend)
+	if err != nil || snap == nil {
+		return Measured{}, false, err
+	}
+	rel, err := upstream.Relevance(r.Backend)
+	if err != nil {
+		return Measured{}, false, err
+	}
+	m := Measured{Library: snap.Library, Version: snap.Version, Uncovered: []string{}}
+	covered := map[string]bool{}
+	for _, p := range r.Params {
+		if k := SurfaceOf(r.Backend, p.Mapping); k != "" {
+			covered[k] = true
+		}
+	}
+	for _, k := range snap.Knobs() {
+		v, ok := rel[k]
+		if !ok {
+			return Measured{}, false, fmt.Errorf("%s: upstream knob %s has no relevance verdict in tools/upstream/relevance/%s.json", r.Backend, k, r.Backend)
+		}
+		if !v.Relevant {
+			continue
+		}
+		m.Relevant++
+		if covered[k] {
+			m.Covered++
+		} else {
+			m.Uncovered = append(m.Uncovered, k)
+		}
+	}
+	sort.Strings(m.Uncovered)
+	if m.Relevant > 0 {
+		m.Ratio = float64(m.Covered) / float64(m.Relevant)
+	}
+	return m, true, nil
+}

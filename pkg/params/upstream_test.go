@@ -1,0 +1,120 @@
+package params
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/tools/upstream"
+)
+
+// generateCallKwargs are keyword arguments of transformers'
+// GenerationMixin.generate() itself rather than GenerationConfig fields.
+var generateCallKwargs = map[string]bool{"assistant_model": true, "custom_generate": true}
+
+// TestMappingsExistUpstream checks every first-class mapping against the
+// snapshot of the pinned library version: the argument exists upstream, is
+// not one upstream accepts and discards, and a literal llem default matches
+// upstream's literal default.
+func TestMappingsExistUpstream(t *testing.T) {
+	for _, b := range []string{"pytorch", "vllm"} {
+		snap, err := upstream.Load(b)
+		if err != nil || snap == nil {
+			t.Fatalf("%s: snapshot: %v", b, err)
+		}
+		r, err := report(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.Params {
+			k := SurfaceOf(b, p.Mapping)
+			if k == "" {
+				continue
+			}
+			surf, name, _ := strings.Cut(k, ".")
+			if b == "pytorch" && surf == "generate" && generateCallKwargs[name] {
+				continue
+			}
+			f, ok := snap.Surfaces[surf].Field(name)
+			if !ok {
+				t.Errorf("%s maps to %s, which %s %s does not have", p.Path, k, snap.Library, snap.Version)
+				continue
+			}
+			if f.Discarded {
+				t.Errorf("%s maps to %s, which %s %s accepts and discards", p.Path, k, snap.Library, snap.Version)
+			}
+			if f.Default != nil && p.BackendDefault != "" && !strings.Contains(p.Mapping.Arg, ".") {
+				if up, ok := pyLiteral(*f.Default); ok && up != "none" {
+					if mine, ok := pyLiteral(p.BackendDefault); ok && up != mine {
+						t.Errorf("%s: default=%q but %s %s defaults %s to %s", p.Path, p.BackendDefault, snap.Library, snap.Version, k, *f.Default)
+					}
+				}
+			}
+		}
+	}
+}
+
+// pyLiteral normalises a Python or CUE literal default ("0.9", "True",
+// "false", "'auto'") for comparison; ok is false for anything else
+// (references such as CacheConfig.swap_space, prose).
+func pyLiteral(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "true", "false", "none":
+		return strings.ToLower(s), true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return strconv.FormatFloat(f, 'g', -1, 64), true
+	}
+	if len(s) >= 2 && (s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1], true
+	}
+	return "", false
+}
+
+// TestCacheImplementationEnumMatchesUpstream: the schema's enum is exactly
+// what transformers' GenerationConfig.validate accepts
+// (ALL_CACHE_IMPLEMENTATIONS + ("paged",)).
+func TestCacheImplementationEnumMatchesUpstream(t *testing.T) {
+	snap, err := upstream.Load("pytorch")
+	if err != nil || snap == nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"paged": true}
+	for _, v := range snap.Surfaces["cache_implementations"].Values {
+		want[v] = true
+	}
+	r, _ := report("pytorch")
+	for _, p := range r.Params {
+		if p.Mapping.String() != "generate.cache_implementation" {
+			continue
+		}
+		got := map[string]bool{}
+		for _, o := range p.Options {
+			got[o.(string)] = true
+			if !want[o.(string)] {
+				t.Errorf("cache_implementation %q is not accepted by transformers %s", o, snap.Version)
+			}
+		}
+		for v := range want {
+			if !got[v] {
+				t.Errorf("cache_implementation lacks upstream value %q", v)
+			}
+		}
+		return
+	}
+	t.Fatal("no generate.cache_implementation param")
+}
+
+// TestMeasuredCoverage: every snapshot knob has a relevance verdict (an
+// error otherwise) and the measured figure is logged.
+func TestMeasuredCoverage(t *testing.T) {
+	for _, b := range []string{"pytorch", "vllm"} {
+		r, _ := report(b)
+		m, ok, err := MeasuredCoverage(r)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v (ok=%v)", b, err, ok)
+		}
+		t.Logf("%s: measured %.1f%% (%d/%d), curated %.1f%%; uncovered: %v", b, 100*m.Ratio, m.Covered, m.Relevant, 100*r.Coverage.Ratio, m.Uncovered)
+	}
+}
