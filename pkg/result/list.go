@@ -1,4 +1,4 @@
-package exporters
+package result
 
 import (
 	"encoding/json"
@@ -11,25 +11,24 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-// Info describes one study directory for llem results ls.
-type Info struct {
-	Dir       string        `json:"dir"`
-	Study     string        `json:"study"`
-	Status    string        `json:"status"`
-	StartedAt time.Time     `json:"started_at"`
-	EndedAt   *time.Time    `json:"ended_at,omitempty"`
-	Runs      int           `json:"runs" doc:"distinct runs (configs)"`
-	Counts    result.Counts `json:"counts" doc:"run×cycle entries by state"`
-	Error     string        `json:"error,omitempty" doc:"why the manifest could not be read"`
+// StudyInfo describes one study directory for llem results ls.
+type StudyInfo struct {
+	Dir       string     `json:"dir"`
+	Study     string     `json:"study"`
+	Status    string     `json:"status"`
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	Runs      int        `json:"runs" doc:"distinct runs (configs)"`
+	Counts    Counts     `json:"counts" doc:"run×cycle entries by state"`
+	Error     string     `json:"error,omitempty" doc:"why the manifest could not be read"`
 }
 
-// List finds study directories (holding manifest.json) directly under root
-// or one level deeper, newest first. A directory with an unreadable
-// manifest is listed with its error rather than hidden.
-func List(root string) ([]Info, error) {
+// ListStudies finds study directories (holding manifest.json) directly
+// under root or up to two levels deeper, newest first. A directory with an
+// unreadable manifest is listed with its error rather than hidden.
+func ListStudies(root string) ([]StudyInfo, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -41,11 +40,11 @@ func List(root string) ([]Info, error) {
 	if !st.IsDir() {
 		return nil, errs.BadInput(fmt.Errorf("results root %s is not a directory", root), "pass --root DIR")
 	}
-	var out []Info
+	var out []StudyInfo
 	var visit func(dir string, depth int) error
 	visit = func(dir string, depth int) error {
-		if b, err := os.ReadFile(filepath.Join(dir, result.ManifestFile)); err == nil {
-			out = append(out, info(dir, b))
+		if b, err := os.ReadFile(filepath.Join(dir, ManifestFile)); err == nil {
+			out = append(out, studyInfo(dir, b))
 			return nil
 		}
 		if depth == 0 {
@@ -71,9 +70,9 @@ func List(root string) ([]Info, error) {
 	return out, nil
 }
 
-func info(dir string, manifest []byte) Info {
-	var m result.Manifest
-	in := Info{Dir: dir}
+func studyInfo(dir string, manifest []byte) StudyInfo {
+	var m Manifest
+	in := StudyInfo{Dir: dir}
 	if err := json.Unmarshal(manifest, &m); err != nil {
 		in.Status = "unreadable"
 		in.Error = err.Error()
