@@ -1,17 +1,18 @@
-// Package exporters turns a study directory into shareable files. Each
-// format is its own package (json, parquet, hf) behind the small Exporter
-// interface below (k6's output pattern); llem results export picks one by
-// name.
+// Package exporters turns a study directory (read by result.LoadStudy) into
+// shareable files. Each format is its own package (json, parquet, hf)
+// behind the small Exporter interface below (k6's output pattern) and
+// registers itself with one Register call in its init; llem results export
+// picks one by name.
 package exporters
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/carbon"
@@ -22,7 +23,7 @@ import (
 type Exporter interface {
 	// Description says what will be written, for the command's message.
 	Description() string
-	Export(ctx context.Context, s *Study) error
+	Export(ctx context.Context, s *result.Study) error
 }
 
 // Params configures an exporter.
@@ -34,6 +35,9 @@ type Params struct {
 	Stdout io.Writer
 	// JSONL asks the json exporter for one record per line.
 	JSONL bool
+	// License is the licence identifier a dataset card states (hf); ""
+	// means the format's default.
+	License string
 	// Carbon, when it resolves to an intensity, adds CO2 columns.
 	Carbon carbon.Config
 }
@@ -41,60 +45,59 @@ type Params struct {
 // Constructor builds an exporter from params.
 type Constructor func(Params) (Exporter, error)
 
-// Study is a loaded study directory.
-type Study struct {
-	Dir      string
-	Manifest result.Manifest
-	// Summary is nil when the study has no summary.json yet (still running
-	// or interrupted before it was written).
-	Summary *result.Summary
-	Records []*result.Record
-	// Problems are record files that were not read: missing, corrupt, or
-	// not this study's (result.StudyRecords); commands warn about them.
-	Problems []result.RecordProblem
-	// Carbon is the study's own carbon block, read from plan.json's
-	// top-level "carbon" key when the plan records one (zero otherwise).
-	Carbon carbon.Config
+// Format is one export format as llem results export offers it.
+type Format struct {
+	// Name is the --format value.
+	Name string
+	New  Constructor
+	// DefaultDest is where the export goes without --out, given the study's
+	// slug (result.Slug of its name); "" means stdout.
+	DefaultDest func(slug string) string
 }
 
-// Name is the study's name (from the manifest, else the directory).
-func (s *Study) Name() string {
-	if s.Manifest.Study != "" {
-		return s.Manifest.Study
+var (
+	formatsMu sync.Mutex
+	formats   = map[string]Format{}
+)
+
+// Register adds a format; each format package calls it once from init.
+// A second registration of a name panics: it is a programming error.
+func Register(f Format) {
+	formatsMu.Lock()
+	defer formatsMu.Unlock()
+	if _, dup := formats[f.Name]; dup {
+		panic("exporters: format " + f.Name + " registered twice")
 	}
-	return s.Dir
+	formats[f.Name] = f
 }
 
-// Load reads a study directory: manifest, summary (optional) and every
-// record in executed order.
-func Load(dir string) (*Study, error) {
-	m, err := result.ReadManifest(dir)
-	if err != nil {
-		var me *result.ManifestError
-		if errors.As(err, &me) {
-			return nil, errs.BadInput(err, me.Hint())
-		}
-		return nil, err
+// Names lists the registered formats, sorted.
+func Names() []string {
+	formatsMu.Lock()
+	defer formatsMu.Unlock()
+	names := make([]string, 0, len(formats))
+	for n := range formats {
+		names = append(names, n)
 	}
-	s := &Study{Dir: dir, Manifest: m}
-	if sum, err := result.ReadSummary(dir); err == nil {
-		s.Summary = sum
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("load study %s: %w", dir, err)
+	sort.Strings(names)
+	return names
+}
+
+// UnknownFormatError is returned by Lookup for a name no package registered.
+type UnknownFormatError struct{ Name string }
+
+func (e *UnknownFormatError) Error() string { return fmt.Sprintf("unknown export format %q", e.Name) }
+
+// Lookup returns the registered format name; an unknown name is a
+// *UnknownFormatError marked as bad input with the known names as hint.
+func Lookup(name string) (Format, error) {
+	formatsMu.Lock()
+	f, ok := formats[name]
+	formatsMu.Unlock()
+	if !ok {
+		return Format{}, errs.BadInput(&UnknownFormatError{Name: name}, "use one of "+strings.Join(Names(), ", "))
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, result.PlanFile)); err == nil {
-		var plan struct {
-			Carbon *carbon.Config `json:"carbon"`
-		}
-		if json.Unmarshal(b, &plan) == nil && plan.Carbon != nil {
-			s.Carbon = *plan.Carbon
-		}
-	}
-	s.Records, s.Problems, err = result.StudyRecords(dir, m)
-	if err != nil {
-		return nil, fmt.Errorf("load study %s: %w", dir, err)
-	}
-	return s, nil
+	return f, nil
 }
 
 // Output opens p.Dest for writing (stdout for "" or "-"); close the returned

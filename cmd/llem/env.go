@@ -15,7 +15,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // envCmd shows what a researcher checks before a study. It always exits 0:
@@ -54,8 +53,8 @@ type envConfig struct {
 	Error    string   `json:"error,omitempty"`
 }
 
-func (c *envCmd) Run(ctx context.Context, stdio *IO) error {
-	rep := collectEnv(ctx)
+func (c *envCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
+	rep := collectEnv(ctx, cfg)
 	if c.JSON {
 		enc := json.NewEncoder(stdio.Stdout)
 		enc.SetIndent("", "  ")
@@ -68,7 +67,7 @@ func (c *envCmd) Run(ctx context.Context, stdio *IO) error {
 	return nil
 }
 
-func collectEnv(ctx context.Context) envReport {
+func collectEnv(ctx context.Context, cfg *UserConfig) envReport {
 	nv := energy.NVMLOptionsFromEnv()
 	rep := envReport{Environment: envinfo.Collect(envinfo.Options{NVML: nv})}
 
@@ -106,7 +105,7 @@ func collectEnv(ctx context.Context) envReport {
 	_, err = os.Stat(rep.Config.Path)
 	rep.Config.Exists = err == nil
 	rep.Config.Settings = []string{}
-	if uc, err := userconfig.Load(); err != nil {
+	if uc, err := cfg.Load(); err != nil {
 		rep.Config.Error = err.Error()
 	} else {
 		rep.Config.Path, rep.Config.Exists, rep.Config.Settings = uc.Path, uc.Found, uc.Settings()

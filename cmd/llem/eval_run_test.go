@@ -13,16 +13,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-// TestMain lets this test binary stand in for llem when an eval under test
-// starts `<executable> worker` (the native backend's worker).
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "worker" && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
-		os.Exit(Main(context.Background(), os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
-	}
-	os.Setenv("LLEM_CMD_TEST_AS_LLEM", "1")
-	os.Exit(m.Run())
-}
-
 const evalStudy = `name: "cmdtest"
 base: {
 	model: "random:llama-15m", backend: "native", precision: "fp32", n: 2

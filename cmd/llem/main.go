@@ -11,12 +11,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // CLI is the root of the command tree.
@@ -39,6 +41,24 @@ type IO struct {
 	Stderr io.Writer
 }
 
+// UserConfig is the user config (pkg/userconfig), bound into every Run and
+// read at most once per invocation, on first Load: commands that never ask
+// (params, version) never read it, and results ls reads it only when no
+// --root is given, so a broken config file does not stop what does not
+// depend on it.
+type UserConfig struct {
+	once   sync.Once
+	load   func() (*userconfig.Loaded, error)
+	loaded *userconfig.Loaded
+	err    error
+}
+
+// Load returns the user config with its environment overrides applied.
+func (u *UserConfig) Load() (*userconfig.Loaded, error) {
+	u.once.Do(func() { u.loaded, u.err = u.load() })
+	return u.loaded, u.err
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Main(ctx, os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
@@ -59,7 +79,7 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 		kong.Writers(stdio.Stdout, stdio.Stderr),
 		kong.Exit(func(code int) { exited = code; panic(exitPanic{}) }),
 		kong.BindTo(ctx, (*context.Context)(nil)),
-		kong.Bind(&stdio),
+		kong.Bind(&stdio, &UserConfig{load: userconfig.Load}),
 	)
 	if err != nil {
 		fmt.Fprintln(stdio.Stderr, "llem:", err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/llenergymeasure/llem/exporters"
-	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
@@ -24,6 +22,10 @@ type statsFlags struct {
 	Level     float64 `help:"Confidence level of the intervals." default:"0.95"`
 }
 
+func (f statsFlags) options() stats.Options {
+	return stats.Options{Resamples: f.Resamples, Seed: f.Seed, Level: f.Level}
+}
+
 // carbonFlags override the user config's carbon settings for one command.
 type carbonFlags struct {
 	CarbonRegion    string   `name:"carbon-region" help:"Grid region for CO2 (ISO country code); overrides the user config."`
@@ -41,34 +43,15 @@ func (f carbonFlags) resolve(study carbon.Config, uc *userconfig.Loaded) (carbon
 	return c, c.Validate()
 }
 
-// summarise loads dir and computes its statistics. The methodology mode
-// comes from the study's own summary (steady_state when any run stopped
-// early on steady state).
-func summarise(dir string, f statsFlags) (*exporters.Study, *stats.StudySummary, error) {
-	s, err := exporters.Load(dir)
+// summarise loads dir and summarises it with stats.SummariseStudy.
+func summarise(dir string, f statsFlags) (*result.Study, *stats.StudySummary, error) {
+	s, err := result.LoadStudy(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(s.Records) == 0 {
-		return nil, nil, errs.BadInput(errNoRecords(dir), "the study has not finished a run yet; llem results ls shows its status")
+	sum, err := stats.SummariseStudy(s, f.options())
+	if err != nil {
+		return nil, nil, err
 	}
-	mode := stats.ModeFixedCycles
-	if s.Summary != nil {
-		for _, r := range s.Summary.Runs {
-			if r.SteadyState.StoppedBy == "steady_state" {
-				mode = stats.ModeSteadyState
-			}
-		}
-	}
-	acc := stats.NewSummary(stats.SummaryOptions{Mode: mode, Bootstrap: stats.Options{Resamples: f.Resamples, Seed: f.Seed, Level: f.Level}})
-	for _, r := range s.Records {
-		acc.Add(r)
-	}
-	return s, acc.Close(), nil
+	return s, sum, nil
 }
-
-type noRecordsError struct{ dir string }
-
-func (e noRecordsError) Error() string { return "no records in " + e.dir + "/" + result.RecordsDir }
-
-func errNoRecords(dir string) error { return noRecordsError{dir} }

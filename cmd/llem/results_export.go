@@ -4,24 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/llenergymeasure/llem/exporters"
-	"github.com/llenergymeasure/llem/exporters/hf"
-	jsonexp "github.com/llenergymeasure/llem/exporters/json"
-	pqexp "github.com/llenergymeasure/llem/exporters/parquet"
-	"github.com/llenergymeasure/llem/internal/errs"
+	_ "github.com/llenergymeasure/llem/exporters/hf"      // registers hf-datasets
+	_ "github.com/llenergymeasure/llem/exporters/json"    // registers json
+	_ "github.com/llenergymeasure/llem/exporters/parquet" // registers parquet
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
-
-// exportFormats maps --format names to exporter constructors.
-var exportFormats = map[string]exporters.Constructor{
-	"json":        jsonexp.New,
-	"parquet":     pqexp.New,
-	"hf-datasets": hf.New,
-}
 
 type resultsExportCmd struct {
 	Dir     string `arg:"" help:"Study directory (made by llem eval)." type:"existingdir"`
@@ -32,12 +22,12 @@ type resultsExportCmd struct {
 	carbonFlags
 }
 
-func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO) error {
-	uc, err := userconfig.Load()
+func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
+	uc, err := cfg.Load()
 	if err != nil {
 		return err
 	}
-	s, err := exporters.Load(c.Dir)
+	s, err := result.LoadStudy(c.Dir)
 	if err != nil {
 		return err
 	}
@@ -45,31 +35,17 @@ func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO) error {
 	if err != nil {
 		return err
 	}
-	out := c.Out
-	if out == "" {
-		name := result.Slug(s.Name())
-		switch c.Format {
-		case "parquet":
-			out = name + ".parquet"
-		case "hf-datasets":
-			out = name + "-hf"
-		}
-	}
-	ctor, ok := exportFormats[c.Format]
-	if !ok {
-		names := make([]string, 0, len(exportFormats))
-		for n := range exportFormats {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return errs.BadInput(fmt.Errorf("unknown export format %q", c.Format), "use one of "+strings.Join(names, ", "))
-	}
-	e, err := ctor(exporters.Params{Dest: out, Stdout: stdio.Stdout, JSONL: c.JSONL, Carbon: cc})
+	format, err := exporters.Lookup(c.Format)
 	if err != nil {
 		return err
 	}
-	if h, ok := e.(*hf.Exporter); ok {
-		h.WithLicense(c.License)
+	out := c.Out
+	if out == "" {
+		out = format.DefaultDest(result.Slug(s.Name()))
+	}
+	e, err := format.New(exporters.Params{Dest: out, Stdout: stdio.Stdout, JSONL: c.JSONL, License: c.License, Carbon: cc})
+	if err != nil {
+		return err
 	}
 	if err := e.Export(ctx, s); err != nil {
 		return err

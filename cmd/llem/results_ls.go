@@ -6,8 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/llenergymeasure/llem/exporters"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
+	"github.com/llenergymeasure/llem/pkg/result"
 )
 
 type resultsLsCmd struct {
@@ -15,16 +14,16 @@ type resultsLsCmd struct {
 	JSON bool   `help:"Print the list as JSON on stdout."`
 }
 
-func (c *resultsLsCmd) Run(stdio *IO) error {
+func (c *resultsLsCmd) Run(stdio *IO, cfg *UserConfig) error {
 	root := c.Root
 	if root == "" {
-		uc, err := userconfig.Load()
+		uc, err := cfg.Load()
 		if err != nil {
 			return err
 		}
 		root = uc.ResultsDir
 	}
-	list, err := exporters.List(root)
+	list, err := result.ListStudies(root)
 	if err != nil {
 		return err
 	}
@@ -32,7 +31,7 @@ func (c *resultsLsCmd) Run(stdio *IO) error {
 		enc := json.NewEncoder(stdio.Stdout)
 		enc.SetIndent("", "  ")
 		if list == nil {
-			list = []exporters.Info{}
+			list = []result.StudyInfo{}
 		}
 		return enc.Encode(list)
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 type resultsShowCmd struct {
@@ -26,8 +25,8 @@ type showJSON struct {
 	CO2    carbon.Estimate     `json:"co2" doc:"whole study, valid cycles"`
 }
 
-func (c *resultsShowCmd) Run(stdio *IO) error {
-	uc, err := userconfig.Load()
+func (c *resultsShowCmd) Run(stdio *IO, cfg *UserConfig) error {
+	uc, err := cfg.Load()
 	if err != nil {
 		return err
 	}
@@ -39,13 +38,7 @@ func (c *resultsShowCmd) Run(stdio *IO) error {
 	if err != nil {
 		return err
 	}
-	var energy float64
-	for _, r := range s.Records {
-		if r.Status == result.StatusOK && r.Energy.RawJ != nil {
-			energy += *r.Energy.RawJ
-		}
-	}
-	co2 := carbon.Compute(energy, cc)
+	co2 := result.StudyCO2(s.Records, cc)
 	if c.JSON {
 		enc := json.NewEncoder(stdio.Stdout)
 		enc.SetIndent("", "  ")
@@ -57,7 +50,7 @@ func (c *resultsShowCmd) Run(stdio *IO) error {
 	}
 	if co2.CO2Grams != nil {
 		fmt.Fprintf(stdio.Stdout, "CO2 (raw energy %.4g J, valid cycles): %.4g g (%s, %.4g g/kWh, PUE %.3g; %s)\n",
-			energy, *co2.CO2Grams, co2.Method, *co2.IntensityGPerKWh, co2.PUE, co2.Source)
+			co2.EnergyJ, *co2.CO2Grams, co2.Method, *co2.IntensityGPerKWh, co2.PUE, co2.Source)
 	} else {
 		fmt.Fprintf(stdio.Stdout, "CO2: not estimated (%s)\n", co2.Absent)
 	}

@@ -208,7 +208,7 @@ func RealisticConfig(i int) map[string]any {
 	}
 }
 
-// AsLoaded returns recs as exporters.Load would give them after pkg/result
+// AsLoaded returns recs as result.LoadStudy would give them after pkg/result
 // wrote them: each record read back from its indented JSON, so config and
 // environment hold indented JSON and every record is its own allocation.
 func AsLoaded(recs []result.Record) ([]*result.Record, error) {

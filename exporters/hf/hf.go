@@ -18,8 +18,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -34,7 +36,7 @@ import (
 // push_to_hub's data/{split}-{index:05d}-of-{num_shards:05d}.parquet.
 const DataFile = "data/train-00000-of-00001.parquet"
 
-// DefaultLicense is written to the card unless Params says otherwise.
+// DefaultLicense is written to the card unless Params.License says otherwise.
 const DefaultLicense = "cc-by-4.0"
 
 // Dtype is the datasets Value dtype of a column kind.
@@ -80,18 +82,24 @@ type Exporter struct {
 	license string
 }
 
-// New returns an hf exporter; Params.Dest is the output directory.
+// New returns an hf exporter; Params.Dest is the output directory and
+// Params.License the card's licence (DefaultLicense when empty).
 func New(p exporters.Params) (exporters.Exporter, error) {
 	if p.Dest == "" || p.Dest == "-" {
 		return nil, errs.BadInput(fmt.Errorf("hf-datasets export needs an output directory"), "pass --out DIR (it will hold README.md and data/)")
 	}
-	return &Exporter{p: p, license: DefaultLicense}, nil
+	license := p.License
+	if license == "" {
+		license = DefaultLicense
+	}
+	return &Exporter{p: p, license: license}, nil
 }
 
 var _ exporters.Exporter = (*Exporter)(nil)
 
-// WithLicense sets the card's license identifier.
-func (e *Exporter) WithLicense(l string) { e.license = l }
+func init() {
+	exporters.Register(exporters.Format{Name: "hf-datasets", New: New, DefaultDest: func(slug string) string { return slug + "-hf" }})
+}
 
 // Description says what will be written.
 func (e *Exporter) Description() string {
@@ -99,7 +107,7 @@ func (e *Exporter) Description() string {
 }
 
 // Export writes the dataset directory.
-func (e *Exporter) Export(ctx context.Context, s *exporters.Study) error {
+func (e *Exporter) Export(ctx context.Context, s *result.Study) error {
 	data := filepath.Join(e.p.Dest, filepath.FromSlash(DataFile))
 	if err := os.MkdirAll(filepath.Dir(data), 0o755); err != nil {
 		return errs.BadInput(fmt.Errorf("create %s: %w", filepath.Dir(data), err), "check the --out path is writable")
@@ -120,7 +128,7 @@ func (e *Exporter) Export(ctx context.Context, s *exporters.Study) error {
 
 // Card renders the dataset card: YAML header (configs, dataset_info,
 // license, tags) and prose on methodology, hardware and licence.
-func Card(s *exporters.Study, parquetBytes int64, license string) []byte {
+func Card(s *result.Study, parquetBytes int64, license string) []byte {
 	var b strings.Builder
 	n := len(s.Records)
 	b.WriteString("---\n")
@@ -147,7 +155,7 @@ func Card(s *exporters.Study, parquetBytes int64, license string) []byte {
 		"One row per run per cycle (%d rows, %d runs); column meanings are in llem's docs/results.md.\n\n", llemVersion(s), n, countRuns(s))
 
 	b.WriteString("## Methodology\n\n")
-	sum := summarise(s)
+	sum := stats.Summarise(s.Records, stats.SummaryOptions{Mode: stats.StudyMode(s.Summary)})
 	m := sum.Methodology
 	fmt.Fprintf(&b, "- Each run (one effective configuration, `run_id`) was repeated in cycles; rows with `status = ok` are valid. "+
 		"Per-run statistics: %s, %.0f%% %s bootstrap confidence intervals (%d resamples, seed %d).\n",
@@ -183,15 +191,7 @@ func Card(s *exporters.Study, parquetBytes int64, license string) []byte {
 	return []byte(b.String())
 }
 
-func summarise(s *exporters.Study) *stats.StudySummary {
-	sum := stats.NewSummary(stats.SummaryOptions{})
-	for _, r := range s.Records {
-		sum.Add(r)
-	}
-	return sum.Close()
-}
-
-func hardware(s *exporters.Study) []string {
+func hardware(s *result.Study) []string {
 	devices := map[string]bool{}
 	sensors := map[string]bool{}
 	backends := map[string]bool{}
@@ -204,8 +204,9 @@ func hardware(s *exporters.Study) []string {
 		}
 		v := r.Backend
 		if r.Worker != nil {
-			for k, ver := range r.Worker.Versions {
-				v += fmt.Sprintf(" %s=%s", k, ver)
+			// Sorted: map order would list one backend several times.
+			for _, k := range slices.Sorted(maps.Keys(r.Worker.Versions)) {
+				v += fmt.Sprintf(" %s=%s", k, r.Worker.Versions[k])
 			}
 		}
 		backends[v] = true
@@ -229,14 +230,14 @@ func joinKeys(m map[string]bool) string {
 	return strings.Join(keys, "; ")
 }
 
-func llemVersion(s *exporters.Study) string {
+func llemVersion(s *result.Study) string {
 	if len(s.Records) > 0 && s.Records[0].Llem.Version != "" {
 		return s.Records[0].Llem.Version
 	}
 	return s.Manifest.LlemVersion
 }
 
-func countRuns(s *exporters.Study) int {
+func countRuns(s *result.Study) int {
 	ids := map[string]bool{}
 	for _, r := range s.Records {
 		ids[r.RunID] = true

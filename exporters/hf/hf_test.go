@@ -14,15 +14,16 @@ import (
 	"github.com/llenergymeasure/llem/exporters/exportertest"
 	"github.com/llenergymeasure/llem/exporters/hf"
 	pq "github.com/llenergymeasure/llem/exporters/parquet"
+	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-func export(t *testing.T) (string, *exporters.Study) {
+func export(t *testing.T) (string, *result.Study) {
 	t.Helper()
 	dir, _, err := exportertest.WriteStudy(t.TempDir(), exportertest.Spec{Study: "hf-test", Runs: 2, Cycles: 5, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exporters.Load(dir)
+	s, err := result.LoadStudy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,5 +167,20 @@ func TestDatasetCard(t *testing.T) {
 func TestNeedsOutDir(t *testing.T) {
 	if _, err := hf.New(exporters.Params{}); err == nil {
 		t.Error("hf exporter accepted stdout")
+	}
+}
+
+// TestCardBackendVersionsSorted: a backend's versions are listed in key
+// order, so every record of one backend gives the same line (map order
+// listed it once per permutation).
+func TestCardBackendVersionsSorted(t *testing.T) {
+	var recs []*result.Record
+	for range 20 {
+		recs = append(recs, &result.Record{RunID: "r", Backend: "native", Status: result.StatusOK,
+			Worker: &result.WorkerInfo{Versions: map[string]string{"llem": "1", "go": "go1", "commit": "abc"}}})
+	}
+	card := string(hf.Card(&result.Study{Dir: "d", Records: recs}, 0, hf.DefaultLicense))
+	if !strings.Contains(card, "- Backends: native commit=abc go=go1 llem=1\n") {
+		t.Errorf("card backends line:\n%s", card)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/llenergymeasure/llem/exporters"
+	"github.com/llenergymeasure/llem/pkg/result"
 )
 
 // Exporter is the json exporter.
@@ -18,6 +19,10 @@ type Exporter struct{ p exporters.Params }
 
 // New returns a json exporter.
 func New(p exporters.Params) (exporters.Exporter, error) { return &Exporter{p: p}, nil }
+
+func init() {
+	exporters.Register(exporters.Format{Name: "json", New: New, DefaultDest: func(string) string { return "" }})
+}
 
 var _ exporters.Exporter = (*Exporter)(nil)
 
@@ -35,7 +40,7 @@ func (e *Exporter) Description() string {
 }
 
 // Export writes every record of s.
-func (e *Exporter) Export(ctx context.Context, s *exporters.Study) (err error) {
+func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
 	w, closeFn, err := exporters.Output(e.p)
 	if err != nil {
 		return err

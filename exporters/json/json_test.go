@@ -15,14 +15,14 @@ import (
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-func study(t *testing.T) *exporters.Study {
+func study(t *testing.T) *result.Study {
 	t.Helper()
 	dir, _, err := exportertest.WriteStudy(t.TempDir(), exportertest.Spec{Runs: 3, Cycles: 2, Seed: 1,
 		Failed: map[[2]int]bool{{2, 2}: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exporters.Load(dir)
+	s, err := result.LoadStudy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestJSONLines(t *testing.T) {
 func TestEmptyStudyIsEmptyArray(t *testing.T) {
 	var buf bytes.Buffer
 	e, _ := jsonexp.New(exporters.Params{Stdout: &buf})
-	if err := e.Export(context.Background(), &exporters.Study{}); err != nil {
+	if err := e.Export(context.Background(), &result.Study{}); err != nil {
 		t.Fatal(err)
 	}
 	var back []any

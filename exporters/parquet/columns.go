@@ -58,7 +58,7 @@ func newRow(r *result.Record, unit *carbon.Estimate) row {
 		x.est = unit
 		if unit.CO2Grams != nil {
 			// Same expression as carbon.Estimate.Scale.
-			x.co2g = *unit.CO2Grams / unit.EnergyJ * EnergyForCarbon(r)
+			x.co2g = *unit.CO2Grams / unit.EnergyJ * result.CarbonEnergyJ(r)
 		}
 	}
 	return x

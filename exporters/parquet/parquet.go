@@ -38,19 +38,6 @@ func Schema(meta map[string]string) *arrow.Schema {
 	return arrow.NewSchema(fields, &md)
 }
 
-// EnergyForCarbon is the energy a record's CO2 estimate uses: the same
-// basis as its efficiency ratios (baseline-adjusted when that is the
-// basis, else raw).
-func EnergyForCarbon(r *result.Record) float64 {
-	if r.Energy.BaselineAdjustedJ != nil && r.Efficiency.Basis == "baseline_adjusted" {
-		return *r.Energy.BaselineAdjustedJ
-	}
-	if r.Energy.RawJ != nil {
-		return *r.Energy.RawJ
-	}
-	return 0
-}
-
 // Exporter is the parquet exporter.
 type Exporter struct{ p exporters.Params }
 
@@ -60,6 +47,10 @@ func New(p exporters.Params) (exporters.Exporter, error) {
 }
 
 var _ exporters.Exporter = (*Exporter)(nil)
+
+func init() {
+	exporters.Register(exporters.Format{Name: "parquet", New: New, DefaultDest: func(slug string) string { return slug + ".parquet" }})
+}
 
 // Description says what will be written.
 func (e *Exporter) Description() string {
@@ -74,7 +65,7 @@ func dest(d string) string {
 }
 
 // Export writes s's records.
-func (e *Exporter) Export(ctx context.Context, s *exporters.Study) (err error) {
+func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
 	w, closeFn, err := exporters.Output(e.p)
 	if err != nil {
 		return err

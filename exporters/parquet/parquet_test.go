@@ -20,13 +20,13 @@ import (
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-func loadStudy(t *testing.T, spec exportertest.Spec) *exporters.Study {
+func loadStudy(t *testing.T, spec exportertest.Spec) *result.Study {
 	t.Helper()
 	dir, _, err := exportertest.WriteStudy(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := exporters.Load(dir)
+	s, err := result.LoadStudy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

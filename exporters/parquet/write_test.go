@@ -21,7 +21,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-// loaded returns records as exporters.Load gives them: read back from the
+// loaded returns records as result.LoadStudy gives them: read back from the
 // indented JSON that pkg/result writes (so config and environment hold
 // indented JSON), with a realistic environment snapshot, some failures,
 // flags, warnings and no-environment rows.

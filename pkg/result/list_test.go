@@ -1,15 +1,15 @@
-package exporters_test
+package result_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/llenergymeasure/llem/exporters"
 	"github.com/llenergymeasure/llem/exporters/exportertest"
+	"github.com/llenergymeasure/llem/pkg/result"
 )
 
-func TestList(t *testing.T) {
+func TestListStudies(t *testing.T) {
 	root := t.TempDir()
 	for _, name := range []string{"a", "b"} {
 		if _, _, err := exportertest.WriteStudy(filepath.Join(root, name), exportertest.Spec{Study: name, Runs: 2, Cycles: 3,
@@ -21,14 +21,14 @@ func TestList(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "broken", "manifest.json"), []byte("{"), 0o644)
 	os.MkdirAll(filepath.Join(root, "not-a-study"), 0o755)
 
-	got, err := exporters.List(root)
+	got, err := result.ListStudies(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 {
 		t.Fatalf("got %d studies: %+v", len(got), got)
 	}
-	by := map[string]exporters.Info{}
+	by := map[string]result.StudyInfo{}
 	for _, in := range got {
 		by[filepath.Base(in.Dir)] = in
 	}
@@ -41,7 +41,7 @@ func TestList(t *testing.T) {
 	if br := by["broken"]; br.Status != "unreadable" || br.Error == "" {
 		t.Errorf("broken = %+v", br)
 	}
-	if _, err := exporters.List(filepath.Join(root, "missing")); err == nil {
+	if _, err := result.ListStudies(filepath.Join(root, "missing")); err == nil {
 		t.Error("missing root: want error")
 	}
 }
