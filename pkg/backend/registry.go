@@ -54,6 +54,9 @@ type Backend struct {
 	// RandomPresets is true when the backend builds random-weight models
 	// ("random:<preset>"; the presets are the schema's #RandomPresets).
 	RandomPresets bool
+	// Builtin says, for engine workers, what is compiled in; `llem env`
+	// prints "built in (<Builtin>)" (native: "pure Go, CPU").
+	Builtin string
 	// Doc is the backend's page under docs/backends ("" for none, test
 	// backends only).
 	Doc string

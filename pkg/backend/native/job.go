@@ -61,7 +61,7 @@ func JobFunc(exe string) backend.JobFunc {
 var Info = backend.Backend{
 	Name: Backend, Section: "#Native", Worker: backend.WorkerEngine, Jobs: Jobs,
 	LocalReason: "the native worker is llem itself", PhaseSplit: protocol.PhaseSplitTimestamps, RandomPresets: true,
-	Doc: "docs/backends/native.md",
+	Builtin: "pure Go, CPU", Doc: "docs/backends/native.md",
 }
 
 func init() { backend.Register(Info) }
