@@ -41,18 +41,9 @@ var Backends []string
 // option it has is first-class by construction.
 var Targets map[string]float64
 
-// files holds the schema files that define the backend sections (those
-// that add a #Backends entry), and defs the CUE definitions of each
-// backend's section, known-missing list and shared arguments (#X,
-// #XKnownMissing, #XSharedArgs for the entry's section: #X).
-var (
-	files []string
-	defs  map[string][3]string
-)
-
 func init() {
 	var err error
-	if Backends, Targets, files, defs, err = scanBackends(schema.Files()); err != nil {
+	if Backends, Targets, _, _, err = scanBackends(schema.Files()); err != nil {
 		panic("params: embedded schema: " + err.Error()) // embedded: a test fails first
 	}
 }
@@ -60,7 +51,8 @@ func init() {
 // scanBackends reads the #Backends entries of the schema files by syntax
 // alone (no evaluation, so it costs a parse at start-up): each backend's
 // file declares `#Backends: <name>: {section: #X, order: N,
-// coverage_target?: F, ...}` with literal values.
+// coverage_target?: F, ...}` with literal values: the section definition
+// #X with its #XKnownMissing and #XSharedArgs.
 func scanBackends(src map[string][]byte) (names []string, targets map[string]float64, backendFiles []string, sections map[string][3]string, err error) {
 	type entry struct {
 		name  string
@@ -239,6 +231,9 @@ type Schema struct {
 	argIndex map[string]map[string]string
 	// keys maps backend → every valid dotted key of its section.
 	keys map[string]map[string]keyKind
+	// defs maps backend → its section, known-missing and shared-args
+	// definitions.
+	defs map[string][3]string
 }
 
 var (
@@ -252,7 +247,14 @@ var (
 // once per process.
 func Default() (*Schema, error) {
 	defaultOnce.Do(func() {
+		// Scanned again here, not at init: a backend registered from
+		// another package's init (schema.Register) is in by now.
 		all := schema.Files()
+		_, _, files, _, err := scanBackends(all)
+		if err != nil {
+			defaultErr = err
+			return
+		}
 		src := make(map[string][]byte, len(files))
 		for _, name := range files {
 			b, ok := all[name]
@@ -300,9 +302,13 @@ func Compile(src map[string][]byte) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile backend schema: %w", err)
 	}
-	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}, keys: map[string]map[string]keyKind{}}
-	for _, b := range Backends {
-		r, err := s.introspect(b)
+	backends, targets, _, defs, err := scanBackends(src)
+	if err != nil {
+		return nil, err
+	}
+	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}, keys: map[string]map[string]keyKind{}, defs: defs}
+	for _, b := range backends {
+		r, err := s.introspect(b, targets[b])
 		if err != nil {
 			return nil, err
 		}
@@ -340,7 +346,7 @@ func (s *Schema) Report(backend string) (*Report, error) {
 // callers that validate sections themselves. Unlike the rest of Schema, CUE
 // values are not safe for concurrent evaluation: unify from one goroutine.
 func (s *Schema) Value(backend string) (cue.Value, error) {
-	d, ok := defs[backend]
+	d, ok := s.defs[backend]
 	if !ok {
 		return cue.Value{}, unknownBackend(backend)
 	}
