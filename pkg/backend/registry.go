@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/schema"
 )
 
 // WorkerKind says what a backend's worker is.
@@ -57,6 +58,11 @@ type Backend struct {
 	// Builtin says, for engine workers, what is compiled in; `llem env`
 	// prints "built in (<Builtin>)" (native: "pure Go, CPU").
 	Builtin string
+	// SchemaFile is the backend's CUE file (its section and #Backends
+	// entry) when its package lives outside schema/; Register adds it to
+	// the schema as <name>.cue (schema.Register). Backends shipped with llem
+	// keep theirs in schema/<name>.cue, where the cue CLI sees it too.
+	SchemaFile []byte
 	// Doc is the backend's page under docs/backends ("" for none, test
 	// backends only).
 	Doc string
@@ -105,6 +111,9 @@ func Register(b Backend) {
 		panic(fmt.Sprintf("backend.Register: %s registered twice", b.Name))
 	}
 	backends[b.Name] = b
+	if b.SchemaFile != nil {
+		schema.Register(b.Name+".cue", b.SchemaFile)
+	}
 }
 
 // Lookup returns the registered backend name.
