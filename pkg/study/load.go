@@ -145,13 +145,7 @@ func newLoader(filename string) (*loader, error) {
 	}
 	l.sections = map[string]cue.Value{}
 	for _, b := range l.backends {
-		// The section definition itself (#PyTorch), as the backend's file
-		// names it, so paths and positions read as the definition's.
-		sec := l.schema.LookupPath(cue.MakePath(cue.Def("#Backends"), cue.Str(b), cue.Str("section")))
-		if _, ref := sec.ReferencePath(); len(ref.Selectors()) > 0 {
-			sec = l.schema.LookupPath(ref)
-		}
-		l.sections[b] = sec
+		l.sections[b] = l.schema.LookupPath(cue.MakePath(cue.Def("#Backends"), cue.Str(b), cue.Str("section")))
 	}
 	return l, nil
 }
