@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/redact"
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
@@ -71,7 +72,7 @@ func collectEnv(ctx context.Context, cfg *UserConfig) envReport {
 	nv := energy.NVMLOptionsFromEnv()
 	rep := envReport{Environment: envinfo.Collect(envinfo.Options{NVML: nv})}
 
-	s, sel, err := energy.Open(energy.Config{Sensor: "auto", NVML: nv})
+	s, sel, err := energy.Open(energy.Config{Sensor: energy.SensorAuto, NVML: nv})
 	rep.Sensor.Selection = sel
 	if err != nil {
 		rep.Sensor.Error = err.Error()
@@ -176,7 +177,11 @@ func printEnv(w io.Writer, r envReport) {
 	fmt.Fprintf(w, "  Hardware fingerprint  %s\n", e.Fingerprint)
 
 	fmt.Fprintln(w, "\nBackends")
-	fmt.Fprintln(w, "  native    built in (pure Go, CPU)")
+	for _, b := range backend.All() {
+		if b.Worker == backend.WorkerEngine {
+			fmt.Fprintf(w, "  %-9s built in (%s)\n", b.Name, b.Builtin)
+		}
+	}
 	for _, b := range r.Backends {
 		if b.Python != nil {
 			fmt.Fprintf(w, "  %-9s Python %s at %s (%s): %s\n", b.Backend, b.Python.Version, b.Python.Path, b.Python.Source, strings.Join(b.Python.PackageList(), ", "))

@@ -49,7 +49,7 @@ func (c *measureCmd) Run(ctx context.Context, stdio *IO) error {
 	sensor, sel, err := energy.Open(energy.Config{Sensor: c.Sensor, NVML: energy.NVMLOptionsFromEnv()})
 	if err != nil {
 		if errors.Is(err, energy.ErrUnknownSensor) {
-			return errs.BadInput(err, "use one of "+energy.Sensors)
+			return errs.BadInput(err, "use one of "+energy.SensorsHint())
 		}
 		return errs.WithHint(err, "run `llem env` to see which sensors work here")
 	}

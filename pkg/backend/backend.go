@@ -1,6 +1,17 @@
-// Package backend is what every inference backend shares: the request a
-// backend turns into a worker job for one (run, cycle) slot. The backends
+// Package backend is what every inference backend shares: the registry that
+// describes each backend once (Backend: name, schema section, worker kind,
+// job builder, runner preference, capabilities) and the request a backend
+// turns into a worker job for one (run, cycle) slot. The backends
 // themselves live in pkg/backend/<name>; pkg/execute sees only JobFunc.
+//
+// Registration follows node_exporter's collectors: each backend package
+// calls Register from its own init (one line), and the wiring root
+// pkg/pipeline imports the set in one file, pkg/pipeline/backends.go, with
+// blank imports. Nothing else names the backends: runner selection, job
+// building and `llem env` look them up here, and pkg/study and pkg/params
+// (which must not import backends) read the same list from the schema's
+// #Backends, which each schema/<name>.cue extends. A test in pkg/pipeline
+// fails when the two (and the Dockerfiles, docs and pyenv) disagree.
 package backend
 
 import (

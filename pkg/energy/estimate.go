@@ -113,6 +113,22 @@ type EstimateSensor struct {
 	buf       []byte
 }
 
+// The TDP estimate, last in auto's chain.
+func init() {
+	RegisterSensor(SensorDef{Name: "estimate", AutoRank: 3, Interval: DefaultIntervalEstimate, Open: openEstimateSensor,
+		AutoReason: func(Sensor) string {
+			return "no NVIDIA GPU and no readable RAPL: estimating from TDP × CPU utilisation (not a measurement)"
+		}})
+}
+
+func openEstimateSensor(cfg Config) (Sensor, error) {
+	s, err := OpenEstimate(cfg.Estimate)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // OpenEstimate reads the CPU model and memory size and picks the TDP.
 func OpenEstimate(opt EstimateOptions) (*EstimateSensor, error) {
 	proc := opt.FS

@@ -1,5 +1,28 @@
 package energy
 
+import "fmt"
+
+// The NVML sensor (nvml.go; nvml_nocgo.go reports it unavailable), first
+// in auto's chain.
+func init() {
+	RegisterSensor(SensorDef{Name: "nvml", AutoRank: 1, Interval: DefaultIntervalNVML, Open: openNVMLSensor,
+		AutoReason: func(s Sensor) string {
+			n := len(s.Channels())
+			if overallMethod(s.Channels()) == MethodCounter {
+				return fmt.Sprintf("NVML energy counter available on all %d selected GPU(s) (Volta or newer)", n)
+			}
+			return fmt.Sprintf("NVML found %d GPU(s) but not every one has an energy counter (pre-Volta): integrating sampled power", n)
+		}})
+}
+
+func openNVMLSensor(cfg Config) (Sensor, error) {
+	s, err := OpenNVML(cfg.NVML)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // NVMLOptions configure the NVML sensor and probe.
 type NVMLOptions struct {
 	// Lib is the NVML library to use: an nvml.Interface from

@@ -46,6 +46,20 @@ type RAPLSensor struct {
 	channels []Channel
 }
 
+// The RAPL sensor, second in auto's chain.
+func init() {
+	RegisterSensor(SensorDef{Name: "rapl", AutoRank: 2, Interval: DefaultIntervalRAPL, Open: openRAPLSensor,
+		AutoReason: func(Sensor) string { return "no usable NVIDIA GPU; RAPL energy counters readable" }})
+}
+
+func openRAPLSensor(cfg Config) (Sensor, error) {
+	s, err := OpenRAPL(cfg.RAPL)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // OpenRAPL finds the RAPL zones. No powercap tree is ErrUnavailable; an
 // unreadable energy_uj (root-only since Linux 5.10, CVE-2020-8694) is
 // ErrUnavailable with the fix in the message.

@@ -39,15 +39,12 @@ const (
 )
 
 // DefaultInterval returns the sampling interval suited to a sensor name.
+// (its registered Interval; NVML's for unregistered names, e.g. test fakes).
 func DefaultInterval(sensor string) time.Duration {
-	switch sensor {
-	case "estimate":
-		return DefaultIntervalEstimate
-	case "rapl":
-		return DefaultIntervalRAPL
-	default:
-		return DefaultIntervalNVML
+	if d, ok := LookupSensor(sensor); ok && d.Interval > 0 {
+		return d.Interval
 	}
+	return DefaultIntervalNVML
 }
 
 // SamplerOptions tune a Sampler; zero values pick the defaults.

@@ -10,8 +10,8 @@ import (
 // Config selects and configures a sensor (the experiment's energy: block
 // plus where to find the hardware).
 type Config struct {
-	// Sensor is auto | nvml | rapl | estimate | none, or the Python
-	// original's names zeus (→ nvml) and codecarbon (→ auto).
+	// Sensor is auto, none, a registered sensor (SensorNames) or an
+	// alias of one.
 	Sensor   string
 	NVML     NVMLOptions
 	RAPL     RAPLOptions
@@ -33,7 +33,7 @@ type Attempt struct {
 // Selection records which sensor was chosen and why; it goes into results.
 type Selection struct {
 	Requested string    `json:"requested"`       // what the config said
-	Sensor    string    `json:"sensor"`          // nvml | rapl | estimate | none
+	Sensor    string    `json:"sensor"`          // a registered sensor, or none
 	Method    Method    `json:"method"`          // counter | power-integration | estimate-tdp | none
 	Reason    string    `json:"reason"`          // one sentence
 	Notes     []string  `json:"notes,omitempty"` // alias notes, per-channel notes
@@ -41,52 +41,29 @@ type Selection struct {
 	Channels  []Channel `json:"channels,omitempty"`
 }
 
-// Sensors names accepted by Open, for error hints.
-const Sensors = "auto, nvml, rapl, estimate, none (aliases: zeus, codecarbon)"
-
 // ErrUnknownSensor is returned for a sensor name Open does not know.
 var ErrUnknownSensor = errors.New("unknown energy sensor")
 
-// Open picks and opens a sensor. auto tries, in order: NVML with the energy
-// counter (Volta+), NVML power integration (pre-Volta), RAPL, the TDP
-// estimate. An explicit choice that is unavailable is an error (wrapping
-// ErrUnavailable) rather than a silent fallback. none returns a nil Sensor.
+// Open picks and opens a sensor from the registry (RegisterSensor). auto
+// tries the sensors of auto's chain in AutoRank order (NVML with the energy
+// counter on Volta+, else integrated power; RAPL; the TDP estimate). An
+// explicit choice that is unavailable is an error (wrapping ErrUnavailable)
+// rather than a silent fallback. none returns a nil Sensor. An alias is
+// opened as its target, with the alias's note.
 func Open(cfg Config) (Sensor, Selection, error) {
 	req := strings.ToLower(strings.TrimSpace(cfg.Sensor))
 	if req == "" {
-		req = "auto"
+		req = SensorAuto
 	}
 	sel := Selection{Requested: req}
 	name := req
-	switch req {
-	case "zeus":
-		name = "nvml"
-		sel.Notes = append(sel.Notes, "energy.sensor 'zeus' is an alias: llem reads the same NVML energy counter (nvmlDeviceGetTotalEnergyConsumption) that Zeus's ZeusMonitor reads, itself; Zeus is not used")
-	case "codecarbon":
-		name = "auto"
-		sel.Notes = append(sel.Notes, "energy.sensor 'codecarbon' is an alias of auto: llem uses the sources CodeCarbon uses (NVML energy counter, RAPL, a TDP estimate) itself, with no 15 s polling; CodeCarbon is not used and no CO2 is computed")
+	if a, ok := LookupSensorAlias(req); ok {
+		name = a.Target
+		sel.Notes = append(sel.Notes, a.Note)
 	}
-	try := func(sensor string) (Sensor, error) {
-		var s Sensor
-		var err error
-		switch sensor {
-		case "nvml":
-			var n *NVMLSensor
-			if n, err = OpenNVML(cfg.NVML); err == nil {
-				s = n
-			}
-		case "rapl":
-			var r *RAPLSensor
-			if r, err = OpenRAPL(cfg.RAPL); err == nil {
-				s = r
-			}
-		case "estimate":
-			var e *EstimateSensor
-			if e, err = OpenEstimate(cfg.Estimate); err == nil {
-				s = e
-			}
-		}
-		a := Attempt{Sensor: sensor}
+	try := func(d SensorDef) (Sensor, error) {
+		s, err := d.Open(cfg)
+		a := Attempt{Sensor: d.Name}
 		if err != nil {
 			a.Error = err.Error()
 		}
@@ -105,32 +82,33 @@ func Open(cfg Config) (Sensor, Selection, error) {
 		return s, sel, nil
 	}
 	switch name {
-	case "none":
-		sel.Sensor, sel.Method, sel.Reason = "none", MethodNone, "energy measurement switched off (energy.sensor: none)"
+	case SensorNone:
+		sel.Sensor, sel.Method, sel.Reason = SensorNone, MethodNone, "energy measurement switched off (energy.sensor: none)"
 		return nil, sel, nil
-	case "nvml", "rapl", "estimate":
-		s, err := try(name)
+	case SensorAuto:
+		var tried []string
+		for _, d := range autoChain() {
+			tried = append(tried, d.Name)
+			if s, err := try(d); err == nil {
+				return finish(s, d.AutoReason(s))
+			}
+		}
+		return nil, sel, fmt.Errorf("open energy sensor auto: %w: no sensor works here (tried %s)", ErrUnavailable, strings.Join(tried, ", "))
+	}
+	if d, ok := LookupSensor(name); ok {
+		s, err := try(d)
 		if err != nil {
 			return nil, sel, fmt.Errorf("open energy sensor %s: %w", name, err)
 		}
 		return finish(s, fmt.Sprintf("energy.sensor: %s requested", req))
-	case "auto":
-		if s, err := try("nvml"); err == nil {
-			n := len(s.Channels())
-			if overallMethod(s.Channels()) == MethodCounter {
-				return finish(s, fmt.Sprintf("NVML energy counter available on all %d selected GPU(s) (Volta or newer)", n))
-			}
-			return finish(s, fmt.Sprintf("NVML found %d GPU(s) but not every one has an energy counter (pre-Volta): integrating sampled power", n))
-		}
-		if s, err := try("rapl"); err == nil {
-			return finish(s, "no usable NVIDIA GPU; RAPL energy counters readable")
-		}
-		if s, err := try("estimate"); err == nil {
-			return finish(s, "no NVIDIA GPU and no readable RAPL: estimating from TDP × CPU utilisation (not a measurement)")
-		}
-		return nil, sel, fmt.Errorf("open energy sensor auto: %w: no sensor works here (tried nvml, rapl, estimate)", ErrUnavailable)
 	}
-	return nil, sel, fmt.Errorf("open energy sensor %q: %w (choose %s)", req, ErrUnknownSensor, Sensors)
+	return nil, sel, fmt.Errorf("open energy sensor %q: %w (choose %s)", req, ErrUnknownSensor, SensorsHint())
+}
+
+// The Python original's sensor names, mapped onto llem's sensors.
+func init() {
+	RegisterSensorAlias(SensorAlias{Name: "zeus", Target: "nvml", Note: "energy.sensor 'zeus' is an alias: llem reads the same NVML energy counter (nvmlDeviceGetTotalEnergyConsumption) that Zeus's ZeusMonitor reads, itself; Zeus is not used"})
+	RegisterSensorAlias(SensorAlias{Name: "codecarbon", Target: SensorAuto, Note: "energy.sensor 'codecarbon' is an alias of auto: llem uses the sources CodeCarbon uses (NVML energy counter, RAPL, a TDP estimate) itself, with no 15 s polling; CodeCarbon is not used and no CO2 is computed"})
 }
 
 // overallMethod is the weakest method among the channels that count.

@@ -16,8 +16,8 @@ import (
 // tensorrt.sampling) is a group that is walked; `extra` is the escape hatch.
 // Any other field is a schema bug and an error, so a param can never exist
 // without a mapping.
-func (s *Schema) introspect(backend string) (*Report, error) {
-	d := defs[backend]
+func (s *Schema) introspect(backend string, target float64) (*Report, error) {
+	d := s.defs[backend]
 	def := s.val.LookupPath(cue.ParsePath(d[0]))
 	if !def.Exists() {
 		return nil, fmt.Errorf("introspect %s: schema has no %s", backend, d[0])
@@ -49,7 +49,7 @@ func (s *Schema) introspect(backend string) (*Report, error) {
 		r.SharedArgs = append(r.SharedArgs, Shared{Arg: a, From: sm[a]})
 	}
 	n, m := len(r.Params), len(r.KnownMissing)
-	r.Coverage = Coverage{FirstClass: n, Missing: m, Target: Targets[backend]}
+	r.Coverage = Coverage{FirstClass: n, Missing: m, Target: target}
 	if n+m > 0 {
 		r.Coverage.Ratio = float64(n) / float64(n+m)
 	}

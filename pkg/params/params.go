@@ -19,6 +19,7 @@ package params
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -30,25 +31,106 @@ import (
 	"github.com/llenergymeasure/llem/schema"
 )
 
-// Backends lists the backends with a section in the schema, in display order.
-var Backends = []string{"pytorch", "vllm", "tensorrt", "native"}
+// Backends lists the backends with a section in the schema, in display
+// order (their #Backends entries' order).
+var Backends []string
 
 // Targets are the design's coverage goals (issue 2): first-class params as a
-// share of first-class plus known impactful missing arguments. The native
-// engine has no goal: every option it has is first-class by construction.
-var Targets = map[string]float64{"pytorch": 0.95, "vllm": 0.90, "tensorrt": 0.95}
+// share of first-class plus known impactful missing arguments, from each
+// #Backends entry's coverage_target. The native engine has none: every
+// option it has is first-class by construction.
+var Targets map[string]float64
 
-// files holds the schema files that define the backend sections, and defs
-// the CUE definitions of each backend's section and known-missing list.
-var (
-	files = []string{"pytorch.cue", "vllm.cue", "tensorrt.cue", "native.cue"}
-	defs  = map[string][3]string{
-		"pytorch":  {"#PyTorch", "#PyTorchKnownMissing", "#PyTorchSharedArgs"},
-		"vllm":     {"#VLLM", "#VLLMKnownMissing", "#VLLMSharedArgs"},
-		"tensorrt": {"#TensorRT", "#TensorRTKnownMissing", "#TensorRTSharedArgs"},
-		"native":   {"#Native", "#NativeKnownMissing", "#NativeSharedArgs"},
+func init() {
+	var err error
+	if Backends, Targets, _, _, err = scanBackends(schema.Files()); err != nil {
+		panic("params: embedded schema: " + err.Error()) // embedded: a test fails first
 	}
-)
+}
+
+// scanBackends reads the #Backends entries of the schema files by syntax
+// alone (no evaluation, so it costs a parse at start-up): each backend's
+// file declares `#Backends: <name>: {section: #X, order: N,
+// coverage_target?: F, ...}` with literal values: the section definition
+// #X with its #XKnownMissing and #XSharedArgs.
+func scanBackends(src map[string][]byte) (names []string, targets map[string]float64, backendFiles []string, sections map[string][3]string, err error) {
+	type entry struct {
+		name  string
+		order int
+	}
+	var entries []entry
+	targets, sections = map[string]float64{}, map[string][3]string{}
+	fileNames := make([]string, 0, len(src))
+	for n := range src {
+		fileNames = append(fileNames, n)
+	}
+	sort.Strings(fileNames)
+	for _, fn := range fileNames {
+		f, perr := parser.ParseFile(fn, src[fn])
+		if perr != nil {
+			return nil, nil, nil, nil, fmt.Errorf("parse %s: %w", fn, perr)
+		}
+		found := false
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.Field)
+			if !ok {
+				continue
+			}
+			if l, _, _ := ast.LabelName(fd.Label); l != "#Backends" {
+				continue
+			}
+			st, ok := fd.Value.(*ast.StructLit)
+			if !ok {
+				continue
+			}
+			for _, e := range st.Elts {
+				ef, ok := e.(*ast.Field)
+				if !ok {
+					continue
+				}
+				name, static, _ := ast.LabelName(ef.Label)
+				body, ok := ef.Value.(*ast.StructLit)
+				if !static || !ok {
+					continue // the pattern constraining every entry
+				}
+				found = true
+				en := entry{name: name}
+				for _, x := range body.Elts {
+					xf, ok := x.(*ast.Field)
+					if !ok {
+						continue
+					}
+					key, _, _ := ast.LabelName(xf.Label)
+					switch v := xf.Value.(type) {
+					case *ast.Ident:
+						if key == "section" {
+							sections[name] = [3]string{v.Name, v.Name + "KnownMissing", v.Name + "SharedArgs"}
+						}
+					case *ast.BasicLit:
+						switch key {
+						case "order":
+							en.order, _ = strconv.Atoi(v.Value)
+						case "coverage_target":
+							targets[name], _ = strconv.ParseFloat(v.Value, 64)
+						}
+					}
+				}
+				if _, ok := sections[name]; !ok || en.order == 0 {
+					return nil, nil, nil, nil, fmt.Errorf("%s: #Backends: %s needs a literal section: #X and order: N", fn, name)
+				}
+				entries = append(entries, en)
+			}
+		}
+		if found {
+			backendFiles = append(backendFiles, fn)
+		}
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].order < entries[j].order })
+	for _, e := range entries {
+		names = append(names, e.name)
+	}
+	return names, targets, backendFiles, sections, nil
+}
 
 // Param is one first-class backend parameter.
 type Param struct {
@@ -149,6 +231,9 @@ type Schema struct {
 	argIndex map[string]map[string]string
 	// keys maps backend → every valid dotted key of its section.
 	keys map[string]map[string]keyKind
+	// defs maps backend → its section, known-missing and shared-args
+	// definitions.
+	defs map[string][3]string
 }
 
 var (
@@ -162,7 +247,14 @@ var (
 // once per process.
 func Default() (*Schema, error) {
 	defaultOnce.Do(func() {
+		// Scanned again here, not at init: a backend registered from
+		// another package's init (schema.Register) is in by now.
 		all := schema.Files()
+		_, _, files, _, err := scanBackends(all)
+		if err != nil {
+			defaultErr = err
+			return
+		}
 		src := make(map[string][]byte, len(files))
 		for _, name := range files {
 			b, ok := all[name]
@@ -210,9 +302,13 @@ func Compile(src map[string][]byte) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile backend schema: %w", err)
 	}
-	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}, keys: map[string]map[string]keyKind{}}
-	for _, b := range Backends {
-		r, err := s.introspect(b)
+	backends, targets, _, defs, err := scanBackends(src)
+	if err != nil {
+		return nil, err
+	}
+	s := &Schema{val: v, reports: map[string]*Report{}, argIndex: map[string]map[string]string{}, keys: map[string]map[string]keyKind{}, defs: defs}
+	for _, b := range backends {
+		r, err := s.introspect(b, targets[b])
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +346,7 @@ func (s *Schema) Report(backend string) (*Report, error) {
 // callers that validate sections themselves. Unlike the rest of Schema, CUE
 // values are not safe for concurrent evaluation: unify from one goroutine.
 func (s *Schema) Value(backend string) (cue.Value, error) {
-	d, ok := defs[backend]
+	d, ok := s.defs[backend]
 	if !ok {
 		return cue.Value{}, unknownBackend(backend)
 	}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/llenergymeasure/llem/schema"
 )
 
 func mustSchema(t testing.TB) *Schema {
@@ -278,6 +280,10 @@ func TestUnknownBackend(t *testing.T) {
 // A param without a mapping attribute is a schema bug that Compile rejects.
 func TestCompileRejectsUnmappedField(t *testing.T) {
 	src := map[string][]byte{}
+	_, _, files, _, err := scanBackends(schema.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range files {
 		b, err := os.ReadFile("../../schema/" + n)
 		if err != nil {
@@ -287,7 +293,7 @@ func TestCompileRejectsUnmappedField(t *testing.T) {
 	}
 	src["native.cue"] = []byte(strings.Replace(string(src["native.cue"]),
 		"threads: *0 | int & >=0 & <=1024 @native(engine.threads)", "threads: *0 | int", 1))
-	_, err := Compile(src)
+	_, err = Compile(src)
 	if err == nil || !strings.Contains(err.Error(), "native.threads: field has no @native(target.arg) mapping attribute") {
 		t.Fatalf("Compile = %v, want unmapped-field error", err)
 	}
@@ -301,6 +307,10 @@ func TestCompileRejectsUnmappedField(t *testing.T) {
 // that read ../../schema exercise what ships.
 func TestEmbeddedMatchesDisk(t *testing.T) {
 	src := map[string][]byte{}
+	_, _, files, _, err := scanBackends(schema.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range files {
 		b, err := os.ReadFile("../../schema/" + n)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/llenergymeasure/llem/schema"
 )
 
 // TestDocsFresh fails when docs/params.md no longer matches the schema.
@@ -113,6 +115,10 @@ func TestWriteTextAndJSON(t *testing.T) {
 
 func BenchmarkCompile(b *testing.B) {
 	src := map[string][]byte{}
+	_, _, files, _, err := scanBackends(schema.Files())
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, n := range files {
 		data, err := os.ReadFile("../../schema/" + n)
 		if err != nil {

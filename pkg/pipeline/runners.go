@@ -39,14 +39,8 @@ import (
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/backend"
-	"github.com/llenergymeasure/llem/pkg/backend/native"
-	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
-	"github.com/llenergymeasure/llem/pkg/backend/pytorch"
-	"github.com/llenergymeasure/llem/pkg/backend/tensorrt"
-	"github.com/llenergymeasure/llem/pkg/backend/vllm"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
-	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
@@ -180,7 +174,12 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 		// the interpreter anyway.
 		var py pyenv.Python
 		var pyErr error
-		isPython := name != native.Backend
+		reg, ok := backend.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("backend %s: not compiled into this llem (registered: %s)", name, strings.Join(backend.Names(), ", "))
+		}
+		isPython := reg.Worker == backend.WorkerPython
+		sel.LocalReason = reg.LocalReason
 		pre, err := runner.Select(sel)
 		if err != nil {
 			return nil, errs.BadInput(err, "runners are auto, local or docker")
@@ -245,9 +244,11 @@ func (r *Resolution) resolveImage(b *Backend, sr study.Runner) error {
 	case r.in.UserImages[b.Backend] != "":
 		b.Image, b.ImageSource = r.in.UserImages[b.Backend], ImageFromUserConfig
 		return nil
-	case b.Backend == native.Backend:
-		return errs.WithHint(errors.New("the native backend has no release image to run in Docker"),
-			`pin an image that has a llem binary on its PATH (runners: native: image: "..." in the study, or images.native in the user config), or run native locally`)
+	}
+	if reg, _ := backend.Lookup(b.Backend); !reg.ReleaseImage {
+		n := b.Backend
+		return errs.WithHint(fmt.Errorf("the %s backend has no release image to run in Docker", n),
+			`pin an image that has a llem binary on its PATH (runners: `+n+`: image: "..." in the study, or images.`+n+` in the user config), or run `+n+` locally`)
 	}
 	ref, err := docker.ResolveImage(b.Backend, r.in.LlemVersion, "", r.in.HostCUDAMajor)
 	if err != nil {
@@ -407,51 +408,14 @@ func (r *Resolution) Close() error {
 	return errors.Join(errsList...)
 }
 
-type pyJob func(spec protocol.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error)
-
-var pyJobs = map[string]pyJob{"pytorch": pytorch.Job, "vllm": vllm.Job, "tensorrt": tensorrt.Job}
-
-// containerPython is the interpreter inside the worker images.
-const containerPython = "python3"
-
-// hostPathEnv are forwarded variables that name host paths or host GPU
-// indices: meaningless inside a container (the image sets HF_HOME; GPUs are
-// requested by UUID), so Docker jobs drop them.
-var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
-
+// jobFunc is the job builder of b's registered backend, placed where b
+// was resolved to run.
 func (r *Resolution) jobFunc(b *Backend) (backend.JobFunc, error) {
-	inDocker := b.Kind == runner.KindDocker
-	if b.Backend == native.Backend {
-		exe := r.in.NativeExecutable
-		if inDocker {
-			exe = "llem" // from the image's PATH
-		}
-		return native.JobFunc(exe), nil
-	}
-	job, ok := pyJobs[b.Backend]
+	reg, ok := backend.Lookup(b.Backend)
 	if !ok {
 		return nil, fmt.Errorf("backend %s: no worker in this llem", b.Backend)
 	}
-	python := b.Python
-	if inDocker {
-		python = containerPython
-	}
-	return func(req backend.JobRequest) (runner.Job, error) {
-		spec, err := pyharness.SpecFor(req.Run, req.Cycle, req.Prompts)
-		if err != nil {
-			return runner.Job{}, err
-		}
-		j, err := job(spec, python, pyharness.JobOptions{Dir: req.Dir, HarnessInDir: inDocker, Timeout: req.Timeout, Grace: req.Grace})
-		if err != nil {
-			return j, err
-		}
-		if inDocker {
-			for _, k := range hostPathEnv {
-				delete(j.Env, k)
-			}
-		}
-		return j, nil
-	}, nil
+	return reg.Jobs(backend.Placement{Runner: b.Kind, Executable: r.in.NativeExecutable, Python: b.Python})
 }
 
 // Environment is what goes into the environment snapshot: per backend, the

@@ -40,12 +40,16 @@ type SelectInput struct {
 	UserConfig string // user config runners.<backend>
 	// Probes, used only when every level says auto.
 	DaemonUp   bool // a Docker daemon answered
-	Importable bool // the backend's Python package imports locally (always true for native)
+	Importable bool // the backend's Python package imports locally
+	// LocalReason, when set, makes auto always pick local and is its
+	// reason: the backend's registered LocalReason (native: its worker is
+	// llem itself).
+	LocalReason string
 }
 
 // Select applies the precedence --runner flag > LLEM_RUNNER_<BACKEND> >
-// study > user config > auto. Auto keeps native local (the worker is llem
-// itself); other backends run locally when their package imports, and in
+// study > user config > auto. Auto keeps a backend with a LocalReason
+// local (native: the worker is llem itself); other backends run locally when their package imports, and in
 // Docker when it does not and a daemon is up — the isolation vLLM and
 // TensorRT-LLM need, as they cannot share one Python environment.
 func Select(in SelectInput) (Choice, error) {
@@ -69,8 +73,8 @@ func Select(in SelectInput) (Choice, error) {
 	}
 	c.Source = SourceAuto
 	switch {
-	case in.Backend == "native":
-		c.Kind, c.Reason = KindLocal, "the native worker is llem itself"
+	case in.LocalReason != "":
+		c.Kind, c.Reason = KindLocal, in.LocalReason
 	case in.Importable:
 		c.Kind, c.Reason = KindLocal, in.Backend+" imports in the local Python"
 	case in.DaemonUp:

@@ -15,7 +15,7 @@ func TestSelectPrecedence(t *testing.T) {
 		{"env beats study", SelectInput{Backend: "vllm", Study: "local"}, "docker", "docker", SourceEnv, false},
 		{"study beats user config", SelectInput{Backend: "pytorch", Study: "docker", UserConfig: "local"}, "", "docker", SourceStudy, false},
 		{"user config when study says auto", SelectInput{Backend: "pytorch", Study: "auto", UserConfig: "docker"}, "", "docker", SourceUserConfig, false},
-		{"auto native is local", SelectInput{Backend: "native", DaemonUp: true}, "", "local", SourceAuto, false},
+		{"auto with a LocalReason (native) is local", SelectInput{Backend: "native", DaemonUp: true, LocalReason: "the native worker is llem itself"}, "", "local", SourceAuto, false},
 		{"auto vllm importable is local", SelectInput{Backend: "vllm", Importable: true, DaemonUp: true}, "", "local", SourceAuto, false},
 		{"auto vllm not importable, daemon up: docker", SelectInput{Backend: "vllm", DaemonUp: true}, "", "docker", SourceAuto, false},
 		{"auto tensorrt nothing available: local", SelectInput{Backend: "tensorrt"}, "", "local", SourceAuto, false},

@@ -32,8 +32,8 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 	case backendDim != nil:
 		for _, v := range backendDim.values {
 			b, ok := v.(string)
-			if !ok || !isBackend(b) {
-				l.errorf(backendDim.pos, "grid.backend", "%s is not allowed; use one of \"pytorch\" | \"vllm\" | \"tensorrt\" | \"native\"", canonValue(v))
+			if !ok || !l.isBackend(b) {
+				l.errorf(backendDim.pos, "grid.backend", "%s is not allowed; use one of %s", canonValue(v), l.backendChoices())
 				continue
 			}
 			backends = append(backends, b)

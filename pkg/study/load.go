@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,15 +33,19 @@ var studyKeys = map[string]bool{
 	"exclude": true, "execution": true, "runners": true, "carbon": true,
 }
 
-var backendNames = []string{"pytorch", "vllm", "tensorrt", "native"}
+// isBackend reports whether s names a backend of the schema (#BackendNames).
+func (l *loader) isBackend(s string) bool {
+	return slices.Contains(l.backends, s)
+}
 
-func isBackend(s string) bool {
-	for _, b := range backendNames {
-		if b == s {
-			return true
-		}
+// backendChoices is the schema's backends as an error message lists them:
+// "pytorch" | "vllm" | "tensorrt" | "native".
+func (l *loader) backendChoices() string {
+	q := make([]string, len(l.backends))
+	for i, b := range l.backends {
+		q[i] = strconv.Quote(b)
 	}
-	return false
+	return strings.Join(q, " | ")
 }
 
 // hintFix is the hint attached to every invalid-study error.
@@ -101,6 +106,7 @@ type loader struct {
 	free       map[string]bool      // section params checked on their own, see split.go
 	leafDefs   map[string]cue.Value // their definitions by backend.path
 	comp       map[string]string    // rule-connected components of field names, see rules.go
+	backends   []string             // the schema's #BackendNames
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.
@@ -132,11 +138,14 @@ func newLoader(filename string) (*loader, error) {
 	for _, k := range append(append([]string(nil), independent...), subStructs...) {
 		l.partDefs[k] = lookupField(l.expDef, k)
 	}
-	l.sections = map[string]cue.Value{
-		"pytorch":  l.schema.LookupPath(cue.ParsePath("#PyTorch")),
-		"vllm":     l.schema.LookupPath(cue.ParsePath("#VLLM")),
-		"tensorrt": l.schema.LookupPath(cue.ParsePath("#TensorRT")),
-		"native":   l.schema.LookupPath(cue.ParsePath("#Native")),
+	// The backends and their sections come from the schema's #Backends
+	// (one entry per backend file), in display order.
+	if err := l.schema.LookupPath(cue.ParsePath("#BackendNames")).Decode(&l.backends); err != nil {
+		return nil, fmt.Errorf("embedded schema #BackendNames: %w", err)
+	}
+	l.sections = map[string]cue.Value{}
+	for _, b := range l.backends {
+		l.sections[b] = l.schema.LookupPath(cue.MakePath(cue.Def("#Backends"), cue.Str(b), cue.Str("section")))
 	}
 	return l, nil
 }
@@ -469,7 +478,7 @@ func (l *loader) collectDims(g cue.Value, path []string, out *[]dim) {
 				continue
 			}
 			d := dim{path: p, key: key, values: vals, pos: fv.Pos()}
-			if isBackend(p[0]) && len(p) > 1 {
+			if l.isBackend(p[0]) && len(p) > 1 {
 				d.backend = p[0]
 			}
 			*out = append(*out, d)

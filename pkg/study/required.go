@@ -246,14 +246,14 @@ func (l *loader) presetList(backends map[string]bool) string {
 		return strings.Join(xs, ", ")
 	}
 	var bs []string
-	for _, b := range backendNames {
+	for _, b := range l.backends {
 		if backends[b] {
 			bs = append(bs, b)
 		}
 	}
 	switch len(bs) {
 	case 0:
-		bs = backendNames
+		bs = l.backends
 	case 1:
 		return names(bs[0]) + " for backend " + bs[0]
 	}

@@ -83,8 +83,8 @@ func ruleComponents() map[string]string {
 	// Names bound by aliases and for clauses; those also declared as
 	// fields are treated as field mentions (the conservative side).
 	aliases, forVars, dynVars, declared := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-	// Definitions that are lists of literals (#Backends): a for clause over
-	// one ranges over known names.
+	// Definitions that are lists of literals: a for clause over one ranges
+	// over known names.
 	defLists := map[string][]string{}
 	literals := func(e ast.Expr) ([]string, bool) {
 		l, ok := e.(*ast.ListLit)
@@ -103,17 +103,78 @@ func ruleComponents() map[string]string {
 		}
 		return out, true
 	}
+	// Definitions that are structs of static labels, possibly spread over
+	// files (#Backends: native: {...} in native.cue): a for clause over one
+	// ranges over its labels. A pattern constraining the entries
+	// ([string]: #BackendEntry) adds none; anything else that could add a
+	// label (embedding, comprehension, computed label) rules the
+	// definition out.
+	defStructs, notStatic := map[string][]string{}, map[string]bool{}
+	structLabels := func(s *ast.StructLit) ([]string, bool) {
+		var out []string
+		for _, d := range s.Elts {
+			switch x := d.(type) {
+			case *ast.Field:
+				if name, ok, err := ast.LabelName(x.Label); err == nil && ok {
+					out = append(out, name)
+					continue
+				}
+				if l, ok := x.Label.(*ast.ListLit); ok && len(l.Elts) == 1 {
+					if _, ok := x.Value.(*ast.Ident); ok {
+						continue // [string]: #Entry
+					}
+				}
+				return nil, false
+			case *ast.Attribute, *ast.CommentGroup:
+			default:
+				return nil, false
+			}
+		}
+		return out, true
+	}
+	// listOf: a definition that is a list comprehension over exactly one
+	// known definition (#BackendNames: [for ... in #Backends ...]).
+	listOf := map[string]ast.Expr{}
 	for _, f := range parsed {
 		ast.Walk(f, func(n ast.Node) bool {
 			if x, ok := n.(*ast.Field); ok {
 				if name, ok, err := ast.LabelName(x.Label); err == nil && ok && strings.HasPrefix(name, "#") {
 					if lits, ok := literals(x.Value); ok {
 						defLists[name] = lits
+					} else if s, ok := x.Value.(*ast.StructLit); ok {
+						if labels, ok := structLabels(s); ok {
+							defStructs[name] = append(defStructs[name], labels...)
+						} else {
+							notStatic[name] = true
+						}
+					} else if l, ok := x.Value.(*ast.ListLit); ok && len(l.Elts) == 1 {
+						if _, ok := l.Elts[0].(*ast.Comprehension); ok {
+							listOf[name] = l
+						}
 					}
 				}
 			}
 			return true
 		}, nil)
+	}
+	for name, labels := range defStructs {
+		if _, ok := defLists[name]; !ok && !notStatic[name] {
+			defLists[name] = labels
+		}
+	}
+	for name, l := range listOf {
+		var src []string
+		ast.Walk(l, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok && strings.HasPrefix(id.Name, "#") {
+				if _, known := defLists[id.Name]; known {
+					src = append(src, id.Name)
+				}
+			}
+			return true
+		}, nil)
+		if _, ok := defLists[name]; !ok && len(src) == 1 {
+			defLists[name] = defLists[src[0]]
+		}
 	}
 	forLits := func(src ast.Expr) ([]string, bool) {
 		if id, ok := src.(*ast.Ident); ok {

@@ -56,7 +56,7 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 		return r
 	}
 	key := l.keyBuf.String()
-	if m, ok := raw.(map[string]any); ok && isBackend(kind) {
+	if m, ok := raw.(map[string]any); ok && l.isBackend(kind) {
 		if r, ok := l.validateSplit(kind, def, m, cfg); ok {
 			for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
 				r.reasons = append(r.reasons, e.Error())
@@ -76,7 +76,7 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 		r.reasons = l.runReasons(err, cfg, prefix)
 	} else if err := r.fill(kind, js); err != nil {
 		r.reasons = []string{prefix + ": " + err.Error()}
-	} else if isBackend(kind) {
+	} else if l.isBackend(kind) {
 		// extra: keys must be plain data and must not shadow first-class
 		// params (pkg/params knows the mapping attributes).
 		for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
@@ -162,7 +162,7 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 	for k, v := range cfg {
 		switch {
 		case contains(subStructs, k), contains(independent, k):
-		case isBackend(k):
+		case l.isBackend(k):
 			top[k] = map[string]any{} // presence only: the section-match rule
 		default:
 			top[k] = v
@@ -182,7 +182,7 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 			return
 		}
 		prefix := ""
-		if isBackend(k) {
+		if l.isBackend(k) {
 			prefix = k // section definitions' error paths start inside the section
 		}
 		pr := l.validatePart(k, def, prefix, raw, cfg)
@@ -200,7 +200,7 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 	if len(tr.reasons) == 0 {
 		// Defaults for everything the run did not set come from top.
 		c = tr.typed.(Config)
-		if isBackend(c.Backend) {
+		if l.isBackend(c.Backend) {
 			check(c.Backend, l.sections[c.Backend])
 		}
 	}
@@ -215,7 +215,7 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 	canonOf := l.canonOf
 	clear(canonOf)
 	for k, v := range tr.fields {
-		if !isBackend(k) {
+		if !l.isBackend(k) {
 			canonOf[k] = v
 		}
 	}

@@ -56,3 +56,23 @@ func JobFunc(exe string) backend.JobFunc {
 		return Job(r.Spec(), JobOptions{Executable: exe, Dir: r.Dir, Timeout: r.Timeout, Grace: r.Grace})
 	}
 }
+
+// Info describes the native backend to llem (see pkg/backend.Backend).
+var Info = backend.Backend{
+	Name: Backend, Section: "#Native", Worker: backend.WorkerEngine, Jobs: Jobs,
+	LocalReason: "the native worker is llem itself", PhaseSplit: protocol.PhaseSplitTimestamps, RandomPresets: true,
+	Builtin: "pure Go, CPU", Doc: "docs/backends/native.md",
+}
+
+func init() { backend.Register(Info) }
+
+// Jobs builds the native job builder for workers placed as p says: locally
+// p.Executable (this executable when empty), in a container the llem on
+// the image's PATH (there is no release image; one must be pinned).
+func Jobs(p backend.Placement) (backend.JobFunc, error) {
+	exe := p.Executable
+	if p.InDocker() {
+		exe = "llem"
+	}
+	return JobFunc(exe), nil
+}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/params"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
@@ -40,7 +41,7 @@ const CommonName = "llem_common.py"
 
 // Harness describes one backend's Python worker.
 type Harness struct {
-	Backend string // "pytorch", "vllm", "tensorrt"
+	Backend string // the registered backend name, e.g. "pytorch"
 	Script  string // file name of the entry point, e.g. "harness_pytorch.py"
 	Source  []byte // its content (embedded by the backend's package)
 }
@@ -256,4 +257,46 @@ func SpecFor(run study.Run, cycle int, prompts []protocol.Prompt) (protocol.RunS
 		BackendArgs:     args,
 		Prompts:         prompts,
 	}, nil
+}
+
+// ContainerPython is the interpreter inside the worker images.
+const ContainerPython = "python3"
+
+// hostPathEnv are forwarded variables that name host paths or host GPU
+// indices: meaningless inside a container (the image sets HF_HOME; GPUs are
+// requested by UUID), so Docker jobs drop them.
+var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
+
+// JobFunc builds each slot's job with harness h placed as p says: locally
+// under p.Python with the harness in the shared cache, or in a container
+// under python3 with the harness written into the bind-mounted exchange
+// directory and the host-path variables dropped. It is the Jobs of every
+// Python backend's registration.
+func JobFunc(h Harness, p backend.Placement) backend.JobFunc {
+	inDocker := p.InDocker()
+	python := p.Python
+	if inDocker {
+		python = ContainerPython
+	}
+	return func(req backend.JobRequest) (runner.Job, error) {
+		spec, err := SpecFor(req.Run, req.Cycle, req.Prompts)
+		if err != nil {
+			return runner.Job{}, err
+		}
+		j, err := Job(h, spec, python, JobOptions{Dir: req.Dir, HarnessInDir: inDocker, Timeout: req.Timeout, Grace: req.Grace})
+		if err != nil {
+			return j, err
+		}
+		if inDocker {
+			for _, k := range hostPathEnv {
+				delete(j.Env, k)
+			}
+		}
+		return j, nil
+	}
+}
+
+// Jobs adapts JobFunc to backend.Backend.Jobs for harness h.
+func (h Harness) Jobs(p backend.Placement) (backend.JobFunc, error) {
+	return JobFunc(h, p), nil
 }

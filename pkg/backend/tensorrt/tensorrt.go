@@ -6,16 +6,29 @@ package tensorrt
 import (
 	_ "embed"
 
+	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 )
 
+// Name is the backend's name in studies.
+const Name = "tensorrt"
+
 //go:embed harness_tensorrt.py
 var source []byte
 
 // Harness is the tensorrt harness: its entry point and content.
-var Harness = pyharness.Harness{Backend: "tensorrt", Script: "harness_tensorrt.py", Source: source}
+var Harness = pyharness.Harness{Backend: Name, Script: "harness_tensorrt.py", Source: source}
+
+// Info describes the tensorrt backend to llem (see pkg/backend.Backend).
+var Info = backend.Backend{
+	Name: Name, Section: "#TensorRT", Worker: backend.WorkerPython, Jobs: Harness.Jobs,
+	PythonPackage: "tensorrt_llm", ReleaseImage: true, PhaseSplit: protocol.PhaseSplitPrefillPass, RandomPresets: true,
+	Doc: "docs/backends/tensorrt.md",
+}
+
+func init() { backend.Register(Info) }
 
 // Job builds the runner.Job that runs spec with the tensorrt harness under
 // python (an interpreter that imports the backend; see pkg/pyenv).
