@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -100,19 +101,89 @@ func Lookup(name string) (Format, error) {
 	return f, nil
 }
 
-// Output opens p.Dest for writing (stdout for "" or "-"); close the returned
-// closer when done. The file is written in place: exports are derived data
-// that can be regenerated, unlike records.
-func Output(p Params) (io.Writer, func() error, error) {
+// Output is an export's destination: stdout, or a file that appears only
+// complete. A file is written to a temp file beside it and renamed over the
+// destination by Commit, so a failure (a full disk, Ctrl-C) leaves the
+// previous export at that path intact and no torn file.
+type Output struct {
+	io.Writer
+	f    *os.File
+	dest string
+	done bool
+}
+
+// Open opens p.Dest for writing (stdout for "" or "-"). Call Commit when
+// the export is complete and Abort (deferred) in every case.
+func Open(p Params) (*Output, error) {
 	if p.Dest == "" || p.Dest == "-" {
 		if p.Stdout == nil {
-			return os.Stdout, func() error { return nil }, nil
+			return &Output{Writer: os.Stdout}, nil
 		}
-		return p.Stdout, func() error { return nil }, nil
+		return &Output{Writer: p.Stdout}, nil
 	}
-	f, err := os.Create(p.Dest)
+	f, err := os.CreateTemp(filepath.Dir(p.Dest), "."+filepath.Base(p.Dest)+".tmp-*")
 	if err != nil {
-		return nil, nil, errs.BadInput(fmt.Errorf("create %s: %w", p.Dest, err), "check that the directory exists and is writable")
+		return nil, errs.BadInput(fmt.Errorf("create %s: %w", p.Dest, err), "check that the directory exists and is writable")
 	}
-	return f, f.Close, nil
+	return &Output{Writer: f, f: f, dest: p.Dest}, nil
+}
+
+// Commit makes the written file the destination (fsync, rename).
+func (o *Output) Commit() error {
+	if o.f == nil || o.done {
+		return nil
+	}
+	o.done = true
+	tmp := o.f.Name()
+	err := o.f.Chmod(0o644)
+	if err == nil {
+		err = o.f.Sync()
+	}
+	if cerr := o.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, o.dest)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", o.dest, err)
+	}
+	return nil
+}
+
+// Abort drops an uncommitted file; after Commit it does nothing.
+func (o *Output) Abort() {
+	if o.f == nil || o.done {
+		return
+	}
+	o.done = true
+	o.f.Close()
+	os.Remove(o.f.Name())
+}
+
+// CheckDest refuses destinations that would destroy data: a path inside a
+// study directory (an export there could replace a measured record or the
+// manifest), and an existing file or directory unless force is set.
+func CheckDest(dest string, force bool) error {
+	if dest == "" || dest == "-" {
+		return nil
+	}
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return errs.BadInput(fmt.Errorf("export to %s: %w", dest, err), "pass --out PATH")
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, result.ManifestFile)); err == nil {
+			return errs.BadInput(fmt.Errorf("export to %s: that is inside the study directory %s, whose files llem results export never writes", dest, d),
+				"write the export outside the study directory, e.g. --out "+filepath.Join(filepath.Dir(d), filepath.Base(abs)))
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if _, err := os.Stat(dest); err == nil && !force {
+		return errs.BadInput(fmt.Errorf("export to %s: it already exists", dest), "pass --force to replace it, or choose another --out")
+	}
+	return nil
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"path/filepath"
+
 	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
@@ -43,9 +47,26 @@ func (f carbonFlags) resolve(study carbon.Config, uc *userconfig.Loaded) (carbon
 	return c, c.Validate()
 }
 
-// summarise loads dir and summarises it with stats.SummariseStudy.
-func summarise(dir string, f statsFlags) (*result.Study, *stats.StudySummary, error) {
+// loadStudy reads dir and warns on stderr about every record file it did
+// not use (missing, corrupt, another study's): the numbers shown cover the
+// verified records only, and the user must know what was left out.
+func loadStudy(stderr io.Writer, dir string) (*result.Study, error) {
 	s, err := result.LoadStudy(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(stderr, "warning: %s: skipped %s record: %s\n", filepath.Join(dir, filepath.FromSlash(p.Path)), p.Kind, p.Detail)
+	}
+	if len(s.Problems) > 0 {
+		fmt.Fprintf(stderr, "warning: %d record file(s) skipped; llem eval --resume %s re-runs the slots they belong to\n", len(s.Problems), dir)
+	}
+	return s, nil
+}
+
+// summarise loads dir and summarises it with stats.SummariseStudy.
+func summarise(stderr io.Writer, dir string, f statsFlags) (*result.Study, *stats.StudySummary, error) {
+	s, err := loadStudy(stderr, dir)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,13 +18,13 @@ func (c *resultsCompareCmd) Run(stdio *IO) error {
 	if len(c.Dirs) < 2 {
 		return errs.BadInput(errors.New("compare needs at least two study directories"), "llem results compare results/study-a results/study-b")
 	}
-	_, base, err := summarise(c.Dirs[0], c.statsFlags)
+	_, base, err := summarise(stdio.Stderr, c.Dirs[0], c.statsFlags)
 	if err != nil {
 		return err
 	}
 	var out []stats.Comparison
 	for _, d := range c.Dirs[1:] {
-		_, other, err := summarise(d, c.statsFlags)
+		_, other, err := summarise(stdio.Stderr, d, c.statsFlags)
 		if err != nil {
 			return err
 		}

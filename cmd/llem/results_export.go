@@ -19,6 +19,7 @@ type resultsExportCmd struct {
 	Out     string `help:"Output file (json, parquet) or directory (hf-datasets). Default: stdout for json, <study>.parquet, <study>-hf/." type:"path"`
 	JSONL   bool   `name:"jsonl" help:"json: one record per line instead of an array."`
 	License string `help:"hf-datasets: licence identifier for the dataset card." default:"cc-by-4.0"`
+	Force   bool   `help:"Replace an existing export at the destination (it is replaced whole, only once the new one is complete)."`
 	carbonFlags
 }
 
@@ -27,7 +28,7 @@ func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) 
 	if err != nil {
 		return err
 	}
-	s, err := result.LoadStudy(c.Dir)
+	s, err := loadStudy(stdio.Stderr, c.Dir)
 	if err != nil {
 		return err
 	}
@@ -42,6 +43,9 @@ func (c *resultsExportCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) 
 	out := c.Out
 	if out == "" {
 		out = format.DefaultDest(result.Slug(s.Name()))
+	}
+	if err := exporters.CheckDest(out, c.Force); err != nil {
+		return err
 	}
 	e, err := format.New(exporters.Params{Dest: out, Stdout: stdio.Stdout, JSONL: c.JSONL, License: c.License, Carbon: cc})
 	if err != nil {

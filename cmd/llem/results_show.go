@@ -30,7 +30,7 @@ func (c *resultsShowCmd) Run(stdio *IO, cfg *UserConfig) error {
 	if err != nil {
 		return err
 	}
-	s, sum, err := summarise(c.Dir, c.statsFlags)
+	s, sum, err := summarise(stdio.Stderr, c.Dir, c.statsFlags)
 	if err != nil {
 		return err
 	}

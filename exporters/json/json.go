@@ -41,15 +41,11 @@ func (e *Exporter) Description() string {
 
 // Export writes every record of s.
 func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
-	w, closeFn, err := exporters.Output(e.p)
+	w, err := exporters.Open(e.p)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeFn(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", e.p.Dest, cerr)
-		}
-	}()
+	defer w.Abort()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	if !e.p.JSONL {
@@ -84,5 +80,5 @@ func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
-	return nil
+	return w.Commit()
 }

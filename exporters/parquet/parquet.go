@@ -66,14 +66,13 @@ func dest(d string) string {
 
 // Export writes s's records.
 func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
-	w, closeFn, err := exporters.Output(e.p)
+	w, err := exporters.Open(e.p)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeFn(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", e.p.Dest, cerr)
-		}
-	}()
-	return Write(ctx, w, s.Records, e.p.Carbon, nil)
+	defer w.Abort()
+	if err := Write(ctx, w, s.Records, e.p.Carbon, nil); err != nil {
+		return err
+	}
+	return w.Commit()
 }

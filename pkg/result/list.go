@@ -83,6 +83,9 @@ func studyInfo(dir string) StudyInfo {
 	if err != nil {
 		in.Status = "unreadable"
 		in.Error = err.Error()
+		if me := (*ManifestError)(nil); errors.As(err, &me) && me.Err != nil {
+			in.Error = me.Err.Error() // the directory is in its own column
+		}
 		return in
 	}
 	runs := map[string]bool{}
