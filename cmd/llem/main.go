@@ -60,7 +60,11 @@ func (u *UserConfig) Load() (*userconfig.Loaded, error) {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A closed terminal (SIGHUP) or a reader that went away (SIGPIPE: `llem
+	// eval … | head`, a pager quitting) stops llem like Ctrl-C: the study is
+	// checkpointed as interrupted and resumable, instead of the process
+	// dying mid-study with its manifest saying running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	code := Main(ctx, os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	os.Exit(code)

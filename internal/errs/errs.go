@@ -33,14 +33,18 @@ func WithHint(err error, hint string) error {
 	return &hinted{err: err, hint: hint}
 }
 
-// Hint returns the outermost hint attached to err, or "".
+// Hint returns the outermost hint attached to err (WithHint, or an error
+// type with a Hint() string method), or "".
 func Hint(err error) string {
-	var h *hinted
+	var h interface{ Hint() string }
 	if errors.As(err, &h) {
-		return h.hint
+		return h.Hint()
 	}
 	return ""
 }
+
+// Hint is the hint WithHint attached.
+func (h *hinted) Hint() string { return h.hint }
 
 type coded struct {
 	err  error
