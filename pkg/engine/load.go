@@ -76,8 +76,19 @@ func ResolveModelDir(model string) (string, error) {
 			return d, nil
 		}
 	}
+	if looksLikePath(model) {
+		return "", errs.BadInput(fmt.Errorf("resolve model %q: no such directory", model),
+			"check the path (relative paths are resolved from where llem runs), or use a Hugging Face id or a random:<preset> model")
+	}
 	return "", errs.BadInput(fmt.Errorf("resolve model %q: not a local directory and not in the Hugging Face cache %s", model, cache),
 		fmt.Sprintf("download it first (huggingface-cli download %s), set HF_HOME, or use a random:<preset> model", model))
+}
+
+// looksLikePath tells a file system path from a Hugging Face id (owner/name):
+// a download hint makes no sense for /data/models/x or ./ckpt.
+func looksLikePath(model string) bool {
+	return strings.HasPrefix(model, "/") || strings.HasPrefix(model, ".") || strings.HasPrefix(model, "~") ||
+		strings.Count(model, "/") > 1
 }
 
 // tensorSource maps tensor names to the open file holding them.

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/engine/safetensors"
 )
 
@@ -143,8 +145,15 @@ func TestSaveAndHubCache(t *testing.T) {
 	if m.cfg.SlidingWindow != orig.cfg.SlidingWindow || m.cfg.ModelType != "mistral" {
 		t.Errorf("loaded config %+v", m.cfg)
 	}
-	if _, err := ResolveModelDir("acme/missing"); err == nil {
-		t.Error("missing hub model resolved")
+	if _, err := ResolveModelDir("acme/missing"); err == nil || !strings.Contains(errs.Hint(err), "huggingface-cli download acme/missing") {
+		t.Errorf("missing hub model: %v (hint %q)", err, errs.Hint(err))
+	}
+	// A missing local path gets no download hint (there is nothing to download).
+	for _, p := range []string{"/nonexistent/model", "./ckpt", "models/a/b"} {
+		_, err := ResolveModelDir(p)
+		if err == nil || !strings.Contains(err.Error(), "no such directory") || strings.Contains(errs.Hint(err), "huggingface-cli") {
+			t.Errorf("missing path %s: %v (hint %q)", p, err, errs.Hint(err))
+		}
 	}
 }
 
