@@ -38,7 +38,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
 )
@@ -64,13 +63,9 @@ type Options struct {
 	// OutRoot is the results root: a new execution goes to
 	// OutRoot/<study>-<time>/. Ignored by Resume.
 	OutRoot string
-	// Backends maps a backend name to its job builder (required).
-	Backends map[string]JobFunc
-	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner,
-	// or "kind:backend" (e.g. "docker:vllm") to one for that backend only,
-	// which is looked up first; "local" defaults to runner.NewLocal() and
-	// "auto" means "local".
-	Runners map[string]runner.Runner
+	// Routes gives each run its runner and job builder (required): e.g.
+	// LocalRoutes, or pkg/pipeline's resolution of the study's runners.
+	Routes Router
 	// Sensor opens sensors; nil means OpenSensor.
 	Sensor SensorFunc
 	// Environment is the snapshot stored in every record (JSON); Fingerprint
@@ -177,18 +172,31 @@ func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
 	return execute(ctx, st, opt)
 }
 
-// samePlan reports whether the manifest was made from plan p.
+// ResumeError says why a results directory cannot be resumed with the
+// given plan: the study's runs or schedule changed since it started.
+type ResumeError struct {
+	Study  string
+	Reason string
+}
+
+func (e *ResumeError) Error() string { return "resume " + e.Study + ": " + e.Reason }
+
+// samePlan reports whether the manifest was made from plan p; a
+// *ResumeError says how it differs.
 func samePlan(m result.Manifest, p *study.Plan) error {
+	differs := func(format string, args ...any) error {
+		return &ResumeError{Study: m.Study, Reason: fmt.Sprintf(format, args...)}
+	}
 	if m.StudyHash != p.DesignHash {
-		return fmt.Errorf("resume %s: the study's runs changed (design %s, the results directory has %s)", m.Study, p.DesignHash, m.StudyHash)
+		return differs("the study's runs changed (design %s, the results directory has %s)", p.DesignHash, m.StudyHash)
 	}
 	if len(m.Entries) != len(p.Schedule) {
-		return fmt.Errorf("resume %s: the schedule changed (%d slots, the results directory has %d); pass the same --cycles", m.Study, len(p.Schedule), len(m.Entries))
+		return differs("the schedule changed (%d slots, the results directory has %d); pass the same --cycles", len(p.Schedule), len(m.Entries))
 	}
 	for i, s := range p.Schedule {
 		e := m.Entries[i]
 		if e.RunID != p.Runs[s.Run].ID || e.Cycle != s.Cycle {
-			return fmt.Errorf("resume %s: slot %d is %s cycle %d in the plan but %s cycle %d in the results directory", m.Study, i, p.Runs[s.Run].ID, s.Cycle, e.RunID, e.Cycle)
+			return differs("slot %d is %s cycle %d in the plan but %s cycle %d in the results directory", i, p.Runs[s.Run].ID, s.Cycle, e.RunID, e.Cycle)
 		}
 	}
 	return nil
@@ -246,14 +254,8 @@ func (x *executor) emit(ev Event) {
 }
 
 func execute(ctx context.Context, st *result.Store, opt Options) (*Report, error) {
-	if len(opt.Backends) == 0 {
-		return nil, errors.New("execute: no backend job builders (Options.Backends)")
-	}
-	if opt.Runners == nil {
-		opt.Runners = map[string]runner.Runner{}
-	}
-	if opt.Runners["local"] == nil {
-		opt.Runners["local"] = runner.NewLocal()
+	if opt.Routes == nil {
+		return nil, errors.New("execute: no routes (Options.Routes)")
 	}
 	if opt.Sensor == nil {
 		opt.Sensor = OpenSensor
