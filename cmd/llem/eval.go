@@ -27,6 +27,8 @@ type evalCmd struct {
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
 }
 
+// Run prepares the study through pkg/pipeline, then prints its plan
+// (--dry-run) or executes it (eval_run.go).
 func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 	req := pipeline.Request{Study: c.Study, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python, DryRun: c.DryRun}
 	if !c.Quiet {

@@ -5,10 +5,11 @@
 // Per slot: the gap before it (time, a cool-down at cycle boundaries, and a
 // temperature gate where a device reports temperature; skippable), the idle
 // baseline (cached per sensor and hardware, measured before the worker
-// starts), then the worker through a runner.Runner while the parent samples
-// energy; the worker's warmup_done and phase events give the measured window
-// and its prefill/decode split (pkg/measure); then the record, the
-// timeseries Parquet and the manifest transition.
+// starts), then the worker through the run's Route (its runner.Runner and
+// job builder, from Options.Routes) while the parent samples energy; the
+// worker's warmup_done and phase events give the measured window and its
+// prefill/decode split (pkg/measure); then the record (filled by
+// pkg/result), the timeseries Parquet and the manifest transition.
 //
 // Failure model: a failed, crashed or timed-out run is recorded (status
 // failed, with its error and the worker's stderr tail) and the study goes

@@ -21,9 +21,16 @@
 // Auto probes only what it needs: whether the backend's Python package
 // imports locally, and only then whether a Docker daemon answers.
 //
-// Prepare runs the Docker pre-flight once (all problems, numbered) and
-// resolves every image to the ID its containers are created from, so the
-// digest recorded in the environment snapshot is the one that ran.
+// Resolution.Prepare runs the Docker pre-flight once (all problems,
+// numbered) and resolves every image to the ID its containers are created
+// from, so the digest recorded in the environment snapshot is the one that
+// ran.
+//
+// `llem eval` is, in order (eval.go): Prepare (load the study, plan it,
+// resolve runners; then, unless dry-run, fetch the Hub datasets, Docker
+// pre-flight and Build the routes) and Prepared.Execute (environment
+// snapshot, sensor default, new execution or resume through pkg/execute).
+// cmd/llem only parses flags, calls these, and prints.
 package pipeline
 
 import (
