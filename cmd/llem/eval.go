@@ -8,14 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/internal/version"
-	"github.com/llenergymeasure/llem/pkg/energy"
-	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/pipeline"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
 // evalCmd plans a study and, without --dry-run, executes it (eval_run.go).
@@ -32,30 +27,20 @@ type evalCmd struct {
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
 }
 
-func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
-	plan, err := study.Load(ctx, c.Study)
-	if err != nil {
-		return err
+// Run prepares the study through pkg/pipeline, then prints its plan
+// (--dry-run) or executes it (eval_run.go).
+func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
+	req := pipeline.Request{Study: c.Study, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python, DryRun: c.DryRun, UserConfig: cfg.Load}
+	if !c.Quiet {
+		req.Progress = stdio.Stderr
 	}
-	if c.Cycles < 0 {
-		return errs.BadInput(fmt.Errorf("--cycles %d: must be positive", c.Cycles), "pass --cycles 1 or more")
-	}
-	if c.Cycles > 0 {
-		if err := plan.SetCycles(c.Cycles); err != nil {
-			return errs.BadInput(err, fmt.Sprintf("pass --cycles between 1 and %d (and at most %d runs × cycles)", study.MaxCycles, study.MaxExecutions))
-		}
-	}
-	uc, err := userconfig.Load()
-	if err != nil {
-		return err
-	}
-	snap := envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})
-	res, err := pipeline.Resolve(ctx, c.setupInput(plan, uc, snap))
+	p, err := pipeline.Prepare(ctx, req)
 	if err != nil {
 		return err
 	}
 	if !c.DryRun {
-		return c.execute(ctx, stdio, plan, uc, snap, res)
+		defer p.Close()
+		return c.execute(ctx, stdio, p)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(stdio.Stdout)
@@ -63,24 +48,12 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO) error {
 		return enc.Encode(struct {
 			*study.Plan
 			ResolvedRunners []*pipeline.Backend `json:"resolved_runners"`
-		}{plan, res.Backends})
+		}{p.Plan, p.Resolution.Backends})
 	}
-	if err := printPlan(stdio.Stdout, plan); err != nil {
+	if err := printPlan(stdio.Stdout, p.Plan); err != nil {
 		return err
 	}
-	return printRunners(stdio.Stdout, res)
-}
-
-// setupInput gathers what the runner resolution depends on: the flags, the
-// user config, and the host's CUDA version and measured GPUs (NVML).
-func (c *evalCmd) setupInput(plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot) pipeline.Input {
-	cuda, gpus := pipeline.HostFacts(snap.GPU.NVMLInfo)
-	return pipeline.Input{
-		Plan: plan, RunnerFlag: c.Runner,
-		UserRunners: uc.Runners, UserImages: uc.Images,
-		PythonFlag: c.Python, UserPython: uc.Python,
-		LlemVersion: version.Version, HostCUDAMajor: cuda, GPUs: gpus,
-	}
+	return printRunners(stdio.Stdout, p.Resolution)
 }
 
 // printRunners writes where each backend's workers will run, what chose

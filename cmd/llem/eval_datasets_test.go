@@ -14,7 +14,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/dataset"
 	"github.com/llenergymeasure/llem/pkg/hub/hubtest"
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/study"
 )
 
 // The AI Energy Score set comes from the Hugging Face Hub; these tests use
@@ -111,56 +110,6 @@ func TestEvalDryRunDoesNotDownload(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
 		t.Errorf("--dry-run wrote to the cache: %v", entries)
-	}
-}
-
-// TestFetchDatasets: one download per distinct set, however many runs use
-// it; progress on the writer; nothing for a synthetic study.
-func TestFetchDatasets(t *testing.T) {
-	s := aesHub(t)
-	cache := hubEnv(t, s.URL)
-	plan, err := study.Load(context.Background(), aesStudy(t, "random:llama-15m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Runs) != 2 {
-		t.Fatalf("%d runs", len(plan.Runs))
-	}
-	var prog bytes.Buffer
-	if err := fetchDatasets(context.Background(), plan, &prog); err != nil {
-		t.Fatal(err)
-	}
-	if reqs := s.Requests(); len(reqs) != 2 {
-		t.Errorf("requests %v, want the revision and one file", reqs)
-	}
-	if !strings.Contains(prog.String(), "downloading dataset AIEnergyScore/text_generation") {
-		t.Errorf("progress:\n%s", prog.String())
-	}
-	if _, err := os.Stat(filepath.Join(cache, "datasets--AIEnergyScore--text_generation", "snapshots", dataset.AIEnergyScoreRevision, "text_generation.csv")); err != nil {
-		t.Error(err)
-	}
-	// Cached: no request, no output.
-	prog.Reset()
-	if err := fetchDatasets(context.Background(), plan, &prog); err != nil || len(s.Requests()) != 2 || prog.Len() != 0 {
-		t.Errorf("second fetch: %v, %d requests, %q", err, len(s.Requests()), prog.String())
-	}
-	// Ctrl-C during a download is an interrupt, not bad input.
-	hubEnv(t, s.URL)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := fetchDatasets(ctx, plan, nil); err == nil || !strings.Contains(err.Error(), "context canceled") {
-		t.Errorf("cancelled: %v", err)
-	}
-	// A synthetic study needs nothing.
-	synth := filepath.Join(t.TempDir(), "s.cue")
-	os.WriteFile(synth, []byte(evalStudy), 0o644)
-	sp, err := study.Load(context.Background(), synth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("HF_HUB_OFFLINE", "1")
-	if err := fetchDatasets(context.Background(), sp, nil); err != nil {
-		t.Errorf("synthetic: %v", err)
 	}
 }
 

@@ -19,44 +19,21 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llenergymeasure/llem/internal/errs"
-	"github.com/llenergymeasure/llem/pkg/energy"
-	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/pipeline"
-	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
-	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
-// execute runs the plan (or resumes --resume DIR), shows progress on
-// stderr, and prints the per-run summary table (stderr) or, with --json,
-// summary.json (stdout). Exit status: 0 all done, 1 some run failed, 130
-// interrupted.
-func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *userconfig.Loaded, snap envinfo.Snapshot, res *pipeline.Resolution) error {
-	// Every backend must be able to run before the study starts: the Hub
-	// prompt sets in the cache (downloaded now if need be), Docker
-	// pre-flight (pulling missing images) and local interpreters.
-	var pullProgress io.Writer
+// execute runs the prepared study (or resumes --resume DIR), shows
+// progress on stderr, and prints the per-run summary table (stderr) or,
+// with --json, summary.json (stdout). Exit status: 0 all done, 1 some run
+// failed, 130 interrupted.
+func (c *evalCmd) execute(ctx context.Context, stdio *IO, p *pipeline.Prepared) error {
 	if !c.Quiet {
-		pullProgress = stdio.Stderr
-	}
-	if err := fetchDatasets(ctx, plan, pullProgress); err != nil {
-		return err
-	}
-	if err := res.Prepare(ctx, pullProgress); err != nil {
-		return err
-	}
-	runners, backends, err := res.Build(ctx)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	if !c.Quiet {
-		for _, w := range res.Warnings {
+		for _, w := range p.Resolution.Warnings {
 			fmt.Fprintln(stdio.Stderr, "llem: warning:", w)
 		}
-		for _, b := range res.Docker() {
+		for _, b := range p.Resolution.Docker() {
 			id := b.ImageDigest
 			if id == "" {
 				id = b.ImageID
@@ -64,24 +41,7 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *
 			fmt.Fprintf(stdio.Stderr, "llem: %s runs in Docker: %s (%s)\n", b.Backend, b.Image, id)
 		}
 	}
-	snap.Runners = res.Environment()
-	envJSON, err := json.Marshal(snap)
-	if err != nil {
-		return fmt.Errorf("encode environment: %w", err)
-	}
-	if c.Out == "" {
-		c.Out = uc.ResultsDir
-	}
-	opt := execute.Options{
-		Plan:        plan,
-		OutRoot:     c.Out,
-		Backends:    backends,
-		Runners:     runners,
-		Sensor:      sensorDefault(uc.Energy.Sensor),
-		Environment: envJSON,
-		Fingerprint: snap.Fingerprint,
-		Grace:       5 * time.Second,
-	}
+	opt := pipeline.RunOptions{Out: c.Out, Resume: c.Resume}
 	tty := isTerminal(stdio.Stderr)
 	if tty && isTerminal(stdio.Stdin) {
 		opt.Skip = skipKeys(stdio.Stdin)
@@ -95,25 +55,10 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *
 		}
 	}
 	opt.OnEvent = disp.event
-
-	// Re-running with --out pointing at a study directory resumes it.
-	if c.Resume == "" {
-		if _, err := os.Stat(filepath.Join(c.Out, result.ManifestFile)); err == nil {
-			c.Resume = c.Out
-		}
-	}
-	var rep *execute.Report
-	if c.Resume != "" {
-		rep, err = execute.Resume(ctx, c.Resume, opt)
-	} else {
-		rep, err = execute.Run(ctx, opt)
-	}
+	rep, err := p.Execute(ctx, opt)
 	disp.close()
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "resume ") {
-			return errs.BadInput(err, "resume with the same study file and --cycles, or start a new execution without --resume")
-		}
-		return errs.WithHint(err, "check that the results directory (--out) is writable")
+		return err
 	}
 
 	if c.JSON {
@@ -132,19 +77,6 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, plan *study.Plan, uc *
 		return &printedError{errs.WithExitCode(fmt.Errorf("%d run(s) failed", rep.Failed), errs.ExitFailure)}
 	}
 	return nil
-}
-
-// sensorDefault opens sensors with the user config's energy.sensor standing
-// in for a study that leaves energy.sensor at auto (study > user config >
-// auto); the record's config keeps what the study said, its energy.sensor
-// field says what measured.
-func sensorDefault(user string) execute.SensorFunc {
-	return func(e study.Energy) (energy.Sensor, energy.Selection, error) {
-		if (e.Sensor == "" || e.Sensor == "auto") && user != "" {
-			e.Sensor = user
-		}
-		return execute.OpenSensor(e)
-	}
 }
 
 // skipKeys turns each line typed on a terminal into a "skip the gap" signal.

@@ -64,8 +64,9 @@ func TestEvalRunInterruptResumeJSON(t *testing.T) {
 	// Ctrl-C after the first run: exit 130, the directory says interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Cancel on the first finished run's line ("[1/2] <id> cycle 1: 0.00xx J/out-token ...").
-	stderr := &cancelWriter{trigger: "cycle 1: 0", cancel: cancel}
+	// Cancel on the first finished run's line ("[1/2] <id> cycle 1: 0.00xx
+	// J/out-token ..."; the value reaches 1 J and more on a loaded machine).
+	stderr := &cancelWriter{trigger: " J/out-token", cancel: cancel}
 	code := Main(ctx, []string{"eval", studyPath, "--out", out}, IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: stderr})
 	if code != 130 {
 		t.Fatalf("exit %d after Ctrl-C, want 130\n%s", code, stderr)

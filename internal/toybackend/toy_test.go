@@ -70,7 +70,7 @@ func TestToyBackendEndToEnd(t *testing.T) {
 	if err := res.Prepare(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	runners, jobs, err := res.Build(ctx)
+	routes, err := res.Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestToyBackendEndToEnd(t *testing.T) {
 	snap := envinfo.Collect(envinfo.Options{SkipNVML: true})
 	envJSON, _ := json.Marshal(snap)
 	rep, err := execute.Run(ctx, execute.Options{
-		Plan: plan, OutRoot: t.TempDir(), Runners: runners, Backends: jobs,
+		Plan: res.ResolvedPlan(), OutRoot: t.TempDir(), Routes: routes,
 		Environment: envJSON, Fingerprint: snap.Fingerprint, Grace: 2 * time.Second,
 	})
 	if err != nil {

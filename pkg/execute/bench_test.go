@@ -20,7 +20,7 @@ execution: {cycles: 5, order: "sequential"}
 	var overhead, slots float64
 	for b.Loop() {
 		rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: b.TempDir(),
-			Backends: map[string]JobFunc{"native": fakeWorkerJob(0)}})
+			Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)})})
 		if err != nil || rep.Failed > 0 {
 			b.Fatal(err, rep.Manifest.Entries)
 		}

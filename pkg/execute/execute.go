@@ -5,10 +5,11 @@
 // Per slot: the gap before it (time, a cool-down at cycle boundaries, and a
 // temperature gate where a device reports temperature; skippable), the idle
 // baseline (cached per sensor and hardware, measured before the worker
-// starts), then the worker through a runner.Runner while the parent samples
-// energy; the worker's warmup_done and phase events give the measured window
-// and its prefill/decode split (pkg/measure); then the record, the
-// timeseries Parquet and the manifest transition.
+// starts), then the worker through the run's Route (its runner.Runner and
+// job builder, from Options.Routes) while the parent samples energy; the
+// worker's warmup_done and phase events give the measured window and its
+// prefill/decode split (pkg/measure); then the record (filled by
+// pkg/result), the timeseries Parquet and the manifest transition.
 //
 // Failure model: a failed, crashed or timed-out run is recorded (status
 // failed, with its error and the worker's stderr tail) and the study goes
@@ -38,7 +39,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
-	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/stats"
 	"github.com/llenergymeasure/llem/pkg/study"
 )
@@ -64,13 +64,9 @@ type Options struct {
 	// OutRoot is the results root: a new execution goes to
 	// OutRoot/<study>-<time>/. Ignored by Resume.
 	OutRoot string
-	// Backends maps a backend name to its job builder (required).
-	Backends map[string]JobFunc
-	// Runners maps a runner kind (plan.Runners[backend].Kind) to a runner,
-	// or "kind:backend" (e.g. "docker:vllm") to one for that backend only,
-	// which is looked up first; "local" defaults to runner.NewLocal() and
-	// "auto" means "local".
-	Runners map[string]runner.Runner
+	// Routes gives each run its runner and job builder (required): e.g.
+	// LocalRoutes, or pkg/pipeline's resolution of the study's runners.
+	Routes Router
 	// Sensor opens sensors; nil means OpenSensor.
 	Sensor SensorFunc
 	// Environment is the snapshot stored in every record (JSON); Fingerprint
@@ -183,18 +179,31 @@ func Resume(ctx context.Context, dir string, opt Options) (*Report, error) {
 	return execute(ctx, st, opt, false)
 }
 
-// samePlan reports whether the manifest was made from plan p.
+// ResumeError says why a results directory cannot be resumed with the
+// given plan: the study's runs or schedule changed since it started.
+type ResumeError struct {
+	Study  string
+	Reason string
+}
+
+func (e *ResumeError) Error() string { return "resume " + e.Study + ": " + e.Reason }
+
+// samePlan reports whether the manifest was made from plan p; a
+// *ResumeError says how it differs.
 func samePlan(m result.Manifest, p *study.Plan) error {
+	differs := func(format string, args ...any) error {
+		return &ResumeError{Study: m.Study, Reason: fmt.Sprintf(format, args...)}
+	}
 	if m.StudyHash != p.DesignHash {
-		return fmt.Errorf("resume %s: the study's runs changed (design %s, the results directory has %s)", m.Study, p.DesignHash, m.StudyHash)
+		return differs("the study's runs changed (design %s, the results directory has %s)", p.DesignHash, m.StudyHash)
 	}
 	if len(m.Entries) != len(p.Schedule) {
-		return fmt.Errorf("resume %s: the schedule changed (%d slots, the results directory has %d); pass the same --cycles", m.Study, len(p.Schedule), len(m.Entries))
+		return differs("the schedule changed (%d slots, the results directory has %d); pass the same --cycles", len(p.Schedule), len(m.Entries))
 	}
 	for i, s := range p.Schedule {
 		e := m.Entries[i]
 		if e.RunID != p.Runs[s.Run].ID || e.Cycle != s.Cycle {
-			return fmt.Errorf("resume %s: slot %d is %s cycle %d in the plan but %s cycle %d in the results directory", m.Study, i, p.Runs[s.Run].ID, s.Cycle, e.RunID, e.Cycle)
+			return differs("slot %d is %s cycle %d in the plan but %s cycle %d in the results directory", i, p.Runs[s.Run].ID, s.Cycle, e.RunID, e.Cycle)
 		}
 	}
 	return nil
@@ -258,14 +267,8 @@ func (x *executor) emit(ev Event) {
 // running first session, so there is no session start to record.
 func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (*Report, error) {
 	defer st.Close()
-	if len(opt.Backends) == 0 {
-		return nil, errors.New("execute: no backend job builders (Options.Backends)")
-	}
-	if opt.Runners == nil {
-		opt.Runners = map[string]runner.Runner{}
-	}
-	if opt.Runners["local"] == nil {
-		opt.Runners["local"] = runner.NewLocal()
+	if opt.Routes == nil {
+		return nil, errors.New("execute: no routes (Options.Routes)")
 	}
 	if opt.Sensor == nil {
 		opt.Sensor = OpenSensor
@@ -539,17 +542,7 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 	if thr > 0 {
 		mode = stats.ModeSteadyState
 	}
-	acc := stats.NewSummary(stats.SummaryOptions{Mode: mode})
-	var total float64
-	haveTotal := false
-	for _, r := range recs {
-		acc.Add(r)
-		if r.Status == result.StatusOK && r.Energy.RawJ != nil {
-			total += *r.Energy.RawJ
-			haveTotal = true
-		}
-	}
-	ss := acc.Close()
+	ss := stats.Summarise(recs, stats.SummaryOptions{Mode: mode})
 	statsJSON, err := json.Marshal(ss)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode stats: %w", err)
@@ -561,11 +554,20 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 		StartedAt: m.StartedAt, EndedAt: now, WallS: now.Sub(m.StartedAt).Seconds(), Counts: m.Counts,
 		Execution: execJSON, Stats: statsJSON, Warnings: append([]string{}, x.plan.Warnings...),
 	}
-	if haveTotal {
+	if total, ok := result.TotalEnergyJ(recs); ok {
 		sum.TotalEnergyJ = &total
 	}
-	// One pass over entries and records, grouped by run: O(entries), not
-	// O(runs × entries).
+	sum.Runs = x.runSummaries(m, recs, thr)
+	if err := x.st.WriteSummary(sum); err != nil {
+		return nil, nil, err
+	}
+	return sum, ss, nil
+}
+
+// runSummaries is each run across its cycles, in plan order: one pass over
+// entries and records grouped by run, O(entries) rather than O(runs ×
+// entries).
+func (x *executor) runSummaries(m result.Manifest, recs []*result.Record, thr float64) []result.RunSummary {
 	entriesOf := make(map[string][]int, len(x.plan.Runs))
 	for i, e := range m.Entries {
 		entriesOf[e.RunID] = append(entriesOf[e.RunID], i)
@@ -574,6 +576,7 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 	for _, rec := range recs {
 		recsOf[rec.RunID] = append(recsOf[rec.RunID], rec)
 	}
+	out := make([]result.RunSummary, 0, len(x.plan.Runs))
 	for _, r := range x.plan.Runs {
 		rs := result.RunSummary{RunID: r.ID, Experiment: r.Origin, Label: label(r), ConfigHash: r.Hash,
 			Records: []string{}, Flags: []string{}}
@@ -600,12 +603,9 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 			}
 		}
 		rs.SteadyState = steadyState(epotOf(recsOf[r.ID]), thr, rs)
-		sum.Runs = append(sum.Runs, rs)
+		out = append(out, rs)
 	}
-	if err := x.st.WriteSummary(sum); err != nil {
-		return nil, nil, err
-	}
-	return sum, ss, nil
+	return out
 }
 
 // steadyState says whether and when the run's energy per output token

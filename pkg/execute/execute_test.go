@@ -3,6 +3,7 @@ package execute
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,8 +40,8 @@ execution: {cycles: 1, order: "sequential", run_timeout_seconds: 4}
 	var kinds []string
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
-		OnEvent:  func(ev Event) { kinds = append(kinds, ev.Kind) },
+		Routes:  LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)}),
+		OnEvent: func(ev Event) { kinds = append(kinds, ev.Kind) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ execution: {cycles: 3, order: "shuffled", seed: 7}
 	envJSON, _ := json.Marshal(snap)
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(), Environment: envJSON, Fingerprint: snap.Fingerprint,
-		Backends:      map[string]JobFunc{"native": native.JobFunc(exe)},
+		Routes:        LocalRoutes(map[string]JobFunc{"native": native.JobFunc(exe)}),
 		BaselineCache: measure.Cache{Dir: t.TempDir()},
 	})
 	if err != nil {
@@ -211,18 +212,23 @@ func TestResumeRejectsAChangedPlan(t *testing.T) {
 	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
 execution: {cycles: 1}
 `)
-	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)}})
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, other := writeStudy(t, fakeBase+`grid: n: [1, 2]
 execution: {cycles: 1}
 `)
-	if _, err := Resume(context.Background(), rep.Dir, Options{Plan: other}); err == nil || !strings.Contains(err.Error(), "runs changed") {
+	_, err = Resume(context.Background(), rep.Dir, Options{Plan: other})
+	if err == nil || !strings.Contains(err.Error(), "runs changed") {
 		t.Fatalf("resume with another plan: %v", err)
 	}
+	var re *ResumeError
+	if !errors.As(err, &re) || re.Study != "fake" || !strings.HasPrefix(err.Error(), "resume fake: the study's runs changed") {
+		t.Fatalf("resume with another plan: %T %v, want a *ResumeError", err, err)
+	}
 	// Resuming a finished study runs nothing and keeps its records.
-	again, err := Resume(context.Background(), rep.Dir, Options{Plan: plan, Backends: map[string]JobFunc{"native": fakeWorkerJob(0)}})
+	again, err := Resume(context.Background(), rep.Dir, Options{Plan: plan, Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +244,7 @@ func TestSteadyStateStopsCycling(t *testing.T) {
 	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
 execution: {cycles: 6, order: "sequential", steady_state: 0.5}
 `)
-	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(20)}})
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(20)})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +273,7 @@ execution: {cycles: 2, gap_seconds: 3600}
 		err         error
 	}
 	var sleeps []slept
-	rep, err := Run(ctx, Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+	rep, err := Run(ctx, Options{Plan: plan, OutRoot: t.TempDir(), Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)}),
 		Skip: skip,
 		Sleep: func(ctx context.Context, d time.Duration, s <-chan struct{}) error {
 			t0 := time.Now()
@@ -348,19 +354,55 @@ func (c *countingRunner) Run(ctx context.Context, job runner.Job, on func(protoc
 	return c.Runner.Run(ctx, job, on)
 }
 
-func TestPerBackendRunnerIsPreferred(t *testing.T) {
+// TestRunUsesItsBackendsRoute: every slot of a run goes through its
+// backend's route, never another backend's runner.
+func TestRunUsesItsBackendsRoute(t *testing.T) {
 	t.Parallel()
 	_, plan := writeStudy(t, fakeBase+`grid: n: [1]
 execution: {cycles: 2}
 `)
-	general, specific := &countingRunner{Runner: runner.NewLocal()}, &countingRunner{Runner: runner.NewLocal()}
-	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
-		Runners: map[string]runner.Runner{"local": general, "local:native": specific}})
+	other, own := &countingRunner{Runner: runner.NewLocal()}, &countingRunner{Runner: runner.NewLocal()}
+	rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Routes: Routes{
+		"native":  {Runner: own, Job: fakeWorkerJob(0)},
+		"pytorch": {Runner: other, Job: fakeWorkerJob(0)},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Manifest.Counts.Done != 2 || specific.n != 2 || general.n != 0 {
-		t.Fatalf("done %d, per-backend runner ran %d, general %d", rep.Manifest.Counts.Done, specific.n, general.n)
+	if rep.Manifest.Counts.Done != 2 || own.n != 2 || other.n != 0 {
+		t.Fatalf("done %d, the backend's runner ran %d, another backend's %d", rep.Manifest.Counts.Done, own.n, other.n)
+	}
+}
+
+// TestRunWithoutRoute: a run whose backend has no route, or a route with
+// no runner, fails with the route's error and the study goes on.
+func TestRunWithoutRoute(t *testing.T) {
+	t.Parallel()
+	_, plan := writeStudy(t, fakeBase+`execution: {cycles: 1}
+`)
+	for _, tc := range []struct {
+		routes         Routes
+		kind, fragment string
+	}{
+		{Routes{"pytorch": {Runner: runner.NewLocal(), Job: fakeWorkerJob(0)}}, "unsupported", "no worker for backend native"},
+		{Routes{"native": {Job: fakeWorkerJob(0)}}, "runner", "no runner is available for backend native"},
+	} {
+		rep, err := Run(context.Background(), Options{Plan: plan, OutRoot: t.TempDir(), Routes: tc.routes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := result.ReadRecords(rep.Dir)
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("records: %v %d", err, len(recs))
+		}
+		for _, r := range recs {
+			if r.Status != result.StatusFailed || r.Error.Kind != tc.kind || !strings.Contains(r.Error.Message, tc.fragment) || r.Error.ExitCode != -1 {
+				t.Errorf("record %s: %s %+v, want %s: %q", r.RunID, r.Status, r.Error, tc.kind, tc.fragment)
+			}
+		}
+		if rep.Failed != len(recs) {
+			t.Errorf("%d failed, %d records", rep.Failed, len(recs))
+		}
 	}
 }
 
@@ -386,7 +428,7 @@ execution: cycles: 1
 `)
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(), Environment: json.RawMessage(`{}`),
-		Backends:      map[string]JobFunc{"native": native.JobFunc(exe)},
+		Routes:        LocalRoutes(map[string]JobFunc{"native": native.JobFunc(exe)}),
 		BaselineCache: measure.Cache{Dir: t.TempDir()},
 	})
 	if err != nil {
@@ -420,7 +462,7 @@ execution: cycles: 1
 `)
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(150)},
+		Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(150)}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +531,7 @@ execution: {cycles: 1, order: "sequential"}
 	}
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)}),
 	})
 	if err != nil {
 		t.Fatal(err)

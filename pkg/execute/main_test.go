@@ -166,7 +166,7 @@ func childEval() int {
 	sleepMs, _ := strconv.Atoi(os.Getenv("LLEM_FAKE_SLEEP_MS"))
 	opt := Options{
 		Plan: plan, OutRoot: os.Getenv("LLEM_EVAL_OUT"),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(sleepMs)},
+		Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(sleepMs)}),
 		OnEvent: func(ev Event) {
 			fmt.Printf("%s %s\n", ev.Kind, ev.Phase)
 		},

@@ -117,8 +117,7 @@ func TestMarkAtWindowBoundaries(t *testing.T) {
 	rn := &scriptRunner{}
 	rep, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
-		Runners:  map[string]runner.Runner{"local": rn},
+		Routes: Routes{"native": {Runner: rn, Job: fakeWorkerJob(0)}},
 		Sensor: func(study.Energy) (energy.Sensor, energy.Selection, error) {
 			return fs, energy.Selection{Sensor: "fake", Method: energy.MethodCounter}, nil
 		},

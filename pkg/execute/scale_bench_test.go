@@ -47,7 +47,7 @@ func BenchmarkStudy100k(b *testing.B) {
 		runs := 0
 		t1 := time.Now()
 		rep, err := Run(ctx, Options{Plan: plan, OutRoot: b.TempDir(),
-			Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+			Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)}),
 			OnEvent: func(ev Event) {
 				switch ev.Kind {
 				case EventRun:

@@ -101,7 +101,7 @@ execution: {cycles: 1, order: "sequential", cooldown_max_temp_c: 60}
 	var msgs []string
 	_, err := Run(context.Background(), Options{
 		Plan: plan, OutRoot: t.TempDir(),
-		Backends: map[string]JobFunc{"native": fakeWorkerJob(0)},
+		Routes: LocalRoutes(map[string]JobFunc{"native": fakeWorkerJob(0)}),
 		Sensor: func(study.Energy) (energy.Sensor, energy.Selection, error) {
 			return fs, energy.Selection{Sensor: "fake", Method: energy.MethodCounter}, nil
 		},

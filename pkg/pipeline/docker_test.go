@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
 	"github.com/llenergymeasure/llem/internal/dockertest"
 	"github.com/llenergymeasure/llem/internal/testworker"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
@@ -21,8 +24,6 @@ import (
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
 	"github.com/llenergymeasure/llem/pkg/study"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 )
 
 // The test binary doubles as `llem worker` for the local runner's native
@@ -105,20 +106,21 @@ func runStudy(ctx context.Context, t *testing.T, plan *study.Plan, h, kind strin
 	if err := res.Prepare(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	runners, jobs, err := res.Build(ctx)
+	routes, err := res.Build(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { res.Close() })
 	log := &requestLog{reqs: map[string][]string{}}
-	for k, r := range runners {
-		runners[k] = recording{Runner: r, log: log}
+	for b, rt := range routes {
+		rt.Runner = recording{Runner: rt.Runner, log: log}
+		routes[b] = rt
 	}
 	snap := envinfo.Collect(envinfo.Options{SkipNVML: true})
 	snap.Runners = res.Environment()
 	envJSON, _ := json.Marshal(snap)
 	rep, err := execute.Run(ctx, execute.Options{
-		Plan: plan, OutRoot: t.TempDir(), Runners: runners, Backends: jobs,
+		Plan: res.ResolvedPlan(), OutRoot: t.TempDir(), Routes: routes,
 		Environment: envJSON, Fingerprint: snap.Fingerprint, Grace: 2 * time.Second,
 		OnEvent: onEvent,
 	})

@@ -1,7 +1,7 @@
 // Package pipeline is the wiring root of llem eval: the one package that
 // knows every backend, runner and sensor. It decides where each backend of a
 // study runs its workers and builds what pkg/execute needs for that: one
-// runner per backend and one job builder per backend.
+// route (runner and job builder) per backend.
 //
 // For every backend the plan uses, Resolve picks a runner.Choice with
 // runner.Select (--runner flag > LLEM_RUNNER_<BACKEND> > study > user config
@@ -21,9 +21,16 @@
 // Auto probes only what it needs: whether the backend's Python package
 // imports locally, and only then whether a Docker daemon answers.
 //
-// Prepare runs the Docker pre-flight once (all problems, numbered) and
-// resolves every image to the ID its containers are created from, so the
-// digest recorded in the environment snapshot is the one that ran.
+// Resolution.Prepare runs the Docker pre-flight once (all problems,
+// numbered) and resolves every image to the ID its containers are created
+// from, so the digest recorded in the environment snapshot is the one that
+// ran.
+//
+// `llem eval` is, in order (eval.go): Prepare (load the study, plan it,
+// resolve runners; then, unless dry-run, fetch the Hub datasets, Docker
+// pre-flight and Build the routes) and Prepared.Execute (environment
+// snapshot, sensor default, new execution or resume through pkg/execute).
+// cmd/llem only parses flags, calls these, and prints.
 package pipeline
 
 import (
@@ -41,6 +48,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
@@ -360,42 +368,56 @@ func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
 	return nil
 }
 
-// Build returns the runners (Options.Runners: "local" and "docker:<b>") and
-// job builders (Options.Backends) of a prepared resolution, and sets the
-// plan's runner kinds to the resolved ones (pkg/execute looks them up
-// there). Close releases the Docker clients.
-func (r *Resolution) Build(ctx context.Context) (map[string]runner.Runner, map[string]backend.JobFunc, error) {
+// Build returns the route of every backend of a prepared resolution (its
+// runner: one local runner shared by the local backends, one Docker runner
+// per Docker backend with its resolved image; and its job builder), for
+// execute.Options.Routes. Close releases the Docker clients.
+func (r *Resolution) Build(ctx context.Context) (execute.Routes, error) {
 	if !r.prepared {
-		return nil, nil, errors.New("setup: Build before Prepare")
+		return nil, errors.New("pipeline: Build before Prepare")
 	}
-	runners := map[string]runner.Runner{runner.KindLocal: runner.NewLocal()}
-	jobs := map[string]backend.JobFunc{}
+	local := runner.NewLocal()
+	routes := execute.Routes{}
 	for _, b := range r.Backends {
-		sr := r.in.Plan.Runners[b.Backend]
-		sr.Kind = b.Kind
-		if b.Kind == runner.KindDocker {
-			sr.Image = b.Image
-		}
-		r.in.Plan.Runners[b.Backend] = sr
+		rt := execute.Route{Runner: local}
 		if b.Kind == runner.KindDocker {
 			dr, err := docker.New(ctx, docker.Options{
 				Host: r.in.DockerHost, Image: b.ImageID, GPUs: r.in.GPUs, ShmSize: b.ShmSize, Network: r.in.Network,
 			})
 			if err != nil {
 				r.Close()
-				return nil, nil, fmt.Errorf("backend %s: docker runner: %w", b.Backend, err)
+				return nil, fmt.Errorf("backend %s: docker runner: %w", b.Backend, err)
 			}
 			r.closers = append(r.closers, dr.Close)
-			runners[runner.KindDocker+":"+b.Backend] = dr
+			rt.Runner = dr
 		}
 		jf, err := r.jobFunc(b)
 		if err != nil {
 			r.Close()
-			return nil, nil, err
+			return nil, err
 		}
-		jobs[b.Backend] = jf
+		rt.Job = jf
+		routes[b.Backend] = rt
 	}
-	return runners, jobs, nil
+	return routes, nil
+}
+
+// ResolvedPlan returns a copy of the plan whose runners say where each
+// backend ran (kind, and the image for Docker): the plan.json a study
+// directory keeps. The plan Resolve was given is left as it was.
+func (r *Resolution) ResolvedPlan() *study.Plan {
+	p := *r.in.Plan
+	p.Runners = make(map[string]study.Runner, len(r.in.Plan.Runners))
+	for name, sr := range r.in.Plan.Runners {
+		if b := r.Backend(name); b != nil {
+			sr.Kind = b.Kind
+			if b.Kind == runner.KindDocker {
+				sr.Image = b.Image
+			}
+		}
+		p.Runners[name] = sr
+	}
+	return &p
 }
 
 // Close releases what Build opened.

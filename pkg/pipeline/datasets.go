@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/study"
 )
 
-// fetchDatasets puts the Hugging Face Hub prompt sets that the plan's runs
+// FetchDatasets puts the Hugging Face Hub prompt sets that the plan's runs
 // use (dataset source "aienergyscore") into the hub cache before the study
 // starts, downloading with progress on progress (nil: silently). Each
 // distinct repository, revision and split is fetched once; one already
@@ -17,7 +17,7 @@ import (
 // so no worker touches the network. A failure is the user's to fix
 // (connect, HF_TOKEN, a manual download, another dataset): exit 2, before
 // any results directory exists.
-func fetchDatasets(ctx context.Context, plan *study.Plan, progress io.Writer) error {
+func FetchDatasets(ctx context.Context, plan *study.Plan, progress io.Writer) error {
 	seen := map[string]bool{}
 	for _, r := range plan.Runs {
 		cfg, err := dataset.ParseConfig(r.ConfigJSON)

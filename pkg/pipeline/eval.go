@@ -1,0 +1,207 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/envinfo"
+	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/study"
+	"github.com/llenergymeasure/llem/pkg/userconfig"
+)
+
+// Request is one `llem eval`: the study and the choices that shape its
+// plan and where its workers run.
+type Request struct {
+	// Study is the study or experiment file (.cue).
+	Study string
+	// Cycles overrides execution.cycles when > 0; negative is bad input.
+	Cycles int
+	// Runner is --runner ("" or "auto" defers); Python is --python.
+	Runner string
+	Python string
+	// DryRun stops after resolving the runners: nothing is downloaded,
+	// pulled or started, and Execute cannot be called.
+	DryRun bool
+	// Progress receives dataset download and image pull progress (nil:
+	// silent).
+	Progress io.Writer
+	// UserConfig loads the user config; nil means userconfig.Load. It is
+	// called after the study loaded, so a study error comes first.
+	UserConfig func() (*userconfig.Loaded, error)
+}
+
+// Prepared is a study planned, its runners resolved and, unless dry-run,
+// everything its runs need made ready: the Hub prompt sets in the cache,
+// the Docker images pulled and every backend's route built.
+type Prepared struct {
+	// Plan is the study's plan as loaded (runners as the study wrote them).
+	Plan *study.Plan
+	// Resolution says where each backend runs; Resolution.Warnings are
+	// Prepare's warnings that do not stop the study.
+	Resolution *Resolution
+	// Environment is the host snapshot every record carries.
+	Environment envinfo.Snapshot
+	// User is the user config in effect.
+	User   *userconfig.Loaded
+	routes execute.Routes
+}
+
+// Prepare loads the study, plans it, resolves every backend's runner and,
+// unless req.DryRun, fetches the Hub datasets its runs use and prepares
+// and builds the runners (Docker pre-flight, pulls). Study errors come as
+// study.Load returns them (CUE errors with positions); problems the user
+// must fix carry errs.BadInput (exit 2); a cancelled download returns
+// ctx's error. Close what a successful Prepare returns.
+func Prepare(ctx context.Context, req Request) (*Prepared, error) {
+	plan, err := LoadPlan(ctx, req.Study, req.Cycles)
+	if err != nil {
+		return nil, err
+	}
+	loadUser := req.UserConfig
+	if loadUser == nil {
+		loadUser = userconfig.Load
+	}
+	uc, err := loadUser()
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{Plan: plan, User: uc, Environment: envinfo.Collect(envinfo.Options{NVML: energy.NVMLOptionsFromEnv()})}
+	cuda, gpus := HostFacts(p.Environment.GPU.NVMLInfo)
+	p.Resolution, err = Resolve(ctx, Input{
+		Plan: plan, RunnerFlag: req.Runner,
+		UserRunners: uc.Runners, UserImages: uc.Images,
+		PythonFlag: req.Python, UserPython: uc.Python,
+		LlemVersion: version.Version, HostCUDAMajor: cuda, GPUs: gpus,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if req.DryRun {
+		return p, nil
+	}
+	if err := FetchDatasets(ctx, plan, req.Progress); err != nil {
+		return nil, err
+	}
+	if err := p.Resolution.Prepare(ctx, req.Progress); err != nil {
+		return nil, err
+	}
+	if p.routes, err = p.Resolution.Build(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// LoadPlan loads the study file and applies a --cycles override (> 0).
+func LoadPlan(ctx context.Context, path string, cycles int) (*study.Plan, error) {
+	plan, err := study.Load(ctx, path)
+	if err != nil {
+		return nil, err // CUE errors keep their positions
+	}
+	if cycles < 0 {
+		return nil, errs.BadInput(fmt.Errorf("--cycles %d: must be positive", cycles), "pass --cycles 1 or more")
+	}
+	if cycles > 0 {
+		if err := plan.SetCycles(cycles); err != nil {
+			return nil, errs.BadInput(err, fmt.Sprintf("pass --cycles between 1 and %d (and at most %d runs × cycles)", study.MaxCycles, study.MaxExecutions))
+		}
+	}
+	return plan, nil
+}
+
+// Close releases the runners Prepare built.
+func (p *Prepared) Close() error { return p.Resolution.Close() }
+
+// RunOptions say where an execution goes and who watches it.
+type RunOptions struct {
+	// Out is the results root; "" means the user config's results_dir. A
+	// study directory here (it has a manifest) is resumed.
+	Out string
+	// Resume is a study directory to continue; "" starts a new execution
+	// (or resumes Out, see above).
+	Resume string
+	// Skip and OnEvent are execute.Options' (gap skipping, progress).
+	Skip    <-chan struct{}
+	OnEvent func(execute.Event)
+}
+
+// Execute runs the prepared study, or resumes it, and returns the report
+// (failed and interrupted runs are in it, not errors). A results directory
+// that the plan cannot resume is bad input wrapping *execute.ResumeError;
+// any other error is the results directory's.
+func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, error) {
+	if p.routes == nil {
+		return nil, errors.New("pipeline: Execute of a dry-run or unprepared study")
+	}
+	snap := p.Environment
+	snap.Runners = p.Resolution.Environment()
+	envJSON, err := json.Marshal(snap)
+	if err != nil {
+		return nil, fmt.Errorf("encode environment: %w", err)
+	}
+	opt := execute.Options{
+		Plan:        p.Resolution.ResolvedPlan(),
+		OutRoot:     o.Out,
+		Routes:      p.routes,
+		Sensor:      SensorDefault(p.User.Energy.Sensor),
+		Environment: envJSON,
+		Fingerprint: snap.Fingerprint,
+		Grace:       5 * time.Second,
+		Skip:        o.Skip,
+		OnEvent:     o.OnEvent,
+	}
+	if opt.OutRoot == "" {
+		opt.OutRoot = p.User.ResultsDir
+	}
+	dir := ResumeDir(o.Resume, opt.OutRoot)
+	var rep *execute.Report
+	if dir != "" {
+		rep, err = execute.Resume(ctx, dir, opt)
+	} else {
+		rep, err = execute.Run(ctx, opt)
+	}
+	var re *execute.ResumeError
+	switch {
+	case errors.As(err, &re):
+		return nil, errs.BadInput(err, "resume with the same study file and --cycles, or start a new execution without --resume")
+	case err != nil:
+		return nil, errs.WithHint(err, "check that the results directory (--out) is writable")
+	}
+	return rep, nil
+}
+
+// ResumeDir is the study directory an execution continues: resume when
+// given, else out when it already is a study directory (re-running with
+// --out at one resumes it), else "" (a new execution under out).
+func ResumeDir(resume, out string) string {
+	if resume != "" {
+		return resume
+	}
+	if _, err := os.Stat(filepath.Join(out, result.ManifestFile)); err == nil {
+		return out
+	}
+	return ""
+}
+
+// SensorDefault opens sensors with the user config's energy.sensor standing
+// in for a study that leaves energy.sensor at auto (study > user config >
+// auto); the record's config keeps what the study said, its energy.sensor
+// field says what measured.
+func SensorDefault(user string) execute.SensorFunc {
+	return func(e study.Energy) (energy.Sensor, energy.Selection, error) {
+		if (e.Sensor == "" || e.Sensor == "auto") && user != "" {
+			e.Sensor = user
+		}
+		return execute.OpenSensor(e)
+	}
+}

@@ -1,0 +1,77 @@
+package result
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/llenergymeasure/llem/pkg/protocol"
+)
+
+// TestFillWorkAndPrefillPass: throughput over the window, latency
+// percentiles, phase tokens and times, then a prefill pass moving time and
+// energy from decode to prefill with the phases still summing to the total.
+func TestFillWorkAndPrefillPass(t *testing.T) {
+	sum := protocol.Summary{
+		Done: &protocol.Done{Requests: 2, InputTokens: 8, OutputTokens: 6},
+		Requests: []protocol.Request{
+			{StartNs: 0, TTFTNs: 10e6, EndNs: 40e6, OutputTokens: 4, ITLNs: []int64{10e6, 10e6, 10e6}},
+			{StartNs: 0, TTFTNs: 20e6, EndNs: 30e6, OutputTokens: 2, ITLNs: []int64{10e6}},
+		},
+		Batches: []protocol.Batch{{Index: 0, PrefillStartNs: 0, PrefillEndNs: 1e9, DecodeStartNs: 1e9, DecodeEndNs: 3e9, InputTokens: 8}},
+	}
+	var r Record
+	r.FillTiming(sum, 0, 4e9, 0, 0)
+	r.FillWork(sum)
+	if r.Timing.WindowS != 4 || r.Throughput.OutputTokensPerSec != 1.5 || r.Throughput.RequestsPerSec != 0.5 {
+		t.Fatalf("timing %+v throughput %+v", r.Timing, r.Throughput)
+	}
+	if d := r.Latency.TTFT; d.N != 2 || d.MeanMs != 15 || d.P50Ms != 15 || d.MinMs != 10 || d.MaxMs != 20 {
+		t.Errorf("ttft %+v", d)
+	}
+	if d := r.Latency.TPOT; d.N != 2 || d.MinMs != 10 || d.MaxMs != 10 {
+		t.Errorf("tpot %+v", d)
+	}
+	if r.Prefill.Tokens != 8 || r.Prefill.TimeS != 1 || r.Decode.Tokens != 4 || r.Decode.TimeS != 2 || r.Decode.TokensPerSec != 2 {
+		t.Errorf("phases %+v %+v", r.Prefill, r.Decode)
+	}
+
+	r.SplitPrefillPassTimes(protocol.Interval{StartNs: 0, EndNs: 5e8})
+	if r.Prefill.TimeS != 0.5 || r.Decode.TimeS != 1.5 {
+		t.Errorf("prefill pass times %+v %+v", r.Prefill, r.Decode)
+	}
+	if err := r.SplitPrefillPassEnergy(1); err == nil {
+		t.Error("split without decode energy: no error")
+	}
+	r.Decode.EnergyJ = float64Ptr(10)
+	if err := r.SplitPrefillPassEnergy(4); err != nil || *r.Prefill.EnergyJ != 4 || *r.Decode.EnergyJ != 6 || *r.Decode.EnergyPerTokenJ != 1.5 {
+		t.Errorf("split: %v %+v %+v", err, r.Prefill, r.Decode)
+	}
+	r.Decode.EnergyJ = float64Ptr(10)
+	if err := r.SplitPrefillPassEnergy(12); err != nil || *r.Prefill.EnergyJ != 10 || *r.Decode.EnergyJ != 0 ||
+		len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "decode energy set to 0") {
+		t.Errorf("pass above the total: %v %+v %+v %q", err, r.Prefill, r.Decode, r.Warnings)
+	}
+}
+
+func TestLatencyDistPercentiles(t *testing.T) {
+	d := latencyDist([]float64{4, 1, 3, 2})
+	if d.N != 4 || d.MeanMs != 2.5 || d.P50Ms != 2.5 || math.Abs(d.P90Ms-3.7) > 1e-12 || d.MinMs != 1 || d.MaxMs != 4 {
+		t.Errorf("%+v", d)
+	}
+	if (latencyDist(nil) != Dist{}) {
+		t.Error("empty: not zero")
+	}
+}
+
+func TestFailAndEnergyUnavailable(t *testing.T) {
+	var r Record
+	r.Fail(RunError{Kind: "crash", Message: "exit 3", ExitCode: 3})
+	if r.Status != StatusFailed || r.Error == nil || r.Error.Kind != "crash" || r.Error.ExitCode != 3 {
+		t.Errorf("fail: %s %+v", r.Status, r.Error)
+	}
+	r.MarkEnergyUnavailable("off")
+	if r.Energy.Method != "unavailable" || r.Energy.Unavailable != "off" || r.Efficiency.Basis != "none" || len(r.Flags) != 1 || r.Flags[0] != "energy_unavailable" {
+		t.Errorf("unavailable: %+v %+v %v", r.Energy, r.Efficiency, r.Flags)
+	}
+}
