@@ -127,6 +127,9 @@ func checkComplete(t *testing.T, dir string) {
 	if m.Status != result.StudyCompleted || m.Counts.Done != 6 || m.Counts.Total != 6 {
 		t.Fatalf("manifest %s %+v", m.Status, m.Counts)
 	}
+	if sum, err := result.ReadSummary(dir); err != nil || sum.Status != result.StudyCompleted || sum.Counts.Done != 6 {
+		t.Fatalf("a completed manifest without its summary: %+v, %v", sum, err)
+	}
 	var recs, series, temps []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		switch {
@@ -183,10 +186,17 @@ func TestKillPoints(t *testing.T) {
 		{"SIGINT between runs", "run_end", syscall.SIGINT, nil, 130},
 		{"SIGKILL mid-run", "phase prefill", syscall.SIGKILL, nil, 137},
 		{"SIGKILL between runs", "run_end", syscall.SIGKILL, nil, 137},
-		// Writes: 1 create, 2 session start, 3 slot 1 running, 4 slot 1
-		// done, 5 slot 2 running: die inside the 4th and the 5th.
-		{"SIGKILL during a manifest write (record written, done not)", "", 0, []string{"LLEM_KILL_AT_WRITE=4"}, 137},
-		{"SIGKILL during a manifest write (slot starting)", "", 0, []string{"LLEM_KILL_AT_WRITE=5"}, 137},
+		// Writes of study state: 1 the first manifest (inside Create, before
+		// the directory is renamed into place), 2 slot 1 running, 3 slot 1
+		// done, 4 slot 2 running (journal lines), …; the last two are
+		// summary.json and the final manifest.
+		{"SIGKILL while creating the directory", "", 0, []string{"LLEM_KILL_AT_WRITE=1", "LLEM_KILL_EXPECT=nodir"}, 137},
+		{"SIGKILL during a journal append (slot starting)", "", 0, []string{"LLEM_KILL_AT_WRITE=2"}, 137},
+		{"SIGKILL during a journal append (record written, done not)", "", 0, []string{"LLEM_KILL_AT_WRITE=3"}, 137},
+		{"SIGKILL during a journal append (second slot starting)", "", 0, []string{"LLEM_KILL_AT_WRITE=4"}, 137},
+		// 6 slots × 2 transitions after the first write: 14 is summary.json, 15 the final manifest.
+		{"SIGKILL while writing the summary", "", 0, []string{"LLEM_KILL_AT_WRITE=14", "LLEM_KILL_EXPECT=alldone"}, 137},
+		{"SIGKILL while writing the final status", "", 0, []string{"LLEM_KILL_AT_WRITE=15", "LLEM_KILL_EXPECT=alldone"}, 137},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,12 +212,39 @@ func TestKillPoints(t *testing.T) {
 			if code := c.wait(); code != tc.wantCode {
 				t.Fatalf("exit %d, want %d", code, tc.wantCode)
 			}
+			expect := ""
+			for _, e := range tc.env {
+				expect = strings.TrimPrefix(e, "LLEM_KILL_EXPECT=")
+			}
+			if expect == "nodir" {
+				// Killed before the directory was renamed into place: no study
+				// directory exists (only the hidden one Create was building),
+				// and the next eval starts afresh and removes it.
+				entries, _ := os.ReadDir(out)
+				for _, e := range entries {
+					if !strings.HasPrefix(e.Name(), ".") {
+						t.Fatalf("a visible directory after a kill inside Create: %s", e.Name())
+					}
+				}
+				resumeToEnd(t, studyPath, out)
+				if left, _ := filepath.Glob(filepath.Join(out, ".llem-creating-*")); len(left) != 0 {
+					t.Fatalf("the abandoned creating directory was not removed: %v", left)
+				}
+				return
+			}
 			dir := studyDir(t, out)
 			m := checkConsistent(t, dir, tc.sig == syscall.SIGINT)
 			if tc.sig == syscall.SIGINT && m.Status != result.StudyInterrupted {
 				t.Fatalf("status after Ctrl-C = %s", m.Status)
 			}
-			if m.Counts.Done == 6 {
+			switch {
+			case expect == "alldone":
+				// Every slot ran; the kill hit the summary or the final status,
+				// so the manifest must not claim completion yet.
+				if m.Counts.Done != 6 || m.Status == result.StudyCompleted {
+					t.Fatalf("after a kill in the final writes: %s %+v", m.Status, m.Counts)
+				}
+			case m.Counts.Done == 6:
 				t.Fatalf("the kill came too late to test anything")
 			}
 			resumeToEnd(t, studyPath, out)

@@ -150,16 +150,23 @@ func childEval() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// LLEM_KILL_AT_WRITE=N dies inside the Nth write of study state: a
+	// manifest snapshot or summary.json (between its fsync and its rename)
+	// or a journal line (half written).
 	if n, _ := strconv.Atoi(os.Getenv("LLEM_KILL_AT_WRITE")); n > 0 {
 		writes := 0
-		result.TestHookBeforeRename = func(path string) {
-			if filepath.Base(path) == result.ManifestFile {
-				if writes++; writes == n {
-					syscall.Kill(os.Getpid(), syscall.SIGKILL)
-					time.Sleep(time.Second)
-				}
+		die := func(string) {
+			if writes++; writes == n {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Second)
 			}
 		}
+		result.TestHookBeforeRename = func(path string) {
+			if b := filepath.Base(path); b == result.ManifestFile || b == result.SummaryFile {
+				die(path)
+			}
+		}
+		result.TestHookMidAppend = die
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
@@ -160,6 +162,10 @@ func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, 
 		Skip:        o.Skip,
 		OnEvent:     o.OnEvent,
 	}
+	if o.Resume != "" && o.Out != "" && filepath.Clean(o.Resume) != filepath.Clean(o.Out) {
+		return nil, errs.BadInput(fmt.Errorf("both --resume %s and --out %s given", o.Resume, o.Out),
+			"--resume continues that study directory in place; drop --out")
+	}
 	if opt.OutRoot == "" {
 		opt.OutRoot = p.User.ResultsDir
 	}
@@ -170,14 +176,38 @@ func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, 
 	} else {
 		rep, err = execute.Run(ctx, opt)
 	}
-	var re *execute.ResumeError
-	switch {
-	case errors.As(err, &re):
-		return nil, errs.BadInput(err, "resume with the same study file and --cycles, or start a new execution without --resume")
-	case err != nil:
-		return nil, errs.WithHint(err, "check that the results directory (--out) is writable")
+	if err != nil {
+		return nil, explainExecuteError(err, dir)
 	}
 	return rep, nil
+}
+
+// explainExecuteError gives each way an execution can fail to start or go
+// on its own exit code and fix, from the error's type — never from its
+// message.
+func explainExecuteError(err error, dir string) error {
+	var (
+		re *execute.ResumeError
+		me *result.ManifestError
+		le *result.LockedError
+	)
+	switch {
+	case errors.As(err, &re):
+		return errs.BadInput(err, "resume with the same study file and --cycles, or start a new execution without --resume")
+	case errors.As(err, &me):
+		return errs.BadInput(err, me.Hint())
+	case errors.As(err, &le):
+		return err // names the holder; its Hint says to wait
+	case errors.Is(err, syscall.ENOSPC):
+		hint := "free space on that disk; llem results ls shows the study directory, and llem eval --resume DIR continues it"
+		if dir != "" {
+			hint = "free space on that disk, then llem eval --resume " + dir + " continues"
+		}
+		return errs.WithHint(err, hint)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return errs.WithHint(err, "check that the results directory (--out, results_dir of the user config) is writable")
+	}
+	return err
 }
 
 // ResumeDir is the study directory an execution continues: resume when

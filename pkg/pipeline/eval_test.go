@@ -78,6 +78,7 @@ func TestExecuteResumeMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.Close() // its writer is gone: the directory is free to resume
 	for _, o := range []RunOptions{{Resume: st.Dir}, {Out: st.Dir}} {
 		_, err = p.Execute(context.Background(), o)
 		var re *execute.ResumeError

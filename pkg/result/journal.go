@@ -152,6 +152,10 @@ func applyJournal(dir string, m *Manifest) (bool, error) {
 	}
 }
 
+// TestHookMidAppend, when set, runs in the middle of writing a journal
+// line. Kill tests set it to die mid-append; nothing else may.
+var TestHookMidAppend func(path string)
+
 // journal is the writer's open journal.
 type journal struct {
 	f     *os.File
@@ -179,7 +183,19 @@ func (j *journal) append(jl journalLine) error {
 		return err
 	}
 	j.buf = append(append(j.buf[:0], b...), '\n')
-	if _, err := j.f.Write(j.buf); err != nil {
+	buf := j.buf
+	if TestHookMidAppend != nil {
+		// Write half the line first, so a kill in the hook leaves the torn
+		// last line a real crash mid-append would.
+		half := len(buf) / 2
+		if _, err := j.f.Write(buf[:half]); err != nil {
+			j.f.Truncate(j.bytes)
+			return fmt.Errorf("append to %s: %w", JournalFile, err)
+		}
+		TestHookMidAppend(filepath.Join(filepath.Dir(j.f.Name()), JournalFile))
+		buf = buf[half:]
+	}
+	if _, err := j.f.Write(buf); err != nil {
 		// A short write (disk full) must not leave a fragment that the next
 		// line would be glued to: cut back to the last whole line.
 		j.f.Truncate(j.bytes)
