@@ -44,7 +44,8 @@ const (
 	NoDirectory  ManifestErrorKind = iota // the path does not exist
 	NotDirectory                          // the path is a file
 	NoManifest                            // a directory without manifest.json
-	BadManifest                           // manifest.json or its journal is unreadable or corrupt
+	BadManifest                           // manifest.json is unreadable or corrupt
+	BadJournal                            // manifest.json is sound, a line of manifest.journal is not
 )
 
 func (e *ManifestError) Error() string {
@@ -66,6 +67,8 @@ func (e *ManifestError) Hint() string {
 	switch e.Kind {
 	case NoDirectory, NotDirectory, NoManifest:
 		return "pass a directory made by llem eval (llem results ls lists them)"
+	case BadJournal:
+		return "llem eval STUDY.cue --resume " + e.Dir + " repairs it: it keeps the journal's good lines, sets the bad ones aside, adopts every verified record and re-runs the rest"
 	}
 	return "the records under records/ are intact; restore manifest.json from a backup, or start the study again in a new directory"
 }
@@ -105,7 +108,7 @@ func readManifest(dir string) (Manifest, bool, error) {
 	}
 	applied, err := applyJournal(dir, &m)
 	if err != nil {
-		return m, false, &ManifestError{Dir: dir, Kind: BadManifest, Err: err}
+		return m, false, &ManifestError{Dir: dir, Kind: BadJournal, Err: err}
 	}
 	m.Recount()
 	return m, applied, nil
@@ -149,6 +152,24 @@ func applyJournal(dir string, m *Manifest) (bool, error) {
 			m.UpdatedAt = jl.UpdatedAt
 		}
 		applied = true
+	}
+}
+
+// applyJournalPrefix applies dir's journal lines up to the first bad one.
+func applyJournalPrefix(dir string, m *Manifest) {
+	b, err := os.ReadFile(filepath.Join(dir, JournalFile))
+	if err != nil {
+		return
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var jl journalLine
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if json.Unmarshal(line, &jl) != nil || jl.Pos < 0 || jl.Pos >= len(m.Entries) {
+			return
+		}
+		m.Entries[jl.Pos] = jl.Entry
 	}
 }
 

@@ -179,7 +179,7 @@ func CreateAt(dir string, m Manifest) (*Store, error) {
 // holder removes temp files a killed writer left behind — a reader doing so
 // would delete a live writer's in-flight files.
 func Open(dir string) (*Store, error) {
-	if _, _, err := readManifest(dir); err != nil {
+	if _, _, err := readManifest(dir); err != nil && !isBadJournal(err) {
 		return nil, err
 	}
 	lk, err := lockStudyDir(dir)
@@ -187,6 +187,11 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	m, applied, err := readManifest(dir) // again, now that no one else writes
+	if isBadJournal(err) {
+		// The snapshot is sound; keep the journal's good lines, set the file
+		// aside (never deleted) and let Repair adopt the verified records.
+		m, applied, err = recoverJournal(dir)
+	}
 	if err != nil {
 		lk.release()
 		return nil, err
@@ -200,6 +205,31 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+func isBadJournal(err error) bool {
+	var me *ManifestError
+	return errors.As(err, &me) && me.Kind == BadJournal
+}
+
+// recoverJournal applies the journal's lines up to the first bad one over
+// the snapshot and moves the journal aside to manifest.journal.bad-<time>.
+func recoverJournal(dir string) (Manifest, bool, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return m, false, &ManifestError{Dir: dir, Kind: BadManifest, Err: err}
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, false, &ManifestError{Dir: dir, Kind: BadManifest, Err: err}
+	}
+	applyJournalPrefix(dir, &m)
+	m.Recount()
+	src := filepath.Join(dir, JournalFile)
+	if err := os.Rename(src, src+".bad-"+time.Now().UTC().Format("20060102T150405.000000000Z")); err != nil {
+		return m, false, fmt.Errorf("set aside %s: %w", JournalFile, err)
+	}
+	return m, true, nil
 }
 
 // Close folds the journal into the snapshot and releases the lock. The

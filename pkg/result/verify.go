@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -74,7 +75,7 @@ func verifyRecord(dir string, m Manifest, pos int, e Entry) (*Record, *RecordPro
 		return prob(RecordForeign, "the manifest names %s for run %s cycle %d, whose record is %s", e.Record, e.RunID, e.Cycle, want)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Record)))
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return prob(RecordMissing, "entry %d (run %s cycle %d) is %s but its record file is gone", pos, e.RunID, e.Cycle, e.Status)
 	}
 	if err != nil {
@@ -133,46 +134,99 @@ func strayRecords(dir string, named map[string]bool) ([]RecordProblem, error) {
 	return out, nil
 }
 
-// Repair makes the manifest trust only verified records: every finished
-// entry whose record is missing, corrupt or foreign goes back to pending
-// (so the next session re-runs it), and a bad file is moved aside to
+// Repair makes the manifest agree with the verified records. Every
+// finished entry whose record is missing, corrupt or foreign goes back to
+// pending (so the next session re-runs it), and a bad file is moved aside to
 // <name>.bad-<UTC time> — kept for inspection, never deleted, and no longer
-// read as a record. Entries left running by a killed session go back to
-// pending too. It returns what it found.
+// read as a record. A pending entry whose record file is there and verifies
+// (a session killed between writing the record and marking the slot done,
+// or a journal line lost) adopts it instead of measuring again. Entries left
+// running by a killed session go back to pending. It returns what it found.
 func (s *Store) Repair() ([]RecordProblem, error) {
+	if err := s.clearBlockers(); err != nil {
+		return nil, err
+	}
 	m := s.Manifest()
 	var found []RecordProblem
 	for pos, e := range m.Entries {
-		var p *RecordProblem
-		switch {
-		case e.Status == EntryRunning:
-		case (e.Status == EntryDone || e.Status == EntryFailed) && e.Record == "":
-			p = &RecordProblem{Pos: pos, Kind: RecordMissing, Detail: fmt.Sprintf("entry %d (run %s cycle %d) is %s but names no record", pos, e.RunID, e.Cycle, e.Status)}
-		case e.Status == EntryDone || e.Status == EntryFailed:
-			_, p = verifyRecord(s.Dir, m, pos, e)
-			if p == nil {
-				continue
+		switch e.Status {
+		case EntryRunning, EntryPending:
+			if err := s.adoptOrReset(m, pos, e); err != nil {
+				return found, err
 			}
-			if p.Kind != RecordMissing {
-				src := filepath.Join(s.Dir, filepath.FromSlash(e.Record))
-				if err := os.Rename(src, src+".bad-"+time.Now().UTC().Format("20060102T150405.000000000Z")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return found, fmt.Errorf("move aside %s: %w", e.Record, err)
-				}
-			}
+			continue
+		case EntryDone, EntryFailed:
 		default:
 			continue
 		}
-		if p != nil {
-			found = append(found, *p)
+		var p *RecordProblem
+		if e.Record == "" {
+			p = &RecordProblem{Pos: pos, Kind: RecordMissing, Detail: fmt.Sprintf("entry %d (run %s cycle %d) is %s but names no record", pos, e.RunID, e.Cycle, e.Status)}
+		} else if _, p = verifyRecord(s.Dir, m, pos, e); p == nil {
+			continue
+		} else if p.Kind != RecordMissing {
+			if err := setAside(filepath.Join(s.Dir, filepath.FromSlash(RecordPath(e.RunID, e.Cycle)))); err != nil {
+				return found, err
+			}
 		}
+		found = append(found, *p)
 		if err := s.UpdateEntry(pos, func(e *Entry) {
 			e.Status, e.Record, e.StartedAt, e.EndedAt = EntryPending, "", nil, nil
-			if p != nil {
-				e.Error = "re-run: " + p.Detail
-			}
+			e.Error = "re-run: " + p.Detail
 		}); err != nil {
 			return found, err
 		}
 	}
 	return found, nil
+}
+
+// adoptOrReset handles an unfinished entry: a verified record at its path
+// makes it finished; a file there that does not verify is set aside, and
+// the entry is (back to) pending.
+func (s *Store) adoptOrReset(m Manifest, pos int, e Entry) error {
+	rel := RecordPath(e.RunID, e.Cycle)
+	full := filepath.Join(s.Dir, filepath.FromSlash(rel))
+	cand := e
+	cand.Record, cand.Status = rel, EntryDone
+	if b, err := os.ReadFile(full); err == nil {
+		var head struct {
+			Status Status `json:"status"`
+		}
+		if json.Unmarshal(b, &head) == nil && head.Status == StatusFailed {
+			cand.Status = EntryFailed
+		}
+		if _, p := verifyRecord(s.Dir, m, pos, cand); p == nil {
+			return s.UpdateEntry(pos, func(en *Entry) { *en = cand; en.Error = "" })
+		}
+		if err := setAside(full); err != nil {
+			return err
+		}
+	}
+	if e.Status == EntryPending {
+		return nil
+	}
+	return s.UpdateEntry(pos, func(en *Entry) { en.Status, en.StartedAt = EntryPending, nil })
+}
+
+// clearBlockers sets aside a file standing where a study's directory
+// (records/, timeseries/, work/) must be, so re-runs can write.
+func (s *Store) clearBlockers() error {
+	for _, d := range []string{RecordsDir, SeriesDir, WorkDir} {
+		p := filepath.Join(s.Dir, d)
+		if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+			if err := setAside(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setAside renames p to p.bad-<UTC time>; a missing p is fine.
+func setAside(p string) error {
+	err := os.Rename(p, p+".bad-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("set aside %s: %w", p, err)
+	}
+	return nil
 }
