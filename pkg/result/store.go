@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -336,8 +337,19 @@ func (s *Store) writeManifestLocked() error {
 // WritePlan writes plan.json (the study's expanded plan, whatever shape its
 // producer gives it): indented for people up to IndentLimit bytes, compact
 // beyond, where indenting would double the size and the time of the
-// study's start (a 100,000-run plan is ~70 MB compact).
+// study's start (a 100,000-run plan is ~70 MB compact). A plan that can
+// stream itself (study.Plan) is streamed when it is that large.
 func (s *Store) WritePlan(plan any) error {
+	path := filepath.Join(s.Dir, PlanFile)
+	if sp, ok := plan.(streamingJSON); ok && sp.JSONSizeHint() > IndentLimit {
+		return writeFileAtomicFunc(path, func(w io.Writer) error {
+			if err := sp.WriteJSON(w); err != nil {
+				return err
+			}
+			_, err := w.Write([]byte{'\n'})
+			return err
+		})
+	}
 	b, err := json.Marshal(plan)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", PlanFile, err)
@@ -349,7 +361,13 @@ func (s *Store) WritePlan(plan any) error {
 		}
 		b = ind.Bytes()
 	}
-	return WriteFileAtomic(filepath.Join(s.Dir, PlanFile), append(b, '\n'))
+	return WriteFileAtomic(path, append(b, '\n'))
+}
+
+// streamingJSON is a value that writes its own compact JSON as a stream.
+type streamingJSON interface {
+	WriteJSON(io.Writer) error
+	JSONSizeHint() int
 }
 
 // IndentLimit is the size up to which plan.json is indented.
@@ -446,6 +464,14 @@ var TestHookBeforeRename func(path string)
 // moment) see either the old file or the complete new one: write a temp file
 // in the same directory, fsync it, rename it over path, fsync the directory.
 func WriteFileAtomic(path string, data []byte) error {
+	return writeFileAtomicFunc(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileAtomicFunc is WriteFileAtomic with the content streamed by write.
+func writeFileAtomicFunc(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -462,7 +488,7 @@ func WriteFileAtomic(path string, data []byte) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
