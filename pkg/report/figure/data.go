@@ -12,7 +12,7 @@ type Estimate struct {
 // Percentiles summarise a latency sample in milliseconds (a record keeps
 // these, not the raw sample).
 type Percentiles struct {
-	N                                   int
+	N                                  int
 	Min, P50, P90, P95, P99, Max, Mean float64
 }
 

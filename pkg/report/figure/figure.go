@@ -346,3 +346,14 @@ func shorten(s string, n int) string {
 	}
 	return strings.TrimSpace(string(r[:n-1])) + "…"
 }
+
+// FontTTF returns the TrueType data of Sans at its regular weight, for a
+// page that shows SVGs rendered without embedded fonts.
+func FontTTF() ([]byte, error) {
+	face := font.DefaultCache.Lookup(Sans, 10)
+	var buf bytes.Buffer
+	if _, err := face.Face.WriteSourceTo(nil, &buf); err != nil {
+		return nil, fmt.Errorf("read font %s: %w", face.Name(), err)
+	}
+	return buf.Bytes(), nil
+}

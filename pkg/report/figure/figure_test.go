@@ -10,7 +10,9 @@ import (
 	"testing"
 )
 
-func est(m, w float64) Estimate { return Estimate{Mean: m, Lo: m - w, Hi: m + w, HasCI: true, OK: true} }
+func est(m, w float64) Estimate {
+	return Estimate{Mean: m, Lo: m - w, Hi: m + w, HasCI: true, OK: true}
+}
 
 // configs is a 2×2 grid: batch size on the axis, precision as colour.
 func configs() []Config {
@@ -24,8 +26,8 @@ func configs() []Config {
 				Category: fmt.Sprint(bs), Series: prec,
 				EnergyPerToken: est(e, e*0.08), Throughput: est(200*float64(bs)/map[string]float64{"fp32": 1, "bf16": 0.7}[prec], 20),
 				PrefillJ: est(3*e*100, 1), DecodeJ: est(7*e*100, 1), TotalJ: est(11*e*100, 1),
-				TTFT: Percentiles{N: 10, Min: 10, P50: 15, P90: 20, P95: 22, P99: 25, Max: 30, Mean: 16},
-				ITL:  Percentiles{N: 100, Min: 2, P50: 3, P90: 3.5, P95: 4, P99: 5, Max: 7, Mean: 3.2},
+				TTFT:   Percentiles{N: 10, Min: 10, P50: 15, P90: 20, P95: 22, P99: 25, Max: 30, Mean: 16},
+				ITL:    Percentiles{N: 100, Min: 2, P50: 3, P90: 3.5, P95: 4, P99: 5, Max: 7, Mean: 3.2},
 				Cycles: []int{1, 2, 3, 4, 5}, SteadyAt: 4}
 			for k := range 5 {
 				c.CycleEnergyPerToken = append(c.CycleEnergyPerToken, e*(1+0.2/float64(k+1)))
