@@ -93,7 +93,7 @@ func (r *Report) WriteHTML(w io.Writer, version string) error {
 		p.Dimensions = append(p.Dimensions, dimName(d))
 	}
 	for _, c := range r.Configs {
-		p.Rows = append(p.Rows, rowViewOf(c))
+		p.Rows = append(p.Rows, rowViewOf(c, r.Dimensions))
 	}
 	if len(r.Studies) > 0 {
 		m := r.Studies[0].Stats.Methodology
@@ -182,10 +182,10 @@ func fmtCI(m *stats.MetricStats) cell {
 	return c
 }
 
-func rowViewOf(c *Config) rowView {
+func rowViewOf(c *Config, dims []string) rowView {
 	var coords []string
 	for _, k := range c.Coords {
-		if k.Name != "study" {
+		if k.Name != "study" && contains(dims, k.Name) {
 			coords = append(coords, dimName(k.Name)+"="+k.Value)
 		}
 	}
@@ -199,9 +199,6 @@ func rowViewOf(c *Config) rowView {
 		Power: fmtCI(run.Metric("mean_power_w")), Flags: strings.Join(run.Flags, ", "), Steady: "not reached"}
 	if c.SteadyAt > 0 {
 		v.Steady = fmt.Sprintf("cycle %d", c.SteadyAt)
-	}
-	if v.Flags == "" {
-		v.Flags = "–"
 	}
 	return v
 }
@@ -327,11 +324,15 @@ func hardware(recs []*result.Record) []kv {
 	if env.CPU.Hypervisor {
 		cpu += " (virtual machine)"
 	}
-	out = append(out, kv{"CPU", cpu})
+	if cpu != "" {
+		out = append(out, kv{"CPU", cpu})
+	}
 	if env.Memory > 0 {
 		out = append(out, kv{"memory", fmt.Sprintf("%.1f GiB", float64(env.Memory)/(1<<30))})
 	}
-	out = append(out, kv{"OS", strings.TrimSpace(env.OS.Name + " " + env.OS.Kernel + " " + env.OS.Arch)})
+	if os := strings.TrimSpace(env.OS.Name + " " + env.OS.Kernel + " " + env.OS.Arch); os != "" {
+		out = append(out, kv{"OS", os})
+	}
 	if env.Container.Detected {
 		out = append(out, kv{"container", env.Container.Runtime})
 	}
