@@ -17,6 +17,7 @@ type resultsCmd struct {
 	Compare resultsCompareCmd `cmd:"" help:"Compare studies run by run: config differences, metric differences, CI overlap."`
 	Ls      resultsLsCmd      `cmd:"" help:"List studies under the results root with date, runs and status."`
 	Export  resultsExportCmd  `cmd:"" help:"Export a study as JSON, Parquet or a Hugging Face dataset."`
+	Report  resultsReportCmd  `cmd:"" help:"Write an HTML report with figures of one or more studies."`
 }
 
 // statsFlags are the bootstrap settings shared by show and compare.

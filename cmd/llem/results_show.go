@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/llenergymeasure/llem/pkg/carbon"
+	studyreport "github.com/llenergymeasure/llem/pkg/report"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
 )
@@ -48,6 +49,7 @@ func (c *resultsShowCmd) Run(stdio *IO, cfg *UserConfig) error {
 	if err := stats.NewTextReporter(sum)(stdio.Stdout); err != nil {
 		return err
 	}
+	studyreport.TerminalBars(stdio.Stdout, sum)
 	if co2.CO2Grams != nil {
 		fmt.Fprintf(stdio.Stdout, "CO2 (raw energy %.4g J, valid cycles): %.4g g (%s, %.4g g/kWh, PUE %.3g; %s)\n",
 			co2.EnergyJ, *co2.CO2Grams, co2.Method, *co2.IntensityGPerKWh, co2.PUE, co2.Source)
