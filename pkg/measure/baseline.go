@@ -26,6 +26,11 @@ type Baseline struct {
 	MeasuredAt  time.Time        `json:"measured_at"`
 	DurationS   float64          `json:"duration_s"`
 	Devices     []BaselineDevice `json:"devices"`
+	// NotIdle lists why the machine was not idle while the baseline was
+	// measured (after any re-measurements); empty when it was.
+	NotIdle []string `json:"not_idle,omitempty"`
+	// Attempts is how many times it was measured (re-measured while busy).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // BaselineDevice is one channel's idle power.
