@@ -262,3 +262,18 @@ func (c *CompositeSensor) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// OtherProcesses lists other processes on the measured GPUs, from every
+// part that can tell (NVML), for the idle-baseline check.
+func (c *CompositeSensor) OtherProcesses() ([]string, error) {
+	var out []string
+	for _, p := range c.parts {
+		if pl, ok := p.s.(interface{ OtherProcesses() ([]string, error) }); ok {
+			ps, err := pl.OtherProcesses()
+			if err == nil {
+				out = append(out, ps...)
+			}
+		}
+	}
+	return out, nil
+}
