@@ -137,4 +137,3 @@ func (l *amdsmiDL) EnergyCount(h uintptr) (uint64, float32, uint64, AMDSMIStatus
 	st := AMDSMIStatus(l.energy(h, &c, &r, &ts))
 	return c, r, ts, st
 }
-

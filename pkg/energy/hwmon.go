@@ -174,6 +174,7 @@ func OpenHwmon(opt HwmonOptions) (*HwmonSensor, error) {
 		}
 		linkSubsets(s.channels[first:])
 	}
+	linkGrace(s.channels)
 	if len(s.channels) == 0 {
 		if permErr != "" {
 			return nil, Unavailable("hwmon", permErr)
@@ -291,7 +292,18 @@ func linkSubsets(chs []Channel) {
 		}
 		return
 	}
-	// Grace: per socket, CPU and SysIO are inside Grace.
+	if chs[0].Domain == DomainAccelerator {
+		for i := 1; i < len(chs); i++ {
+			if chs[i].SubsetOf == "" && chs[i].Domain == DomainAccelerator {
+				chs[i].SubsetOf = chs[0].ID
+			}
+		}
+	}
+}
+
+// linkGrace: per socket, Grace's CPU and SysIO rails are inside its Grace
+// socket power (each is its own NVDA2008 hwmon device).
+func linkGrace(chs []Channel) {
 	for i := range chs {
 		l := strings.ToLower(chs[i].Name)
 		if !strings.Contains(l, "cpu") && !strings.Contains(l, "sysio") {
@@ -302,13 +314,6 @@ func linkSubsets(chs []Channel) {
 			lj := strings.ToLower(chs[j].Name)
 			if strings.Contains(lj, "grace") && lastField(lj) == sock {
 				chs[i].SubsetOf = chs[j].ID
-			}
-		}
-	}
-	if chs[0].Domain == DomainAccelerator {
-		for i := 1; i < len(chs); i++ {
-			if chs[i].SubsetOf == "" && chs[i].Domain == DomainAccelerator {
-				chs[i].SubsetOf = chs[0].ID
 			}
 		}
 	}

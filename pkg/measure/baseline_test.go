@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,7 +140,7 @@ func TestBaselineNotIdleIsFlaggedReMeasuredAndNeverCached(t *testing.T) {
 	defer close(stop)
 	cfg := BaselineConfig{Duration: 60 * time.Millisecond, TTL: time.Hour, Fingerprint: "hw",
 		Cache: Cache{Dir: dir}, Sampler: energy.SamplerOptions{Interval: 5 * time.Millisecond},
-		Idle:  IdleCheck{ProcRoot: proc, Retries: 1, RetryWait: time.Millisecond}}
+		Idle: IdleCheck{ProcRoot: proc, Retries: 1, RetryWait: time.Millisecond}}
 	// Idle first: this user's floor for gpu:idle becomes ~80 W.
 	if _, err := GetBaseline(context.Background(), &idleSensor{}, BaselineConfig{Duration: 60 * time.Millisecond, Fingerprint: "hw",
 		Cache: Cache{Dir: dir}, Sampler: cfg.Sampler, Idle: IdleCheck{ProcRoot: t.TempDir()}}); err != nil {
