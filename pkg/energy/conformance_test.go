@@ -59,7 +59,7 @@ func (d deniedFS) Open(name string) (fs.File, error) {
 	return d.FS.Open(name)
 }
 
-func (d deniedFS) ReadLink(name string) (string, error) { return fs.ReadLink(d.FS, name) }
+func (d deniedFS) ReadLink(name string) (string, error)   { return fs.ReadLink(d.FS, name) }
 func (d deniedFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(d.FS, name) }
 
 // sysfsHarness drives a sensor over a copied tree; files[i] is channel i's
