@@ -92,6 +92,7 @@ func OpenComposite(cfg Config) (*CompositeSensor, error) {
 		cp := &compositePart{s: s, offset: len(c.channels)}
 		for i, ch := range s.Channels() {
 			if filter != nil && !filter(ch) {
+				p.Skipped = append(p.Skipped, fmt.Sprintf("%s: its %s domain is measured by another sensor", ch.ID, DomainOf(ch)))
 				continue
 			}
 			ch.Domain = DomainOf(ch)
@@ -162,10 +163,10 @@ func OpenComposite(cfg Config) (*CompositeSensor, error) {
 		var why []string
 		for _, p := range c.Parts {
 			if p.Error != "" {
-				why = append(why, p.Sensor+": "+p.Error)
+				why = append(why, p.Sensor)
 			}
 		}
-		c.Missing[d] = "no sensor measures it (" + strings.Join(why, "; ") + ")"
+		c.Missing[d] = "no working sensor here measures it (unavailable: " + strings.Join(why, ", ") + ")"
 	}
 	domains := cfg.Domains
 	if len(domains) == 0 {
