@@ -28,6 +28,7 @@ type envCmd struct {
 type envReport struct {
 	Environment envinfo.Snapshot `json:"environment"`
 	Sensor      envSensor        `json:"sensor"`
+	Composite   envSensor        `json:"composite"`
 	Backends    []pyenv.Report   `json:"backends"`
 	Docker      envDocker        `json:"docker"`
 	Config      envConfig        `json:"config"`
@@ -79,6 +80,16 @@ func collectEnv(ctx context.Context, cfg *UserConfig) envReport {
 	} else if s != nil {
 		rep.Sensor.IntervalMs = float64(energy.DefaultInterval(s.Name()).Milliseconds())
 		s.Close()
+	}
+
+	// Every domain the composite sensor finds, and why the others are missing.
+	cs, csel, err := energy.Open(energy.Config{Sensor: "composite", NVML: nv})
+	rep.Composite.Selection = csel
+	if err != nil {
+		rep.Composite.Error = err.Error()
+	} else if cs != nil {
+		rep.Composite.IntervalMs = float64(energy.DefaultInterval(cs.Name()).Milliseconds())
+		cs.Close()
 	}
 
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -158,6 +169,8 @@ func printEnv(w io.Writer, r envReport) {
 			fmt.Fprintf(w, "  warning (%s): %s\n", c.ID, cv.Message)
 		}
 	}
+
+	printDomains(w, r.Composite)
 
 	fmt.Fprintln(w, "\nHost")
 	cpu := e.CPU
@@ -247,4 +260,42 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// printDomains shows what energy.sensor: composite would measure: every
+// domain found (with its channels), every sensor that contributes nothing
+// and why, and each domain nothing measures.
+func printDomains(w io.Writer, c envSensor) {
+	fmt.Fprintln(w, "\nEnergy domains (energy.sensor: composite)")
+	if c.Error != "" {
+		fmt.Fprintf(w, "  none usable: %s\n", c.Error)
+		return
+	}
+	for _, d := range energy.Domains {
+		var ids []string
+		for _, ch := range c.Channels {
+			if energy.DomainOf(ch) == d {
+				id := ch.ID + " (" + ch.Sensor
+				if ch.SubsetOf != "" {
+					id += ", inside " + ch.SubsetOf
+				}
+				ids = append(ids, id+")")
+			}
+		}
+		switch {
+		case len(ids) > 0:
+			fmt.Fprintf(w, "  %-11s %s\n", d, strings.Join(ids, ", "))
+		case c.MissingDomains[d] != "":
+			fmt.Fprintf(w, "  %-11s not measured: %s\n", d, c.MissingDomains[d])
+		}
+	}
+	for _, p := range c.Parts {
+		if p.Error != "" {
+			fmt.Fprintf(w, "  %s not used: %s\n", p.Sensor, p.Error)
+		}
+		for _, sk := range p.Skipped {
+			fmt.Fprintf(w, "  %s skipped %s\n", p.Sensor, sk)
+		}
+	}
+	fmt.Fprintf(w, "  counted in efficiency ratios: %s (energy.domains)\n", strings.Join(c.Domains, ", "))
 }

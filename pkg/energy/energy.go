@@ -73,6 +73,59 @@ type Channel struct {
 	// MIG parent GPU shared with other tenants, a 1 s-average power source);
 	// pkg/measure turns each into a validity flag on every window.
 	Warnings []Caveat `json:"warnings,omitempty"`
+	// Domain groups channels for per-domain energies and for the choice of
+	// what counts toward efficiency ratios: DomainAccelerator,
+	// DomainCPU, DomainDRAM or DomainPlatform. Empty: DomainOf derives it
+	// from Kind.
+	Domain string `json:"domain,omitempty"`
+	// Device identifies the physical device where the sensor knows it
+	// (GPU UUID, PCI address, hwmon device path), so two sensors that see
+	// the same device can be told apart from two devices.
+	Device string `json:"device,omitempty"`
+	// Excluded marks a counted channel whose domain the study left out of
+	// energy.domains: its energy is reported per device and per domain and
+	// in the all-domains total, but not in the window energy that
+	// efficiency ratios divide.
+	Excluded bool `json:"excluded,omitempty"`
+}
+
+// Energy domains. A composite measurement reports one energy per domain;
+// DefaultDomains count toward efficiency ratios.
+const (
+	// DomainAccelerator: GPUs and other accelerators (NVIDIA, AMD, Intel
+	// GPUs; Apple GPU and ANE).
+	DomainAccelerator = "accelerator"
+	// DomainCPU: CPU packages (RAPL package, Apple CPU, Grace CPU).
+	DomainCPU = "cpu"
+	// DomainDRAM: main memory (RAPL dram; the estimate's memory model).
+	DomainDRAM = "dram"
+	// DomainPlatform: whole-board or whole-system meters (RAPL psys, Grace
+	// module power, ACPI power meters) that overlap the others.
+	DomainPlatform = "platform"
+)
+
+// Domains lists every domain, in report order.
+var Domains = []string{DomainAccelerator, DomainCPU, DomainDRAM, DomainPlatform}
+
+// DefaultDomains count toward efficiency ratios unless a study says
+// otherwise: accelerators, CPU and DRAM where measured. Platform meters
+// overlap them and are reported beside them.
+var DefaultDomains = []string{DomainAccelerator, DomainCPU, DomainDRAM}
+
+// DomainOf returns c's domain: c.Domain, else one derived from c.Kind.
+func DomainOf(c Channel) string {
+	if c.Domain != "" {
+		return c.Domain
+	}
+	switch c.Kind {
+	case "gpu", "ane", "accelerator":
+		return DomainAccelerator
+	case "package", "core", "uncore", "cpu":
+		return DomainCPU
+	case "dram", "memory":
+		return DomainDRAM
+	}
+	return DomainPlatform
 }
 
 // Caveat is a machine-readable warning about a channel; Code is the validity
@@ -87,6 +140,9 @@ const (
 	CaveatMIGParent    = "mig_parent_measured"
 	CaveatAveragePower = "average_power_timeline"
 	CaveatEstimate     = "estimate_used"
+	// CaveatPartitionParent: an AMD GPU partition (XCP) was asked for; the
+	// whole GPU was measured, as NVML's MIG.
+	CaveatPartitionParent = "partition_parent_measured"
 )
 
 // Sample is one reading of one channel. Fields the sensor could not read are

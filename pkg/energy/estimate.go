@@ -115,7 +115,7 @@ type EstimateSensor struct {
 
 // The TDP estimate, last in auto's chain.
 func init() {
-	RegisterSensor(SensorDef{Name: "estimate", AutoRank: 3, Interval: DefaultIntervalEstimate, Open: openEstimateSensor,
+	RegisterSensor(SensorDef{Name: "estimate", AutoRank: 9, Interval: DefaultIntervalEstimate, Open: openEstimateSensor,
 		AutoReason: func(Sensor) string {
 			return "no NVIDIA GPU and no readable RAPL: estimating from TDP × CPU utilisation (not a measurement)"
 		}})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -590,4 +591,30 @@ func cString[T ~int8 | ~uint8](b []T) string {
 		sb.WriteByte(byte(c))
 	}
 	return sb.String()
+}
+
+// OtherProcesses lists the compute and graphics processes other than this
+// one on the measured GPUs (nvmlDeviceGetComputeRunningProcesses,
+// nvmlDeviceGetGraphicsRunningProcesses), for the idle-baseline check. A
+// GPU whose driver does not answer is skipped.
+func (s *NVMLSensor) OtherProcesses() ([]string, error) {
+	self := uint32(os.Getpid())
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range s.devs {
+		for _, get := range []func() ([]nvml.ProcessInfo, nvml.Return){d.dev.GetComputeRunningProcesses, d.dev.GetGraphicsRunningProcesses} {
+			ps, ret := get()
+			if ret != nvml.SUCCESS {
+				continue
+			}
+			for _, p := range ps {
+				k := fmt.Sprintf("pid %d on %s", p.Pid, d.uuid)
+				if p.Pid != self && !seen[k] {
+					seen[k] = true
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -24,3 +24,6 @@ func (s *NVMLSensor) Read([]Sample, ReadMode) error { return errNoCgo }
 
 // Close implements Sensor.
 func (s *NVMLSensor) Close() error { return nil }
+
+// OtherProcesses reports that this binary cannot reach NVML.
+func (s *NVMLSensor) OtherProcesses() ([]string, error) { return nil, errNoCgo }

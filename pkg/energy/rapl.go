@@ -17,7 +17,8 @@ import (
 // RAPLOptions configure the RAPL sensor.
 type RAPLOptions struct {
 	// Root is the directory holding class/powercap ("/sys" normally; a
-	// container may mount the host's tree elsewhere). Empty means "/sys".
+	// container may mount the host's tree elsewhere). Empty means
+	// SysfsRoot(): $LLEM_SYSFS_ROOT, else "/sys".
 	Root string
 	// FS, when set, replaces the operating system's file system rooted at
 	// Root (tests pass fake sysfs trees and fault-injecting file systems).
@@ -48,8 +49,8 @@ type RAPLSensor struct {
 
 // The RAPL sensor, second in auto's chain.
 func init() {
-	RegisterSensor(SensorDef{Name: "rapl", AutoRank: 2, Interval: DefaultIntervalRAPL, Open: openRAPLSensor,
-		AutoReason: func(Sensor) string { return "no usable NVIDIA GPU; RAPL energy counters readable" }})
+	RegisterSensor(SensorDef{Name: "rapl", AutoRank: 3, Interval: DefaultIntervalRAPL, Open: openRAPLSensor,
+		AutoReason: func(Sensor) string { return "no usable NVIDIA or AMD GPU; RAPL energy counters readable" }})
 }
 
 func openRAPLSensor(cfg Config) (Sensor, error) {
@@ -67,7 +68,7 @@ func OpenRAPL(opt RAPLOptions) (*RAPLSensor, error) {
 	fsys := opt.FS
 	root := opt.Root
 	if root == "" {
-		root = "/sys"
+		root = SysfsRoot()
 	}
 	if fsys == nil {
 		fsys = os.DirFS(root)
@@ -210,7 +211,7 @@ func (s *RAPLSensor) read(z *raplZone) (uint64, error) {
 		if err != nil && err != io.EOF {
 			return 0, err
 		}
-		return parseUint(z.buf[:n], z.dir)
+		return parseUint(z.buf[:n], path.Join(z.dir, "energy_uj"))
 	}
 	f, err := s.fsys.Open(path.Join(z.dir, "energy_uj"))
 	if err != nil {
@@ -221,10 +222,10 @@ func (s *RAPLSensor) read(z *raplZone) (uint64, error) {
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return 0, err
 	}
-	return parseUint(z.buf[:n], z.dir)
+	return parseUint(z.buf[:n], path.Join(z.dir, "energy_uj"))
 }
 
-func parseUint(b []byte, dir string) (uint64, error) {
+func parseUint(b []byte, file string) (uint64, error) {
 	var v uint64
 	digits := 0
 	for _, c := range b {
@@ -235,7 +236,7 @@ func parseUint(b []byte, dir string) (uint64, error) {
 		digits++
 	}
 	if digits == 0 {
-		return 0, fmt.Errorf("parse %s/energy_uj: %q", dir, b)
+		return 0, fmt.Errorf("parse %s: %q", file, b)
 	}
 	return v, nil
 }

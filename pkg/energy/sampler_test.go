@@ -175,14 +175,16 @@ func TestOpenFallsBackAndRecordsWhy(t *testing.T) {
 	raplRoot := writeRAPLTree(t, 1<<32)
 	procRoot := writeProc(t, cpuinfoEPYC, "cpu  1 0 1 8 0 0 0 0\n")
 
-	s, sel, err := Open(Config{NVML: noNVML, RAPL: RAPLOptions{Root: raplRoot}, Estimate: EstimateOptions{ProcRoot: procRoot}})
-	if err != nil || sel.Sensor != "rapl" || sel.Method != MethodCounter || len(sel.Tried) != 2 || sel.Tried[0].Error == "" {
+	noAMD := AMDSMIOptions{LibPath: "/nonexistent/libamd_smi.so"}
+	noHwmon := HwmonOptions{Root: t.TempDir()}
+	s, sel, err := Open(Config{NVML: noNVML, AMDSMI: noAMD, RAPL: RAPLOptions{Root: raplRoot}, Estimate: EstimateOptions{ProcRoot: procRoot}})
+	if err != nil || sel.Sensor != "rapl" || sel.Method != MethodCounter || len(sel.Tried) != 3 || sel.Tried[0].Error == "" || sel.Tried[1].Error == "" {
 		t.Fatalf("auto → %+v, %v", sel, err)
 	}
 	s.Close()
 
-	_, sel, err = Open(Config{Sensor: "codecarbon", NVML: noNVML, RAPL: RAPLOptions{Root: t.TempDir()}, Estimate: EstimateOptions{ProcRoot: procRoot}})
-	if err != nil || sel.Sensor != "estimate" || sel.Method != MethodEstimateTDP || len(sel.Tried) != 3 || !strings.Contains(sel.Notes[0], "alias of auto") {
+	_, sel, err = Open(Config{Sensor: "codecarbon", NVML: noNVML, AMDSMI: noAMD, Hwmon: noHwmon, RAPL: RAPLOptions{Root: t.TempDir()}, Estimate: EstimateOptions{ProcRoot: procRoot}})
+	if err != nil || sel.Sensor != "estimate" || sel.Method != MethodEstimateTDP || len(sel.Tried) != 6 || !strings.Contains(sel.Notes[0], "alias of auto") {
 		t.Fatalf("codecarbon → %+v, %v", sel, err)
 	}
 

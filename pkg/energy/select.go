@@ -15,7 +15,15 @@ type Config struct {
 	Sensor   string
 	NVML     NVMLOptions
 	RAPL     RAPLOptions
+	Hwmon    HwmonOptions
+	AMDSMI   AMDSMIOptions
+	Apple    PowermetricsOptions
 	Estimate EstimateOptions
+	// Domains are the energy domains that count toward efficiency ratios
+	// (energy.domains; DefaultDomains when empty). Only the composite
+	// sensor measures more than one domain; channels of other domains are
+	// marked Excluded.
+	Domains []string
 }
 
 // NVMLOptionsFromEnv fills the device selection from CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER.
@@ -39,6 +47,12 @@ type Selection struct {
 	Notes     []string  `json:"notes,omitempty"` // alias notes, per-channel notes
 	Tried     []Attempt `json:"tried,omitempty"` // in order
 	Channels  []Channel `json:"channels,omitempty"`
+	// Domains count toward efficiency ratios (energy.domains).
+	Domains []string `json:"domains,omitempty"`
+	// Parts and MissingDomains: the composite sensor's sensors tried and,
+	// per domain nothing measures, why.
+	Parts          []CompositePart   `json:"parts,omitempty"`
+	MissingDomains map[string]string `json:"missing_domains,omitempty"`
 }
 
 // ErrUnknownSensor is returned for a sensor name Open does not know.
@@ -51,6 +65,9 @@ var ErrUnknownSensor = errors.New("unknown energy sensor")
 // rather than a silent fallback. none returns a nil Sensor. An alias is
 // opened as its target, with the alias's note.
 func Open(cfg Config) (Sensor, Selection, error) {
+	if err := ValidateDomains(cfg.Domains); err != nil {
+		return nil, Selection{Requested: cfg.Sensor}, err
+	}
 	req := strings.ToLower(strings.TrimSpace(cfg.Sensor))
 	if req == "" {
 		req = SensorAuto
@@ -71,6 +88,15 @@ func Open(cfg Config) (Sensor, Selection, error) {
 		return s, err
 	}
 	finish := func(s Sensor, reason string) (Sensor, Selection, error) {
+		sel.Domains = cfg.Domains
+		if len(sel.Domains) == 0 {
+			sel.Domains = DefaultDomains
+		}
+		if c, ok := s.(*CompositeSensor); ok {
+			sel.Parts, sel.MissingDomains = c.Parts, c.Missing
+		} else if len(cfg.Domains) > 0 {
+			ApplyDomains(s.Channels(), cfg.Domains)
+		}
 		sel.Sensor = s.Name()
 		sel.Channels = s.Channels()
 		sel.Method = overallMethod(sel.Channels)

@@ -10,7 +10,7 @@ import (
 )
 
 // computeDevice measures one channel over [t0, t1] and allocates its energy
-// to the phases (the last clipped phase is "other").
+// to the phases (the last clipped phase is "host").
 //
 // Counter channels: with s_a and s_b the counter readings nearest to t0 and
 // t1 (inside or outside the window), E = counter(s_b) − counter(s_a) +
@@ -23,10 +23,11 @@ import (
 // instant power over [t0, t1].
 //
 // Phases: each phase's power integral over its intervals, scaled by
-// E / (Σ phase integrals + "other" integral), so the phase energies sum to E
+// E / (Σ phase integrals + "host" integral), so the phase energies sum to E
 // exactly and inherit the counter's calibration.
 func computeDevice(w *Window, c *energy.ChannelTimeline, t0, t1 int64, ph []clippedPhase, intervalNs int64, opt Options) Device {
-	d := Device{ID: c.ID, Kind: c.Kind, Sensor: c.Sensor, Method: c.Method, Counted: c.SubsetOf == ""}
+	d := Device{ID: c.ID, Kind: c.Kind, Domain: energy.DomainOf(c.Channel), Device: c.Device, Sensor: c.Sensor, Method: c.Method,
+		Counted: c.SubsetOf == "", InTotal: c.SubsetOf == "" && !c.Excluded}
 	s := c.Samples
 	lo, hi := c.Bracket(t0, t1)
 	in := s[lo:hi]

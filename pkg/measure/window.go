@@ -7,7 +7,9 @@ package measure
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
@@ -26,8 +28,20 @@ type Phase struct {
 	Intervals []Interval `json:"intervals"`
 }
 
-// OtherPhase receives the window energy no named phase covers.
-const OtherPhase = "other"
+// HostPhase receives the window energy no named phase covers: the time
+// between batches and around them (tokenisation, scheduling, host-side
+// work, gaps). With it every window's energy is fully attributed: the
+// phases sum to the window energy (PhaseSumTolerance).
+const HostPhase = "host"
+
+// OtherPhase is the name HostPhase had before it was made explicit.
+//
+// Deprecated: use HostPhase.
+const OtherPhase = HostPhase
+
+// PhaseSumTolerance: a window whose phases sum to more than this relative
+// difference from its energy is flagged phase_sum_mismatch (0.1 %).
+const PhaseSumTolerance = 0.001
 
 // Options tune window computation and the validity checks; zero values take
 // the defaults documented on each field.
@@ -89,8 +103,17 @@ type Window struct {
 	// Method is the weakest method any counted device used in this window.
 	Method           energy.Method `json:"method"`
 	SampleIntervalMs float64       `json:"sample_interval_ms"`
-	// EnergyJ is the raw total over counted devices (never baseline-adjusted).
+	// EnergyJ is the raw total over counted devices of the efficiency
+	// domains (never baseline-adjusted): what efficiency ratios divide.
 	EnergyJ float64 `json:"energy_j"`
+	// AllDomainsJ is the raw total over every counted device, whatever its
+	// domain: EnergyJ plus the domains left out of energy.domains.
+	AllDomainsJ float64 `json:"all_domains_j"`
+	// EfficiencyDomains are the domains EnergyJ covers (those measured
+	// among energy.domains).
+	EfficiencyDomains []string `json:"efficiency_domains,omitempty"`
+	// Domains is the energy per domain, every counted device included.
+	Domains []DomainEnergy `json:"domains,omitempty"`
 	// AdjustedEnergyJ = EnergyJ − idle power × duration, when a baseline is
 	// known; reported next to EnergyJ, never instead of it.
 	AdjustedEnergyJ *float64      `json:"adjusted_energy_j,omitempty"`
@@ -102,15 +125,29 @@ type Window struct {
 	Flags           []Flag        `json:"flags,omitempty"`
 }
 
+// DomainEnergy is one domain's energy in a window.
+type DomainEnergy struct {
+	Domain  string   `json:"domain"`
+	EnergyJ float64  `json:"energy_j"`
+	Devices []string `json:"devices"`
+	// InTotal: the domain is among energy.domains and counts in EnergyJ.
+	InTotal bool `json:"in_total"`
+}
+
 // Device is one channel's share of a window.
 type Device struct {
 	ID     string        `json:"id"`
 	Kind   string        `json:"kind"`
+	Domain string        `json:"domain"`
+	Device string        `json:"device,omitempty"`
 	Sensor string        `json:"sensor"`
 	Method energy.Method `json:"method"`
 	// Counted is false for channels contained in another (RAPL core in
 	// package); they are shown but not added into totals.
 	Counted bool `json:"counted"`
+	// InTotal is Counted and of a domain in energy.domains: the device's
+	// energy is part of the window's EnergyJ.
+	InTotal bool `json:"in_total"`
 	// Available is false when the window has no usable samples for this
 	// channel; then EnergyJ is 0 and Unavailable says why.
 	Available   bool    `json:"available"`
@@ -131,13 +168,15 @@ type Device struct {
 	phase           []float64
 }
 
-// PhaseEnergy is a named phase's share; the phases (with "other") sum to the
+// PhaseEnergy is a named phase's share; the phases (with "host") sum to the
 // window's EnergyJ.
 type PhaseEnergy struct {
-	Name            string             `json:"name"`
-	Intervals       int                `json:"intervals"`
-	DurationS       float64            `json:"duration_s"`
-	EnergyJ         float64            `json:"energy_j"`
+	Name      string  `json:"name"`
+	Intervals int     `json:"intervals"`
+	DurationS float64 `json:"duration_s"`
+	EnergyJ   float64 `json:"energy_j"`
+	// Share is EnergyJ / the window's EnergyJ.
+	Share           float64            `json:"share"`
 	AdjustedEnergyJ *float64           `json:"adjusted_energy_j,omitempty"`
 	Devices         map[string]float64 `json:"devices"`
 }
@@ -168,6 +207,9 @@ const (
 	FlagPhaseOutsideWindow   = "phase_outside_window"
 	FlagNoPowerSamples       = "no_power_samples"
 	FlagBaselineStale        = "baseline_missing_device"
+	FlagPhaseSumMismatch     = "phase_sum_mismatch"
+	FlagBaselineNotIdle      = "baseline_not_idle"
+	FlagPartitionParent      = energy.CaveatPartitionParent
 	FlagEstimateUsed         = energy.CaveatEstimate
 	FlagMIGParent            = energy.CaveatMIGParent
 	FlagAveragePowerTimeline = energy.CaveatAveragePower
@@ -214,7 +256,7 @@ func Compute(tl *energy.Timeline, name string, startNs, endNs int64, phases []Ph
 				w.flag(cv.Code, SeverityWarning, c.ID, cv.Message, math.NaN())
 			}
 		}
-		if opt.Baseline != nil && d.Counted {
+		if opt.Baseline != nil && d.InTotal {
 			if p, ok := opt.Baseline.PowerW(c.ID); ok {
 				adj := d.EnergyJ - p*T
 				d.IdlePowerW, d.AdjustedEnergyJ = ptr(p), ptr(adj)
@@ -231,12 +273,32 @@ func Compute(tl *energy.Timeline, name string, startNs, endNs int64, phases []Ph
 			}
 		}
 		if d.Counted && d.Available {
+			w.AllDomainsJ += d.EnergyJ
+			k := slices.IndexFunc(w.Domains, func(x DomainEnergy) bool { return x.Domain == d.Domain })
+			if k < 0 {
+				w.Domains = append(w.Domains, DomainEnergy{Domain: d.Domain, Devices: []string{}, InTotal: d.InTotal})
+				k = len(w.Domains) - 1
+			}
+			w.Domains[k].EnergyJ += d.EnergyJ
+			w.Domains[k].Devices = append(w.Domains[k].Devices, d.ID)
+		}
+		if d.InTotal && d.Available {
 			w.EnergyJ += d.EnergyJ
 			if rank[d.Method] > rank[w.Method] {
 				w.Method = d.Method
 			}
+			if !slices.Contains(w.EfficiencyDomains, d.Domain) {
+				w.EfficiencyDomains = append(w.EfficiencyDomains, d.Domain)
+			}
 		}
 		w.Devices = append(w.Devices, d)
+	}
+	sort.Slice(w.Domains, func(i, j int) bool { return domainRank(w.Domains[i].Domain) < domainRank(w.Domains[j].Domain) })
+	sort.Slice(w.EfficiencyDomains, func(i, j int) bool {
+		return domainRank(w.EfficiencyDomains[i]) < domainRank(w.EfficiencyDomains[j])
+	})
+	if opt.Baseline != nil && opt.Baseline.NotIdle != nil {
+		w.flag(FlagBaselineNotIdle, SeverityWarning, "", "the idle baseline was measured on a machine that was not idle ("+strings.Join(opt.Baseline.NotIdle, "; ")+"): adjusted energies are understated", math.NaN())
 	}
 	w.MeanPowerW = w.EnergyJ / T
 	if opt.Baseline != nil && haveIdle {
@@ -245,7 +307,23 @@ func Compute(tl *energy.Timeline, name string, startNs, endNs int64, phases []Ph
 		w.BaselineMethod = opt.Baseline.Method
 	}
 	w.Phases = sumPhases(w, ph, T, opt.Baseline != nil && haveIdle)
+	if len(w.Phases) > 0 {
+		var sum float64
+		for _, p := range w.Phases {
+			sum += p.EnergyJ
+		}
+		if w.EnergyJ > 0 && math.Abs(sum-w.EnergyJ) > PhaseSumTolerance*w.EnergyJ {
+			w.flag(FlagPhaseSumMismatch, SeverityWarning, "", fmt.Sprintf("phase energies sum to %.3f J, the window to %.3f J (%.2f%% apart)", sum, w.EnergyJ, 100*(sum-w.EnergyJ)/w.EnergyJ), (sum-w.EnergyJ)/w.EnergyJ)
+		}
+	}
 	return w, nil
+}
+
+func domainRank(d string) int {
+	if i := slices.Index(energy.Domains, d); i >= 0 {
+		return i
+	}
+	return len(energy.Domains)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -344,7 +422,7 @@ func sumPhases(w *Window, ph []clippedPhase, T float64, adjusted bool) []PhaseEn
 		pe := PhaseEnergy{Name: p.name, Intervals: p.n, DurationS: p.dur, Devices: map[string]float64{}}
 		var idle float64
 		for _, d := range w.Devices {
-			if !d.Counted || !d.Available {
+			if !d.InTotal || !d.Available {
 				continue
 			}
 			pe.Devices[d.ID] = d.phase[k]
@@ -355,6 +433,9 @@ func sumPhases(w *Window, ph []clippedPhase, T float64, adjusted bool) []PhaseEn
 		}
 		if adjusted {
 			pe.AdjustedEnergyJ = ptr(pe.EnergyJ - idle*p.dur)
+		}
+		if w.EnergyJ > 0 {
+			pe.Share = pe.EnergyJ / w.EnergyJ
 		}
 		out[k] = pe
 	}

@@ -181,7 +181,7 @@ func TestSensorRegistryAgrees(t *testing.T) {
 			t.Errorf("alias %s targets %s, which is not a sensor", a.Name, a.Target)
 		}
 	}
-	if h := energy.SensorsHint(); h != "auto, nvml, rapl, estimate, none (aliases: zeus, codecarbon)" {
+	if h := energy.SensorsHint(); h != "auto, nvml, amdsmi, rapl, hwmon, powermetrics, estimate, composite, none (aliases: zeus, codecarbon)" {
 		t.Errorf("SensorsHint() = %q", h)
 	}
 }

@@ -139,9 +139,13 @@ type Energy struct {
 	Baseline          *Baseline          `json:"baseline,omitempty"`
 	PerDevice         []DeviceEnergy     `json:"per_device" doc:"one entry per measured device"`
 	PerDomainJ        map[string]float64 `json:"per_domain_j,omitempty" doc:"energy by domain, e.g. gpu, cpu-package, dram"`
-	MeanPowerW        *float64           `json:"mean_power_w" doc:"raw_j / window_s"`
-	PeakPowerW        *float64           `json:"peak_power_w,omitempty"`
-	CrossCheck        *CrossCheck        `json:"cross_check,omitempty" doc:"counter vs timeline integral, where both exist"`
+	// AllDomainsJ and EfficiencyDomains: composite measurement (energy.domains).
+	AllDomainsJ       *float64     `json:"all_domains_j,omitempty" doc:"energy of every measured domain (accelerator, cpu, dram, platform), including those not in efficiency_domains; raw_j covers efficiency_domains only"`
+	EfficiencyDomains []string     `json:"efficiency_domains,omitempty" doc:"the domains raw_j and the efficiency ratios cover: energy.domains (default accelerator, cpu, dram) among those measured"`
+	Phases            []PhaseShare `json:"phases,omitempty" doc:"the window's energy fully attributed: prefill, decode and host (time between and around batches); energies sum to raw_j within 0.1%"`
+	MeanPowerW        *float64     `json:"mean_power_w" doc:"raw_j / window_s"`
+	PeakPowerW        *float64     `json:"peak_power_w,omitempty"`
+	CrossCheck        *CrossCheck  `json:"cross_check,omitempty" doc:"counter vs timeline integral, where both exist"`
 }
 
 // Baseline is the idle power subtracted from the raw energy.
@@ -151,6 +155,16 @@ type Baseline struct {
 	DurationS  float64   `json:"duration_s" doc:"length of the idle measurement"`
 	MeasuredAt time.Time `json:"measured_at"`
 	AgeS       float64   `json:"age_s" doc:"age of the baseline when the window started"`
+	NotIdle    []string  `json:"not_idle,omitempty" doc:"why the machine was not idle while the baseline was measured (GPU utilisation or power above the device's idle floor, other GPU processes, host CPU load); empty when it was"`
+}
+
+// PhaseShare is one phase's part of the window energy.
+type PhaseShare struct {
+	Name      string   `json:"name" doc:"prefill, decode or host (window time outside every prefill and decode span: between batches, tokenisation, scheduling)"`
+	DurationS float64  `json:"duration_s"`
+	EnergyJ   float64  `json:"energy_j"`
+	Share     float64  `json:"share" doc:"energy_j / raw_j"`
+	AdjustedJ *float64 `json:"adjusted_j,omitempty" doc:"energy_j − baseline power × duration_s, when a baseline exists"`
 }
 
 // DeviceEnergy is one device's share of the window.
@@ -162,6 +176,8 @@ type DeviceEnergy struct {
 	MeanPowerW float64  `json:"mean_power_w"`
 	BaselineW  *float64 `json:"baseline_w,omitempty"`
 	Method     string   `json:"method"`
+	Domain     string   `json:"domain,omitempty" doc:"accelerator, cpu, dram or platform"`
+	Excluded   bool     `json:"excluded,omitempty" doc:"true when the domain is not in efficiency_domains: reported, not in raw_j"`
 }
 
 // CrossCheck compares two estimates of the same window energy.

@@ -42,7 +42,7 @@ import (
 var Backends = []string{"native", "pytorch", "vllm", "tensorrt"}
 
 // Sensors accepted by energy.sensor (the experiment schema's energy.sensor).
-var Sensors = []string{"auto", "nvml", "rapl", "estimate", "none", "zeus", "codecarbon"}
+var Sensors = []string{"auto", "nvml", "amdsmi", "rapl", "hwmon", "powermetrics", "estimate", "composite", "none", "zeus", "codecarbon"}
 
 // Config is the content of config.yaml.
 type Config struct {
