@@ -55,7 +55,7 @@ type SensorFunc func(study.Energy) (energy.Sensor, energy.Selection, error)
 
 // OpenSensor is the default SensorFunc: energy.Open on the real machine.
 func OpenSensor(e study.Energy) (energy.Sensor, energy.Selection, error) {
-	return energy.Open(energy.Config{Sensor: e.Sensor, NVML: energy.NVMLOptionsFromEnv()})
+	return energy.Open(energy.Config{Sensor: e.Sensor, Domains: e.Domains, NVML: energy.NVMLOptionsFromEnv(), AMDSMI: energy.AMDSMIOptionsFromEnv()})
 }
 
 // Options configure an execution.

@@ -148,6 +148,7 @@ func (r *Record) MarkEnergyUnavailable(reason string) {
 // the token counts).
 func (r *Record) FillEnergy(w *measure.Window, base *measure.Baseline, tl *energy.Timeline) {
 	r.fillDeviceEnergy(w, tl)
+	r.fillDomains(w)
 	r.fillEfficiency(w, base)
 	for _, p := range w.Phases {
 		var pm *PhaseMetrics
@@ -210,6 +211,34 @@ func (r *Record) fillDeviceEnergy(w *measure.Window, tl *energy.Timeline) {
 	}
 }
 
+// fillDomains adds what a window says beyond the totals: the all-domains
+// total, the domains the efficiency ratios cover, every phase with its
+// share (prefill, decode, host: they sum to raw_j), per-domain energies
+// keyed by domain (accelerator, cpu, dram, platform), and each per-device
+// entry's domain (matched by device ID). Call it after fillDeviceEnergy.
+func (r *Record) fillDomains(w *measure.Window) {
+	en := &r.Energy
+	en.AllDomainsJ = float64Ptr(w.AllDomainsJ)
+	en.EfficiencyDomains = append([]string(nil), w.EfficiencyDomains...)
+	if len(w.Domains) > 0 {
+		en.PerDomainJ = map[string]float64{}
+		for _, d := range w.Domains {
+			en.PerDomainJ[d.Domain] = d.EnergyJ
+		}
+	}
+	for i := range en.PerDevice {
+		for _, d := range w.Devices {
+			if d.ID == en.PerDevice[i].Name {
+				en.PerDevice[i].Domain, en.PerDevice[i].Excluded = d.Domain, d.Counted && !d.InTotal
+			}
+		}
+	}
+	en.Phases = nil
+	for _, p := range w.Phases {
+		en.Phases = append(en.Phases, PhaseShare{Name: p.Name, DurationS: p.DurationS, EnergyJ: p.EnergyJ, Share: p.Share, AdjustedJ: p.AdjustedEnergyJ})
+	}
+}
+
 // fillEfficiency sets the baseline-adjusted energy and the efficiency
 // ratios. The ratios use raw window energy, as the Python original and
 // ML.ENERGY do: it is what the hardware drew and never goes negative. The
@@ -225,7 +254,7 @@ func (r *Record) fillEfficiency(w *measure.Window, base *measure.Baseline) {
 			method = "cached"
 		}
 		r.Energy.Baseline = &Baseline{PowerW: *w.IdlePowerW, Method: method, DurationS: base.DurationS, MeasuredAt: base.MeasuredAt,
-			AgeS: math.Max(0, time.Since(base.MeasuredAt).Seconds()-r.Timing.WindowS)}
+			AgeS: math.Max(0, time.Since(base.MeasuredAt).Seconds()-r.Timing.WindowS), NotIdle: base.NotIdle}
 		if r.Throughput.OutputTokens > 0 {
 			r.Efficiency.AdjustedEnergyPerOutputTokenJ = float64Ptr(adj / float64(r.Throughput.OutputTokens))
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 )
 
@@ -73,5 +75,49 @@ func TestFailAndEnergyUnavailable(t *testing.T) {
 	r.MarkEnergyUnavailable("off")
 	if r.Energy.Method != "unavailable" || r.Energy.Unavailable != "off" || r.Efficiency.Basis != "none" || len(r.Flags) != 1 || r.Flags[0] != "energy_unavailable" {
 		t.Errorf("unavailable: %+v %+v %v", r.Energy, r.Efficiency, r.Flags)
+	}
+}
+
+// TestFillEnergyDomains: a composite window gives the record its
+// all-domains total, the domains the ratios cover, per-domain energy keyed
+// by domain, each device's domain (an excluded one marked), and phase
+// shares that sum to 1.
+func TestFillEnergyDomains(t *testing.T) {
+	t.Parallel()
+	w := &measure.Window{EnergyJ: 110, AllDomainsJ: 120, EfficiencyDomains: []string{"accelerator", "cpu"},
+		Domains: []measure.DomainEnergy{
+			{Domain: "accelerator", EnergyJ: 100, InTotal: true},
+			{Domain: "cpu", EnergyJ: 10, InTotal: true},
+			{Domain: "dram", EnergyJ: 10},
+		},
+		Devices: []measure.Device{
+			{ID: "gpu:a", Kind: "gpu", Domain: "accelerator", Counted: true, InTotal: true, EnergyJ: 100},
+			{ID: "rapl:package-0", Kind: "package", Domain: "cpu", Counted: true, InTotal: true, EnergyJ: 10},
+			{ID: "rapl:dram-0", Kind: "dram", Domain: "dram", Counted: true, EnergyJ: 10},
+		},
+		Phases: []measure.PhaseEnergy{
+			{Name: "prefill", DurationS: 1, EnergyJ: 20, Share: 20.0 / 110},
+			{Name: "decode", DurationS: 3, EnergyJ: 80, Share: 80.0 / 110},
+			{Name: "host", DurationS: 0.5, EnergyJ: 10, Share: 10.0 / 110},
+		},
+	}
+	var r Record
+	r.FillEnergy(w, nil, &energy.Timeline{})
+	en := r.Energy
+	if en.AllDomainsJ == nil || *en.AllDomainsJ != 120 || len(en.EfficiencyDomains) != 2 {
+		t.Fatalf("totals: %+v", en)
+	}
+	if en.PerDomainJ["accelerator"] != 100 || en.PerDomainJ["dram"] != 10 || len(en.PerDomainJ) != 3 {
+		t.Errorf("per-domain = %v", en.PerDomainJ)
+	}
+	if len(en.PerDevice) != 3 || en.PerDevice[0].Domain != "accelerator" || en.PerDevice[0].Excluded || !en.PerDevice[2].Excluded {
+		t.Errorf("per-device = %+v", en.PerDevice)
+	}
+	var shares float64
+	for _, p := range en.Phases {
+		shares += p.Share
+	}
+	if len(en.Phases) != 3 || math.Abs(shares-1) > 1e-9 {
+		t.Errorf("phases = %+v (shares sum %v)", en.Phases, shares)
 	}
 }

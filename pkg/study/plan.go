@@ -214,6 +214,9 @@ type Baseline struct {
 type Energy struct {
 	Sensor           string `json:"sensor"`
 	SampleIntervalMs int    `json:"sample_interval_ms,omitempty"`
+	// Domains are the energy domains efficiency ratios count (empty: the
+	// default, accelerators + CPU + DRAM where measured).
+	Domains []string `json:"domains,omitempty"`
 }
 
 // ResolvePath resolves a path written in the study (e.g. dataset.path of a
