@@ -2,9 +2,9 @@
 # The upstream entrypoint starts the OpenAI API server; llem runs its own
 # harness instead, so the entrypoint is replaced.
 #   docker build -f docker/vllm.Dockerfile \
-#     --build-arg BASE_IMAGE=vllm/vllm-openai:v0.11.0 --build-arg CUDA_MAJOR=12 \
+#     --build-arg BASE_IMAGE=vllm/vllm-openai:v0.15.0 --build-arg CUDA_MAJOR=12 \
 #     -t llenergymeasure/vllm:0.1.0-cuda12 .
-ARG BASE_IMAGE=vllm/vllm-openai:v0.11.0
+ARG BASE_IMAGE=vllm/vllm-openai:v0.15.0
 FROM ${BASE_IMAGE}
 
 ARG CUDA_MAJOR=12

@@ -80,6 +80,12 @@ func (s *Schema) checkArgs(backend, path, prefix string, args map[string]any) []
 			errs = append(errs, &ExtraError{p, fmt.Sprintf("shadows first-class %s; set that instead", param)})
 			continue
 		}
+		if canon, ok := upstreamAliases[backend][arg]; ok {
+			if param, ok := idx[canon]; ok {
+				errs = append(errs, &ExtraError{p, fmt.Sprintf("shadows first-class %s (upstream reads %s as an alias of %s); set that instead", param, k, canon)})
+				continue
+			}
+		}
 		if inner := s.paramsUnder(backend, arg); len(inner) > 0 {
 			sub, ok := v.(map[string]any)
 			if !ok {
@@ -94,6 +100,28 @@ func (s *Schema) checkArgs(backend, path, prefix string, args map[string]any) []
 		}
 	}
 	return errs
+}
+
+// upstreamAliases maps, per backend, an upstream argument (target.path)
+// that sets the same thing as another one under a different name to that
+// other argument, so that an extra: key spelt the alias way is caught as
+// shadowing the first-class param of the canonical name.
+var upstreamAliases = map[string]map[string]string{
+	"vllm": {
+		// EngineArgs.cuda_graph_sizes defaults to, and is copied into,
+		// CompilationConfig.cudagraph_capture_sizes.
+		"engine.cuda_graph_sizes":                              "engine.cudagraph_capture_sizes",
+		"engine.compilation_config.cudagraph_capture_sizes":    "engine.cudagraph_capture_sizes",
+		"engine.compilation_config.max_cudagraph_capture_size": "engine.max_cudagraph_capture_size",
+		// EngineArgs.attention_backend = AttentionConfig.backend.
+		"engine.attention_backend": "engine.attention_config.backend",
+		// Read by older vLLM only; the same setting as attention_config.backend.
+		"env.VLLM_ATTENTION_BACKEND": "engine.attention_config.backend",
+	},
+	"tensorrt": {
+		// speculative_model is the DecodingBaseConfig alias of speculative_model_dir.
+		"llm.speculative_config.speculative_model": "llm.speculative_config.speculative_model_dir",
+	},
 }
 
 // paramsUnder lists the first-class params mapped strictly inside arg.

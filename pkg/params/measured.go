@@ -33,7 +33,13 @@ func SurfaceOf(backend string, m Mapping) string {
 	first, _, _ := strings.Cut(m.Arg, ".")
 	switch backend {
 	case "vllm":
-		if m.Target == "engine" || m.Target == "sampling" {
+		if m.Target == "engine" && first == "attention_config" {
+			// LLM(attention_config={...}) fills vLLM's AttentionConfig.
+			_, sub, _ := strings.Cut(m.Arg, ".")
+			sub, _, _ = strings.Cut(sub, ".")
+			return "attention." + sub
+		}
+		if m.Target == "engine" || m.Target == "sampling" || m.Target == "beam_search" {
 			return m.Target + "." + first
 		}
 	case "pytorch":
@@ -62,6 +68,8 @@ func MeasuredCoverage(r *Report) (Measured, bool, error) {
 			covered[k] = true
 		}
 	}
+	// Shared experiment fields (precision, decoder:, ...) are counted by
+	// their verdict ("set by llem from shared experiment fields"), not here.
 	for _, k := range snap.Knobs() {
 		v, ok := rel[k]
 		if !ok {
@@ -82,4 +90,23 @@ func MeasuredCoverage(r *Report) (Measured, bool, error) {
 		m.Ratio = float64(m.Covered) / float64(m.Relevant)
 	}
 	return m, true, nil
+}
+
+// LookupField finds the upstream field a "surface.name" knob names. For
+// vLLM an engine argument may be declared by EngineArgs ("engine") or only
+// by LLM.__init__ ("llm"), which forwards the rest to EngineArgs: both are
+// looked at.
+func LookupField(snap *upstream.Snapshot, key string) (upstream.Field, bool) {
+	surf, name, _ := strings.Cut(key, ".")
+	if sf := snap.Surfaces[surf]; sf != nil {
+		if f, ok := sf.Field(name); ok {
+			return f, true
+		}
+	}
+	if surf == "engine" {
+		if sf := snap.Surfaces["llm"]; sf != nil {
+			return sf.Field(name)
+		}
+	}
+	return upstream.Field{}, false
 }

@@ -38,6 +38,7 @@ func TestCrossFieldRules(t *testing.T) {
 		// pytorch
 		{"defaults", "pytorch", `{}`, ""},
 		{"removed low_cpu_mem_usage", "pytorch", `low_cpu_mem_usage: true`, "pytorch.low_cpu_mem_usage was removed: transformers 5 from_pretrained discards it"},
+		{"removed swap_space", "vllm", `engine: swap_space: 4`, "vllm.engine.swap_space was removed: the V1 engine preempts by recomputation"},
 		{"removed truncate_prompt_tokens", "vllm", `sampling: truncate_prompt_tokens: 8`, "vllm.sampling.truncate_prompt_tokens was removed"},
 		{"4bit and 8bit", "pytorch", `load_in_4bit: true, load_in_8bit: true`, "pytorch.load_in_4bit and pytorch.load_in_8bit are mutually exclusive"},
 		{"4bit alone", "pytorch", `load_in_4bit: true, bnb_4bit_quant_type: "nf4", bnb_4bit_compute_dtype: "bfloat16", bnb_4bit_use_double_quant: true, bnb_4bit_quant_storage: "uint8"`, ""},

@@ -309,7 +309,7 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole.free, whole.leafDefs = map[string]bool{}, map[string]cue.Value{} // no leaf is split off
-	for _, n := range []string{"batch_size", "num_beams", "presence_penalty", "swap_space", "threads"} {
+	for _, n := range []string{"batch_size", "num_beams", "presence_penalty", "cpu_offload_gb", "threads"} {
 		if !freeFieldNames()[n] {
 			t.Errorf("%s should be an independent param (no rule mentions it)", n)
 		}
@@ -334,9 +334,9 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 		m("model", "m", "pytorch", m("batch_size", 4, "extra", m("generate", m("num_beams", 3)))),
 		m("model", "m", "pytorch", m("batch_size", 4, "extra", m("generate", m("foo", 1)))),
 		m("model", "m", "pytorch", m("typical_p", 0.5, "no_repeat_ngram_size", 3, "length_penalty", 1.0)),
-		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "swap_space", 2), "sampling", m("presence_penalty", 0.5, "stop", []any{"x"}))),
-		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("swap_space", -1))),
-		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "max_num_batched_tokens", 4, "swap_space", 2))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "cpu_offload_gb", 2), "sampling", m("presence_penalty", 0.5, "stop", []any{"x"}))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("cpu_offload_gb", -1))),
+		m("model", "m", "backend", "vllm", "precision", "fp16", "vllm", m("engine", m("max_num_seqs", 8, "max_num_batched_tokens", 4, "cpu_offload_gb", 2))),
 		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("tensor_parallel_size", 2, "enable_attention_dp", true)),
 		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4, "threads", 2)),
 		m("model", "random:llama-15m", "backend", "native", "precision", "fp32", "native", m("batch_size", 4000)),

@@ -126,9 +126,7 @@ def write_random_model_dir(arch_name, root):
 def main(spec, em):
     cfg = spec["config"]
     backend_args = spec.get("backend_args") or {}
-    if backend_args.get("beam_search") or cfg_has(cfg, "vllm.beam_search"):
-        raise lc.HarnessError("unsupported", "vllm.beam_search is not driven by the llem harness yet",
-                              "use vllm.sampling (n, temperature) or the pytorch backend's num_beams")
+    beam = backend_args.get("beam_search")
     apply_env(backend_args, os.environ)
     from vllm import LLM, SamplingParams
 
@@ -183,12 +181,51 @@ def main(spec, em):
 
     t0 = time.monotonic_ns()
     tracker = lc.StreamTracker(t0)
-    run_stepwise(llm, inputs, params, tracker)
+    if beam:
+        from vllm.sampling_params import BeamSearchParams
+        em.log(BEAM_SEARCH_LOG)
+        run_beam_search(llm, inputs, BeamSearchParams(**beam_search_kwargs(cfg, backend_args, max_output)), tracker)
+    else:
+        run_stepwise(llm, inputs, params, tracker)
     t_end = time.monotonic_ns()
     results = tracker.results(len(prompts), t_end)
     lc.emit_prefill_pass_window(em, results, t_p0, t_p1, t0, t_end)
     em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
             phase_split_method=lc.PHASE_SPLIT_METHOD)
+
+
+BEAM_SEARCH_LOG = ("vllm.beam_search: the workload runs through LLM.beam_search, which returns only when "
+                   "every beam has finished; each request's tokens are stamped at the end of the call, "
+                   "so TTFT and inter-token latencies are not measured")
+
+
+def beam_search_kwargs(cfg, backend_args, max_output):
+    """Keyword arguments of vllm.BeamSearchParams: backend_args.beam_search
+    (beam_width, length_penalty, ignore_eos, include_stop_str_in_output,
+    extra: keys) over max_tokens (required upstream; max_output_tokens when
+    absent) and temperature (decoder.temperature; 0 when greedy)."""
+    dec = lc.decoder_settings(cfg)
+    kw = {"max_tokens": int(max_output),
+          "temperature": 0.0 if lc.is_greedy(dec) else float(dec["temperature"])}
+    for k, v in ((backend_args or {}).get("beam_search") or {}).items():
+        if v is not None:
+            kw[k] = v
+    return kw
+
+
+def run_beam_search(llm, inputs, params, tracker):
+    """Run every request through LLM.beam_search (prompts as TokensPrompt
+    dicts) and record each request's best beam at the end of the call."""
+    outs = llm.beam_search(inputs, params)
+    t = time.monotonic_ns()
+    for i, (inp, out) in enumerate(zip(inputs, outs)):
+        n_in = len(inp["prompt_token_ids"])
+        best = out.sequences[0] if out.sequences else None
+        n_new = max(0, len(best.tokens) - n_in) if best is not None else 0
+        reason = (getattr(best, "finish_reason", None) or "") if best is not None else ""
+        if not reason:
+            reason = "length" if n_new >= params.max_tokens else "stop"
+        tracker.observe(i, n_new, t, n_in, True, reason)
 
 
 def prefill_only(kw):

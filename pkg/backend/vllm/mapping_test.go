@@ -51,7 +51,12 @@ print(json.dumps({
 	if s["temperature"] != 0.7 || s["top_k"] != -1.0 || s["presence_penalty"] != 0.5 || s["min_tokens"] != 2.0 || s["max_tokens"] != 32.0 {
 		t.Errorf("sampling = %v", s)
 	}
-	if env := got["env"].(map[string]any); env["VLLM_ATTENTION_BACKEND"] != "FLASHINFER" {
+	// attention_backend reaches LLM(attention_config={"backend": ...}), the
+	// route current vLLM reads; no VLLM_ATTENTION_BACKEND is set.
+	if ac, _ := e["attention_config"].(map[string]any); ac["backend"] != "FLASHINFER" {
+		t.Errorf("engine.attention_config = %v", e["attention_config"])
+	}
+	if env := got["env"].(map[string]any); len(env) != 0 {
 		t.Errorf("env = %v", env)
 	}
 	handled := map[string]bool{"engine": true, "sampling": true, "beam_search": true, "env": true}

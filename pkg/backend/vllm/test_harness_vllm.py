@@ -20,7 +20,7 @@ ARGS = {
     "engine": {"gpu_memory_utilization": 0.8, "max_num_seqs": 64, "trust_remote_code": False,
                "speculative_config": {"model": "draft", "num_speculative_tokens": 4}},
     "sampling": {"min_tokens": 4, "presence_penalty": 0.5},
-    "env": {"VLLM_ATTENTION_BACKEND": "FLASHINFER"},
+    "env": {"VLLM_X": "1"},
 }
 
 
@@ -50,7 +50,7 @@ class KwargsTest(unittest.TestCase):
     def test_env(self):
         env = {}
         hv.apply_env(ARGS, env)
-        self.assertEqual(env, {"VLLM_ATTENTION_BACKEND": "FLASHINFER"})
+        self.assertEqual(env, {"VLLM_X": "1"})
 
     def test_request_input(self):
         class Tok:
@@ -60,6 +60,40 @@ class KwargsTest(unittest.TestCase):
         self.assertEqual(hv.request_input(lc.Prompt(token_ids=[1, 2, 3]), 10, None, 2), {"prompt_token_ids": [1, 2]})
         self.assertEqual(hv.request_input(lc.Prompt(text="a b"), 10, Tok(), 8), {"prompt_token_ids": [11, 11, 12]})
         self.assertEqual(len(hv.request_input(lc.Prompt(text="a b"), 10, None, 8)["prompt_token_ids"]), 2)
+
+
+class BeamSearchTest(unittest.TestCase):
+    """vllm.beam_search through LLM.beam_search, against the fake vLLM
+    (testdata/fakevllm), whose BeamSearchParams accepts exactly the pinned
+    snapshot's names and requires beam_width and max_tokens."""
+
+    def setUp(self):
+        sys.path.insert(0, os.path.join(HERE, "testdata", "fakevllm"))
+        import vllm
+        self.vllm = vllm
+
+    def test_kwargs(self):
+        kw = hv.beam_search_kwargs({"decoder": {"do_sample": False}}, {"beam_search": {"beam_width": 3}}, 16)
+        self.assertEqual(kw, {"max_tokens": 16, "temperature": 0.0, "beam_width": 3})
+        kw = hv.beam_search_kwargs({"decoder": {"temperature": 0.7, "do_sample": True}},
+                                   {"beam_search": {"beam_width": 2, "max_tokens": 4}}, 16)
+        self.assertEqual((kw["max_tokens"], kw["temperature"]), (4, 0.7))
+        self.vllm.BeamSearchParams(**kw)  # accepted by the snapshot's BeamSearchParams
+
+    def test_fake_rejects(self):
+        with self.assertRaises(TypeError):
+            self.vllm.BeamSearchParams(beam_width=2)  # max_tokens is required upstream
+        with self.assertRaises(TypeError):
+            self.vllm.BeamSearchParams(beam_width=2, max_tokens=4, n=2)
+
+    def test_run(self):
+        llm = self.vllm.LLM(model="m", attention_config={"backend": "FLASH_ATTN"})
+        params = self.vllm.BeamSearchParams(**hv.beam_search_kwargs({}, {"beam_search": {"beam_width": 2}}, 5))
+        tr = lc.StreamTracker(0)
+        hv.run_beam_search(llm, [{"prompt_token_ids": [5, 6]}, {"prompt_token_ids": [5, 2]}], params, tr)
+        rs = tr.results(2, 10)
+        self.assertEqual([(r.input_tokens, r.output_tokens, r.finish_reason) for r in rs],
+                         [(2, 5, "length"), (2, 2, "stop")])
 
 
 class TrackerTest(unittest.TestCase):

@@ -181,17 +181,62 @@ func TestOOMHint(t *testing.T) {
 	}
 }
 
-func TestBeamSearchUnsupported(t *testing.T) {
-	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1}`
-	job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg),
-		BackendArgs: map[string]any{"beam_search": map[string]any{"beam_width": 4}},
-		Prompts:     []protocol.Prompt{{Text: "hi"}}})
-	events, _ := pyharnesstest.RunJob(t, job)
+// TestBeamSearchDriven: vllm.beam_search runs the workload through
+// LLM.beam_search with BeamSearchParams built from the section (max_tokens
+// filled from max_output_tokens, temperature from the decoder), and the
+// event stream is valid.
+func TestBeamSearchDriven(t *testing.T) {
+	cfg := `{"model":"random:llama-15m","backend":"vllm","n":2,"max_output_tokens":6,
+	  "decoder":{"temperature":0,"do_sample":false}}`
+	job, log := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg),
+		BackendArgs: map[string]any{"beam_search": map[string]any{"beam_width": 4, "length_penalty": 0.8}},
+		Prompts:     []protocol.Prompt{{TokenIDs: []int{5, 6, 7}}, {TokenIDs: []int{5, 2}}}})
+	events, out := pyharnesstest.RunJob(t, job)
+	if out.ExitCode != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", out.ExitCode, out.StderrTail)
+	}
 	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Error == nil || sum.Error.Kind != protocol.ErrKindUnsupported {
-		t.Fatalf("error %+v", sum.Error)
+	if sum.Error != nil {
+		t.Fatalf("worker error: %+v", sum.Error)
+	}
+	var bs *call
+	for _, c := range calls(t, log) {
+		if c.Call == "beam_search" {
+			c := c
+			bs = &c
+		}
+	}
+	if bs == nil {
+		t.Fatal("LLM.beam_search was not called")
+	}
+	p := bs.Args["params"].(map[string]any)
+	if p["beam_width"] != 4.0 || p["max_tokens"] != 6.0 || p["length_penalty"] != 0.8 || p["temperature"] != 0.0 {
+		t.Errorf("BeamSearchParams = %v", p)
+	}
+	if sum.Done.OutputTokens != 6+2 {
+		t.Errorf("output tokens = %d, want 8", sum.Done.OutputTokens)
+	}
+}
+
+// TestFakeRejectsWhatUpstreamRejects: the fake builds its accepted names
+// from the pinned snapshot, so an argument vLLM removed (swap_space's
+// sibling truncate_prompt_tokens in SamplingParams) fails as it would.
+func TestFakeRejectsWhatUpstreamRejects(t *testing.T) {
+	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1}`
+	for _, args := range []map[string]any{
+		{"sampling": map[string]any{"truncate_prompt_tokens": 8}},
+		{"engine": map[string]any{"no_such_engine_arg": 1}},
+		{"engine": map[string]any{"attention_config": map[string]any{"no_such_field": 1}}},
+	} {
+		job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), BackendArgs: args,
+			Prompts: []protocol.Prompt{{TokenIDs: []int{5, 6}}}})
+		events, out := pyharnesstest.RunJob(t, job)
+		sum, _ := protocol.Validate(events)
+		if out.ExitCode == 0 || sum.Error == nil {
+			t.Errorf("%v: accepted by the fake", args)
+		}
 	}
 }

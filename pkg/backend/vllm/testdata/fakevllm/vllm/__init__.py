@@ -13,6 +13,39 @@ import os
 
 __version__ = "0.0.0-fake"
 
+# The argument names the real classes accept come from the pinned upstream
+# snapshot (tools/upstream/targets.json -> snapshots/vllm-<version>.json), so
+# the fake rejects exactly what that vLLM rejects: an unknown keyword is a
+# TypeError, as from the real constructors.
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
+
+
+def _surfaces():
+    up = os.path.join(_ROOT, "tools", "upstream")
+    with open(os.path.join(up, "targets.json")) as f:
+        snap = json.load(f)["vllm"]["snapshot"]
+    with open(os.path.join(up, "snapshots", snap)) as f:
+        surf = json.load(f)["surfaces"]
+    names = {k: {x["name"] for x in v.get("fields", [])} for k, v in surf.items()}
+    required = {k: {x["name"] for x in v.get("fields", []) if x.get("required")} for k, v in surf.items()}
+    return names, required
+
+
+_NAMES, _REQUIRED = _surfaces()
+ENGINE_ARGS = _NAMES["engine"] | _NAMES["llm"]
+SAMPLING_ARGS = _NAMES["sampling"]
+BEAM_SEARCH_ARGS = _NAMES["beam_search"]
+ATTENTION_ARGS = _NAMES["attention"]
+
+
+def _check(cls, kw, allowed, required=()):
+    bad = sorted(set(kw) - allowed)
+    if bad:
+        raise TypeError(f"{cls}.__init__() got an unexpected keyword argument {bad[0]!r}")
+    missing = sorted(set(required) - set(kw))
+    if missing:
+        raise TypeError(f"{cls}.__init__() missing required argument {missing[0]!r}")
+
 
 def _log(kind, payload):
     path = os.environ.get("FAKE_VLLM_LOG")
@@ -23,6 +56,7 @@ def _log(kind, payload):
 
 class SamplingParams:
     def __init__(self, **kw):
+        _check("SamplingParams", kw, SAMPLING_ARGS)
         self.kw = kw
         self.max_tokens = kw.get("max_tokens", 16)
         self.output_kind = None
@@ -71,8 +105,30 @@ class _Engine:
         return outs
 
 
+class BeamSearchParams:
+    def __init__(self, **kw):
+        _check("BeamSearchParams", kw, BEAM_SEARCH_ARGS, _REQUIRED["beam_search"])
+        self.kw = kw
+        self.max_tokens = kw["max_tokens"]
+        self.beam_width = kw["beam_width"]
+
+
+class _BeamSeq:
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self.finish_reason = None
+
+
+class _BeamOut:
+    def __init__(self, seqs):
+        self.sequences = seqs
+
+
 class LLM:
     def __init__(self, **kw):
+        _check("LLM", kw, ENGINE_ARGS)
+        if isinstance(kw.get("attention_config"), dict):
+            _check("AttentionConfig", kw["attention_config"], ATTENTION_ARGS)
         _log("LLM", kw)
         if kw.get("model") == "fake/oom":
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -84,6 +140,19 @@ class LLM:
     def generate(self, prompts, params, use_tqdm=True):
         _log("generate", {"n": len(prompts), "max_tokens": [p.max_tokens for p in params]})
         return []
+
+    def beam_search(self, prompts, params, lora_request=None, use_tqdm=False, concurrency_limit=None):
+        """Each prompt (a TokensPrompt dict) gets its best beam: the prompt
+        plus max_tokens tokens, or 2 tokens when the prompt ends in 2."""
+        _log("beam_search", {"n": len(prompts), "params": params.kw})
+        outs = []
+        for p in prompts:
+            ids = list(p["prompt_token_ids"])
+            n = params.max_tokens
+            if ids and ids[-1] == 2 and not params.kw.get("ignore_eos"):
+                n = min(n, 2)
+            outs.append(_BeamOut([_BeamSeq(ids + [7] * n)]))
+        return outs
 
     def reset_prefix_cache(self):
         _log("reset_prefix_cache", {})

@@ -1,6 +1,6 @@
 """FAKE vllm.sampling_params (see __init__.py)."""
 
-from . import SamplingParams  # noqa: F401
+from . import BeamSearchParams, SamplingParams  # noqa: F401
 
 
 class RequestOutputKind:
