@@ -85,6 +85,9 @@ type Options struct {
 	OnEvent func(Event)
 	// LivePower is how often EventPower fires during a run (0: 1 s).
 	LivePower time.Duration
+	// GPU, when the study sets GPU settings, applies them per run and
+	// restores the GPUs when the execution ends (see GPUControl).
+	GPU GPUControl
 	// Sleep waits d or until ctx ends or skip fires; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration, skip <-chan struct{}) error
 }
@@ -265,8 +268,11 @@ func (x *executor) emit(ev Event) {
 
 // execute runs st's pending slots. fresh says st was just created as a
 // running first session, so there is no session start to record.
-func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (*Report, error) {
+func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (rep *Report, err error) {
 	defer st.Close()
+	if opt.GPU != nil {
+		defer func() { err = errors.Join(err, opt.GPU.Restore()) }()
+	}
 	if opt.Routes == nil {
 		return nil, errors.New("execute: no routes (Options.Routes)")
 	}

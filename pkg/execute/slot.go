@@ -30,7 +30,7 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 	e = x.st.Entry(pos)
 	x.emit(Event{Kind: EventRun, Entry: e})
 
-	rec := x.measureSlot(ctx, run, e)
+	rec := x.gpuSlot(ctx, run, e)
 	x.lastEnd = time.Now()
 	if ctx.Err() != nil && rec.Status == result.StatusFailed && rec.Error != nil && rec.Error.Kind == "interrupted" {
 		// Interrupted: no record; the slot runs again on resume.

@@ -75,9 +75,30 @@ type Record struct {
 	Thermal          *Thermal `json:"thermal,omitempty"`
 	Warmup           *Warmup  `json:"warmup,omitempty"`
 
+	// GPUSettings is what was in effect on each GPU when the study set GPU
+	// settings (gpu: section); absent otherwise.
+	GPUSettings []GPUState `json:"gpu_settings,omitempty" doc:"per GPU: the power limit and clocks in effect for this run, when the study set them (gpu: section)"`
+
 	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. estimate_used, window_too_short, power_throttling; docs/methodology.md lists them)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
 	Timeseries string   `json:"timeseries,omitempty" doc:"path of the measured window's timeseries Parquet, relative to the study directory"`
+}
+
+// GPUState is one GPU's settings as read back from NVML after the run.
+type GPUState struct {
+	UUID                string   `json:"uuid"`
+	Index               int      `json:"index" doc:"NVML index"`
+	PowerLimitW         float64  `json:"power_limit_w" doc:"power management limit in effect (W)"`
+	EnforcedPowerLimitW float64  `json:"enforced_power_limit_w" doc:"limit the driver enforces (W): the lowest of every limit in force, including ones llem did not set"`
+	DefaultPowerLimitW  float64  `json:"default_power_limit_w,omitempty" doc:"the GPU's default power limit (W)"`
+	LockedSMClockMHz    *int     `json:"locked_sm_clock_mhz,omitempty" doc:"SM clock llem locked for this run (MHz); absent: not locked by llem"`
+	LockedMemClockMHz   *int     `json:"locked_mem_clock_mhz,omitempty" doc:"memory clock llem locked for this run (MHz)"`
+	AppSMClockMHz       int      `json:"app_sm_clock_mhz,omitempty" doc:"application graphics clock in effect (MHz)"`
+	AppMemClockMHz      int      `json:"app_mem_clock_mhz,omitempty" doc:"application memory clock in effect (MHz)"`
+	SMClockMHz          int      `json:"sm_clock_mhz,omitempty" doc:"SM clock when read, right after the worker ended (MHz)"`
+	MemClockMHz         int      `json:"mem_clock_mhz,omitempty" doc:"memory clock when read (MHz)"`
+	ThrottleReasons     []string `json:"throttle_reasons" doc:"clock event reasons active when read (sw_power_cap, hw_slowdown, sw_thermal, hw_thermal, hw_power_brake, applications_clocks, ...); the timeline has them per sample"`
+	Error               string   `json:"error,omitempty" doc:"why reading back failed"`
 }
 
 // LlemInfo identifies the llem build that produced a record.

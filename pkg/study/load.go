@@ -264,6 +264,7 @@ func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
 	}
 	p.Execution = s.exec
 	p.Carbon = s.carbon
+	p.gpuPos = l.gpuPositions()
 	if err := l.expand(ctx, p, &s); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,7 @@ func (p *Plan) computeOrder() {
 		p.Order[c] = idx
 	}
 	if p.Execution.Order == "sequential" {
+		defer p.groupByGPU()
 		for r := range n {
 			for c := range cycles {
 				p.Schedule = append(p.Schedule, Slot{Run: r, Cycle: c + 1})
@@ -76,6 +77,7 @@ func (p *Plan) computeOrder() {
 			p.Schedule = append(p.Schedule, Slot{Run: r, Cycle: c + 1})
 		}
 	}
+	p.groupByGPU()
 }
 
 // bounded returns a uniform value in [0, n) by rejection sampling, so the

@@ -56,6 +56,8 @@ type Plan struct {
 	Seed uint64 `json:"seed"`
 	// Warnings are non-fatal remarks (e.g. more than half the grid invalid).
 	Warnings []string `json:"warnings,omitempty"`
+	// gpuPos locates each gpu value in the study file (see GPUDiag).
+	gpuPos map[string]Diagnostic
 }
 
 // Slot is one execution of one run.
@@ -146,6 +148,7 @@ type Config struct {
 	Baseline        Baseline       `json:"baseline"`
 	Energy          Energy         `json:"energy"`
 	RandomSeed      int64          `json:"random_seed"`
+	GPU             *GPU           `json:"gpu,omitempty"`
 	PyTorch         map[string]any `json:"pytorch,omitempty"`
 	VLLM            map[string]any `json:"vllm,omitempty"`
 	TensorRT        map[string]any `json:"tensorrt,omitempty"`
