@@ -29,6 +29,7 @@ type CLI struct {
 	Params  paramsCmd  `cmd:"" help:"List backend parameters from the schema, with coverage."`
 	Env     envCmd     `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
 	Results resultsCmd `cmd:"" help:"Show, compare and export results."`
+	Serve   serveCmd   `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
 	Worker  workerCmd  `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
 	Measure measureCmd `cmd:"" hidden:"" help:"Measure the energy of a command and of the windows it announces (validation helper)."`
 	Ver     versionCmd `cmd:"" name:"version" help:"Print the version."`
