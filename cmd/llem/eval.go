@@ -34,6 +34,13 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 	if !c.Quiet {
 		req.Progress = stdio.Stderr
 	}
+	if notes, err := pipeline.RecoverGPUs(); err != nil {
+		fmt.Fprintln(stdio.Stderr, "warning: restoring GPU settings a killed llem left changed:", err)
+	} else {
+		for _, n := range notes {
+			fmt.Fprintln(stdio.Stderr, n)
+		}
+	}
 	p, err := pipeline.Prepare(ctx, req)
 	if err != nil {
 		return err
@@ -53,6 +60,7 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 	if err := printPlan(stdio.Stdout, p.Plan); err != nil {
 		return err
 	}
+	pipeline.DescribeGPUs(stdio.Stdout, p.Plan)
 	return printRunners(stdio.Stdout, p.Resolution)
 }
 

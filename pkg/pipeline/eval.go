@@ -17,6 +17,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
+	"github.com/llenergymeasure/llem/pkg/gpuctl"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/userconfig"
@@ -124,6 +125,41 @@ func LoadPlan(ctx context.Context, path string, cycles int) (*study.Plan, error)
 // Close releases the runners Prepare built.
 func (p *Prepared) Close() error { return p.Resolution.Close() }
 
+// openGPUControl takes the study's GPUs when it sets power limits or
+// clocks (gpu:): it checks the plan against each GPU's allowed ranges (a
+// value out of range is a study error, exit 2, with its position) and
+// NVML's permission before anything runs. nil when the study sets none.
+func openGPUControl(p *study.Plan) (*gpuctl.Controller, error) {
+	if !p.HasGPU() {
+		return nil, nil
+	}
+	c, err := gpuctl.Open(gpuctl.Options{Select: energy.NVMLOptionsFromEnv(), Plan: p})
+	var se *study.Error
+	if errors.As(err, &se) {
+		return nil, errs.BadInput(err, "change the gpu: values to fit the ranges llem eval --dry-run shows")
+	}
+	return c, err
+}
+
+// RecoverGPUs puts back GPU settings that a killed llem left changed (its
+// restore journal), and says what it did; cheap when there is nothing to
+// do. llem eval calls it first.
+func RecoverGPUs() ([]string, error) { return gpuctl.Recover(nil, "") }
+
+// DescribeGPUs writes what the dry run shows of a study's GPU settings:
+// each selected GPU's allowed ranges (read only), the settings in schedule
+// order, how many changes, and any value out of range.
+func DescribeGPUs(w io.Writer, p *study.Plan) {
+	if !p.HasGPU() {
+		return
+	}
+	rs, err := gpuctl.ReadRanges(nil, energy.NVMLOptionsFromEnv())
+	if err != nil {
+		fmt.Fprintf(w, "GPU settings: cannot read the GPUs' ranges: %v\n", err)
+	}
+	gpuctl.Describe(w, p, rs)
+}
+
 // RunOptions say where an execution goes and who watches it.
 type RunOptions struct {
 	// Out is the results root; "" means the user config's results_dir. A
@@ -151,7 +187,15 @@ func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, 
 	if err != nil {
 		return nil, fmt.Errorf("encode environment: %w", err)
 	}
+	gpu, err := openGPUControl(p.Plan)
+	if err != nil {
+		return nil, err
+	}
+	if gpu != nil {
+		defer gpu.Restore() // also when the study fails before its loop runs
+	}
 	opt := execute.Options{
+		GPU:         gpu,
 		Plan:        p.Resolution.ResolvedPlan(),
 		OutRoot:     o.Out,
 		Routes:      p.routes,
