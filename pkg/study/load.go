@@ -213,22 +213,31 @@ func (l *loader) compileUser(src []byte) (cue.Value, string, bool) {
 		}
 	}
 	if alias != "" {
+		var decls []ast.Decl
 		for i, d := range f.Decls {
 			e, ok := d.(*ast.EmbedDecl)
 			if !ok {
+				decls = append(decls, d)
 				continue
 			}
-			sel, ok := e.Expr.(*ast.SelectorExpr)
-			if !ok {
-				continue
-			}
-			if x, ok := sel.X.(*ast.Ident); ok && x.Name == alias {
-				if id, ok := sel.Sel.(*ast.Ident); ok {
-					embedded = id.Name
+			// schema.#Study & {...}: the form that makes `cue vet` reject
+			// unknown fields (fields beside an embedded definition extend
+			// it). The struct's fields become the file's.
+			expr, body := e.Expr, []ast.Decl(nil)
+			if b, ok := expr.(*ast.BinaryExpr); ok && b.Op == token.AND {
+				if st, ok := b.Y.(*ast.StructLit); ok && isSchemaDef(b.X, alias) {
+					expr, body = b.X, st.Elts
 				}
-				f.Decls[i] = &ast.Field{Label: ast.NewIdent(fmt.Sprintf("_llem_schema_%d", i)), Value: e.Expr}
 			}
+			if !isSchemaDef(expr, alias) {
+				decls = append(decls, d)
+				continue
+			}
+			embedded = expr.(*ast.SelectorExpr).Sel.(*ast.Ident).Name
+			decls = append(decls, &ast.Field{Label: ast.NewIdent(fmt.Sprintf("_llem_schema_%d", i)), Value: expr})
+			decls = append(decls, body...)
 		}
+		f.Decls = decls
 	}
 	inst := l.bctx.NewInstance(filepath.Dir(l.file), func(pos token.Pos, path string) *build.Instance {
 		if path == schema.ImportPath {
@@ -251,6 +260,20 @@ func (l *loader) compileUser(src []byte) (cue.Value, string, bool) {
 		return cue.Value{}, "", false
 	}
 	return v, embedded, true
+}
+
+// isSchemaDef reports whether e is alias.#Name (a schema definition).
+func isSchemaDef(e ast.Expr, alias string) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	if !ok || x.Name != alias {
+		return false
+	}
+	_, ok = sel.Sel.(*ast.Ident)
+	return ok
 }
 
 func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
