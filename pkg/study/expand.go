@@ -55,9 +55,6 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 				d.backend, strings.Join(backends, ", "), d.backend)
 		}
 	}
-	if len(l.diags) > 0 {
-		return nil
-	}
 	if backendDim != nil {
 		p.Dims = append(p.Dims, "backend")
 	}
@@ -114,9 +111,11 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 	for i, e := range s.experiments {
 		cfg := merge(clone(s.base), e)
 		coords := map[string]any{"experiment": i}
+		x.name = s.names[i]
 		if err := x.add(ctx, fmt.Sprintf("experiments[%d]", i), coords, cfg); err != nil {
 			return err
 		}
+		x.name = ""
 	}
 	if len(s.dims) == 0 && len(s.experiments) == 0 {
 		origin := "base"
@@ -127,10 +126,7 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 			return err
 		}
 	}
-	if len(x.missing) > 0 {
-		x.reportMissing()
-		return nil
-	}
+	x.reportMissing()
 	return x.finish()
 }
 
@@ -164,6 +160,10 @@ type expander struct {
 	multiBackend bool
 	n            int
 	missing      map[string]*reqMiss // required fields missing, see required.go
+	name         string              // name of the experiments entry being added
+	// gridDiags are the cross-field reasons of skipped grid points, at
+	// the field that triggered them: the errors when nothing runs.
+	gridDiags []Diagnostic
 }
 
 // product walks the Cartesian product of dims (first dimension slowest)
@@ -248,7 +248,11 @@ func (x *expander) product(ctx context.Context, backend string, all []string, di
 	}
 }
 
-// add validates one generated config and files it as a run or a skip.
+// add validates one generated config and files it as a run, a skip or,
+// for a run the file asks for explicitly (an experiments entry, base
+// alone, a single-experiment file), an error at the field that triggered
+// it: only grid points, which the file does not list one by one, are
+// skipped for a cross-field rule.
 func (x *expander) add(ctx context.Context, origin string, coords map[string]any, cfg map[string]any) error {
 	x.n++
 	if x.n%256 == 0 {
@@ -258,6 +262,9 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 	}
 	x.total++
 	canon, cfg1, reasons := x.l.validateRun(cfg)
+	if reasons == nil {
+		reasons = x.l.tokenizerReasons(cfg1)
+	}
 	if reasons != nil {
 		if r := x.excludedBy(cfg); r >= 0 {
 			x.skip(origin, coords, "excluded", fmt.Sprintf("matches exclude[%d]", r))
@@ -277,8 +284,23 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 			x.noteMissing(root, user, missing, cfg)
 			return nil
 		}
+		if origin != "grid" {
+			for _, r := range reasons {
+				pos, where := x.fieldPos(origin, coords, r.Path)
+				d := diagAt(pos, where, r.Msg)
+				d.own = true
+				x.l.diags = append(x.l.diags, d)
+			}
+			return nil
+		}
 		x.invalid++
-		x.skip(origin, coords, "invalid", reasons...)
+		x.skip(origin, coords, "invalid", reasonStrings(reasons)...)
+		for _, r := range reasons {
+			pos, where := x.fieldPos(origin, coords, r.Path)
+			d := diagAt(pos, where, r.Msg)
+			d.own = true
+			x.gridDiags = append(x.gridDiags, d)
+		}
 		return nil
 	}
 	if len(x.s.exclude) > 0 {
@@ -296,7 +318,7 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 		x.skip(origin, coords, "duplicate", fmt.Sprintf("same effective config as run %s (%s %s)", first.ID, first.Origin, formatCoords(first.Coordinates, x.p.Dims)))
 		return nil
 	}
-	r := Run{ID: hash[:12], Hash: hash, Origin: origin, Coordinates: coords, ConfigJSON: canon, Config: cfg1}
+	r := Run{ID: hash[:12], Hash: hash, Name: x.name, Origin: origin, Coordinates: coords, ConfigJSON: canon, Config: cfg1}
 	r.Backend, r.Model = r.Config.Backend, r.Config.Model
 	x.seen[hash] = len(x.p.Runs)
 	x.p.Runs = append(x.p.Runs, r)
@@ -304,7 +326,7 @@ func (x *expander) add(ctx context.Context, origin string, coords map[string]any
 }
 
 func (x *expander) skip(origin string, coords map[string]any, kind string, reasons ...string) {
-	x.p.Skipped = append(x.p.Skipped, Skipped{Origin: origin, Coordinates: coords, Kind: kind, Reasons: reasons})
+	x.p.Skipped = append(x.p.Skipped, Skipped{Origin: origin, Name: x.name, Coordinates: coords, Kind: kind, Reasons: reasons})
 }
 
 // excludedBy returns the index of the first exclude rule cfg matches, or -1.
@@ -332,21 +354,30 @@ func (x *expander) excludedBy(cfg map[string]any) int {
 // fills the execution order.
 func (x *expander) finish() error {
 	p := x.p
+	x.l.checkFiles(x)
 	if len(p.Runs) == 0 {
-		for _, sk := range p.Skipped {
-			where := sk.Origin
-			if c := formatCoords(sk.Coordinates, p.Dims); c != "" {
-				where += " " + c
-			}
-			for _, r := range sk.Reasons {
-				x.l.diags = append(x.l.diags, Diagnostic{Path: where, Msg: r})
-			}
+		// Every grid point broke a cross-field rule: those are the errors,
+		// each at the field that triggered it.
+		x.l.diags = append(x.l.diags, x.gridDiags...)
+		if len(x.l.diags) > 0 {
+			return nil
 		}
-		if len(x.l.diags) == 0 {
-			x.l.diags = append(x.l.diags, Diagnostic{Msg: "the study produced no runs; give base a model, or add grid or experiments"})
-		} else {
-			x.l.diags = append(x.l.diags, Diagnostic{Msg: fmt.Sprintf("nothing to run: all %d generated configs were skipped", x.total)})
+		if len(p.Skipped) > 0 {
+			pos := token.NoPos
+			if v := x.l.user.LookupPath(cue.ParsePath("exclude")); v.Exists() {
+				pos = v.Pos()
+			}
+			d := diagAt(pos, "", fmt.Sprintf("nothing to run: all %d generated configs were skipped (excluded or duplicates)", x.total))
+			if pos.IsValid() {
+				d.Path = "exclude"
+			}
+			x.l.diags = append(x.l.diags, d)
+			return nil
 		}
+		x.l.diags = append(x.l.diags, Diagnostic{Msg: "the study produced no runs; give base a model, or add grid or experiments"})
+		return nil
+	}
+	if len(x.l.diags) > 0 {
 		return nil
 	}
 	if c := p.Execution.Cycles; satMul(len(p.Runs), c) > MaxExecutions {
@@ -383,21 +414,21 @@ func (x *expander) finish() error {
 	return nil
 }
 
-func (l *loader) runReasons(err error, cfg map[string]any, prefix string) []string {
+func (l *loader) runReasons(err error, cfg map[string]any, prefix string) []reason {
 	l.perRun, l.runCfg = true, cfg
 	defer func() { l.perRun, l.runCfg = false, nil }()
 	ds := l.cueDiags(err, prefix, false)
-	out := make([]string, 0, len(ds))
-	seen := map[string]bool{}
+	out := make([]reason, 0, len(ds))
+	seen := map[reason]bool{}
 	for _, d := range ds {
-		s := d.String()
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+		r := reason{Path: d.Path, Msg: d.Msg}
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
 		}
 	}
 	if len(out) == 0 {
-		out = append(out, err.Error())
+		out = append(out, reason{Path: prefix, Msg: err.Error()})
 	}
 	return out
 }

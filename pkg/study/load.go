@@ -107,6 +107,9 @@ type loader struct {
 	leafDefs   map[string]cue.Value // their definitions by backend.path
 	comp       map[string]string    // rule-connected components of field names, see rules.go
 	backends   []string             // the schema's #BackendNames
+	dsDefs     map[bool]cue.Value   // dataset definitions by random model, see datasetDef
+	wuDefs     map[string]cue.Value // warmup definitions by backend, see warmupDef
+	textOK     map[string]bool      // backends whose random presets take text, see tokenizerReasons
 }
 
 // newLoader compiles the embedded schema into a fresh CUE context.
@@ -158,7 +161,31 @@ func (l *loader) errorf(pos token.Pos, path, format string, args ...any) {
 
 // fail returns the collected diagnostics as a bad-input error.
 func (l *loader) fail() error {
+	for i := range l.diags {
+		l.diags[i].Path = indexPath(l.diags[i].Path)
+	}
 	return errs.BadInput(&Error{Diags: sortDiags(l.diags)}, hintFix)
+}
+
+// indexPath writes list indexes of a dotted path as the file does:
+// "experiments.1.n" → "experiments[1].n", "grid.n.0" → "grid.n[0]".
+func indexPath(p string) string {
+	if p == "" || strings.ContainsAny(p, " =") {
+		return p // grid coordinates, not a path
+	}
+	segs := strings.Split(p, ".")
+	var b strings.Builder
+	for i, seg := range segs {
+		if _, err := strconv.Atoi(seg); err == nil && i > 0 {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }
 
 // compileUser parses and builds the user's file. The schema import (any
@@ -186,22 +213,31 @@ func (l *loader) compileUser(src []byte) (cue.Value, string, bool) {
 		}
 	}
 	if alias != "" {
+		var decls []ast.Decl
 		for i, d := range f.Decls {
 			e, ok := d.(*ast.EmbedDecl)
 			if !ok {
+				decls = append(decls, d)
 				continue
 			}
-			sel, ok := e.Expr.(*ast.SelectorExpr)
-			if !ok {
-				continue
-			}
-			if x, ok := sel.X.(*ast.Ident); ok && x.Name == alias {
-				if id, ok := sel.Sel.(*ast.Ident); ok {
-					embedded = id.Name
+			// schema.#Study & {...}: the form that makes `cue vet` reject
+			// unknown fields (fields beside an embedded definition extend
+			// it). The struct's fields become the file's.
+			expr, body := e.Expr, []ast.Decl(nil)
+			if b, ok := expr.(*ast.BinaryExpr); ok && b.Op == token.AND {
+				if st, ok := b.Y.(*ast.StructLit); ok && isSchemaDef(b.X, alias) {
+					expr, body = b.X, st.Elts
 				}
-				f.Decls[i] = &ast.Field{Label: ast.NewIdent(fmt.Sprintf("_llem_schema_%d", i)), Value: e.Expr}
 			}
+			if !isSchemaDef(expr, alias) {
+				decls = append(decls, d)
+				continue
+			}
+			embedded = expr.(*ast.SelectorExpr).Sel.(*ast.Ident).Name
+			decls = append(decls, &ast.Field{Label: ast.NewIdent(fmt.Sprintf("_llem_schema_%d", i)), Value: expr})
+			decls = append(decls, body...)
 		}
+		f.Decls = decls
 	}
 	inst := l.bctx.NewInstance(filepath.Dir(l.file), func(pos token.Pos, path string) *build.Instance {
 		if path == schema.ImportPath {
@@ -224,6 +260,20 @@ func (l *loader) compileUser(src []byte) (cue.Value, string, bool) {
 		return cue.Value{}, "", false
 	}
 	return v, embedded, true
+}
+
+// isSchemaDef reports whether e is alias.#Name (a schema definition).
+func isSchemaDef(e ast.Expr, alias string) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	if !ok || x.Name != alias {
+		return false
+	}
+	_, ok = sel.Sel.(*ast.Ident)
+	return ok
 }
 
 func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
@@ -252,12 +302,17 @@ func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
 	p := &Plan{Name: strings.TrimSuffix(base, filepath.Ext(base)), Source: l.file, Kind: kind}
 	var s spec
 	if kind == "study" {
+		// Every stage reports in one pass: values as written (types,
+		// bounds, unknown fields, extra: keys), then, with the values found
+		// wrong left out, required fields and cross-field rules per run.
 		s = l.checkStudy(v)
+		l.checkValues(&s)
+		l.strip(&s)
 	} else {
 		s = l.checkExperiment(v)
-	}
-	if len(l.diags) > 0 {
-		return nil, l.fail()
+		if len(l.diags) > 0 {
+			return nil, l.fail()
+		}
 	}
 	if s.name != "" {
 		p.Name = s.name
@@ -280,6 +335,7 @@ type spec struct {
 	base        map[string]any
 	dims        []dim
 	experiments []map[string]any
+	names       []string // experiments entries' names ("" when unnamed)
 	exclude     []rule
 	exec        Execution
 	runners     map[string]Runner
@@ -294,6 +350,8 @@ type dim struct {
 	backend string   // scoped to this backend, or "" for universal
 	values  []any
 	pos     token.Pos
+	elemPos []token.Pos // position of each value
+	bad     []bool      // values reported wrong on their own (strip)
 }
 
 // rule is one exclude entry, flattened to leaf paths.
@@ -308,7 +366,7 @@ type ruleLeaf struct {
 }
 
 func (l *loader) checkExperiment(v cue.Value) spec {
-	l.checkFields(v, l.expDef, nil)
+	l.checkFields(v, l.partialDef, nil)
 	s := spec{single: true, exec: l.decodeExecution(cue.Value{})}
 	// Required fields the file lacks: one clear line each, instead of
 	// CUE's "incomplete value" of the field's constraint.
@@ -328,6 +386,11 @@ func (l *loader) checkExperiment(v cue.Value) spec {
 	ev := l.expDef.Unify(v)
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
 		for _, d := range l.cueDiags(err, "", true) {
+			// Without a required field, rules that read it are unresolved:
+			// CUE reports them at the schema; the missing field says it all.
+			if len(missing) > 0 && d.File != l.file {
+				continue
+			}
 			if !coveredByMissing(d.Path, missing) {
 				l.diags = append(l.diags, d)
 			}
@@ -371,7 +434,10 @@ func (l *loader) checkStudy(v cue.Value) spec {
 		if err == nil {
 			for i := 0; it.Next(); i++ {
 				m := l.decodeMap(it.Value(), fmt.Sprintf("experiments[%d]", i))
+				name, _ := m["name"].(string)
+				delete(m, "name") // a label, not part of the run's config
 				s.experiments = append(s.experiments, m)
+				s.names = append(s.names, name)
 			}
 		}
 	}
@@ -466,7 +532,7 @@ func (l *loader) collectDims(g cue.Value, path []string, out *[]dim) {
 		key := strings.Join(p, ".")
 		switch fv.IncompleteKind() {
 		case cue.ListKind:
-			if !l.checkPath(l.expDef, p, fv.Pos(), "grid.") {
+			if !l.checkPath(l.partialDef, p, fv.Pos(), "grid.") {
 				continue
 			}
 			var vals []any
@@ -479,12 +545,24 @@ func (l *loader) collectDims(g cue.Value, path []string, out *[]dim) {
 				continue
 			}
 			d := dim{path: p, key: key, values: vals, pos: fv.Pos()}
+			if li, err := fv.List(); err == nil {
+				for li.Next() {
+					pos := li.Value().Pos()
+					if !pos.IsValid() {
+						pos = d.pos
+					}
+					d.elemPos = append(d.elemPos, pos)
+				}
+			}
+			for len(d.elemPos) < len(vals) {
+				d.elemPos = append(d.elemPos, d.pos)
+			}
 			if l.isBackend(p[0]) && len(p) > 1 {
 				d.backend = p[0]
 			}
 			*out = append(*out, d)
 		case cue.StructKind:
-			if len(p) == 1 && !l.checkPath(l.expDef, p, fv.Pos(), "grid.") {
+			if len(p) == 1 && !l.checkPath(l.partialDef, p, fv.Pos(), "grid.") {
 				continue
 			}
 			l.collectDims(fv, p, out)
@@ -642,7 +720,7 @@ func (l *loader) decodeRule(v cue.Value, i int) rule {
 			l.errorf(v.Pos(), fmt.Sprintf("exclude[%d]", i), "want a struct of field values, e.g. {backend: \"vllm\", precision: \"fp32\"}")
 			return
 		}
-		if !l.checkPath(l.expDef, path, v.Pos(), fmt.Sprintf("exclude[%d].", i)) {
+		if !l.checkPath(l.partialDef, path, v.Pos(), fmt.Sprintf("exclude[%d].", i)) {
 			return
 		}
 		var x any
@@ -713,12 +791,29 @@ func (l *loader) cueDiags(err error, prefix string, positions bool) []Diagnostic
 			specific[joinPath(prefix, cleanPath(e.Path()))] = true
 		}
 	}
+	// A value of the wrong type: one line saying what type is wanted,
+	// instead of CUE's conflicts with every branch of the field's
+	// disjunction ("conflicting values "4" and 1").
+	typeMsg := map[string]string{}
+	typeDone := map[string]bool{}
+	for _, e := range list {
+		full := joinPath(prefix, cleanPath(e.Path()))
+		if _, ok := typeMsg[full]; !ok {
+			typeMsg[full] = l.typeMessage(full)
+		}
+	}
 	for _, e := range list {
 		path := cleanPath(e.Path())
 		full := joinPath(prefix, path)
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
-		if isEnumFailure(msg) {
+		if tm := typeMsg[full]; tm != "" {
+			if typeDone[full] {
+				continue
+			}
+			typeDone[full] = true
+			msg = tm
+		} else if isEnumFailure(msg) {
 			if specific[full] || enumDone[full] {
 				continue
 			}

@@ -63,6 +63,7 @@ func (p *Plan) computeOrder() {
 		}
 		p.Order[c] = idx
 	}
+	defer p.computeEstimate()
 	if p.Execution.Order == "sequential" {
 		defer p.groupByGPU()
 		for r := range n {

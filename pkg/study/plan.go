@@ -54,6 +54,9 @@ type Plan struct {
 	DesignHash string `json:"design_hash"`
 	// Seed is the seed actually used for the shuffled order.
 	Seed uint64 `json:"seed"`
+	// Estimate forecasts the study's wall time (see Estimate); it follows
+	// SetCycles.
+	Estimate Estimate `json:"estimate"`
 	// Warnings are non-fatal remarks (e.g. more than half the grid invalid).
 	Warnings []string `json:"warnings,omitempty"`
 	// gpuPos locates each gpu value in the study file (see GPUDiag).
@@ -76,6 +79,10 @@ type Run struct {
 	Hash    string `json:"hash"`
 	Backend string `json:"backend"`
 	Model   string `json:"model"`
+	// Name is the experiments entry's name (`experiments: [{name: "…"}]`),
+	// "" for an unnamed entry and for grid runs. It labels the run (see
+	// Plan.Label); it is not part of the config or the hash.
+	Name string `json:"name,omitempty"`
 	// Origin says where the run came from: "grid", "experiments[i]",
 	// "base" or "file".
 	Origin string `json:"origin"`
@@ -92,6 +99,7 @@ type Run struct {
 // Skipped is a generated config that does not run.
 type Skipped struct {
 	Origin      string         `json:"origin"`
+	Name        string         `json:"name,omitempty"`
 	Coordinates map[string]any `json:"coordinates"`
 	// Kind is "invalid", "excluded" or "duplicate".
 	Kind string `json:"kind"`

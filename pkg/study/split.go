@@ -223,7 +223,7 @@ func (l *loader) validateLeaf(backend string, lf leaf) partResult {
 	}
 	l.keyBuf.WriteByte(0)
 	if err := writeCanonical(&l.keyBuf, lf.raw); err != nil {
-		return partResult{reasons: []string{err.Error()}}
+		return partResult{reasons: []reason{{Msg: err.Error()}}}
 	}
 	if r, ok := l.cache[string(l.keyBuf.Bytes())]; ok {
 		return r
@@ -232,11 +232,11 @@ func (l *loader) validateLeaf(backend string, lf leaf) partResult {
 	var r partResult
 	ev := lf.def.Unify(l.ctx.Encode(lf.raw))
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
-		r.reasons = []string{err.Error()}
+		r.reasons = []reason{{Msg: err.Error()}}
 	} else if js, err := ev.MarshalJSON(); err != nil {
-		r.reasons = []string{err.Error()}
+		r.reasons = []reason{{Msg: err.Error()}}
 	} else if c, err := canonicalJSON(js); err != nil {
-		r.reasons = []string{err.Error()}
+		r.reasons = []reason{{Msg: err.Error()}}
 	} else {
 		r.canon = c
 	}

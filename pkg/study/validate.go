@@ -3,7 +3,10 @@ package study
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"sort"
+	"strconv"
+	"strings"
 
 	"cuelang.org/go/cue"
 
@@ -42,15 +45,59 @@ type partResult struct {
 	canon   []byte            // canonical JSON of the effective value
 	fields  map[string][]byte // "top" only: canonical JSON per field
 	typed   any               // the effective value decoded into Go types
-	reasons []string
+	reasons []reason
+}
+
+// reason is why a run is invalid: a field path of the run's config
+// ("precision", "vllm.engine.max_num_seqs") and what is wrong there.
+type reason struct {
+	Path string
+	Msg  string
+}
+
+func (r reason) String() string {
+	if r.Path == "" {
+		return r.Msg
+	}
+	return r.Path + ": " + r.Msg
+}
+
+func reasonStrings(rs []reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.String()
+	}
+	return out
+}
+
+func extraReasons(kind string, section map[string]any) []reason {
+	var out []reason
+	for _, e := range params.CheckExtra(kind, section) {
+		var xe *params.ExtraError
+		if errors.As(e, &xe) {
+			out = append(out, reason{Path: xe.Path, Msg: xe.Msg})
+			continue
+		}
+		out = append(out, reason{Path: kind + ".extra", Msg: e.Error()})
+	}
+	return out
 }
 
 func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any, cfg map[string]any) partResult {
+	return l.validatePartVariant(kind, "", def, prefix, raw, cfg)
+}
+
+// validatePartVariant is validatePart for a part whose definition depends
+// on other fields (the dataset's default on the model, the warm-up's on
+// the backend): variant names the definition, for the cache.
+func (l *loader) validatePartVariant(kind, variant string, def cue.Value, prefix string, raw any, cfg map[string]any) partResult {
 	l.keyBuf.Reset()
 	l.keyBuf.WriteString(kind)
 	l.keyBuf.WriteByte(0)
+	l.keyBuf.WriteString(variant)
+	l.keyBuf.WriteByte(0)
 	if err := writeCanonical(&l.keyBuf, raw); err != nil {
-		return partResult{reasons: []string{prefix + ": " + err.Error()}}
+		return partResult{reasons: []reason{{Path: prefix, Msg: err.Error()}}}
 	}
 	if r, ok := l.cache[string(l.keyBuf.Bytes())]; ok {
 		return r
@@ -58,9 +105,7 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 	key := l.keyBuf.String()
 	if m, ok := raw.(map[string]any); ok && l.isBackend(kind) {
 		if r, ok := l.validateSplit(kind, def, m, cfg); ok {
-			for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
-				r.reasons = append(r.reasons, e.Error())
-			}
+			r.reasons = append(r.reasons, extraReasons(kind, r.typed.(map[string]any))...)
 			if l.cache == nil {
 				l.cache = map[string]partResult{}
 			}
@@ -75,13 +120,11 @@ func (l *loader) validatePart(kind string, def cue.Value, prefix string, raw any
 	} else if js, err := ev.MarshalJSON(); err != nil {
 		r.reasons = l.runReasons(err, cfg, prefix)
 	} else if err := r.fill(kind, js); err != nil {
-		r.reasons = []string{prefix + ": " + err.Error()}
+		r.reasons = []reason{{Path: prefix, Msg: err.Error()}}
 	} else if l.isBackend(kind) {
 		// extra: keys must be plain data and must not shadow first-class
 		// params (pkg/params knows the mapping attributes).
-		for _, e := range params.CheckExtra(kind, r.typed.(map[string]any)) {
-			r.reasons = append(r.reasons, e.Error())
-		}
+		r.reasons = append(r.reasons, extraReasons(kind, r.typed.(map[string]any))...)
 	}
 	if l.cache == nil {
 		l.cache = map[string]partResult{}
@@ -152,8 +195,12 @@ func (r *partResult) fill(kind string, js []byte) error {
 }
 
 // validateRun checks one config. It returns the canonical effective config
-// and its Go form, or the reasons it is invalid (one line each).
-func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
+// and its Go form, or the reasons it is invalid (one each).
+//
+// The effective config always holds the run's backend section with its
+// defaults filled in, present in the file or not, so that `{}` and
+// `{native: batch_size: 1}` (the default) are the same run with the same ID.
+func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []reason) {
 	if l.topBuf == nil {
 		l.topBuf = make(map[string]any, 8)
 	}
@@ -169,39 +216,48 @@ func (l *loader) validateRun(cfg map[string]any) ([]byte, Config, []string) {
 		}
 	}
 	tr := l.validatePart("top", l.expDef, "", top, cfg)
-	var reasons []string
+	var reasons []reason
 	reasons = append(reasons, tr.reasons...)
 	var parts [16]struct {
 		key string
 		r   partResult
 	}
 	np := 0
-	check := func(k string, def cue.Value) {
+	check := func(k, variant string, def cue.Value, always bool) {
 		raw, ok := cfg[k]
 		if !ok {
-			return
+			if !always {
+				return
+			}
+			raw = map[string]any{}
 		}
 		prefix := ""
 		if l.isBackend(k) {
 			prefix = k // section definitions' error paths start inside the section
 		}
-		pr := l.validatePart(k, def, prefix, raw, cfg)
+		pr := l.validatePartVariant(k, variant, def, prefix, raw, cfg)
 		reasons = append(reasons, pr.reasons...)
 		parts[np].key, parts[np].r = k, pr
 		np++
 	}
 	for _, k := range independent {
-		check(k, l.partDefs[k])
+		check(k, "", l.partDefs[k], false)
 	}
 	for _, k := range subStructs {
-		check(k, l.partDefs[k])
+		if k == "dataset" || k == "warmup" {
+			continue // their defaults depend on top's fields: below
+		}
+		check(k, "", l.partDefs[k], false)
 	}
 	var c Config
 	if len(tr.reasons) == 0 {
 		// Defaults for everything the run did not set come from top.
 		c = tr.typed.(Config)
+		random := strings.HasPrefix(c.Model, "random:")
+		check("dataset", strconv.FormatBool(random), l.datasetDef(random), false)
+		check("warmup", c.Backend, l.warmupDef(c.Backend), false)
 		if l.isBackend(c.Backend) {
-			check(c.Backend, l.sections[c.Backend])
+			check(c.Backend, "", l.sections[c.Backend], true)
 		}
 	}
 	if len(reasons) > 0 {
@@ -280,9 +336,50 @@ func (c *Config) set(k string, v any) {
 	}
 }
 
+// datasetDef is #Experiment's dataset with the default for a random-weight
+// model (synthetic) or another model (the AI Energy Score set).
+func (l *loader) datasetDef(random bool) cue.Value {
+	if d, ok := l.dsDefs[random]; ok {
+		return d
+	}
+	model := "m"
+	if random {
+		model = "random:x"
+	}
+	d := l.expDef.FillPath(cue.ParsePath("model"), model).LookupPath(cue.ParsePath("dataset"))
+	if l.dsDefs == nil {
+		l.dsDefs = map[bool]cue.Value{}
+	}
+	l.dsDefs[random] = d
+	return d
+}
+
+// warmupDef is #Experiment's warmup for a backend (its thermal floor
+// default is the backend's).
+func (l *loader) warmupDef(backend string) cue.Value {
+	if d, ok := l.wuDefs[backend]; ok {
+		return d
+	}
+	d := l.expDef.FillPath(cue.ParsePath("backend"), backend).LookupPath(cue.ParsePath("warmup"))
+	if l.wuDefs == nil {
+		l.wuDefs = map[string]cue.Value{}
+	}
+	l.wuDefs[backend] = d
+	return d
+}
+
 // validateRunFull is the reference route: one unification of the whole
-// config with #Experiment. Tests compare it with validateRun.
-func (l *loader) validateRunFull(cfg map[string]any) ([]byte, []string) {
+// config with #Experiment (the run's backend section present, as
+// validateRun makes it). Tests compare it with validateRun.
+func (l *loader) validateRunFull(cfg map[string]any) ([]byte, []reason) {
+	b, _ := cfg["backend"].(string)
+	if b == "" {
+		b = "pytorch"
+	}
+	if _, ok := cfg[b]; !ok && l.isBackend(b) {
+		cfg = clone(cfg)
+		cfg[b] = map[string]any{}
+	}
 	ev := l.expDef.Unify(l.ctx.Encode(cfg))
 	if err := ev.Validate(cue.Concrete(true)); err != nil {
 		return nil, l.runReasons(err, cfg, "")
@@ -293,7 +390,7 @@ func (l *loader) validateRunFull(cfg map[string]any) ([]byte, []string) {
 	}
 	canon, err := canonicalJSON(js)
 	if err != nil {
-		return nil, []string{err.Error()}
+		return nil, []reason{{Msg: err.Error()}}
 	}
 	return canon, nil
 }
