@@ -25,11 +25,17 @@ type evalCmd struct {
 	Runner string `name:"runner" help:"Where workers run: local or docker for every backend (overrides LLEM_RUNNER_<BACKEND>, the study and the user config); auto defers to them." placeholder:"KIND"`
 	Python string `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers (a path, or a name looked up on PATH)."`
 	Cycles int    `name:"cycles" help:"Override execution.cycles." default:"0"`
+	// Slurm (slurm.go, docs/slurm.md).
+	On          string `name:"on" enum:"local,slurm" default:"local" help:"Where the study runs: local (this machine) or slurm (a job array, one task per run; sbatch options from the user config's slurm block)."`
+	MaxParallel int    `name:"max-parallel" help:"With --on slurm: at most N array tasks at once (sbatch --array=…%N)." default:"0"`
 }
 
 // Run prepares the study through pkg/pipeline, then prints its plan
 // (--dry-run) or executes it (eval_run.go).
 func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
+	if c.On == "slurm" {
+		return c.runSlurm(ctx, stdio, cfg)
+	}
 	req := pipeline.Request{Study: c.Study, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python, DryRun: c.DryRun, UserConfig: cfg.Load}
 	if !c.Quiet {
 		req.Progress = stdio.Stderr

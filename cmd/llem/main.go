@@ -25,14 +25,16 @@ import (
 type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Eval    evalCmd    `cmd:"" help:"Run (or with --dry-run, plan) every experiment in a study."`
-	Params  paramsCmd  `cmd:"" help:"List backend parameters from the schema, with coverage."`
-	Env     envCmd     `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
-	Results resultsCmd `cmd:"" help:"Show, compare and export results."`
-	Serve   serveCmd   `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
-	Worker  workerCmd  `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
-	Measure measureCmd `cmd:"" hidden:"" help:"Measure the energy of a command and of the windows it announces (validation helper)."`
-	Ver     versionCmd `cmd:"" name:"version" help:"Print the version."`
+	Eval      evalCmd      `cmd:"" help:"Run (or with --dry-run, plan) every experiment in a study."`
+	Params    paramsCmd    `cmd:"" help:"List backend parameters from the schema, with coverage."`
+	Env       envCmd       `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
+	Results   resultsCmd   `cmd:"" help:"Show, compare and export results."`
+	Serve     serveCmd     `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
+	Worker    workerCmd    `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
+	Measure   measureCmd   `cmd:"" hidden:"" help:"Measure the energy of a command and of the windows it announces (validation helper)."`
+	Slurm     slurmCmd     `cmd:"" help:"Cancel or merge a study submitted with eval --on slurm."`
+	SlurmTask slurmTaskCmd `cmd:"" name:"slurm-task" hidden:"" help:"Run one Slurm array task of a study (what eval --on slurm submits)."`
+	Ver       versionCmd   `cmd:"" name:"version" help:"Print the version."`
 }
 
 // IO carries the command's output streams, bound into every Run.

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/slurm"
 )
 
 type resultsLsCmd struct {
@@ -49,6 +51,9 @@ func (c *resultsLsCmd) Run(stdio *IO, cfg *UserConfig) error {
 		status := in.Status
 		if in.Error != "" {
 			status += ": " + in.Error
+		}
+		if pr, err := slurm.Watch(context.Background(), in.Dir); err == nil && pr.Live {
+			status += fmt.Sprintf(" (slurm: %d queued, %d running)", pr.Queued, pr.Running)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%d\t%s\n", started, in.Study, status, in.Runs, in.Counts.Done, in.Counts.Total, in.Counts.Failed, in.Dir)
 	}

@@ -133,7 +133,17 @@ var ErrFailed = errors.New("some runs failed")
 
 // Run starts a new execution of opt.Plan under opt.OutRoot.
 func Run(ctx context.Context, opt Options) (*Report, error) {
-	p := opt.Plan
+	st, err := Create(opt.OutRoot, opt.Plan)
+	if err != nil {
+		return nil, err
+	}
+	return execute(ctx, st, opt, true)
+}
+
+// Create makes a new study directory under root for plan p, every slot
+// pending, its first session started, and returns its locked Store. Run
+// starts here; pkg/slurm creates the directory its array tasks share.
+func Create(root string, p *study.Plan) (*result.Store, error) {
 	now := time.Now().UTC()
 	m := result.Manifest{
 		Study: p.Name, StudyHash: p.DesignHash, LlemVersion: version.Version,
@@ -147,11 +157,25 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		})
 	}
 	m.Sessions = 1
-	st, err := result.Create(opt.OutRoot, m, now, p)
-	if err != nil {
-		return nil, err
-	}
-	return execute(ctx, st, opt, true)
+	return result.Create(root, m, now, p)
+}
+
+// Finish ends an execution whose slots ran elsewhere (pkg/slurm's array
+// tasks): summary.json from st's manifest and verified records, then the
+// final status — the very code a single-machine execution ends with, so
+// the same records give the same summary. A slot still pending makes the
+// study interrupted.
+func Finish(st *result.Store, plan *study.Plan) (*Report, error) {
+	x := &executor{opt: Options{Plan: plan}, st: st, plan: plan}
+	return x.finish(st.Counts().Pending+st.Counts().Running > 0)
+}
+
+// NewRecord starts the record of slot e of run (who and what it measures),
+// as the study loop does; pkg/slurm fills it as failed for a slot whose
+// array task died.
+func NewRecord(plan *study.Plan, run study.Run, e result.Entry, env json.RawMessage, start time.Time) *result.Record {
+	x := &executor{opt: Options{Plan: plan, Environment: env}, plan: plan}
+	return x.newRecord(run, e, start)
 }
 
 // Resume continues the execution in dir: it checks that opt.Plan is the

@@ -178,14 +178,9 @@ type RunOptions struct {
 // that the plan cannot resume is bad input wrapping *execute.ResumeError;
 // any other error is the results directory's.
 func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, error) {
-	if p.routes == nil {
-		return nil, errors.New("pipeline: Execute of a dry-run or unprepared study")
-	}
-	snap := p.Environment
-	snap.Runners = p.Resolution.Environment()
-	envJSON, err := json.Marshal(snap)
+	opt, err := p.Options(o)
 	if err != nil {
-		return nil, fmt.Errorf("encode environment: %w", err)
+		return nil, err
 	}
 	gpu, err := openGPUControl(p.Plan)
 	if err != nil {
@@ -193,18 +188,7 @@ func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, 
 	}
 	if gpu != nil {
 		defer gpu.Restore() // also when the study fails before its loop runs
-	}
-	opt := execute.Options{
-		GPU:         gpu,
-		Plan:        p.Resolution.ResolvedPlan(),
-		OutRoot:     o.Out,
-		Routes:      p.routes,
-		Sensor:      SensorDefault(p.User.Energy.Sensor),
-		Environment: envJSON,
-		Fingerprint: snap.Fingerprint,
-		Grace:       5 * time.Second,
-		Skip:        o.Skip,
-		OnEvent:     o.OnEvent,
+		opt.GPU = gpu
 	}
 	if o.Resume != "" && o.Out != "" && filepath.Clean(o.Resume) != filepath.Clean(o.Out) {
 		return nil, errs.BadInput(fmt.Errorf("both --resume %s and --out %s given", o.Resume, o.Out),
@@ -225,6 +209,36 @@ func (p *Prepared) Execute(ctx context.Context, o RunOptions) (*execute.Report, 
 	}
 	return rep, nil
 }
+
+// Options are the execute.Options of the prepared study: its resolved
+// plan, routes, sensors and environment snapshot. Execute runs them here;
+// a Slurm array task (pkg/slurm) runs them on its node.
+func (p *Prepared) Options(o RunOptions) (execute.Options, error) {
+	if p.routes == nil {
+		return execute.Options{}, errors.New("pipeline: Execute of a dry-run or unprepared study")
+	}
+	snap := p.Environment
+	snap.Runners = p.Resolution.Environment()
+	envJSON, err := json.Marshal(snap)
+	if err != nil {
+		return execute.Options{}, fmt.Errorf("encode environment: %w", err)
+	}
+	return execute.Options{
+		Plan:        p.Resolution.ResolvedPlan(),
+		OutRoot:     o.Out,
+		Routes:      p.routes,
+		Sensor:      SensorDefault(p.User.Energy.Sensor),
+		Environment: envJSON,
+		Fingerprint: snap.Fingerprint,
+		Grace:       5 * time.Second,
+		Skip:        o.Skip,
+		OnEvent:     o.OnEvent,
+	}, nil
+}
+
+// ExplainExecuteError is explainExecuteError for callers outside the
+// package (pkg/slurm's submit and merge open study directories too).
+func ExplainExecuteError(err error, dir string) error { return explainExecuteError(err, dir) }
 
 // explainExecuteError gives each way an execution can fail to start or go
 // on its own exit code and fix, from the error's type — never from its

@@ -60,6 +60,23 @@ type Config struct {
 	Runners map[string]string `yaml:"runners" json:"runners,omitempty"`
 	// Images overrides the Docker image per backend.
 	Images map[string]string `yaml:"images" json:"images,omitempty"`
+	// Slurm holds the per-task sbatch resources of llem eval --on slurm
+	// (docs/slurm.md); flags override them.
+	Slurm Slurm `yaml:"slurm" json:"slurm,omitempty"`
+}
+
+// Slurm is the slurm section: sbatch options of each array task.
+type Slurm struct {
+	Partition   string   `yaml:"partition" json:"partition,omitempty"`
+	Account     string   `yaml:"account" json:"account,omitempty"`
+	QOS         string   `yaml:"qos" json:"qos,omitempty"`
+	GPUs        string   `yaml:"gpus" json:"gpus,omitempty"`
+	CPUs        int      `yaml:"cpus" json:"cpus,omitempty"`
+	Mem         string   `yaml:"mem" json:"mem,omitempty"`
+	Time        string   `yaml:"time" json:"time,omitempty"`
+	Constraint  string   `yaml:"constraint" json:"constraint,omitempty"`
+	Extra       []string `yaml:"extra" json:"extra,omitempty"`
+	MaxParallel int      `yaml:"max_parallel" json:"max_parallel,omitempty"`
 }
 
 // Energy is the energy section.
