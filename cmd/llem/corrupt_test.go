@@ -54,7 +54,9 @@ func TestCorruptionsAcrossCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := func(dir string, pos int) string { return filepath.Join(dir, filepath.FromSlash(m0.Entries[pos].Record)) }
+	rec := func(dir string, pos int) string {
+		return filepath.Join(dir, filepath.FromSlash(m0.Entries[pos].Record))
+	}
 	editRecord := func(dir string, pos int, edit func(r map[string]any)) {
 		b, _ := os.ReadFile(rec(dir, pos))
 		var r map[string]any
@@ -75,15 +77,22 @@ func TestCorruptionsAcrossCommands(t *testing.T) {
 	cases := []corruption{
 		{"record null", true, func(t *testing.T, d, o string) { write(rec(d, 0), "null") }},
 		{"record empty", true, func(t *testing.T, d, o string) { write(rec(d, 0), "") }},
-		{"record truncated", true, func(t *testing.T, d, o string) { b, _ := os.ReadFile(rec(d, 1)); os.WriteFile(rec(d, 1), b[:len(b)/2], 0o644) }},
+		{"record truncated", true, func(t *testing.T, d, o string) {
+			b, _ := os.ReadFile(rec(d, 1))
+			os.WriteFile(rec(d, 1), b[:len(b)/2], 0o644)
+		}},
 		{"record binary garbage", true, func(t *testing.T, d, o string) { os.WriteFile(rec(d, 1), []byte{0, 1, 2, 0xff, 0xfe}, 0o644) }},
 		{"record of another run", true, func(t *testing.T, d, o string) { b, _ := os.ReadFile(rec(d, 2)); os.WriteFile(rec(d, 0), b, 0o644) }},
 		{"record of another study", true, func(t *testing.T, d, o string) { b, _ := os.ReadFile(rec(o, 0)); os.WriteFile(rec(d, 0), b, 0o644) }},
-		{"record with another design hash", true, func(t *testing.T, d, o string) { editRecord(d, 3, func(r map[string]any) { r["study_hash"] = "forged" }) }},
+		{"record with another design hash", true, func(t *testing.T, d, o string) {
+			editRecord(d, 3, func(r map[string]any) { r["study_hash"] = "forged" })
+		}},
 		{"record with another cycle", true, func(t *testing.T, d, o string) { editRecord(d, 1, func(r map[string]any) { r["cycle"] = 7.0 }) }},
 		{"record with another position", true, func(t *testing.T, d, o string) { editRecord(d, 1, func(r map[string]any) { r["position"] = 3.0 }) }},
 		{"record status flipped", true, func(t *testing.T, d, o string) { editRecord(d, 2, func(r map[string]any) { r["status"] = "failed" }) }},
-		{"record of schema 2.0", true, func(t *testing.T, d, o string) { editRecord(d, 2, func(r map[string]any) { r["schema_version"] = "2.0" }) }},
+		{"record of schema 2.0", true, func(t *testing.T, d, o string) {
+			editRecord(d, 2, func(r map[string]any) { r["schema_version"] = "2.0" })
+		}},
 		{"record deleted", true, func(t *testing.T, d, o string) { os.Remove(rec(d, 3)) }},
 		{"record is a directory", true, func(t *testing.T, d, o string) { os.Remove(rec(d, 3)); os.Mkdir(rec(d, 3), 0o755) }},
 		{"records directory deleted", true, func(t *testing.T, d, o string) { os.RemoveAll(filepath.Join(d, result.RecordsDir)) }},
@@ -103,7 +112,9 @@ func TestCorruptionsAcrossCommands(t *testing.T) {
 			editManifest(d, func(m map[string]any) { m["entries"].([]any)[0].(map[string]any)["record"] = m0.Entries[2].Record })
 		}},
 		{"journal garbage line", true, func(t *testing.T, d, o string) { write(filepath.Join(d, result.JournalFile), "garbage\n") }},
-		{"journal torn last line", true, func(t *testing.T, d, o string) { write(filepath.Join(d, result.JournalFile), `{"pos":1,"entry":{"run_id`) }},
+		{"journal torn last line", true, func(t *testing.T, d, o string) {
+			write(filepath.Join(d, result.JournalFile), `{"pos":1,"entry":{"run_id`)
+		}},
 		{"journal entry out of range", true, func(t *testing.T, d, o string) {
 			write(filepath.Join(d, result.JournalFile), `{"pos":99,"entry":{"run_id":"x","status":"done"}}`+"\n")
 		}},
