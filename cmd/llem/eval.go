@@ -21,7 +21,7 @@ import (
 // The flags are shared with the execution code: add, don't rename.
 type evalCmd struct {
 	Studies []string `arg:"" name:"STUDY" help:"Study or experiment files (.cue). Several run one after another, each in its own study directory; the exit status is the worst of them." type:"path" predictor:"study"`
-	Set     []string `name:"set" help:"Override a field of the study: path=value (e.g. base.n=10, base.native.batch_size=4, execution.cycles=3); repeatable. The file is validated with the override, by the same schema." placeholder:"PATH=VALUE" predictor:"setpath"`
+	Set     []string `name:"set" help:"Override a field of the study: path=value (e.g. base.n=10, base.native.batch_size=4, execution.cycles=3); repeatable. The file is validated with the override, by the same schema." sep:"none" placeholder:"PATH=VALUE" predictor:"setpath"`
 	// Study is the file being evaluated (one of Studies); the execution
 	// code reads it.
 	Study  string `kong:"-"`
@@ -67,6 +67,20 @@ func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 	if len(c.Studies) == 1 {
 		c.Study, c.source = c.Studies[0], srcs[0]
 		return c.one(ctx, stdio, cfg)
+	}
+	if !c.DryRun {
+		// Every file's mistakes before the first study runs for an hour.
+		for i, path := range c.Studies {
+			var err error
+			if srcs[i] != nil {
+				_, err = study.LoadSource(ctx, path, srcs[i])
+			} else {
+				_, err = study.Load(ctx, path)
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	var worst error
 	for i, path := range c.Studies {

@@ -23,7 +23,7 @@ type runCmd struct {
 	N         int      `name:"n" short:"n" help:"Number of prompts in the measured window (default: the schema's)."`
 	BatchSize int      `name:"batch-size" help:"Batch size (<backend>.batch_size)."`
 	Dataset   string   `name:"dataset" help:"Prompts: synthetic, aienergyscore, or a .jsonl file." predictor:"dataset"`
-	Set       []string `name:"set" help:"Set an experiment field: path=value (e.g. warmup.thermal_floor_seconds=0, native.batch_size=4); execution.*, runners.*, carbon.* and name set the study's. Repeatable." placeholder:"PATH=VALUE" predictor:"runset"`
+	Set       []string `name:"set" help:"Set an experiment field: path=value (e.g. warmup.thermal_floor_seconds=0, native.batch_size=4); execution.*, runners.*, carbon.* and name set the study's. Repeatable." sep:"none" placeholder:"PATH=VALUE" predictor:"runset"`
 	Cycles    int      `name:"cycles" help:"Repeat the run this many times (execution.cycles)."`
 	DryRun    bool     `name:"dry-run" help:"Print the equivalent study file (CUE) and its plan, and exit."`
 	JSON      bool     `name:"json" help:"Print results (or with --dry-run the plan) as JSON on stdout."`
