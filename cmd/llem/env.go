@@ -73,7 +73,11 @@ func collectEnv(ctx context.Context, cfg *UserConfig) envReport {
 	nv := energy.NVMLOptionsFromEnv()
 	rep := envReport{Environment: envinfo.Collect(envinfo.Options{NVML: nv})}
 
-	s, sel, err := energy.Open(energy.Config{Sensor: energy.SensorAuto, NVML: nv})
+	var est energy.EstimateOptions
+	if uc, err := cfg.Load(); err == nil {
+		est.TDPWatts = uc.Energy.CPUTDPWatts
+	}
+	s, sel, err := energy.Open(energy.Config{Sensor: energy.SensorAuto, NVML: nv, Estimate: est})
 	rep.Sensor.Selection = sel
 	if err != nil {
 		rep.Sensor.Error = err.Error()

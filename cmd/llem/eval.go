@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/llenergymeasure/llem/internal/cueset"
+	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/pipeline"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
@@ -16,7 +20,12 @@ import (
 // evalCmd plans a study and, without --dry-run, executes it (eval_run.go).
 // The flags are shared with the execution code: add, don't rename.
 type evalCmd struct {
-	Study  string `arg:"" name:"STUDY" help:"Study or experiment file (.cue)." type:"path"`
+	Studies []string `arg:"" name:"STUDY" help:"Study or experiment files (.cue). Several run one after another, each in its own study directory; the exit status is the worst of them." type:"path" predictor:"study"`
+	Set     []string `name:"set" help:"Override a field of the study: path=value (e.g. base.n=10, base.native.batch_size=4, execution.cycles=3); repeatable. The file is validated with the override, by the same schema." sep:"none" placeholder:"PATH=VALUE" predictor:"setpath"`
+	// Study is the file being evaluated (one of Studies); the execution
+	// code reads it.
+	Study  string `kong:"-"`
+	source []byte // Study's text with the --set overrides, nil without
 	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order, where each backend runs) and exit."`
 	JSON   bool   `name:"json" help:"Print the plan (with --dry-run) or results as JSON on stdout."`
 	Out    string `name:"out" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path"`
@@ -30,13 +39,99 @@ type evalCmd struct {
 	MaxParallel int    `name:"max-parallel" help:"With --on slurm: at most N array tasks at once (sbatch --array=…%N)." default:"0"`
 }
 
-// Run prepares the study through pkg/pipeline, then prints its plan
-// (--dry-run) or executes it (eval_run.go).
+// Run evaluates each study file in turn. A study that fails does not stop
+// the next (each is its own study directory), but bad input in any file —
+// checked for all files before anything runs — does, and Ctrl-C stops them
+// all. The returned error is the worst: interrupted, bad input, failure.
 func (c *evalCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
+	if c.Resume != "" && len(c.Studies) > 1 {
+		return errs.BadInput(errors.New("--resume takes one study file"), "resume one study at a time: llem eval STUDY --resume DIR")
+	}
+	sets := make([]cueset.Set, len(c.Set))
+	for i, a := range c.Set {
+		s, err := cueset.Parse(a)
+		if err != nil {
+			return err
+		}
+		sets[i] = s
+	}
+	srcs := make([][]byte, len(c.Studies))
+	if len(sets) > 0 {
+		for i, path := range c.Studies {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return errs.BadInput(fmt.Errorf("read study: %w", err), "check the path of the study file")
+			}
+			if srcs[i], err = cueset.Apply(path, src, sets); err != nil {
+				return err
+			}
+		}
+	}
+	if len(c.Studies) == 1 {
+		c.Study, c.source = c.Studies[0], srcs[0]
+		return c.one(ctx, stdio, cfg)
+	}
+	if !c.DryRun {
+		// Every file's mistakes before the first study runs for an hour.
+		for i, path := range c.Studies {
+			var err error
+			if srcs[i] != nil {
+				_, err = study.LoadSource(ctx, path, srcs[i])
+			} else {
+				_, err = study.Load(ctx, path)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	var worst error
+	for i, path := range c.Studies {
+		if ctx.Err() != nil {
+			break
+		}
+		if !c.Quiet || c.DryRun {
+			fmt.Fprintf(stdio.Stderr, "== %s (%d/%d)\n", path, i+1, len(c.Studies))
+		}
+		c.Study, c.source = path, srcs[i]
+		err := c.one(ctx, stdio, cfg)
+		if err == nil {
+			continue
+		}
+		if errs.ExitCode(err) == errs.ExitBadInput && !c.DryRun {
+			return err // a mistake in a later file: stop before running more
+		}
+		var printed *printedError
+		if !errors.As(err, &printed) {
+			report(stdio.Stderr, err)
+			err = &printedError{err}
+		}
+		if worst == nil || rank(err) > rank(worst) {
+			worst = err
+		}
+	}
+	return worst
+}
+
+// rank orders exit statuses for several studies: interrupted beats bad
+// input beats failure.
+func rank(err error) int {
+	switch errs.ExitCode(err) {
+	case errs.ExitInterrupted:
+		return 3
+	case errs.ExitBadInput:
+		return 2
+	}
+	return 1
+}
+
+// one prepares one study through pkg/pipeline, then prints its plan
+// (--dry-run) or executes it (eval_run.go).
+func (c *evalCmd) one(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 	if c.On == "slurm" {
 		return c.runSlurm(ctx, stdio, cfg)
 	}
-	req := pipeline.Request{Study: c.Study, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python, DryRun: c.DryRun, UserConfig: cfg.Load}
+	req := pipeline.Request{Study: c.Study, Source: c.source, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python, DryRun: c.DryRun, UserConfig: cfg.Load}
 	if !c.Quiet {
 		req.Progress = stdio.Stderr
 	}

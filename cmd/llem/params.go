@@ -11,7 +11,7 @@ import (
 
 // paramsCmd lists backend parameters from the schema (pkg/params).
 type paramsCmd struct {
-	Backend  string `arg:"" optional:"" help:"Backend to list (pytorch, vllm, tensorrt, native); all when omitted."`
+	Backend  string `arg:"" optional:"" help:"Backend to list (pytorch, vllm, tensorrt, native); all when omitted." predictor:"backend"`
 	JSON     bool   `name:"json" help:"Print JSON." xor:"format"`
 	Markdown bool   `help:"Print Markdown (the generator of docs/params.md)." xor:"format"`
 }
@@ -20,9 +20,12 @@ func (c *paramsCmd) Run(stdio *IO) error {
 	var backends []string
 	if c.Backend != "" {
 		b := strings.ToLower(c.Backend)
-		if !slices.Contains(params.Backends, b) {
-			return errs.BadInput(fmt.Errorf("unknown backend %q", c.Backend),
-				"choose one of "+strings.Join(params.Backends, ", ")+", or omit it to list all")
+		if names := params.BackendNames(); !slices.Contains(names, b) {
+			msg := fmt.Errorf("unknown backend %q", c.Backend)
+			if s := didYouMean(b, names); s != "" {
+				msg = fmt.Errorf("unknown backend %q, did you mean %s?", c.Backend, s)
+			}
+			return errs.BadInput(msg, "choose one of "+strings.Join(names, ", ")+", or omit it to list all")
 		}
 		backends = []string{b}
 	}

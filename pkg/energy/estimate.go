@@ -162,7 +162,7 @@ func OpenEstimate(opt EstimateOptions) (*EstimateSensor, error) {
 		}
 	default:
 		s.cpuW = DefaultWattsPerThread * float64(cpu.Threads)
-		src = fmt.Sprintf("CPU %q not in the TDP table: %.0f W per thread × %d threads (CodeCarbon's default); set a TDP override for a better estimate", cpu.Model, DefaultWattsPerThread, cpu.Threads)
+		src = fmt.Sprintf("CPU %q not in the TDP table: %.0f W per thread × %d threads (CodeCarbon's default); set energy.cpu_tdp_watts in the user config (llem init writes one) or LLEM_CPU_TDP_WATTS for a better estimate", cpu.Model, DefaultWattsPerThread, cpu.Threads)
 	}
 	wpg := opt.MemoryWattsPerGB
 	if wpg <= 0 {

@@ -108,7 +108,7 @@ func TestBackendArgs(t *testing.T) {
 // BackendArgs must be driven by the attributes alone: every param, set to
 // some value, lands exactly at its mapping path.
 func TestBackendArgsPlacesEveryParamAtItsMapping(t *testing.T) {
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		ps, _ := List(b)
 		for _, p := range ps {
 			sec := map[string]any{}

@@ -17,7 +17,7 @@ func FuzzBackendArgs(f *testing.F) {
 		`{"extra": {"engine": {"max_num_seqs": 4}}}`,
 		`{"sampling": {"max_tokens": 3}, "extra": null}`,
 	} {
-		for i := range Backends {
+		for i := range BackendNames() {
 			f.Add(uint8(i), seed)
 		}
 	}
@@ -30,7 +30,7 @@ func FuzzBackendArgs(f *testing.F) {
 		if json.Unmarshal([]byte(js), &sec) != nil {
 			return
 		}
-		b := Backends[int(bi)%len(Backends)]
+		b := BackendNames()[int(bi)%len(BackendNames())]
 		_ = s.CheckExtra(b, sec)
 		args, err := s.BackendArgs(b, sec)
 		if err != nil {

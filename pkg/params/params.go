@@ -31,22 +31,28 @@ import (
 	"github.com/llenergymeasure/llem/schema"
 )
 
-// Backends lists the backends with a section in the schema, in display
-// order (their #Backends entries' order).
-var Backends []string
+// BackendNames lists the backends with a section in the schema, in display
+// order (their #Backends entries' order). The schema is scanned on first
+// use, not at init, so commands that never ask (llem --version, completion
+// queries) do not pay for parsing it.
+func BackendNames() []string { return scanned().names }
 
 // Targets are the design's coverage goals (issue 2): first-class params as a
 // share of first-class plus known impactful missing arguments, from each
 // #Backends entry's coverage_target. The native engine has none: every
 // option it has is first-class by construction.
-var Targets map[string]float64
+func Targets() map[string]float64 { return scanned().targets }
 
-func init() {
+var scanned = sync.OnceValue(func() (s struct {
+	names   []string
+	targets map[string]float64
+}) {
 	var err error
-	if Backends, Targets, _, _, err = scanBackends(schema.Files()); err != nil {
+	if s.names, s.targets, _, _, err = scanBackends(schema.Files()); err != nil {
 		panic("params: embedded schema: " + err.Error()) // embedded: a test fails first
 	}
-}
+	return s
+})
 
 // scanBackends reads the #Backends entries of the schema files by syntax
 // alone (no evaluation, so it costs a parse at start-up): each backend's
@@ -387,7 +393,7 @@ func Reports(backends ...string) ([]*Report, error) {
 		return nil, err
 	}
 	if len(backends) == 0 {
-		backends = Backends
+		backends = BackendNames()
 	}
 	out := make([]*Report, 0, len(backends))
 	for _, b := range backends {
@@ -409,5 +415,5 @@ func report(backend string) (*Report, error) {
 }
 
 func unknownBackend(b string) error {
-	return fmt.Errorf("unknown backend %q (want one of %s)", b, strings.Join(Backends, ", "))
+	return fmt.Errorf("unknown backend %q (want one of %s)", b, strings.Join(BackendNames(), ", "))
 }

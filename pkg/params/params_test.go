@@ -54,7 +54,7 @@ var argSyntax = regexp.MustCompile(`^[a-z_]+\.([a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*)
 // no two params map to the same argument.
 func TestMappingsAreRealArguments(t *testing.T) {
 	real := realArgs(t)
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		ps, err := List(b)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +105,7 @@ func TestMappingsAreRealArguments(t *testing.T) {
 func TestSharedArgs(t *testing.T) {
 	real := realArgs(t)
 	shared := regexp.MustCompile(`^(model|precision|random_seed|max_output_tokens|decoder\.[a-z_]+)$`)
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		r, err := mustSchema(t).Report(b)
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestSharedArgs(t *testing.T) {
 }
 
 func TestCoverageMeetsTargets(t *testing.T) {
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		c, err := CoverageOf(b)
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +151,7 @@ func TestCoverageMeetsTargets(t *testing.T) {
 // Known-missing arguments must really be missing: not mapped by any param.
 func TestKnownMissingAreNotFirstClass(t *testing.T) {
 	real := realArgs(t)
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		ps, _ := List(b)
 		mapped := map[string]bool{}
 		for _, p := range ps {
@@ -326,7 +326,7 @@ func TestEmbeddedMatchesDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := mustSchema(t)
-	for _, b := range Backends {
+	for _, b := range BackendNames() {
 		r1, _ := s.Report(b)
 		r2, _ := d.Report(b)
 		if !reflect.DeepEqual(r1, r2) {

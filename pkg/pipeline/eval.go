@@ -28,6 +28,10 @@ import (
 type Request struct {
 	// Study is the study or experiment file (.cue).
 	Study string
+	// Source, when not nil, is the study's text to load instead of reading
+	// Study (`--set` overrides, `llem run`); Study still names it in errors
+	// and anchors relative dataset paths.
+	Source []byte
 	// Cycles overrides execution.cycles when > 0; negative is bad input.
 	Cycles int
 	// Runner is --runner ("" or "auto" defers); Python is --python.
@@ -67,7 +71,16 @@ type Prepared struct {
 // must fix carry errs.BadInput (exit 2); a cancelled download returns
 // ctx's error. Close what a successful Prepare returns.
 func Prepare(ctx context.Context, req Request) (*Prepared, error) {
-	plan, err := LoadPlan(ctx, req.Study, req.Cycles)
+	var plan *study.Plan
+	var err error
+	if req.Source != nil {
+		plan, err = study.LoadSource(ctx, req.Study, req.Source)
+		if err == nil {
+			err = applyCycles(plan, req.Cycles)
+		}
+	} else {
+		plan, err = LoadPlan(ctx, req.Study, req.Cycles)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,15 +124,23 @@ func LoadPlan(ctx context.Context, path string, cycles int) (*study.Plan, error)
 	if err != nil {
 		return nil, err // CUE errors keep their positions
 	}
+	if err := applyCycles(plan, cycles); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// applyCycles applies a --cycles override (> 0; negative is bad input).
+func applyCycles(plan *study.Plan, cycles int) error {
 	if cycles < 0 {
-		return nil, errs.BadInput(fmt.Errorf("--cycles %d: must be positive", cycles), "pass --cycles 1 or more")
+		return errs.BadInput(fmt.Errorf("--cycles %d: must be positive", cycles), "pass --cycles 1 or more")
 	}
 	if cycles > 0 {
 		if err := plan.SetCycles(cycles); err != nil {
-			return nil, errs.BadInput(err, fmt.Sprintf("pass --cycles between 1 and %d (and at most %d runs × cycles)", study.MaxCycles, study.MaxExecutions))
+			return errs.BadInput(err, fmt.Sprintf("pass --cycles between 1 and %d (and at most %d runs × cycles)", study.MaxCycles, study.MaxExecutions))
 		}
 	}
-	return plan, nil
+	return nil
 }
 
 // Close releases the runners Prepare built.
@@ -227,7 +248,7 @@ func (p *Prepared) Options(o RunOptions) (execute.Options, error) {
 		Plan:        p.Resolution.ResolvedPlan(),
 		OutRoot:     o.Out,
 		Routes:      p.routes,
-		Sensor:      SensorDefault(p.User.Energy.Sensor),
+		Sensor:      SensorFor(p.User.Energy),
 		Environment: envJSON,
 		Fingerprint: snap.Fingerprint,
 		Grace:       5 * time.Second,
@@ -286,10 +307,17 @@ func ResumeDir(resume, out string) string {
 // auto); the record's config keeps what the study said, its energy.sensor
 // field says what measured.
 func SensorDefault(user string) execute.SensorFunc {
+	return SensorFor(userconfig.Energy{Sensor: user})
+}
+
+// SensorFor is SensorDefault with the user config's CPU TDP override for
+// the estimate sensor.
+func SensorFor(u userconfig.Energy) execute.SensorFunc {
+	user := u.Sensor
 	return func(e study.Energy) (energy.Sensor, energy.Selection, error) {
 		if (e.Sensor == "" || e.Sensor == "auto") && user != "" {
 			e.Sensor = user
 		}
-		return execute.OpenSensor(e)
+		return energy.Open(energy.Config{Sensor: e.Sensor, NVML: energy.NVMLOptionsFromEnv(), Estimate: energy.EstimateOptions{TDPWatts: u.CPUTDPWatts}})
 	}
 }

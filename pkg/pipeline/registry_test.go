@@ -86,8 +86,8 @@ func TestBackendRegistryAgrees(t *testing.T) {
 	if !slices.Equal(sorted(schemaNames), registered) {
 		t.Fatalf("schema #BackendNames %v, registry %v", schemaNames, registered)
 	}
-	if !slices.Equal(params.Backends, schemaNames) {
-		t.Errorf("params.Backends %v, schema order %v", params.Backends, schemaNames)
+	if !slices.Equal(params.BackendNames(), schemaNames) {
+		t.Errorf("params.BackendNames() %v, schema order %v", params.BackendNames(), schemaNames)
 	}
 	if !slices.Equal(sorted(userconfig.Backends), registered) {
 		t.Errorf("userconfig.Backends %v, registry %v", userconfig.Backends, registered)

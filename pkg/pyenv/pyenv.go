@@ -25,8 +25,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
@@ -163,10 +165,16 @@ func Find(ctx context.Context, backend string, o Options) (Python, error) {
 	if err != nil {
 		return Python{}, err
 	}
-	cands := Candidates(o)
+	return find(b, Candidates(o), func(c Candidate) (Python, error) { return Probe(ctx, c.Path, b, o.timeout()) })
+}
+
+// find is Find over cands with a given probe, so ReportAll can answer every
+// backend from one probe per interpreter.
+func find(b Backend, cands []Candidate, probe func(Candidate) (Python, error)) (Python, error) {
+	backend := b.Name
 	var tried []string
 	for _, c := range cands {
-		p, err := Probe(ctx, c.Path, b, o.timeout())
+		p, err := probe(c)
 		p.Source = c.Source
 		if err != nil {
 			if explicit(c.Source) {
@@ -272,11 +280,42 @@ type Report struct {
 }
 
 // ReportAll runs Find for every Python backend.
+//
+// Each candidate interpreter is probed once, for every backend's modules
+// and packages together, and the candidates in parallel: through pyenv or
+// conda shims a probe costs most of a second, and probing per backend and
+// per candidate in turn took half a minute.
 func ReportAll(ctx context.Context, o Options) []Report {
+	cands := Candidates(o)
+	var all Backend
+	for _, b := range Backends {
+		all.Modules = appendNew(all.Modules, b.Modules...)
+		all.Packages = appendNew(all.Packages, b.Packages...)
+	}
+	type probed struct {
+		p   Python
+		err error
+	}
+	results := make([]probed, len(cands))
+	var wg sync.WaitGroup
+	for i, c := range cands {
+		wg.Go(func() {
+			p, err := Probe(ctx, c.Path, all, o.timeout())
+			results[i] = probed{p, err}
+		})
+	}
+	wg.Wait()
+	byPath := map[string]probed{}
+	for i, c := range cands {
+		byPath[c.Path] = results[i]
+	}
 	out := make([]Report, 0, len(Backends))
 	for _, b := range Backends {
 		r := Report{Backend: b.Name}
-		p, err := Find(ctx, b.Name, o)
+		p, err := find(b, cands, func(c Candidate) (Python, error) {
+			got := byPath[c.Path]
+			return got.p.only(b), got.err
+		})
 		if err != nil {
 			r.Error, r.Hint = err.Error(), errs.Hint(err)
 		} else {
@@ -285,6 +324,33 @@ func ReportAll(ctx context.Context, o Options) []Report {
 		out = append(out, r)
 	}
 	return out
+}
+
+// only is p as a probe for b alone would have found it: b's missing
+// modules and b's packages.
+func (p Python) only(b Backend) Python {
+	q := p
+	q.Missing, q.Packages = nil, map[string]string{}
+	for _, m := range p.Missing {
+		if slices.Contains(b.Modules, m) {
+			q.Missing = append(q.Missing, m)
+		}
+	}
+	for _, name := range b.Packages {
+		if v, ok := p.Packages[name]; ok {
+			q.Packages[name] = v
+		}
+	}
+	return q
+}
+
+func appendNew(dst []string, xs ...string) []string {
+	for _, x := range xs {
+		if !slices.Contains(dst, x) {
+			dst = append(dst, x)
+		}
+	}
+	return dst
 }
 
 // PackageList is p's packages as "name version" strings, sorted.

@@ -13,6 +13,7 @@
 //	LLEM_CONFIG            path of the config file (instead of the XDG location)
 //	LLEM_RESULTS_DIR       results_dir
 //	LLEM_ENERGY_SENSOR     energy.sensor
+//	LLEM_CPU_TDP_WATTS     energy.cpu_tdp_watts
 //	LLEM_CARBON_REGION     carbon.region
 //	LLEM_CARBON_INTENSITY  carbon.intensity_g_per_kwh (gCO2e/kWh)
 //	LLEM_PUE               carbon.pue (LLEM_DATACENTER_PUE is accepted too)
@@ -82,6 +83,10 @@ type Slurm struct {
 // Energy is the energy section.
 type Energy struct {
 	Sensor string `yaml:"sensor" json:"sensor"`
+	// CPUTDPWatts overrides the CPU TDP table of the estimate sensor: the
+	// whole machine's CPU watts at full load (0: use the table). Set it
+	// when llem env says the CPU is not in the table.
+	CPUTDPWatts float64 `yaml:"cpu_tdp_watts" json:"cpu_tdp_watts,omitempty"`
 }
 
 // Defaults are the values with no file and no environment.
@@ -154,6 +159,9 @@ func LoadFile(path string, getenv func(string) string) (*Loaded, error) {
 func (c *Config) Validate() error {
 	if !slices.Contains(Sensors, c.Energy.Sensor) {
 		return errs.WithHint(fmt.Errorf("energy.sensor %q is not one of %s", c.Energy.Sensor, strings.Join(Sensors, ", ")), "use auto to let llem pick")
+	}
+	if w := c.Energy.CPUTDPWatts; w < 0 || w > 100000 {
+		return errs.WithHint(fmt.Errorf("energy.cpu_tdp_watts %g is out of range", w), "give the CPUs' total TDP in watts (e.g. 65 for one desktop CPU), or 0 to use the TDP table")
 	}
 	for b, r := range c.Runners {
 		if !slices.Contains(Backends, b) {
@@ -318,6 +326,14 @@ func applyEnv(l *Loaded, getenv func(string) string) error {
 	str("LLEM_RESULTS_DIR", "results_dir", &l.ResultsDir)
 	str("LLEM_ENERGY_SENSOR", "energy.sensor", &l.Energy.Sensor)
 	str("LLEM_PYTHON", "python", &l.Python)
+	if v := getenv("LLEM_CPU_TDP_WATTS"); v != "" {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return errs.BadInput(fmt.Errorf("environment LLEM_CPU_TDP_WATTS=%q is not a number", v), "unset it or give the CPUs' TDP in watts, e.g. LLEM_CPU_TDP_WATTS=65")
+		}
+		l.Energy.CPUTDPWatts = f
+		l.Set["energy.cpu_tdp_watts"] = "env LLEM_CPU_TDP_WATTS"
+	}
 	if v := getenv("LLEM_CARBON_REGION"); v != "" {
 		l.Carbon.Region = v
 		l.Set["carbon.region"] = "env LLEM_CARBON_REGION"
