@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/llenergymeasure/llem/internal/cueset"
 	"github.com/llenergymeasure/llem/internal/errs"
@@ -257,10 +258,27 @@ func printPlan(w io.Writer, p *study.Plan) error {
 			fmt.Fprintln(ew, "  (sequential: each run's cycles back to back)")
 		}
 	}
+	if est := p.Estimate; est.TotalSeconds > 0 {
+		fmt.Fprintf(ew, "\nestimated duration ~%s: thermal floors %s, idle baselines %s, gaps and cool-downs %s, runs ~%s (a rough guess per backend; the rest is exact)\n",
+			roundDuration(est.TotalSeconds), roundDuration(est.ThermalFloorSeconds), roundDuration(est.BaselineSeconds),
+			roundDuration(est.GapSeconds+est.CooldownSeconds), roundDuration(est.RunSeconds))
+	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintln(ew, "\nwarning:", warn)
 	}
 	return ew.err
+}
+
+// roundDuration prints seconds as a duration rounded for people.
+func roundDuration(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // variedDims are the grid dimensions plus "experiment" when the plan has

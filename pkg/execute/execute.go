@@ -244,6 +244,9 @@ func label(r study.Run) string {
 	if bs, ok := r.Config.Section()["batch_size"]; ok {
 		l += fmt.Sprintf(" / bs %v", bs)
 	}
+	if r.Name != "" { // a named experiment: its name leads, the facts follow
+		l = r.Name + ": " + l
+	}
 	return l
 }
 
