@@ -75,7 +75,7 @@ func TestEvalAIEnergyScoreOffline(t *testing.T) {
 			t.Setenv("HF_HUB_OFFLINE", tc.offline)
 			out := filepath.Join(t.TempDir(), "results")
 			var stderr bytes.Buffer
-			code := Main(context.Background(), []string{"eval", aesStudy(t, "random:llama-15m"), "--out", out},
+			code := Main(context.Background(), []string{"eval", aesStudy(t, "acme/never-loaded"), "--out", out},
 				IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &stderr})
 			if code != 2 {
 				t.Fatalf("exit %d, want 2\n%s", code, stderr.String())
@@ -100,7 +100,7 @@ func TestEvalAIEnergyScoreOffline(t *testing.T) {
 func TestEvalDryRunDoesNotDownload(t *testing.T) {
 	s := aesHub(t)
 	cache := hubEnv(t, s.URL)
-	code := Main(context.Background(), []string{"eval", aesStudy(t, "random:llama-15m"), "--dry-run"},
+	code := Main(context.Background(), []string{"eval", aesStudy(t, "acme/never-loaded"), "--dry-run"},
 		IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
 	if code != 0 {
 		t.Fatalf("exit %d", code)

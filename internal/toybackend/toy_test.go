@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,14 +32,14 @@ base: {
 	baseline: enabled: false
 	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
 }
-grid: toy: tokens: [2, 5, 0]
+grid: toy: tokens: [2, 5]
 execution: {cycles: 2, order: "interleaved"}
 `
 
 // TestToyBackendEndToEnd: a backend registered from its own package (its
 // schema file through backend.Backend.SchemaFile) plans like a built-in one
-// — its section is validated (tokens: 0 is skipped with a reason), grid
-// dimensions under toy: scope to it — and runs through the real pipeline
+// — its section validates grid values (tokens: 0 is an error at its
+// position), grid dimensions under toy: scope to it — and runs through the real pipeline
 // (Resolve → Prepare → Build) and study loop with the local runner.
 func TestToyBackendEndToEnd(t *testing.T) {
 	ctx := context.Background()
@@ -46,12 +47,17 @@ func TestToyBackendEndToEnd(t *testing.T) {
 	if err := os.WriteFile(path, []byte(toyStudy), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bad := filepath.Join(t.TempDir(), "bad.cue")
+	os.WriteFile(bad, []byte(strings.Replace(toyStudy, "tokens: [2, 5]", "tokens: [2, 5, 0]", 1)), 0o644)
+	if _, err := study.Load(ctx, bad); err == nil || !strings.Contains(err.Error(), "bad.cue:9:") || !strings.Contains(err.Error(), "grid.toy.tokens[2]") {
+		t.Fatalf("a bad value of the toy section: %v", err)
+	}
 	plan, err := study.Load(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Runs) != 2 || len(plan.Skipped) != 1 {
-		t.Fatalf("plan: %d runs, %d skipped (%+v); want 2 and tokens: 0 skipped", len(plan.Runs), len(plan.Skipped), plan.Skipped)
+	if len(plan.Runs) != 2 || len(plan.Skipped) != 0 {
+		t.Fatalf("plan: %d runs, %d skipped (%+v); want 2", len(plan.Runs), len(plan.Skipped), plan.Skipped)
 	}
 	for _, r := range plan.Runs {
 		if r.Backend != toybackend.Name {

@@ -508,14 +508,15 @@ func TestFileDatasetPromptsResolvedByParent(t *testing.T) {
 	}
 	study := `name: "fake"
 base: {
-	model: "random:llama-15m", backend: "native", precision: "fp32"
+	// A text dataset needs a model with a tokenizer (a random: preset is
+	// refused at load); the fake worker loads no model.
+	model: "acme/tiny-with-tokenizer", backend: "native", precision: "fp32"
 	energy: {sensor: "estimate", sample_interval_ms: 50}
 	baseline: enabled: false
 	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
 }
 experiments: [
 	{n: 7, dataset: {source: "jsonl", path: "prompts.jsonl"}},
-	{n: 7, dataset: {source: "jsonl", path: "missing.jsonl"}},
 ]
 execution: {cycles: 1, order: "sequential"}
 `
@@ -537,21 +538,20 @@ execution: {cycles: 1, order: "sequential"}
 		t.Fatal(err)
 	}
 	recs, err := result.ReadRecords(rep.Dir)
-	if err != nil || len(recs) != 2 {
+	if err != nil || len(recs) != 1 {
 		t.Fatalf("records %d, %v", len(recs), err)
 	}
-	var ok, missing *result.Record
-	for _, r := range recs {
-		if strings.Contains(string(r.Config), "missing.jsonl") {
-			missing = r
-		} else {
-			ok = r
-		}
+	if recs[0].Status != result.StatusOK {
+		t.Fatalf("prompts not sent to the worker: %+v", recs[0].Error)
 	}
-	if ok == nil || ok.Status != result.StatusOK {
-		t.Fatalf("prompts not sent to the worker: %+v", ok.Error)
-	}
-	if missing == nil || missing.Status != result.StatusFailed || missing.Error.Kind != "dataset" || !strings.Contains(missing.Error.Message, "missing.jsonl") {
-		t.Fatalf("missing file: %+v", missing.Error)
+	// A missing file is now a study error at load, with its position,
+	// instead of a failed run per slot.
+	bad := filepath.Join(dir, "bad.cue")
+	os.WriteFile(bad, []byte(strings.Replace(study, "prompts.jsonl", "missing.jsonl", 1)), 0o644)
+	loadMu.Lock()
+	_, err = studypkg.Load(context.Background(), bad)
+	loadMu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "bad.cue:") || !strings.Contains(err.Error(), "missing.jsonl") {
+		t.Fatalf("missing JSONL: %v", err)
 	}
 }
