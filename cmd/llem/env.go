@@ -106,7 +106,7 @@ func collectEnv(ctx context.Context, cfg *UserConfig) envReport {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	if cli, err := docker.Connect(dctx, ""); err != nil {
-		rep.Docker.Error = err.Error()
+		rep.Docker.Error = redact.Text(err.Error())
 		var de *docker.DaemonError
 		if errors.As(err, &de) && de.Fix != "" {
 			rep.Docker.Error += " (" + de.Fix + ")"

@@ -5,6 +5,7 @@ package redact
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -64,4 +65,13 @@ func maskUserinfo(s string) string {
 		return s[:start+colon+1] + Mask + s[at:]
 	}
 	return s
+}
+
+// userinfoInText finds scheme://user:password@ inside free text, such as a
+// client library's error message that quotes the address it dialled.
+var userinfoInText = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@`)
+
+// Text masks the password of every scheme://user:password@ address in s.
+func Text(s string) string {
+	return userinfoInText.ReplaceAllString(s, "${1}"+Mask+"@")
 }

@@ -21,3 +21,12 @@ func TestURL(t *testing.T) {
 		}
 	}
 }
+
+func TestText(t *testing.T) {
+	t.Parallel()
+	in := `failed to connect to the docker API at tcp://alice:s3cret@10.0.0.1:2376: dial tcp: refused; also ssh://bob@h and https://u:p@x/y`
+	want := `failed to connect to the docker API at tcp://alice:xxxxx@10.0.0.1:2376: dial tcp: refused; also ssh://bob@h and https://u:xxxxx@x/y`
+	if got := Text(in); got != want {
+		t.Errorf("Text =\n%s\nwant\n%s", got, want)
+	}
+}

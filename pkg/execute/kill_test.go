@@ -252,7 +252,8 @@ func TestKillPoints(t *testing.T) {
 	}
 }
 
-// TestRandomKills interrupts one study execution at ≥ 20 random moments
+// TestRandomKills interrupts one study execution at ≥ 30 random moments
+// (with TestKillPoints' 10 aimed ones: ≥ 40 kill points)
 // (SIGINT or SIGKILL), resuming after each, then lets it finish: no record
 // may be lost or duplicated. Long: skipped under -short.
 func TestRandomKills(t *testing.T) {
@@ -264,7 +265,7 @@ func TestRandomKills(t *testing.T) {
 	out := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	kills := 0
-	for i := 0; kills < 20 && i < 60; i++ {
+	for i := 0; kills < 30 && i < 90; i++ {
 		c := startChild(t, studyPath, out)
 		delay := time.Duration(rng.IntN(2500)) * time.Millisecond
 		sig := syscall.SIGKILL
@@ -293,7 +294,7 @@ func TestRandomKills(t *testing.T) {
 			out = t.TempDir()
 		}
 	}
-	if kills < 20 {
+	if kills < 30 {
 		t.Fatalf("only %d kills landed", kills)
 	}
 	if dirs, _ := filepath.Glob(filepath.Join(out, "*", result.ManifestFile)); len(dirs) > 0 {

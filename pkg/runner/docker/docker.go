@@ -27,6 +27,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/llenergymeasure/llem/internal/redact"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 )
@@ -70,7 +71,7 @@ func Connect(ctx context.Context, host string) (*client.Client, error) {
 	}
 	cli, err := client.New(ops...)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, fmt.Errorf("docker client: %s", redact.Text(err.Error()))
 	}
 	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		cli.Close()
@@ -287,5 +288,7 @@ type DaemonError struct {
 	Fix    string
 }
 
-func (e *DaemonError) Error() string { return e.Reason + ": " + e.Err.Error() }
+// Error never shows a password the daemon address carried (DOCKER_HOST
+// may hold one; the client's messages quote the address).
+func (e *DaemonError) Error() string { return redact.Text(e.Reason + ": " + e.Err.Error()) }
 func (e *DaemonError) Unwrap() error { return e.Err }
