@@ -63,7 +63,7 @@ fuzz:
 
 # test is the README's test command and what CI runs.
 test: deps vet
-	PATH=$(TOOLS)/bin:$$PATH LLEM_PARQUET_READERS=$(READERS) $(GO) test -race -count=1 ./...
+	PATH=$(TOOLS)/bin:$$PATH LLEM_PARQUET_READERS=$(READERS) $(GO) test -race -count=1 -timeout 45m ./...
 	# one file at a time: each example/study is its own CUE package
 	for f in examples/*.cue studies/*.cue; do $(CUE) vet ./$$f || exit 1; done
 
