@@ -1,3 +1,5 @@
+//go:build cgo
+
 package energy
 
 import (
@@ -8,6 +10,10 @@ import (
 
 	"github.com/ebitengine/purego"
 )
+
+// CgoEnabled says whether this build can load shared libraries at run time
+// (AMD SMI; NVML is cgo too).
+const CgoEnabled = true
 
 // amdInitAMDGPUs is AMDSMI_INIT_AMD_GPUS (amd_smi/amdsmi.h).
 const amdInitAMDGPUs = 1 << 1

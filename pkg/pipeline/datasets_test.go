@@ -76,7 +76,7 @@ func hubEnv(t *testing.T, endpoint string) string {
 func TestFetchDatasets(t *testing.T) {
 	s := aesHub(t)
 	cache := hubEnv(t, s.URL)
-	plan, err := study.Load(context.Background(), aesStudy(t, "random:llama-15m"))
+	plan, err := study.Load(context.Background(), aesStudy(t, "acme/never-loaded"))
 	if err != nil {
 		t.Fatal(err)
 	}

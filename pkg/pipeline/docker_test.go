@@ -184,6 +184,13 @@ func TestStudyInDockerMatchesLocal(t *testing.T) {
 		t.Fatalf("records: local %d, docker %d; want 4 each", len(lr), len(dr))
 	}
 	if local.Failed != 0 || dk.Failed != 0 {
+		for _, rs := range []map[string]*result.Record{lr, dr} {
+			for k, r := range rs {
+				if r.Error != nil {
+					t.Logf("%s: %s: %s\n%s", k, r.Error.Kind, r.Error.Message, r.Error.StderrTail)
+				}
+			}
+		}
 		t.Fatalf("failed runs: local %d, docker %d", local.Failed, dk.Failed)
 	}
 	for _, key := range slices.Sorted(func(yield func(string) bool) {

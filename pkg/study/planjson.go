@@ -2,7 +2,9 @@ package study
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 )
 
@@ -10,88 +12,75 @@ import (
 // lists (runs, skipped, order, schedule) one element at a time into a
 // buffered stream: a 100,000-run plan (~70 MB) goes to its file without one
 // ever-growing buffer, whose reallocation was most of a large study's start.
+// The rest of the plan is marshalled by encoding/json itself (with the long
+// lists left out), so new fields need nothing here.
 func (p *Plan) WriteJSON(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	first := true
-	var err error
-	field := func(key string, v any) {
-		if err != nil {
-			return
-		}
-		sep := ","
-		if first {
-			sep, first = "{", false
-		}
-		bw.WriteString(sep + `"` + key + `":`)
-		var b []byte
-		if b, err = json.Marshal(v); err == nil {
-			bw.Write(b)
-		}
-	}
-	list := func(key string, n int, elem func(i int) any) {
-		if err != nil {
-			return
-		}
-		if n == 0 {
-			field(key, elem(-1)) // nil or empty, as json.Marshal writes it
-			return
-		}
-		bw.WriteString(`,"` + key + `":[`)
-		for i := range n {
-			if i > 0 {
-				bw.WriteByte(',')
-			}
-			var b []byte
-			if b, err = json.Marshal(elem(i)); err != nil {
-				return
-			}
-			bw.Write(b)
-		}
-		bw.WriteByte(']')
-	}
-	field("name", p.Name)
-	field("source", p.Source)
-	field("kind", p.Kind)
-	list("runs", len(p.Runs), func(i int) any {
-		if i < 0 {
-			return p.Runs
-		}
-		return &p.Runs[i]
-	})
-	list("skipped", len(p.Skipped), func(i int) any {
-		if i < 0 {
-			return p.Skipped
-		}
-		return &p.Skipped[i]
-	})
-	field("dims", p.Dims)
-	field("execution", p.Execution)
-	if p.Carbon != nil {
-		field("carbon", p.Carbon)
-	}
-	field("runners", p.Runners)
-	list("order", len(p.Order), func(i int) any {
-		if i < 0 {
-			return p.Order
-		}
-		return p.Order[i]
-	})
-	list("schedule", len(p.Schedule), func(i int) any {
-		if i < 0 {
-			return p.Schedule
-		}
-		return p.Schedule[i]
-	})
-	field("design_hash", p.DesignHash)
-	field("seed", p.Seed)
-	if len(p.Warnings) > 0 {
-		field("warnings", p.Warnings)
-	}
+	head := *p
+	head.Runs, head.Skipped, head.Order, head.Schedule = nil, nil, nil, nil
+	hb, err := json.Marshal(&head)
 	if err != nil {
 		return err
 	}
-	bw.WriteByte('}')
+	lists := []struct {
+		key  string
+		n    int
+		elem func(i int) any
+	}{
+		{"runs", len(p.Runs), func(i int) any { return &p.Runs[i] }},
+		{"skipped", len(p.Skipped), func(i int) any { return &p.Skipped[i] }},
+		{"order", len(p.Order), func(i int) any { return p.Order[i] }},
+		{"schedule", len(p.Schedule), func(i int) any { return p.Schedule[i] }},
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	for _, l := range lists {
+		// With the list nil, encoding/json wrote `"key":null` at the list's
+		// place; no string can hold it (its quotes would be escaped).
+		marker := []byte(`"` + l.key + `":null`)
+		at := bytes.Index(hb, marker)
+		if at < 0 {
+			return fmt.Errorf("plan JSON: no %s field", l.key)
+		}
+		bw.Write(hb[:at+len(marker)-len("null")])
+		hb = hb[at+len(marker):]
+		if err := writeList(bw, l.n, l.elem, listNil(p, l.key)); err != nil {
+			return err
+		}
+	}
+	bw.Write(hb)
 	return bw.Flush()
+}
+
+// listNil says whether the plan's list key is nil (json: null) rather than
+// empty (json: []).
+func listNil(p *Plan, key string) bool {
+	switch key {
+	case "runs":
+		return p.Runs == nil
+	case "skipped":
+		return p.Skipped == nil
+	case "order":
+		return p.Order == nil
+	}
+	return p.Schedule == nil
+}
+
+func writeList(bw *bufio.Writer, n int, elem func(int) any, isNil bool) error {
+	if isNil {
+		_, err := bw.WriteString("null")
+		return err
+	}
+	bw.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		b, err := json.Marshal(elem(i))
+		if err != nil {
+			return err
+		}
+		bw.Write(b)
+	}
+	return bw.WriteByte(']')
 }
 
 // JSONSizeHint is roughly how many bytes p's JSON takes: enough to choose
