@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
 )
@@ -76,16 +75,4 @@ func (s *Set) Runs() ([]RunRow, []*stats.StudySummary) {
 		}
 	}
 	return rows, sums
-}
-
-// RecordCO2 is the CO2 estimate of one record under cc: the same number
-// as the Parquet co2_g column (carbon.Compute of result.CarbonEnergyJ);
-// nil when the record has no measured energy.
-func RecordCO2(r *result.Record, cc carbon.Config) *carbon.Estimate {
-	if r.Energy.RawJ == nil {
-		return nil
-	}
-	unit := carbon.Compute(1, cc)
-	e := unit.Scale(result.CarbonEnergyJ(r))
-	return &e
 }

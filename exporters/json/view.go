@@ -1,7 +1,6 @@
 package json
 
 import (
-	"github.com/llenergymeasure/llem/exporters"
 	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/result"
 )
@@ -85,6 +84,6 @@ func view(r *result.Record, cc carbon.Config) record {
 		Throughput: throughput{Requests: some(t.Requests, ok), InputTokens: some(t.InputTokens, ok), OutputTokens: some(t.OutputTokens, ok),
 			InputTokensPerSec: some(t.InputTokensPerSec, ok), OutputTokensPerSec: some(t.OutputTokensPerSec, ok), RequestsPerSec: some(t.RequestsPerSec, ok)},
 		Latency: latency{TTFT: viewDist(r.Latency.TTFT, ok), ITL: viewDist(r.Latency.ITL, ok), TPOT: viewDist(r.Latency.TPOT, ok), E2E: viewDist(r.Latency.E2E, ok)},
-		CO2:     exporters.RecordCO2(r, cc),
+		CO2:     result.RecordCO2(r, cc),
 	}
 }

@@ -335,7 +335,7 @@ var Columns = func() []Column {
 		rawJSON("config", "effective config, JSON", func(r *result.Record) json.RawMessage { return r.Config }),
 		rawJSON("environment", "environment snapshot, JSON", func(r *result.Record) json.RawMessage { return r.Environment }),
 		nstr("phase_split_method", "how prefill was told from decode: timestamps or prefill-pass", func(r *result.Record) string { return r.PhaseSplitMethod }),
-		// Appended in schema 3.1 (issue 16); earlier positions are unchanged.
+		// Appended for issue 16; earlier positions are unchanged.
 		pf64("adjusted_energy_per_output_token_j", "energy_adjusted_j / output tokens (null without a baseline)", func(r *result.Record) *float64 { return r.Efficiency.AdjustedEnergyPerOutputTokenJ }),
 		measuredI64("window_start_ns", "CLOCK_MONOTONIC start of the measured window (null for a failed run)", func(r *result.Record) int64 { return r.Timing.WindowStartNs }),
 		measuredI64("window_end_ns", "CLOCK_MONOTONIC end of the measured window (null for a failed run)", func(r *result.Record) int64 { return r.Timing.WindowEndNs }),

@@ -19,6 +19,8 @@ package result
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/llenergymeasure/llem/pkg/carbon"
 )
 
 // SchemaVersion of Record, Manifest and Summary. The Python original wrote
@@ -74,6 +76,10 @@ type Record struct {
 	Latency          Latency  `json:"latency"`
 	Thermal          *Thermal `json:"thermal,omitempty"`
 	Warmup           *Warmup  `json:"warmup,omitempty"`
+
+	// CO2 is this record's emissions estimate (FillCO2); absent in records
+	// written before schema 3.1 and until a carbon setting is applied.
+	CO2 *carbon.Estimate `json:"co2,omitempty" doc:"estimated emissions of this run×cycle: carbon.Compute of the energy its efficiency ratios use (result.CarbonEnergyJ); co2_g null with absent_reason when no intensity resolves; absent when no energy was measured"`
 
 	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. estimate_used, window_too_short, power_throttling; docs/methodology.md lists them)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
