@@ -4,6 +4,7 @@
 //	<out>/README.md                              dataset card: YAML header + prose
 //	<out>/data/train-00000-of-00001.parquet      config "default": the parquet exporter's rows
 //	<out>/runs/train-00000-of-00001.parquet      config "runs": per-run statistics
+//	<out>/timeseries/train-00000-of-00001.parquet config "timeseries": every window's samples
 //
 // Each Parquet footer carries the key "huggingface" with
 // {"info": {"features": {...}}} as the datasets library writes it
@@ -142,14 +143,23 @@ func (e *Exporter) Export(ctx context.Context, s *exporters.Set) error {
 		return err
 	}
 	perRun.data = rbuf.Bytes()
-	for _, t := range []*table{&cycle, &perRun} {
+	tables := []*table{&cycle, &perRun}
+	var tbuf bytes.Buffer
+	n, err := writeTimeseries(ctx, s, &tbuf)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		tables = append(tables, &table{name: "timeseries", path: TimeseriesFile, cols: TimeseriesColumns, rows: n, data: tbuf.Bytes()})
+	}
+	for _, t := range tables {
 		n, err := decodedBytes(t.data)
 		if err != nil {
 			return err
 		}
 		t.numBytes = n
 	}
-	for _, t := range []*table{&cycle, &perRun} {
+	for _, t := range tables {
 		path := filepath.Join(e.p.Dest, filepath.FromSlash(t.path))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return errs.BadInput(fmt.Errorf("create %s: %w", filepath.Dir(path), err), "check the --out path is writable")
@@ -158,7 +168,11 @@ func (e *Exporter) Export(ctx context.Context, s *exporters.Set) error {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	card := Card(s, runs, sums, []table{cycle, perRun}, e.license)
+	var all []table
+	for _, t := range tables {
+		all = append(all, *t)
+	}
+	card := Card(s, runs, sums, all, e.license)
 	if err := result.WriteFileAtomic(filepath.Join(e.p.Dest, "README.md"), card); err != nil {
 		return fmt.Errorf("write dataset card: %w", err)
 	}
@@ -277,7 +291,9 @@ func Card(s *exporters.Set, runs []exporters.RunRow, sums []*stats.StudySummary,
 	fmt.Fprintf(&b, "# llem energy measurements: %s\n\n", s.Name())
 	fmt.Fprintf(&b, "Energy and efficiency of LLM inference measured with [llem](https://github.com/llenergymeasure/llem) %s. "+
 		"Config `default`: one row per run per cycle (%d rows, %d runs); config `runs`: one row per run with means, confidence intervals and n "+
-		"(`load_dataset(path, \"runs\")`). Column meanings are in llem's docs/results.md; every grid dimension the study varied is a typed `coord_*` column.\n\n",
+		"(`load_dataset(path, \"runs\")`); config `timeseries`, when the study sampled one: every sample of every measured window, "+
+		"joined to the default rows on (`study`, `run_id`, `cycle`), with `t_utc` for aligning with other tools' logs "+
+		"(the default config's `timeseries` column is the file's path inside the study directory, not in this dataset). Column meanings are in llem's docs/results.md; every grid dimension the study varied is a typed `coord_*` column.\n\n",
 		llemVersion(s), n, countRuns(recs))
 
 	b.WriteString("## Methodology\n\n")
