@@ -168,7 +168,7 @@ func TestDatasetCard(t *testing.T) {
 	if runs := card.DatasetInfos[1]; runs.ConfigName != "runs" || runs.Splits[0].NumExamples != countRuns(s) || runs.Splits[0].NumBytes <= 0 {
 		t.Errorf("runs config info = %+v", runs)
 	}
-	for _, want := range []string{"## Methodology", "bootstrap confidence intervals of the mean, 1000 resamples, seed 42; method: ", "## Hardware and software", "cpu: package-0", "## Licence", "| study | run | coordinates |"} {
+	for _, want := range []string{"## Methodology", "bootstrap confidence intervals of the mean, 10000 resamples, seed 42; method: ", "## Hardware and software", "cpu: package-0", "## Licence", "| study | run | coordinates |"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("card prose lacks %q", want)
 		}

@@ -15,7 +15,7 @@ import (
 // RunColumns is the fixed part of the per-run statistics table: one row per
 // run per study, summarised over its cycles by stats.Summarise. After them,
 // per metric m of stats.Metrics (in that order): m_n, m_mean, m_std,
-// m_ci_low, m_ci_high, m_ci_method (bca, or the fallback used), all null
+// m_ci_low, m_ci_high, m_ci_method (bca, or the fallback used), m_ci_mc_error, all null
 // when the run has no value of m; then the coord_<dimension> columns as in
 // the per-cycle table.
 var RunColumns = []Column{
@@ -97,6 +97,12 @@ func RunColumnsFor(runs []exporters.RunRow) []Column {
 					return c.Method, true
 				}
 				return "", false
+			}},
+			Column{Name: used.add(name + "_ci_mc_error"), Kind: Float64, Doc: "Monte Carlo standard error of the CI endpoints of " + name, f: func(x *row) (float64, bool) {
+				if c := ci(x); c != nil {
+					return c.MCError, true
+				}
+				return 0, false
 			}},
 		)
 	}

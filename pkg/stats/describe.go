@@ -40,6 +40,20 @@ func Describe(values []float64, o Options) Description {
 	if len(x) == 0 {
 		return d
 	}
+	sorted := slices.Clone(x)
+	slices.Sort(sorted)
+	if sorted[0] == sorted[len(sorted)-1] {
+		// Every value equal: the mean is that value exactly (a sum would
+		// round it differently for different n), the interval one point.
+		v := sorted[0]
+		d.Mean, d.Min, d.Max, d.P5, d.P95 = v, v, v, v, v
+		ci := CI{Lower: v, Upper: v, Level: o.withDefaults().Level, Method: MethodNone, FallbackReason: "all values equal: zero-width interval"}
+		if len(x) == 1 {
+			ci.FallbackReason = "one value: no spread to resample"
+		}
+		d.CI = &ci
+		return d
+	}
 	d.Mean = stat.Mean(x, nil)
 	if len(x) > 1 {
 		d.Std = stat.StdDev(x, nil)
@@ -47,8 +61,6 @@ func Describe(values []float64, o Options) Description {
 	if d.Mean != 0 {
 		d.CV = d.Std / math.Abs(d.Mean)
 	}
-	sorted := slices.Clone(x)
-	slices.Sort(sorted)
 	d.Min, d.Max = sorted[0], sorted[len(sorted)-1]
 	d.P5 = quantileSorted(sorted, 0.05)
 	d.P95 = quantileSorted(sorted, 0.95)
