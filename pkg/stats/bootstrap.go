@@ -17,10 +17,14 @@ package stats
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
+
+// bootstrapStream is the PCG stream of every bootstrap ("llem").
+const bootstrapStream = 0x6c6c656d
 
 // Defaults used when Options leaves a field zero.
 //
@@ -97,11 +101,33 @@ func (c CI) Overlaps(d CI) bool {
 	return c.Lower <= d.Upper+tol && d.Lower <= c.Upper+tol
 }
 
-// mcError is the Monte Carlo standard error of the quantile of reps at
-// level p (see CI.MCError). reps is reordered in place.
-func mcError(reps []float64, p float64) float64 {
-	s := math.Sqrt(p * (1 - p) / float64(len(reps)))
-	return (quantileSelect(reps, math.Min(1, p+s)) - quantileSelect(reps, math.Max(0, p-s))) / 2
+// endpoint is the quantile of reps at level p (quantileSorted's value)
+// and its Monte Carlo standard error (see CI.MCError): half the distance
+// between the quantiles at p ± √(p(1−p)/B). The three quantiles need only
+// the order statistics of a narrow band of ranks, so reps is partitioned
+// twice (quickselect) and the band sorted, rather than selected three
+// times over. reps is reordered in place.
+func endpoint(reps []float64, p float64) (q, mcErr float64) {
+	n := len(reps)
+	s := math.Sqrt(p * (1 - p) / float64(n))
+	lo, hi := math.Max(0, p-s), math.Min(1, p+s)
+	rank := func(q float64) int { return int(math.Floor(q * float64(n-1))) }
+	kmin, kmax := rank(lo), min(n-1, rank(hi)+1)
+	selectKth(reps, kmax)
+	if kmin < kmax {
+		selectKth(reps[:kmax], kmin)
+		slices.Sort(reps[kmin:kmax])
+	}
+	band := reps[:kmax+1] // ranks kmin..kmax in order; below kmin unused
+	at := func(q float64) float64 {
+		h := q * float64(n-1)
+		i := int(math.Floor(h))
+		if i+1 > kmax || h == float64(i) {
+			return band[i]
+		}
+		return band[i] + (h-float64(i))*(band[i+1]-band[i])
+	}
+	return at(p), (at(hi) - at(lo)) / 2
 }
 
 // Mean is the statistic most summaries bootstrap.
@@ -144,7 +170,7 @@ func BootstrapIndexed(n int, statistic func(idx []int) float64, o Options) CI {
 		return ci
 	}
 
-	rng := rand.New(rand.NewPCG(o.Seed, 0x6c6c656d)) // "llem"
+	rng := rand.New(rand.NewPCG(o.Seed, bootstrapStream))
 	reps := make([]float64, o.Resamples)
 	idx := make([]int, n)
 	for b := range reps {
@@ -188,9 +214,10 @@ func fromReplicates(theta float64, reps []float64, jackFn func() []float64, leve
 	percentile := func(reason string) CI {
 		ci.Method = MethodPercentile
 		ci.FallbackReason = reason
-		ci.Lower = quantileSelect(reps, alpha)
-		ci.Upper = quantileSelect(reps, 1-alpha)
-		ci.MCError = math.Max(mcError(reps, alpha), mcError(reps, 1-alpha))
+		var e1, e2 float64
+		ci.Lower, e1 = endpoint(reps, alpha)
+		ci.Upper, e2 = endpoint(reps, 1-alpha)
+		ci.MCError = math.Max(e1, e2)
 		return ci
 	}
 	lo, hi := reps[0], reps[0]
@@ -255,9 +282,10 @@ func fromReplicates(theta float64, reps []float64, jackFn func() []float64, leve
 	}
 	ci.Method = MethodBCa
 	ci.Z0, ci.Acceleration = z0, a
-	ci.Lower = quantileSelect(reps, a1)
-	ci.Upper = quantileSelect(reps, a2)
-	ci.MCError = math.Max(mcError(reps, a1), mcError(reps, a2))
+	var e1, e2 float64
+	ci.Lower, e1 = endpoint(reps, a1)
+	ci.Upper, e2 = endpoint(reps, a2)
+	ci.MCError = math.Max(e1, e2)
 	return ci
 }
 

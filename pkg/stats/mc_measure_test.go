@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/stat"
@@ -71,6 +72,47 @@ func TestMCErrorMatchesSeedSpread(t *testing.T) {
 		prev = rep
 		if B == DefaultResamples && measured/w > 0.03 {
 			t.Errorf("default resamples: endpoint SD %.2f%% of the width", 100*measured/w)
+		}
+	}
+}
+
+// TestCachedResamplesSameInterval: the summariser's shared resample
+// indices give the interval Describe computes alone, bit for bit.
+func TestCachedResamplesSameInterval(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 9))
+	cache := resampleCache{}
+	for _, n := range []int{2, 3, 5, 5, 8, 3} {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = math.Exp(rng.NormFloat64())
+		}
+		o := Options{Resamples: 3000}
+		a, b := Describe(x, o), describe(x, o, cache)
+		if *a.CI != *b.CI || a.Mean != b.Mean {
+			t.Errorf("n=%d: alone %+v, cached %+v", n, *a.CI, *b.CI)
+		}
+	}
+}
+
+// TestEndpointMatchesSortedQuantiles: endpoint's partial ordering gives
+// the quantiles of the fully sorted replicates.
+func TestEndpointMatchesSortedQuantiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{2, 7, 100, 1000, 10000} {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = math.Round(rng.NormFloat64()*50) / 10 // ties too
+		}
+		sorted := slices.Clone(x)
+		slices.Sort(sorted)
+		for _, p := range []float64{0, 0.001, 0.025, 0.3, 0.5, 0.975, 0.999, 1} {
+			y := slices.Clone(x)
+			q, e := endpoint(y, p)
+			s := math.Sqrt(p * (1 - p) / float64(n))
+			wantE := (quantileSorted(sorted, math.Min(1, p+s)) - quantileSorted(sorted, math.Max(0, p-s))) / 2
+			if q != quantileSorted(sorted, p) || e != wantE {
+				t.Errorf("n=%d p=%v: endpoint %v ± %v, sorted %v ± %v", n, p, q, e, quantileSorted(sorted, p), wantE)
+			}
 		}
 	}
 }
