@@ -3,12 +3,14 @@ package parquet
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/llenergymeasure/llem/exporters"
 	"github.com/llenergymeasure/llem/pkg/carbon"
+	"github.com/llenergymeasure/llem/pkg/compute"
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
@@ -390,8 +392,50 @@ var Columns = func() []Column {
 			return s
 		}),
 	)
+	c = append(c, flopsColumns()...)
 	return c
 }()
+
+// flops is a row's estimated FLOPs: pkg/compute's formula (Kaplan et al.
+// 2020) for the run's mean request shape (input and output tokens per
+// request), where llem knows the model's architecture (the random
+// presets); ok is false otherwise and for failed runs.
+func flops(r *result.Record) (compute.FLOPs, bool) {
+	t := r.Throughput
+	if r.Status != result.StatusOK || t.Requests <= 0 || t.InputTokens <= 0 {
+		return compute.FLOPs{}, false
+	}
+	a, ok := compute.ForModel(r.Model)
+	if !ok {
+		return compute.FLOPs{}, false
+	}
+	p := int(math.Round(float64(t.InputTokens) / float64(t.Requests)))
+	o := int(math.Round(float64(t.OutputTokens) / float64(t.Requests)))
+	return a.RunFLOPs(t.Requests, p, o), true
+}
+
+func flopsColumns() []Column {
+	get := func(name, doc string, v func(f compute.FLOPs, r *result.Record) (float64, bool)) Column {
+		return Column{Name: name, Kind: Float64, Doc: doc, f: func(x *row) (float64, bool) {
+			f, ok := flops(x.r)
+			if !ok {
+				return 0, false
+			}
+			return v(f, x.r)
+		}}
+	}
+	return []Column{
+		get("flops_total", "estimated forward FLOPs of the window's requests (2N + 2·n_layer·ctx·d_attn per token; null when the architecture is unknown)",
+			func(f compute.FLOPs, _ *result.Record) (float64, bool) { return f.Total, true }),
+		get("flops_per_input_token", "estimated prefill FLOPs per prompt token", func(f compute.FLOPs, _ *result.Record) (float64, bool) { return f.PerInputToken, true }),
+		get("flops_per_output_token", "estimated decode FLOPs per decode step", func(f compute.FLOPs, _ *result.Record) (float64, bool) {
+			return f.PerOutputToken, f.PerOutputToken > 0
+		}),
+		get("flops_per_sec", "flops_total / window_s", func(f compute.FLOPs, r *result.Record) (float64, bool) {
+			return f.Total / r.Timing.WindowS, r.Timing.WindowS > 0
+		}),
+	}
+}
 
 // measuredF64 is a float64 column that is null for a failed run.
 func measuredF64(name, doc string, g func(*result.Record) float64) Column {
