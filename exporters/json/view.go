@@ -42,10 +42,11 @@ type throughput struct {
 }
 
 type latency struct {
-	TTFT dist `json:"ttft"`
-	ITL  dist `json:"itl"`
-	TPOT dist `json:"tpot"`
-	E2E  dist `json:"e2e"`
+	TTFT       dist                    `json:"ttft"`
+	ITL        dist                    `json:"itl"`
+	TPOT       dist                    `json:"tpot"`
+	E2E        dist                    `json:"e2e"`
+	PerRequest []result.RequestLatency `json:"per_request,omitempty"`
 }
 
 type dist struct {
@@ -83,7 +84,8 @@ func view(r *result.Record, cc carbon.Config) record {
 		Energy: energy{Energy: r.Energy, Samples: some(r.Energy.Samples, ok)},
 		Throughput: throughput{Requests: some(t.Requests, ok), InputTokens: some(t.InputTokens, ok), OutputTokens: some(t.OutputTokens, ok),
 			InputTokensPerSec: some(t.InputTokensPerSec, ok), OutputTokensPerSec: some(t.OutputTokensPerSec, ok), RequestsPerSec: some(t.RequestsPerSec, ok)},
-		Latency: latency{TTFT: viewDist(r.Latency.TTFT, ok), ITL: viewDist(r.Latency.ITL, ok), TPOT: viewDist(r.Latency.TPOT, ok), E2E: viewDist(r.Latency.E2E, ok)},
-		CO2:     result.RecordCO2(r, cc),
+		Latency: latency{TTFT: viewDist(r.Latency.TTFT, ok), ITL: viewDist(r.Latency.ITL, ok), TPOT: viewDist(r.Latency.TPOT, ok), E2E: viewDist(r.Latency.E2E, ok),
+			PerRequest: r.Latency.PerRequest},
+		CO2: result.RecordCO2(r, cc),
 	}
 }

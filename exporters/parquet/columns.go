@@ -393,6 +393,15 @@ var Columns = func() []Column {
 		}),
 	)
 	c = append(c, flopsColumns()...)
+	c = append(c,
+		pf64("wh_per_1k_output_tokens", "energy_per_output_token_j in Wh per 1000 output tokens (= kWh per million output tokens)", func(r *result.Record) *float64 {
+			if p := r.Efficiency.EnergyPerOutputTokenJ; p != nil {
+				v := *p * 1000 / 3600
+				return &v
+			}
+			return nil
+		}),
+	)
 	return c
 }()
 

@@ -216,6 +216,21 @@ type Latency struct {
 	ITL  Dist `json:"itl" doc:"inter-token latency, every gap of every request"`
 	TPOT Dist `json:"tpot" doc:"time per output token after the first, per request: (e2e − ttft)/(out − 1)"`
 	E2E  Dist `json:"e2e" doc:"end-to-end latency per request"`
+	// PerRequest keeps every request's latencies (the distributions above
+	// summarise them), for analyses the percentiles cannot answer.
+	PerRequest []RequestLatency `json:"per_request,omitempty" doc:"each measured request's latencies, in request order"`
+}
+
+// RequestLatency is one request of the measured window.
+type RequestLatency struct {
+	Index        int      `json:"index"`
+	Batch        int      `json:"batch"`
+	InputTokens  int      `json:"input_tokens"`
+	OutputTokens int      `json:"output_tokens"`
+	TTFTMs       float64  `json:"ttft_ms"`
+	E2EMs        float64  `json:"e2e_ms"`
+	TPOTMs       *float64 `json:"tpot_ms" doc:"(e2e − ttft)/(output_tokens − 1); null for a single output token"`
+	FinishReason string   `json:"finish_reason,omitempty" doc:"eos, length or stop"`
 }
 
 // Dist summarises a latency sample in milliseconds; N=0 means no samples.
