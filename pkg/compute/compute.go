@@ -159,7 +159,7 @@ type Shape struct {
 type Memory struct {
 	WeightsBytes    int64 `json:"weights_bytes" doc:"parameters × bytes per weight"`
 	KVCacheBytes    int64 `json:"kv_cache_bytes" doc:"2 (K and V) × layers × kv heads × head dim × bytes × batch × (input + output) tokens"`
-	ActivationBytes int64 `json:"activation_bytes" doc:"prefill's largest transient: hidden and FFN activations, attention scores, logits"`
+	ActivationBytes int64 `json:"activation_bytes" doc:"prefill's largest transient: hidden and FFN activations, attention scores and probabilities, logits, plus WorkspaceBytes"`
 	TotalBytes      int64 `json:"total_bytes"`
 	// DeviceBytes is the device's memory the verdict compares with (0:
 	// unknown, no verdict).
@@ -168,6 +168,12 @@ type Memory struct {
 	MayNotFit bool   `json:"may_not_fit"`
 	Verdict   string `json:"verdict"`
 }
+
+// WorkspaceBytes is the fixed allowance for the framework's own buffers
+// (cuBLAS workspaces, the allocator's rounding): about what the
+// smallest preset's measured peak exceeded its tensors by on an H200
+// (docs/results.md).
+const WorkspaceBytes = 64 << 20
 
 // Headroom is the share of device memory an estimate may use before it
 // "may not fit": the rest goes to the CUDA context, the allocator's
@@ -185,11 +191,13 @@ func (a Arch) EstimateMemory(s Shape, deviceBytes int64) Memory {
 		KVCacheBytes: int64(2 * float64(a.Layers) * float64(a.KVHeads*a.HeadDim) * s.KVBytes * b * ctx),
 	}
 	// The prefill of a batch holds at once: the hidden state and one
-	// layer's FFN activations (gate and up), the attention scores of one
-	// layer (heads × P × P, unless a fused kernel avoids them: counted, to
-	// err on the side of "may not fit"), and the fp32 logits of the last
-	// position.
-	act := b*p*float64(a.DModel+2*a.FFN)*s.WeightBytes + b*float64(a.Heads)*p*p*4 + b*float64(a.Vocab)*4
+	// layer's FFN activations (gate and up), one layer's attention scores
+	// in fp32 and their probabilities in the model's dtype (heads × P × P
+	// each, unless a fused kernel avoids them: counted, to err on the side
+	// of "may not fit"), and the last position's fp32 logits twice (the
+	// logits and the processed scores of generation); plus the framework's
+	// fixed workspace (cuBLAS and the like).
+	act := b*p*float64(a.DModel+2*a.FFN)*s.WeightBytes + b*float64(a.Heads)*p*p*(4+s.WeightBytes) + 2*b*float64(a.Vocab)*4 + WorkspaceBytes
 	m.ActivationBytes = int64(act)
 	m.TotalBytes = m.WeightsBytes + m.KVCacheBytes + m.ActivationBytes
 	m.DeviceBytes = deviceBytes
