@@ -24,7 +24,7 @@ import (
 type Exporter interface {
 	// Description says what will be written, for the command's message.
 	Description() string
-	Export(ctx context.Context, s *result.Study) error
+	Export(ctx context.Context, s *Set) error
 }
 
 // Params configures an exporter.
@@ -54,6 +54,16 @@ type Format struct {
 	// DefaultDest is where the export goes without --out, given the study's
 	// slug (result.Slug of its name); "" means stdout.
 	DefaultDest func(slug string) string
+	// Beside lists the other files an export to dest writes next to it
+	// (the parquet and csv per-run tables); nil when there are none. The
+	// command checks them like dest: never replaced without --force.
+	Beside func(dest string) []string
+}
+
+// BesideFile is dest with its extension ext replaced by suffix+ext:
+// BesideFile("x.parquet", ".parquet", ".runs") is "x.runs.parquet".
+func BesideFile(dest, ext, suffix string) string {
+	return strings.TrimSuffix(dest, ext) + suffix + ext
 }
 
 var (

@@ -1,6 +1,7 @@
 package hf_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -32,7 +33,7 @@ func export(t *testing.T) (string, *result.Study) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Export(context.Background(), s); err != nil {
+	if err := e.Export(context.Background(), exporters.NewSet(s)); err != nil {
 		t.Fatal(err)
 	}
 	return out, s
@@ -80,9 +81,10 @@ func TestHuggingFaceMetadataMatchesColumns(t *testing.T) {
 			if len(f) != 2 {
 				t.Errorf("feature %s has extra keys: %v", name, f)
 			}
-		case "List":
+		case "Sequence":
+			// The form datasets 3.x and 4.x both read (hf.Features).
 			inner, _ := f["feature"].(map[string]any)
-			if inner["_type"] != "Value" || inner["dtype"] != "string" || got.DuckDB.Types[name] != "VARCHAR[]" {
+			if f["length"] != -1.0 || inner["_type"] != "Value" || inner["dtype"] != "string" || got.DuckDB.Types[name] != "VARCHAR[]" {
 				t.Errorf("list feature %s = %v, column %s", name, f, got.DuckDB.Types[name])
 			}
 		default:
@@ -117,35 +119,41 @@ func TestDatasetCard(t *testing.T) {
 				Path  string `yaml:"path"`
 			} `yaml:"data_files"`
 		} `yaml:"configs"`
-		DatasetInfo struct {
-			Features []struct {
-				Name  string `yaml:"name"`
-				Dtype string `yaml:"dtype"`
-				List  string `yaml:"list"`
+		DatasetInfos []struct {
+			ConfigName string `yaml:"config_name"`
+			Features   []struct {
+				Name     string `yaml:"name"`
+				Dtype    string `yaml:"dtype"`
+				Sequence string `yaml:"sequence"`
 			} `yaml:"features"`
 			Splits []struct {
 				Name        string `yaml:"name"`
+				NumBytes    int64  `yaml:"num_bytes"`
 				NumExamples int    `yaml:"num_examples"`
 			} `yaml:"splits"`
 			DownloadSize int64 `yaml:"download_size"`
+			DatasetSize  int64 `yaml:"dataset_size"`
 		} `yaml:"dataset_info"`
 	}
 	if err := yaml.Unmarshal([]byte(header), &card); err != nil {
 		t.Fatalf("YAML header: %v\n%s", err, header)
 	}
-	if card.License != hf.DefaultLicense || len(card.Configs) != 1 || card.Configs[0].ConfigName != "default" ||
-		card.Configs[0].DataFiles[0].Split != "train" || card.Configs[0].DataFiles[0].Path != "data/train-*" {
-		t.Errorf("card configs = %+v", card)
+	if card.License != hf.DefaultLicense || len(card.Configs) != 2 || card.Configs[0].ConfigName != "default" ||
+		card.Configs[0].DataFiles[0].Split != "train" || card.Configs[0].DataFiles[0].Path != "data/train-*" ||
+		card.Configs[1].ConfigName != "runs" || card.Configs[1].DataFiles[0].Path != "runs/train-*" || len(card.DatasetInfos) != 2 {
+		t.Fatalf("card configs = %+v", card)
 	}
-	if len(card.DatasetInfo.Features) != len(pq.Columns) {
-		t.Fatalf("%d card features, want %d", len(card.DatasetInfo.Features), len(pq.Columns))
+	info := card.DatasetInfos[0]
+	cols := pq.ColumnsFor(s.Records)
+	if len(info.Features) != len(cols) {
+		t.Fatalf("%d card features, want %d", len(info.Features), len(cols))
 	}
-	for i, c := range pq.Columns {
-		f := card.DatasetInfo.Features[i]
+	for i, c := range cols {
+		f := info.Features[i]
 		want := hf.Dtype(c.Kind)
 		if c.Kind == pq.StringList {
-			if f.List != "string" {
-				t.Errorf("card feature %s: list %q", c.Name, f.List)
+			if f.Sequence != "string" {
+				t.Errorf("card feature %s: sequence %q", c.Name, f.Sequence)
 			}
 			continue
 		}
@@ -154,10 +162,13 @@ func TestDatasetCard(t *testing.T) {
 		}
 	}
 	st, _ := os.Stat(filepath.Join(out, filepath.FromSlash(hf.DataFile)))
-	if card.DatasetInfo.Splits[0].NumExamples != len(s.Records) || card.DatasetInfo.DownloadSize != st.Size() {
-		t.Errorf("splits/size = %+v / %d, want %d / %d", card.DatasetInfo.Splits, card.DatasetInfo.DownloadSize, len(s.Records), st.Size())
+	if info.Splits[0].NumExamples != len(s.Records) || info.DownloadSize != st.Size() || info.Splits[0].NumBytes <= 0 || info.DatasetSize != info.Splits[0].NumBytes {
+		t.Errorf("splits/size = %+v / %d / %d, want %d / %d", info.Splits, info.DownloadSize, info.DatasetSize, len(s.Records), st.Size())
 	}
-	for _, want := range []string{"## Methodology", "bootstrap confidence intervals (1000 resamples, seed 42)", "## Hardware and software", "cpu: package-0", "## Licence", "| run |"} {
+	if runs := card.DatasetInfos[1]; runs.ConfigName != "runs" || runs.Splits[0].NumExamples != countRuns(s) || runs.Splits[0].NumBytes <= 0 {
+		t.Errorf("runs config info = %+v", runs)
+	}
+	for _, want := range []string{"## Methodology", "bootstrap confidence intervals of the mean, 10000 resamples, seed 42; method: ", "## Hardware and software", "cpu: package-0", "## Licence", "| study | run | coordinates |"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("card prose lacks %q", want)
 		}
@@ -179,8 +190,47 @@ func TestCardBackendVersionsSorted(t *testing.T) {
 		recs = append(recs, &result.Record{RunID: "r", Backend: "native", Status: result.StatusOK,
 			Worker: &result.WorkerInfo{Versions: map[string]string{"llem": "1", "go": "go1", "commit": "abc"}}})
 	}
-	card := string(hf.Card(&result.Study{Dir: "d", Records: recs}, 0, hf.DefaultLicense))
+	card := string(hf.Card(exporters.NewSet(&result.Study{Dir: "d", Records: recs}), nil, nil, nil, hf.DefaultLicense))
 	if !strings.Contains(card, "- Backends: native commit=abc go=go1 llem=1\n") {
 		t.Errorf("card backends line:\n%s", card)
+	}
+}
+
+func countRuns(s *result.Study) int {
+	ids := map[string]bool{}
+	for _, r := range s.Records {
+		ids[r.RunID] = true
+	}
+	return len(ids)
+}
+
+// TestCardIdenticalAcrossExports: ten exports of one study give the same
+// card, byte for byte, and the same data files.
+func TestCardIdenticalAcrossExports(t *testing.T) {
+	_, s := export(t)
+	var first [][]byte
+	for i := range 10 {
+		out := filepath.Join(t.TempDir(), "hf")
+		e, _ := hf.New(exporters.Params{Dest: out})
+		if err := e.Export(context.Background(), exporters.NewSet(s)); err != nil {
+			t.Fatal(err)
+		}
+		var files [][]byte
+		for _, f := range []string{"README.md", hf.DataFile, hf.RunsFile} {
+			b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, b)
+		}
+		if i == 0 {
+			first = files
+			continue
+		}
+		for k, f := range []string{"README.md", hf.DataFile, hf.RunsFile} {
+			if !bytes.Equal(files[k], first[k]) {
+				t.Fatalf("export %d: %s differs from the first export's", i+1, f)
+			}
+		}
 	}
 }

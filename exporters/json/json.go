@@ -1,7 +1,8 @@
-// Package json exports a study's records as one JSON array, or as JSON
-// lines (one record per line, for streaming tools such as jq -c or
-// pandas.read_json(lines=True)). Records are written exactly as stored:
-// same field names as docs/schema/record.schema.json.
+// Package json exports studies' records as one JSON object (records and
+// per-run statistics), or as JSON lines (one record per line, for
+// streaming tools such as jq -c or pandas.read_json(lines=True)). Records
+// keep the field names of docs/schema/record.schema.json, with unmeasured
+// values of failed runs as null (as in Parquet) and a co2 estimate added.
 package json
 
 import (
@@ -39,8 +40,10 @@ func (e *Exporter) Description() string {
 	return kind + " to " + dest
 }
 
-// Export writes every record of s.
-func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
+// Export writes every record of s: as JSON lines, one record per line; as
+// JSON, one object {"studies": [...], "records": [...], "runs": [...]}
+// whose runs are the per-run statistics (exporters.Set.Runs).
+func (e *Exporter) Export(ctx context.Context, s *exporters.Set) (err error) {
 	w, err := exporters.Open(e.p)
 	if err != nil {
 		return err
@@ -49,33 +52,44 @@ func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	if !e.p.JSONL {
-		if _, err := bw.WriteString("[\n"); err != nil {
-			return fmt.Errorf("write json: %w", err)
+		names := make([]string, len(s.Studies))
+		for i, st := range s.Studies {
+			names[i] = st.Name()
 		}
-		enc.SetIndent("  ", "  ")
+		b, _ := json.Marshal(names)
+		fmt.Fprintf(bw, "{\n  \"schema_version\": %q,\n  \"studies\": %s,\n  \"records\": [\n", result.SchemaVersion, b)
 	}
-	for i, r := range s.Records {
+	for i, r := range s.Records() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		v := view(r, e.p.Carbon)
 		if !e.p.JSONL {
 			if i > 0 {
 				bw.WriteString(",\n")
 			}
-			bw.WriteString("  ")
-			b, err := json.MarshalIndent(r, "  ", "  ")
+			bw.WriteString("    ")
+			b, err := json.MarshalIndent(v, "    ", "  ")
 			if err != nil {
 				return fmt.Errorf("encode record %s cycle %d: %w", r.RunID, r.Cycle, err)
 			}
 			bw.Write(b)
 			continue
 		}
-		if err := enc.Encode(r); err != nil { // Encode appends the newline
+		if err := enc.Encode(v); err != nil { // Encode appends the newline
 			return fmt.Errorf("encode record %s cycle %d: %w", r.RunID, r.Cycle, err)
 		}
 	}
 	if !e.p.JSONL {
-		bw.WriteString("\n]\n")
+		runs, _ := s.Runs()
+		if runs == nil {
+			runs = []exporters.RunRow{}
+		}
+		b, err := json.MarshalIndent(runs, "  ", "  ")
+		if err != nil {
+			return fmt.Errorf("encode runs: %w", err)
+		}
+		fmt.Fprintf(bw, "\n  ],\n  \"runs\": %s\n}\n", b)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write json: %w", err)

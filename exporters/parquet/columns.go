@@ -3,11 +3,14 @@ package parquet
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/llenergymeasure/llem/exporters"
 	"github.com/llenergymeasure/llem/pkg/carbon"
+	"github.com/llenergymeasure/llem/pkg/compute"
 	"github.com/llenergymeasure/llem/pkg/result"
 )
 
@@ -49,6 +52,11 @@ type row struct {
 	r    *result.Record
 	est  *carbon.Estimate
 	co2g float64
+	// coords are r's grid coordinates, parsed once per row when the
+	// export has coordinate columns.
+	coords map[string]json.RawMessage
+	// run is set instead of r on rows of the per-run statistics table.
+	run *exporters.RunRow
 }
 
 // newRow derives a row's carbon values from unit = carbon.Compute(1, cc).
@@ -169,8 +177,8 @@ func phase(prefix string, g func(*result.Record) *result.PhaseMetrics) []Column 
 }
 
 func dist(prefix string, g func(*result.Record) *result.Dist) []Column {
-	cols := []Column{{Name: prefix + "_n", Kind: Int64, Doc: prefix + " sample count", i: func(x *row) (int64, bool) {
-		return int64(g(x.r).N), true
+	cols := []Column{{Name: prefix + "_n", Kind: Int64, Doc: prefix + " sample count (null for a failed run)", i: func(x *row) (int64, bool) {
+		return int64(g(x.r).N), x.r.Status == result.StatusOK
 	}}}
 	for _, q := range []struct {
 		suffix string
@@ -230,12 +238,12 @@ var Columns = func() []Column {
 		f64("wall_s", "whole run", func(r *result.Record) float64 { return r.Timing.WallS }),
 		f64("load_s", "model load", func(r *result.Record) float64 { return r.Timing.LoadS }),
 		f64("warmup_s", "warmup", func(r *result.Record) float64 { return r.Timing.WarmupS }),
-		f64("window_s", "measured window", func(r *result.Record) float64 { return r.Timing.WindowS }),
+		measuredF64("window_s", "measured window", func(r *result.Record) float64 { return r.Timing.WindowS }),
 		str("energy_sensor", "sensor", func(r *result.Record) string { return r.Energy.Sensor }),
 		str("energy_method", "counter, power-integration, estimate-tdp or unavailable", func(r *result.Record) string { return r.Energy.Method }),
 		nstr("energy_unavailable", "why no energy was measured", func(r *result.Record) string { return r.Energy.Unavailable }),
 		f64("sample_interval_ms", "timeline sampling interval", func(r *result.Record) float64 { return r.Energy.SampleIntervalMs }),
-		i64("energy_samples", "timeline samples in the window", func(r *result.Record) int64 { return int64(r.Energy.Samples) }),
+		measuredI64("energy_samples", "timeline samples in the window", func(r *result.Record) int64 { return int64(r.Energy.Samples) }),
 		pf64("energy_raw_j", "window energy, all devices", func(r *result.Record) *float64 { return r.Energy.RawJ }),
 		pf64("energy_adjusted_j", "raw minus idle baseline", func(r *result.Record) *float64 { return r.Energy.BaselineAdjustedJ }),
 		pf64("baseline_power_w", "idle baseline power", func(r *result.Record) *float64 {
@@ -258,12 +266,12 @@ var Columns = func() []Column {
 			}
 			return nil
 		}),
-		i64("requests", "requests", func(r *result.Record) int64 { return int64(r.Throughput.Requests) }),
-		i64("input_tokens", "input tokens", func(r *result.Record) int64 { return int64(r.Throughput.InputTokens) }),
-		i64("output_tokens", "output tokens", func(r *result.Record) int64 { return int64(r.Throughput.OutputTokens) }),
-		f64("input_tokens_per_sec", "input tokens / window", func(r *result.Record) float64 { return r.Throughput.InputTokensPerSec }),
-		f64("output_tokens_per_sec", "output tokens / window", func(r *result.Record) float64 { return r.Throughput.OutputTokensPerSec }),
-		f64("requests_per_sec", "requests / window", func(r *result.Record) float64 { return r.Throughput.RequestsPerSec }),
+		measuredI64("requests", "requests", func(r *result.Record) int64 { return int64(r.Throughput.Requests) }),
+		measuredI64("input_tokens", "input tokens", func(r *result.Record) int64 { return int64(r.Throughput.InputTokens) }),
+		measuredI64("output_tokens", "output tokens", func(r *result.Record) int64 { return int64(r.Throughput.OutputTokens) }),
+		measuredF64("input_tokens_per_sec", "input tokens / window", func(r *result.Record) float64 { return r.Throughput.InputTokensPerSec }),
+		measuredF64("output_tokens_per_sec", "output tokens / window", func(r *result.Record) float64 { return r.Throughput.OutputTokensPerSec }),
+		measuredF64("requests_per_sec", "requests / window", func(r *result.Record) float64 { return r.Throughput.RequestsPerSec }),
 		nstr("efficiency_basis", "baseline_adjusted or raw", func(r *result.Record) string { return r.Efficiency.Basis }),
 		pf64("energy_per_output_token_j", "primary cross-config metric", func(r *result.Record) *float64 { return r.Efficiency.EnergyPerOutputTokenJ }),
 		pf64("energy_per_token_j", "energy / (input + output tokens)", func(r *result.Record) *float64 { return r.Efficiency.EnergyPerTokenJ }),
@@ -329,6 +337,126 @@ var Columns = func() []Column {
 		rawJSON("config", "effective config, JSON", func(r *result.Record) json.RawMessage { return r.Config }),
 		rawJSON("environment", "environment snapshot, JSON", func(r *result.Record) json.RawMessage { return r.Environment }),
 		nstr("phase_split_method", "how prefill was told from decode: timestamps or prefill-pass", func(r *result.Record) string { return r.PhaseSplitMethod }),
+		// Appended for issue 16; earlier positions are unchanged.
+		pf64("adjusted_energy_per_output_token_j", "energy_adjusted_j / output tokens (null without a baseline)", func(r *result.Record) *float64 { return r.Efficiency.AdjustedEnergyPerOutputTokenJ }),
+		measuredI64("window_start_ns", "CLOCK_MONOTONIC start of the measured window (null for a failed run)", func(r *result.Record) int64 { return r.Timing.WindowStartNs }),
+		measuredI64("window_end_ns", "CLOCK_MONOTONIC end of the measured window (null for a failed run)", func(r *result.Record) int64 { return r.Timing.WindowEndNs }),
+		Column{Name: "model_layers", Kind: Int64, Doc: "transformer layers (worker's loaded event)", i: func(x *row) (int64, bool) {
+			if m := x.r.ModelInfo; m != nil && m.Layers > 0 {
+				return int64(m.Layers), true
+			}
+			return 0, false
+		}},
+		Column{Name: "model_dtype", Kind: String, Doc: "weights dtype as loaded", s: func(x *row) (string, bool) {
+			if m := x.r.ModelInfo; m != nil && m.DType != "" {
+				return m.DType, true
+			}
+			return "", false
+		}},
+		Column{Name: "model_memory_bytes", Kind: Int64, Doc: "model memory reported by the worker", i: func(x *row) (int64, bool) {
+			if m := x.r.ModelInfo; m != nil && m.MemoryBytes > 0 {
+				return m.MemoryBytes, true
+			}
+			return 0, false
+		}},
+		Column{Name: "model_load_time_s", Kind: Float64, Doc: "model load time reported by the worker", f: func(x *row) (float64, bool) {
+			if m := x.r.ModelInfo; m != nil {
+				return m.LoadTimeS, true
+			}
+			return 0, false
+		}},
+		Column{Name: "worker_runner", Kind: String, Doc: "local or docker", s: func(x *row) (string, bool) {
+			if w := x.r.Worker; w != nil && w.Runner != "" {
+				return w.Runner, true
+			}
+			return "", false
+		}},
+		Column{Name: "worker_protocol_version", Kind: Int64, Doc: "worker protocol version", i: func(x *row) (int64, bool) {
+			if w := x.r.Worker; w != nil {
+				return int64(w.ProtocolVersion), true
+			}
+			return 0, false
+		}},
+		Column{Name: "worker_versions", Kind: String, Doc: "backend package versions, JSON object (also one version_<package> column each)", s: func(x *row) (string, bool) {
+			if w := x.r.Worker; w != nil && len(w.Versions) > 0 {
+				b, _ := json.Marshal(w.Versions) // keys sorted
+				return string(b), true
+			}
+			return "", false
+		}},
+		nstr("coordinates", "grid coordinates, JSON object (also one typed coord_<dimension> column each)", func(r *result.Record) string {
+			s, _ := compactJSON(r.Coordinates)
+			if s == "{}" {
+				return ""
+			}
+			return s
+		}),
+	)
+	c = append(c, flopsColumns()...)
+	c = append(c,
+		pf64("wh_per_1k_output_tokens", "energy_per_output_token_j in Wh per 1000 output tokens (= kWh per million output tokens)", func(r *result.Record) *float64 {
+			if p := r.Efficiency.EnergyPerOutputTokenJ; p != nil {
+				v := *p * 1000 / 3600
+				return &v
+			}
+			return nil
+		}),
 	)
 	return c
 }()
+
+// flops is a row's estimated FLOPs: pkg/compute's formula (Kaplan et al.
+// 2020) for the run's mean request shape (input and output tokens per
+// request), where llem knows the model's architecture (the random
+// presets); ok is false otherwise and for failed runs.
+func flops(r *result.Record) (compute.FLOPs, bool) {
+	t := r.Throughput
+	if r.Status != result.StatusOK || t.Requests <= 0 || t.InputTokens <= 0 {
+		return compute.FLOPs{}, false
+	}
+	a, ok := compute.ForModel(r.Model)
+	if !ok {
+		return compute.FLOPs{}, false
+	}
+	p := int(math.Round(float64(t.InputTokens) / float64(t.Requests)))
+	o := int(math.Round(float64(t.OutputTokens) / float64(t.Requests)))
+	return a.RunFLOPs(t.Requests, p, o), true
+}
+
+func flopsColumns() []Column {
+	get := func(name, doc string, v func(f compute.FLOPs, r *result.Record) (float64, bool)) Column {
+		return Column{Name: name, Kind: Float64, Doc: doc, f: func(x *row) (float64, bool) {
+			f, ok := flops(x.r)
+			if !ok {
+				return 0, false
+			}
+			return v(f, x.r)
+		}}
+	}
+	return []Column{
+		get("flops_total", "estimated forward FLOPs of the window's requests (2N + 2·n_layer·ctx·d_attn per token; null when the architecture is unknown)",
+			func(f compute.FLOPs, _ *result.Record) (float64, bool) { return f.Total, true }),
+		get("flops_per_input_token", "estimated prefill FLOPs per prompt token", func(f compute.FLOPs, _ *result.Record) (float64, bool) { return f.PerInputToken, true }),
+		get("flops_per_output_token", "estimated decode FLOPs per decode step", func(f compute.FLOPs, _ *result.Record) (float64, bool) {
+			return f.PerOutputToken, f.PerOutputToken > 0
+		}),
+		get("flops_per_sec", "flops_total / window_s", func(f compute.FLOPs, r *result.Record) (float64, bool) {
+			return f.Total / r.Timing.WindowS, r.Timing.WindowS > 0
+		}),
+	}
+}
+
+// measuredF64 is a float64 column that is null for a failed run.
+func measuredF64(name, doc string, g func(*result.Record) float64) Column {
+	return Column{Name: name, Kind: Float64, Doc: doc, f: func(x *row) (float64, bool) {
+		return g(x.r), x.r.Status == result.StatusOK
+	}}
+}
+
+// measuredI64 is an int64 column that is null for a failed run (its value
+// was never measured), as in the JSON export.
+func measuredI64(name, doc string, g func(*result.Record) int64) Column {
+	return Column{Name: name, Kind: Int64, Doc: doc, i: func(x *row) (int64, bool) {
+		return g(x.r), x.r.Status == result.StatusOK
+	}}
+}

@@ -8,6 +8,8 @@ package parquet
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -22,17 +24,18 @@ const RowGroupRows = 1 << 16
 // schema version the columns were derived from.
 const MetadataSchemaVersion = "llem:schema_version"
 
-// Schema returns the Arrow schema of the export with extra metadata.
-func Schema(meta map[string]string) *arrow.Schema {
-	fields := make([]arrow.Field, len(Columns))
-	for i, c := range Columns {
+// Schema returns the Arrow schema of cols with extra metadata (keys in
+// sorted order, so the same export is the same bytes).
+func Schema(cols []Column, meta map[string]string) *arrow.Schema {
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
 		fields[i] = arrow.Field{Name: c.Name, Type: c.Kind.Arrow(), Nullable: true}
 	}
 	keys := []string{MetadataSchemaVersion}
 	vals := []string{result.SchemaVersion}
-	for k, v := range meta {
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
 		keys = append(keys, k)
-		vals = append(vals, v)
+		vals = append(vals, meta[k])
 	}
 	md := arrow.NewMetadata(keys, vals)
 	return arrow.NewSchema(fields, &md)
@@ -49,12 +52,25 @@ func New(p exporters.Params) (exporters.Exporter, error) {
 var _ exporters.Exporter = (*Exporter)(nil)
 
 func init() {
-	exporters.Register(exporters.Format{Name: "parquet", New: New, DefaultDest: func(slug string) string { return slug + ".parquet" }})
+	exporters.Register(exporters.Format{Name: "parquet", New: New, DefaultDest: func(slug string) string { return slug + ".parquet" }, Beside: RunsDest})
+}
+
+// RunsDest is where the per-run statistics table of a Parquet export to
+// dest goes: x.parquet → x.runs.parquet (stdout exports have none).
+func RunsDest(dest string) []string {
+	if dest == "" || dest == "-" {
+		return nil
+	}
+	return []string{exporters.BesideFile(dest, ".parquet", ".runs")}
 }
 
 // Description says what will be written.
 func (e *Exporter) Description() string {
-	return fmt.Sprintf("Parquet, one row per run per cycle, %d columns, to %s", len(Columns), dest(e.p.Dest))
+	d := fmt.Sprintf("Parquet, one row per run per cycle, %d+ columns, to %s", len(Columns), dest(e.p.Dest))
+	if runs := RunsDest(e.p.Dest); runs != nil {
+		d += "; per-run statistics to " + runs[0]
+	}
+	return d
 }
 
 func dest(d string) string {
@@ -64,15 +80,32 @@ func dest(d string) string {
 	return d
 }
 
-// Export writes s's records.
-func (e *Exporter) Export(ctx context.Context, s *result.Study) (err error) {
+// Export writes s's records and, beside a file, its per-run statistics.
+// Both files are complete before either is renamed into place.
+func (e *Exporter) Export(ctx context.Context, s *exporters.Set) (err error) {
 	w, err := exporters.Open(e.p)
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
-	if err := Write(ctx, w, s.Records, e.p.Carbon, nil); err != nil {
+	if err := Write(ctx, w, s.Records(), e.p.Carbon, nil); err != nil {
 		return err
+	}
+	if runs := RunsDest(e.p.Dest); runs != nil {
+		rp := e.p
+		rp.Dest = runs[0]
+		rw, err := exporters.Open(rp)
+		if err != nil {
+			return err
+		}
+		defer rw.Abort()
+		rows, _ := s.Runs()
+		if err := WriteRuns(ctx, rw, rows, nil); err != nil {
+			return err
+		}
+		if err := rw.Commit(); err != nil {
+			return err
+		}
 	}
 	return w.Commit()
 }

@@ -44,7 +44,7 @@ func TestParquetReadByIndependentReaders(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "study.parquet")
 	intensity := 300.0
 	e, _ := pq.New(exporters.Params{Dest: out, Carbon: carbon.Config{IntensityGPerKWh: &intensity}})
-	if err := e.Export(context.Background(), s); err != nil {
+	if err := e.Export(context.Background(), exporters.NewSet(s)); err != nil {
 		t.Fatal(err)
 	}
 	got := exportertest.ReadParquet(t, out, `SELECT run_id, cycle::INTEGER AS cycle, status, energy_raw_j, energy_adjusted_j, output_tokens::INTEGER AS output_tokens, co2_g,
@@ -53,10 +53,11 @@ func TestParquetReadByIndependentReaders(t *testing.T) {
 	if got.Hyparquet.NumRows != 12 || got.DuckDB.Count != 12 {
 		t.Fatalf("rows: hyparquet %d, duckdb %d, want 12", got.Hyparquet.NumRows, got.DuckDB.Count)
 	}
-	if len(got.Hyparquet.Columns) != len(pq.Columns) {
-		t.Fatalf("hyparquet sees %d columns, want %d", len(got.Hyparquet.Columns), len(pq.Columns))
+	cols := pq.ColumnsFor(s.Records)
+	if len(got.Hyparquet.Columns) != len(cols) {
+		t.Fatalf("hyparquet sees %d columns, want %d", len(got.Hyparquet.Columns), len(cols))
 	}
-	for i, c := range pq.Columns {
+	for i, c := range cols {
 		if got.Hyparquet.Columns[i] != c.Name {
 			t.Errorf("column %d = %q, want %q", i, got.Hyparquet.Columns[i], c.Name)
 		}
@@ -107,7 +108,7 @@ func TestParquetNoCarbonMeansNullCO2(t *testing.T) {
 	s := loadStudy(t, exportertest.Spec{Runs: 1, Cycles: 2, Seed: 1})
 	out := filepath.Join(t.TempDir(), "x.parquet")
 	e, _ := pq.New(exporters.Params{Dest: out})
-	if err := e.Export(context.Background(), s); err != nil {
+	if err := e.Export(context.Background(), exporters.NewSet(s)); err != nil {
 		t.Fatal(err)
 	}
 	got := exportertest.ReadParquet(t, out, "SELECT count(co2_g)::INTEGER AS n, count(carbon_method)::INTEGER AS m FROM t")

@@ -22,7 +22,8 @@ import (
 // pqarrow.FileWriter, dictionaries hashed by arrow-go) that Write must
 // agree with, value for value.
 func referenceWrite(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Config, meta map[string]string) error {
-	schema := Schema(meta)
+	cols := ColumnsFor(recs)
+	schema := Schema(cols, meta)
 	// Dictionary encoding only where values repeat (strings: model,
 	// backend, status, configs...). For measured floats it costs a hash
 	// lookup per value and every value is distinct anyway.
@@ -32,7 +33,7 @@ func referenceWrite(ctx context.Context, w io.Writer, recs []*result.Record, cc 
 		parquet.WithMaxRowGroupLength(RowGroupRows),
 		parquet.WithCreatedBy("llem"),
 	}
-	for _, c := range Columns {
+	for _, c := range cols {
 		if c.Kind == String && c.j == nil && c.Name != "error_message" {
 			opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
 		}
@@ -57,38 +58,35 @@ func referenceWrite(ctx context.Context, w io.Writer, recs []*result.Record, cc 
 		}
 		return nil
 	}
-	builders := make([]array.Builder, len(Columns))
-	for i := range Columns {
+	builders := make([]array.Builder, len(cols))
+	for i := range cols {
 		builders[i] = b.Field(i)
 	}
 	// The carbon settings are the same for every row: resolve them once
 	// (region lookup, validation) and scale per row.
 	unit := carbon.Compute(1, cc)
-	rows := make([]row, 0, min(RowGroupRows, len(recs)))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(Columns)))
+	all := recordRows(recs, cols, &unit)
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(cols)))
 	for lo := 0; lo < len(recs); lo += RowGroupRows {
 		if err := ctx.Err(); err != nil {
 			fw.Close()
 			return err
 		}
 		hi := min(lo+RowGroupRows, len(recs))
-		rows = rows[:0]
-		for _, r := range recs[lo:hi] {
-			rows = append(rows, newRow(r, &unit))
-		}
+		rows := all[lo:hi]
 		// Column-major and in parallel: each builder is touched by one
 		// goroutine and stays hot in cache while it takes a whole batch.
 		b.Reserve(len(rows))
 		var wg sync.WaitGroup
-		next := make(chan int, len(Columns))
-		for i := range Columns {
+		next := make(chan int, len(cols))
+		for i := range cols {
 			next <- i
 		}
 		close(next)
 		for range workers {
 			wg.Go(func() {
 				for i := range next {
-					appendColumn(builders[i], &Columns[i], rows)
+					appendColumn(builders[i], &cols[i], rows)
 				}
 			})
 		}

@@ -48,11 +48,19 @@ import (
 // blockRows is the number of records read together for all columns.
 const blockRows = 256
 
-// Write writes records to w as Parquet. meta is added to the file's
-// key-value metadata (the hf exporter puts its "huggingface" key there).
+// Write writes records to w as Parquet, with the columns ColumnsFor(recs).
+// meta is added to the file's key-value metadata (the hf exporter puts its
+// "huggingface" key there).
 func Write(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Config, meta map[string]string) error {
-	schema := Schema(meta)
-	props := writerProperties()
+	cols := ColumnsFor(recs)
+	unit := carbon.Compute(1, cc)
+	return writeRows(ctx, w, cols, recordRows(recs, cols, &unit), meta)
+}
+
+// writeRows writes rows as Parquet with the columns cols.
+func writeRows(ctx context.Context, w io.Writer, cols []Column, rows []row, meta map[string]string) error {
+	schema := Schema(cols, meta)
+	props := writerProperties(cols)
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 	pqSchema, err := pqarrow.ToParquet(schema, props, arrProps)
 	if err != nil {
@@ -70,20 +78,19 @@ func Write(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Co
 	if err != nil {
 		return fmt.Errorf("create parquet writer: %w", err)
 	}
-	unit := carbon.Compute(1, cc)
-	wr := newWriter(min(RowGroupRows, len(recs)), &arrProps)
-	for lo := 0; lo < len(recs); lo += RowGroupRows {
+	wr := newWriter(cols, min(RowGroupRows, len(rows)), &arrProps)
+	for lo := 0; lo < len(rows); lo += RowGroupRows {
 		if err := ctx.Err(); err != nil {
 			fw.Close()
 			return err
 		}
-		hi := min(lo+RowGroupRows, len(recs))
+		hi := min(lo+RowGroupRows, len(rows))
 		rgw, err := fw.AppendBufferedRowGroupChecked()
 		if err != nil {
 			fw.Close()
 			return fmt.Errorf("write parquet rows: %w", err)
 		}
-		wr.extract(recs[lo:hi], &unit)
+		wr.extract(rows[lo:hi])
 		if err := wr.encode(rgw); err != nil {
 			fw.Close()
 			return fmt.Errorf("write parquet rows: %w", err)
@@ -105,14 +112,14 @@ func Write(ctx context.Context, w io.Writer, recs []*result.Record, cc carbon.Co
 // writerProperties: snappy, dictionary encoding for string columns (whose
 // dictionaries Write builds itself), none for numbers (every measured value
 // is distinct, so a dictionary would only cost a hash per value).
-func writerProperties() *parquet.WriterProperties {
+func writerProperties(cols []Column) *parquet.WriterProperties {
 	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(false),
 		parquet.WithMaxRowGroupLength(RowGroupRows),
 		parquet.WithCreatedBy("llem"),
 	}
-	for _, c := range Columns {
+	for _, c := range cols {
 		if c.Kind == String {
 			opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
 		}
@@ -171,6 +178,7 @@ type colBuf struct {
 }
 
 type writer struct {
+	defs     []Column
 	rows     []row
 	cols     []colBuf
 	arrProps *pqarrow.ArrowWriterProperties
@@ -178,13 +186,13 @@ type writer struct {
 	order    []int // columns, most expensive to encode first
 }
 
-func newWriter(n int, arrProps *pqarrow.ArrowWriterProperties) *writer {
-	wr := &writer{rows: make([]row, n), cols: make([]colBuf, len(Columns)), arrProps: arrProps,
+func newWriter(defs []Column, n int, arrProps *pqarrow.ArrowWriterProperties) *writer {
+	wr := &writer{defs: defs, cols: make([]colBuf, len(defs)), arrProps: arrProps,
 		workers: max(1, runtime.GOMAXPROCS(0))}
-	for c := range Columns {
+	for c := range defs {
 		b := &wr.cols[c]
 		b.def = make([]int16, n)
-		switch Columns[c].Kind {
+		switch defs[c].Kind {
 		case Float64:
 			b.f = make([]float64, n)
 		case Int64, Timestamp:
@@ -192,7 +200,7 @@ func newWriter(n int, arrProps *pqarrow.ArrowWriterProperties) *writer {
 		case Bool:
 			b.b = make([]bool, n)
 		case String:
-			if Columns[c].j != nil {
+			if defs[c].j != nil {
 				b.raw = make([][]byte, n)
 				b.jsonC = map[string]string{}
 			} else {
@@ -205,7 +213,7 @@ func newWriter(n int, arrProps *pqarrow.ArrowWriterProperties) *writer {
 		}
 	}
 	for pass := range 2 {
-		for c, col := range Columns {
+		for c, col := range defs {
 			if (col.Kind == String || col.Kind == StringList) == (pass == 0) {
 				wr.order = append(wr.order, c)
 			}
@@ -238,19 +246,15 @@ func (wr *writer) parallel(n int, f func(int) error) error {
 	return firstErr
 }
 
-// extract reads recs (one row group) into the column buffers.
-func (wr *writer) extract(recs []*result.Record, unit *carbon.Estimate) {
-	n := len(recs)
-	wr.rows = wr.rows[:n]
+// extract reads rows (one row group) into the column buffers.
+func (wr *writer) extract(rows []row) {
+	n := len(rows)
+	wr.rows = rows
 	blocks := (n + blockRows - 1) / blockRows
 	_ = wr.parallel(blocks, func(bk int) error {
 		lo, hi := bk*blockRows, min((bk+1)*blockRows, n)
-		rows := wr.rows[lo:hi]
-		for k, r := range recs[lo:hi] {
-			rows[k] = newRow(r, unit)
-		}
-		for c := range Columns {
-			extractColumn(&Columns[c], &wr.cols[c], rows, lo)
+		for c := range wr.defs {
+			extractColumn(&wr.defs[c], &wr.cols[c], rows[lo:hi], lo)
 		}
 		return nil
 	})
@@ -328,8 +332,8 @@ func (wr *writer) encode(rgw file.BufferedRowGroupWriter) error {
 		if err != nil {
 			return err
 		}
-		if err := wr.encodeColumn(cw, &Columns[c], &wr.cols[c], n); err != nil {
-			return fmt.Errorf("column %s: %w", Columns[c].Name, err)
+		if err := wr.encodeColumn(cw, &wr.defs[c], &wr.cols[c], n); err != nil {
+			return fmt.Errorf("column %s: %w", wr.defs[c].Name, err)
 		}
 		// Cut and compress the last page here, in parallel, rather than in
 		// the row group's Close. Not for a dictionary-encoded column: its
@@ -338,7 +342,7 @@ func (wr *writer) encode(rgw file.BufferedRowGroupWriter) error {
 		fl, ok := cw.(interface{ FlushBufferedDataPages() error })
 		if ok && cw.CurrentEncoder().Encoding() != parquet.Encodings.PlainDict {
 			if err := fl.FlushBufferedDataPages(); err != nil {
-				return fmt.Errorf("column %s: %w", Columns[c].Name, err)
+				return fmt.Errorf("column %s: %w", wr.defs[c].Name, err)
 			}
 		}
 		return nil

@@ -210,9 +210,11 @@ func BenchmarkWritePhases(b *testing.B) {
 	}
 	intensity := 300.0
 	unit := carbon.Compute(1, carbon.Config{IntensityGPerKWh: &intensity})
-	props := writerProperties()
+	cols := ColumnsFor(recs)
+	rows := recordRows(recs, cols, &unit)
+	props := writerProperties(cols)
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
-	pqSchema, err := pqarrow.ToParquet(Schema(nil), props, arrProps)
+	pqSchema, err := pqarrow.ToParquet(Schema(cols, nil), props, arrProps)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -220,9 +222,9 @@ func BenchmarkWritePhases(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/row")
 	}
 	b.Run("extract", func(b *testing.B) {
-		wr := newWriter(len(recs), &arrProps)
+		wr := newWriter(cols, len(recs), &arrProps)
 		for b.Loop() {
-			wr.extract(recs, &unit)
+			wr.extract(rows)
 		}
 		perRow(b)
 	})
@@ -232,11 +234,11 @@ func BenchmarkWritePhases(b *testing.B) {
 			name = "encode-1-goroutine"
 		}
 		b.Run(name, func(b *testing.B) {
-			wr := newWriter(len(recs), &arrProps)
+			wr := newWriter(cols, len(recs), &arrProps)
 			if workers > 0 {
 				wr.workers = workers
 			}
-			wr.extract(recs, &unit)
+			wr.extract(rows)
 			for b.Loop() {
 				fw := file.NewParquetWriter(io.Discard, pqSchema.Root(), file.WithWriterProps(props))
 				rgw := fw.AppendBufferedRowGroup()

@@ -35,3 +35,21 @@ func CarbonEnergyJ(r *Record) float64 {
 	}
 	return 0
 }
+
+// FillCO2 sets r.CO2 to the estimate under cc of the energy CarbonEnergyJ
+// names (the exporters' per-row co2_g is the same number); nil when r has
+// no measured energy.
+func (r *Record) FillCO2(cc carbon.Config) {
+	r.CO2 = RecordCO2(r, cc)
+}
+
+// RecordCO2 is r's CO2 estimate under cc, computed as carbon.Estimate.Scale
+// of the one-joule estimate (as the Parquet writer does per row); nil when
+// r has no measured energy.
+func RecordCO2(r *Record, cc carbon.Config) *carbon.Estimate {
+	if r.Energy.RawJ == nil {
+		return nil
+	}
+	e := carbon.Compute(1, cc).Scale(CarbonEnergyJ(r))
+	return &e
+}

@@ -69,6 +69,7 @@ func (r *Record) FillWork(sum protocol.Summary) {
 		t.RequestsPerSec = float64(t.Requests) / T
 	}
 	var ttft, itl, tpot, e2e []float64
+	var per []RequestLatency
 	decodeTokens := 0
 	for _, q := range sum.Requests {
 		ttft = append(ttft, float64(q.TTFTNs)/1e6)
@@ -77,12 +78,17 @@ func (r *Record) FillWork(sum protocol.Summary) {
 		for _, g := range q.ITLNs {
 			itl = append(itl, float64(g)/1e6)
 		}
+		rl := RequestLatency{Index: q.Index, Batch: q.Batch, InputTokens: q.InputTokens, OutputTokens: q.OutputTokens,
+			TTFTMs: float64(q.TTFTNs) / 1e6, E2EMs: e, FinishReason: q.FinishReason}
 		if q.OutputTokens > 1 {
-			tpot = append(tpot, (e-float64(q.TTFTNs)/1e6)/float64(q.OutputTokens-1))
+			v := (e - float64(q.TTFTNs)/1e6) / float64(q.OutputTokens-1)
+			tpot = append(tpot, v)
+			rl.TPOTMs = &v
 			decodeTokens += q.OutputTokens - 1
 		}
+		per = append(per, rl)
 	}
-	r.Latency = Latency{TTFT: latencyDist(ttft), ITL: latencyDist(itl), TPOT: latencyDist(tpot), E2E: latencyDist(e2e)}
+	r.Latency = Latency{TTFT: latencyDist(ttft), ITL: latencyDist(itl), TPOT: latencyDist(tpot), E2E: latencyDist(e2e), PerRequest: per}
 	var pre, dec float64
 	for _, iv := range sum.Phases(protocol.PhasePrefill) {
 		pre += float64(iv.EndNs-iv.StartNs) / 1e9

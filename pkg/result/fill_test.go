@@ -34,6 +34,11 @@ func TestFillWorkAndPrefillPass(t *testing.T) {
 	if d := r.Latency.TPOT; d.N != 2 || d.MinMs != 10 || d.MaxMs != 10 {
 		t.Errorf("tpot %+v", d)
 	}
+	// Every request's latencies are kept beside the distributions.
+	if p := r.Latency.PerRequest; len(p) != 2 || p[0].TTFTMs != 10 || p[0].E2EMs != 40 || p[0].TPOTMs == nil || *p[0].TPOTMs != 10 ||
+		p[1].TTFTMs != 20 || p[1].E2EMs != 30 || p[1].OutputTokens != 2 || *p[1].TPOTMs != 10 {
+		t.Errorf("per request %+v", p)
+	}
 	if r.Prefill.Tokens != 8 || r.Prefill.TimeS != 1 || r.Decode.Tokens != 4 || r.Decode.TimeS != 2 || r.Decode.TokensPerSec != 2 {
 		t.Errorf("phases %+v %+v", r.Prefill, r.Decode)
 	}

@@ -19,6 +19,8 @@ package result
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/llenergymeasure/llem/pkg/carbon"
 )
 
 // SchemaVersion of Record, Manifest and Summary. The Python original wrote
@@ -78,6 +80,9 @@ type Record struct {
 	// GPUSettings is what was in effect on each GPU when the study set GPU
 	// settings (gpu: section); absent otherwise.
 	GPUSettings []GPUState `json:"gpu_settings,omitempty" doc:"per GPU: the power limit and clocks in effect for this run, when the study set them (gpu: section)"`
+	// CO2 is this record's emissions estimate (FillCO2); absent in records
+	// written before schema 3.1 and until a carbon setting is applied.
+	CO2 *carbon.Estimate `json:"co2,omitempty" doc:"estimated emissions of this run×cycle: carbon.Compute of the energy its efficiency ratios use (result.CarbonEnergyJ); co2_g null with absent_reason when no intensity resolves; absent when no energy was measured"`
 
 	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. estimate_used, window_too_short, power_throttling; docs/methodology.md lists them)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
@@ -247,6 +252,21 @@ type Latency struct {
 	ITL  Dist `json:"itl" doc:"inter-token latency, every gap of every request"`
 	TPOT Dist `json:"tpot" doc:"time per output token after the first, per request: (e2e − ttft)/(out − 1)"`
 	E2E  Dist `json:"e2e" doc:"end-to-end latency per request"`
+	// PerRequest keeps every request's latencies (the distributions above
+	// summarise them), for analyses the percentiles cannot answer.
+	PerRequest []RequestLatency `json:"per_request,omitempty" doc:"each measured request's latencies, in request order"`
+}
+
+// RequestLatency is one request of the measured window.
+type RequestLatency struct {
+	Index        int      `json:"index"`
+	Batch        int      `json:"batch"`
+	InputTokens  int      `json:"input_tokens"`
+	OutputTokens int      `json:"output_tokens"`
+	TTFTMs       float64  `json:"ttft_ms"`
+	E2EMs        float64  `json:"e2e_ms"`
+	TPOTMs       *float64 `json:"tpot_ms" doc:"(e2e − ttft)/(output_tokens − 1); null for a single output token"`
+	FinishReason string   `json:"finish_reason,omitempty" doc:"eos, length or stop"`
 }
 
 // Dist summarises a latency sample in milliseconds; N=0 means no samples.

@@ -3,6 +3,7 @@ package result
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 )
 
@@ -183,8 +185,9 @@ func TestTimeseriesIndependentReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	anchor := ClockAnchor{MonotonicNs: 1e9, UTC: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), UncertaintyNs: 40}
 	rel, err := s.WriteTimeseries(fakeTimeline(), TimeseriesMeta{Study: "s", RunID: "r1", Cycle: 2, WindowStartNs: 1e9, WindowEndNs: 1.4e9,
-		Phases: []PhaseSpan{{Name: "prefill", StartNs: 1e9, EndNs: 1.1e9}, {Name: "decode", StartNs: 1.1e9 + 1, EndNs: 1.4e9}}})
+		Phases: []PhaseSpan{{Name: "prefill", StartNs: 1e9, EndNs: 1.1e9}, {Name: "decode", StartNs: 1.1e9 + 1, EndNs: 1.4e9}}, Anchor: &anchor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +205,13 @@ func TestTimeseriesIndependentReader(t *testing.T) {
 	if r9["phase"] != "decode" || r9["device_index"] != 1.0 || r9["power_w"] != 11.0 || r9["energy_j"] != 4.0 {
 		t.Fatalf("row 9 = %v", r9)
 	}
-	if got.Llem["run_id"] != "r1" || got.Llem["cycle"] != 2.0 || got.Llem["sensor"] != "estimate" {
+	if got.Llem["run_id"] != "r1" || got.Llem["cycle"] != 2.0 || got.Llem["sensor"] != "estimate" || got.Llem["timeseries_version"] != "2" {
 		t.Fatalf("llem metadata = %v", got.Llem)
+	}
+	// The wall clock of each sample: the anchor plus its monotonic offset
+	// (sample 4 of a device is 400 ms after the anchor's monotonic time).
+	if r0["run_id"] != "r1" || r0["cycle"] != 2.0 || fmt.Sprint(r0["t_utc"]) != "2026-03-01T12:00:00.000Z" || fmt.Sprint(r9["t_utc"]) != "2026-03-01T12:00:00.400Z" {
+		t.Fatalf("t_utc/run_id/cycle: row 0 %v %v %v, row 9 %v", r0["t_utc"], r0["run_id"], r0["cycle"], r9["t_utc"])
 	}
 }
 
@@ -252,4 +260,18 @@ func ReadParquetWithNode(t *testing.T, readers, file string) NodeParquet {
 		t.Fatalf("node reader output: %v\n%s", err, out)
 	}
 	return got
+}
+
+// TestClockAnchorMapsToWallClock: a fresh anchor maps the monotonic clock
+// now to the wall clock now (within a second: both are read in this test),
+// and a later monotonic time to the same later offset.
+func TestClockAnchorMapsToWallClock(t *testing.T) {
+	a := NewClockAnchor()
+	now, wall := clock.Now(), time.Now()
+	if d := a.UTCOf(now).Sub(wall); d < -time.Second || d > time.Second {
+		t.Errorf("anchor maps now to %v, wall clock %v (off %v)", a.UTCOf(now), wall, d)
+	}
+	if a.UTCOf(a.MonotonicNs+1500).Sub(a.UTC) != 1500*time.Nanosecond || a.UncertaintyNs < 0 || a.UTC.Location() != time.UTC {
+		t.Errorf("anchor %+v", a)
+	}
 }

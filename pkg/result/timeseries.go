@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -14,12 +15,45 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 )
 
 // TimeseriesVersion is the version of the timeseries Parquet layout,
-// stored in the file's key-value metadata under "llem".
-const TimeseriesVersion = "1"
+// stored in the file's key-value metadata under "llem". Version 2 appended
+// t_utc, run_id and cycle and the clock anchor; earlier columns are
+// unchanged.
+const TimeseriesVersion = "2"
+
+// ClockAnchor ties the timeline's clock to UTC. Samples carry
+// CLOCK_MONOTONIC nanoseconds (pkg/clock: since boot, not counting
+// suspend, never stepped), which no other tool logs; DCGM, Zeus and
+// CodeCarbon log wall-clock time. The anchor is one reading of both
+// clocks: a monotonic t is UTC + (t − MonotonicNs). It is taken when the
+// timeseries is written, seconds after the window in the same boot, so
+// the mapping is off only by the NTP slew since then (at most 500 ppm,
+// typically a few ppm: microseconds over a window) plus UncertaintyNs.
+type ClockAnchor struct {
+	MonotonicNs int64     `json:"monotonic_ns"`
+	UTC         time.Time `json:"utc"`
+	// UncertaintyNs is half the monotonic time that passed while the
+	// wall clock was read (the anchor is the midpoint).
+	UncertaintyNs int64 `json:"uncertainty_ns"`
+}
+
+// NewClockAnchor reads both clocks: the wall clock between two monotonic
+// readings, the anchor at their midpoint.
+func NewClockAnchor() ClockAnchor {
+	m0 := clock.Now()
+	wall := time.Now().UTC()
+	m1 := clock.Now()
+	return ClockAnchor{MonotonicNs: m0 + (m1-m0)/2, UTC: wall.Round(0), UncertaintyNs: (m1 - m0 + 1) / 2}
+}
+
+// UTCOf is the wall-clock instant of the monotonic time tNs.
+func (a ClockAnchor) UTCOf(tNs int64) time.Time {
+	return a.UTC.Add(time.Duration(tNs - a.MonotonicNs))
+}
 
 // PhaseSpan is one worker-reported interval (prefill or decode of a batch).
 type PhaseSpan struct {
@@ -42,6 +76,9 @@ type TimeseriesMeta struct {
 	WindowEndNs   int64            `json:"window_end_ns"`
 	Channels      []energy.Channel `json:"channels"`
 	Phases        []PhaseSpan      `json:"phases,omitempty"`
+	// Anchor maps t_ns to UTC (t_utc); EncodeTimeseries reads the clocks
+	// when it is nil.
+	Anchor *ClockAnchor `json:"clock_anchor,omitempty"`
 }
 
 // timeseriesSchema is long format: one row per sample per channel (device),
@@ -64,6 +101,10 @@ var timeseriesSchema = []arrow.Field{
 	{Name: "util_pct", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	{Name: "mem_used_bytes", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 	{Name: "throttle_reasons", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	// Version 2, appended.
+	{Name: "t_utc", Type: arrow.FixedWidthTypes.Timestamp_us},
+	{Name: "run_id", Type: arrow.BinaryTypes.String},
+	{Name: "cycle", Type: arrow.PrimitiveTypes.Int64},
 }
 
 // TimeseriesColumns lists the column names of a timeseries Parquet file.
@@ -76,11 +117,17 @@ func TimeseriesColumns() []string {
 }
 
 // EncodeTimeseries encodes tl as a Parquet file (zstd). Column t_s is
-// seconds since meta.WindowStartNs; energy_j is the channel's cumulative
+// seconds since meta.WindowStartNs; t_utc is t_ns on the wall clock
+// (meta.Anchor, microseconds, UTC); energy_j is the channel's cumulative
 // counter relative to the sensor's first reading (take differences); phase
-// is the worker phase running at the sample, null outside every phase.
+// is the worker phase running at the sample, null outside every phase;
+// run_id and cycle repeat the window's, so files concatenate.
 func EncodeTimeseries(tl *energy.Timeline, meta TimeseriesMeta) ([]byte, error) {
 	meta.Version = TimeseriesVersion
+	if meta.Anchor == nil {
+		a := NewClockAnchor()
+		meta.Anchor = &a
+	}
 	meta.Sensor = tl.Sensor
 	meta.IntervalNs = tl.IntervalNs
 	meta.Channels = meta.Channels[:0]
@@ -109,11 +156,17 @@ func EncodeTimeseries(tl *energy.Timeline, meta TimeseriesMeta) ([]byte, error) 
 		floats   = []*array.Float64Builder{b.Field(8).(*array.Float64Builder), b.Field(9).(*array.Float64Builder), b.Field(10).(*array.Float64Builder), b.Field(11).(*array.Float64Builder), b.Field(12).(*array.Float64Builder), b.Field(13).(*array.Float64Builder)}
 		memUsed  = b.Field(14).(*array.Int64Builder)
 		throttle = b.Field(15).(*array.Int64Builder)
+		tUTC     = b.Field(16).(*array.TimestampBuilder)
+		runID    = b.Field(17).(*array.StringBuilder)
+		cycle    = b.Field(18).(*array.Int64Builder)
 	)
 	for _, c := range tl.Channels {
 		for _, s := range c.Samples {
 			tNs.Append(s.TNs)
 			tS.Append(float64(s.TNs-meta.WindowStartNs) / 1e9)
+			tUTC.Append(arrow.Timestamp(meta.Anchor.UTCOf(s.TNs).UnixMicro()))
+			runID.Append(meta.RunID)
+			cycle.Append(int64(meta.Cycle))
 			channel.Append(c.ID)
 			sensor.Append(c.Sensor)
 			kind.Append(c.Kind)

@@ -3,6 +3,7 @@ package stats_test
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,5 +107,41 @@ func TestVariedParamsInTable(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestCompareConstants: two runs whose every cycle measured the same
+// constant (different cycle counts, so a summed mean would round
+// differently) have one-point CIs that overlap.
+func TestCompareConstants(t *testing.T) {
+	mk := func(n int) *stats.StudySummary {
+		d := stats.Describe(slices.Repeat([]float64{0.1}, n), stats.Options{})
+		return &stats.StudySummary{Runs: []stats.RunStats{{RunID: "r", Backend: "native", Model: "m", ConfigHash: "h",
+			Metrics: []stats.MetricStats{{Name: "energy_per_output_token_j", Unit: "J/token", Description: d}}}}}
+	}
+	a, b := mk(3), mk(7)
+	if a.Runs[0].Metrics[0].Mean != 0.1 || b.Runs[0].Metrics[0].CI.Lower != 0.1 || b.Runs[0].Metrics[0].CI.Upper != 0.1 {
+		t.Fatalf("constant summarised as %+v", b.Runs[0].Metrics[0].Description)
+	}
+	c := stats.Compare("a", a, "b", b)
+	if len(c.Pairs) != 1 || len(c.Pairs[0].Metrics) != 1 {
+		t.Fatalf("comparison %+v", c)
+	}
+	m := c.Pairs[0].Metrics[0]
+	if m.Overlap == nil || !*m.Overlap || m.Diff != 0 {
+		t.Errorf("constants: overlap %v diff %v, want overlap yes, diff 0", m.Overlap, m.Diff)
+	}
+	var buf bytes.Buffer
+	if err := stats.WriteComparison(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "NO") || !strings.Contains(buf.String(), "yes") {
+		t.Errorf("text:\n%s", buf.String())
+	}
+	// Without the exact-constant path the sums differ in the last bit;
+	// Overlaps treats ends that close as touching.
+	x, y := stats.CI{Lower: 0.1, Upper: 0.1}, stats.CI{Lower: 0.10000000000000002, Upper: 0.10000000000000002}
+	if !x.Overlaps(y) || x.Overlaps(stats.CI{Lower: 0.1000001, Upper: 0.2}) {
+		t.Error("Overlaps tolerance wrong")
 	}
 }

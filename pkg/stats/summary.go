@@ -318,6 +318,7 @@ func summariseRun(recs []*result.Record, o Options) RunStats {
 		rs.Warnings = append(rs.Warnings, fmt.Sprintf("only %d valid cycles (< %d): CI is approximate", len(valid), MinCyclesForConfidence))
 	}
 	values := make([]float64, 0, len(valid))
+	cache := resampleCache{}
 	for _, m := range Metrics {
 		values = values[:0]
 		for _, r := range valid {
@@ -328,7 +329,7 @@ func summariseRun(recs []*result.Record, o Options) RunStats {
 		if len(values) == 0 {
 			continue
 		}
-		rs.Metrics = append(rs.Metrics, MetricStats{Name: m.Name, Unit: m.Unit, Description: Describe(values, o)})
+		rs.Metrics = append(rs.Metrics, MetricStats{Name: m.Name, Unit: m.Unit, Description: describe(values, o, cache)})
 		if m.Name == "energy_per_output_token_j" {
 			rs.SteadyStateAt = SteadyState(values, SteadyWindow, SteadyThreshold)
 		}

@@ -28,7 +28,7 @@ func TestSummaryAcrossCycles(t *testing.T) {
 		t.Fatalf("runs = %d, want 3", len(sum.Runs))
 	}
 	m := sum.Methodology
-	if m.Mode != stats.ModeFixedCycles || m.Resamples != 1000 || m.Seed != 42 || m.ConfidenceLevel != 0.95 || m.CIMethod != "bca" {
+	if m.Mode != stats.ModeFixedCycles || m.Resamples != stats.DefaultResamples || m.Seed != 42 || m.ConfidenceLevel != 0.95 || m.CIMethod != "bca" {
 		t.Errorf("methodology = %+v", m)
 	}
 	for i, r := range sum.Runs {
@@ -89,7 +89,7 @@ func TestReporters(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := buf.String()
-	for _, want := range []string{"J/OUT-TOKEN", "native / random:llama-15m / fp32", "5/5", "95% bca CI, 1000 resamples, seed 42", " ["} {
+	for _, want := range []string{"J/OUT-TOKEN", "native / random:llama-15m / fp32", "5/5", "95% bca CI, 10000 resamples, seed 42", " ["} {
 		if !strings.Contains(text, want) {
 			t.Errorf("table lacks %q:\n%s", want, text)
 		}
@@ -120,7 +120,7 @@ func TestReporters(t *testing.T) {
 	}
 }
 
-// BenchmarkSummary1000Runs: summary statistics, 1000 resamples, 1,000 runs
+// BenchmarkSummary1000Runs: summary statistics, DefaultResamples resamples, 1,000 runs
 // of 5 cycles (every metric of every run gets a BCa CI).
 func BenchmarkSummary1000Runs(b *testing.B) {
 	recs := exportertest.Records(exportertest.Spec{Runs: 1000, Cycles: 5, Seed: 4,
