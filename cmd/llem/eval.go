@@ -162,6 +162,12 @@ func (c *evalCmd) one(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 	if err := printPlan(stdio.Stdout, p.Plan); err != nil {
 		return err
 	}
+	if ests := p.MemoryEstimates(); len(ests) > 0 {
+		fmt.Fprintln(stdio.Stdout, "\npeak memory estimate per run (weights + KV cache + activations; pkg/compute):")
+		for _, e := range ests {
+			fmt.Fprintln(stdio.Stdout, "  "+e.String())
+		}
+	}
 	pipeline.DescribeGPUs(stdio.Stdout, p.Plan)
 	return printRunners(stdio.Stdout, p.Resolution)
 }
