@@ -34,6 +34,7 @@ import (
 
 	"github.com/llenergymeasure/llem/internal/version"
 	"github.com/llenergymeasure/llem/pkg/backend"
+	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/measure"
@@ -85,6 +86,10 @@ type Options struct {
 	OnEvent func(Event)
 	// LivePower is how often EventPower fires during a run (0: 1 s).
 	LivePower time.Duration
+	// Carbon is the study's carbon setting merged with the user config's:
+	// every measured record carries its CO2 estimate (or why there is
+	// none).
+	Carbon carbon.Config
 	// GPU, when the study sets GPU settings, applies them per run and
 	// restores the GPUs when the execution ends (see GPUControl).
 	GPU GPUControl

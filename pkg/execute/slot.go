@@ -40,6 +40,9 @@ func (x *executor) slot(ctx context.Context, pos int) (ok bool, err error) {
 		})
 		return false, err
 	}
+	if rec.Status == result.StatusOK {
+		rec.FillCO2(x.opt.Carbon)
+	}
 	rel, werr := x.st.WriteRecord(rec)
 	if werr != nil {
 		return false, werr

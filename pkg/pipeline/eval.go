@@ -14,6 +14,7 @@ import (
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/version"
+	"github.com/llenergymeasure/llem/pkg/carbon"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
 	"github.com/llenergymeasure/llem/pkg/execute"
@@ -244,7 +245,17 @@ func (p *Prepared) Options(o RunOptions) (execute.Options, error) {
 	if err != nil {
 		return execute.Options{}, fmt.Errorf("encode environment: %w", err)
 	}
+	// The study's carbon block wins over the user config's, as in llem
+	// results; an invalid one leaves records without CO2 (reported there).
+	var cc carbon.Config
+	if p.Plan.Carbon != nil {
+		cc = *p.Plan.Carbon
+	}
+	if p.User != nil {
+		cc = cc.Merge(p.User.Carbon)
+	}
 	return execute.Options{
+		Carbon:      cc,
 		Plan:        p.Resolution.ResolvedPlan(),
 		OutRoot:     o.Out,
 		Routes:      p.routes,
