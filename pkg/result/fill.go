@@ -174,6 +174,7 @@ func (r *Record) FillEnergy(w *measure.Window, base *measure.Baseline, tl *energ
 		}
 	}
 	r.Thermal = windowThermal(tl, w)
+	r.Memory = windowMemory(tl, w)
 	seen := map[string]bool{}
 	for _, f := range w.Flags {
 		if !seen[f.Code] {
@@ -304,6 +305,30 @@ func deviceIndex(tl *energy.Timeline, id string) int {
 
 // windowThermal reads the first, last and highest temperature over the
 // window; nil when no channel reports temperature or throttling.
+// windowMemory is the highest used device memory each GPU channel reported
+// in the window; nil when no channel reads memory (no GPU sensor).
+func windowMemory(tl *energy.Timeline, w *measure.Window) *DeviceMemory {
+	var m *DeviceMemory
+	for _, c := range tl.Channels {
+		lo, up := c.Bracket(w.StartNs, w.EndNs)
+		peak := int64(-1)
+		for _, s := range c.Samples[lo:up] {
+			if s.TNs >= w.StartNs && s.TNs <= w.EndNs { // Bracket adds a sample each side
+				peak = max(peak, s.MemUsedBytes)
+			}
+		}
+		if peak < 0 {
+			continue
+		}
+		if m == nil {
+			m = &DeviceMemory{PerDevice: map[string]int64{}, Source: "nvml"}
+		}
+		m.PerDevice[c.ID] = peak
+		m.PeakUsedBytes += peak
+	}
+	return m
+}
+
 func windowThermal(tl *energy.Timeline, w *measure.Window) *Thermal {
 	var first, last, hi = math.NaN(), math.NaN(), math.NaN()
 	throttled := false

@@ -126,3 +126,30 @@ func TestFillEnergyDomains(t *testing.T) {
 		t.Errorf("phases = %+v (shares sum %v)", en.Phases, shares)
 	}
 }
+
+// TestWindowMemory: the record's device memory is each GPU channel's
+// highest used memory inside the window (samples outside it ignored), and
+// absent when no channel reads memory.
+func TestWindowMemory(t *testing.T) {
+	t.Parallel()
+	ch := func(id string, used ...int64) energy.ChannelTimeline {
+		c := energy.ChannelTimeline{Channel: energy.Channel{ID: id, Kind: "gpu"}}
+		for i, u := range used {
+			c.Samples = append(c.Samples, energy.Sample{TNs: int64(i) * 1e9, MemUsedBytes: u, PowerW: 100})
+		}
+		return c
+	}
+	tl := &energy.Timeline{Channels: []energy.ChannelTimeline{
+		ch("gpu:a", 1, 5<<30, 7<<30, 6<<30, 99<<30), // the last sample is after the window
+		ch("gpu:b", -1, 2<<30, 3<<30, 1<<30, -1),
+		ch("estimate:cpu", -1, -1, -1, -1, -1),
+	}}
+	w := &measure.Window{StartNs: 1e9, EndNs: 3e9}
+	m := windowMemory(tl, w)
+	if m == nil || m.PerDevice["gpu:a"] != 7<<30 || m.PerDevice["gpu:b"] != 3<<30 || m.PeakUsedBytes != 10<<30 || len(m.PerDevice) != 2 {
+		t.Fatalf("memory = %+v", m)
+	}
+	if m := windowMemory(&energy.Timeline{Channels: tl.Channels[2:]}, w); m != nil {
+		t.Fatalf("no GPU channel: %+v", m)
+	}
+}

@@ -72,10 +72,11 @@ type Record struct {
 	Prefill    *PhaseMetrics `json:"prefill,omitempty" doc:"prefill phase: prompt processing up to the first token"`
 	Decode     *PhaseMetrics `json:"decode,omitempty" doc:"decode phase: tokens after the first"`
 	// PhaseSplitMethod is how prefill was told from decode.
-	PhaseSplitMethod string   `json:"phase_split_method,omitempty" doc:"timestamps (each batch's first forward pass timed directly) or prefill-pass (a separate max_tokens=1 pass measured before the full generation; decode = full generation − that pass)"`
-	Latency          Latency  `json:"latency"`
-	Thermal          *Thermal `json:"thermal,omitempty"`
-	Warmup           *Warmup  `json:"warmup,omitempty"`
+	PhaseSplitMethod string        `json:"phase_split_method,omitempty" doc:"timestamps (each batch's first forward pass timed directly) or prefill-pass (a separate max_tokens=1 pass measured before the full generation; decode = full generation − that pass)"`
+	Latency          Latency       `json:"latency"`
+	Thermal          *Thermal      `json:"thermal,omitempty"`
+	Memory           *DeviceMemory `json:"memory,omitempty" doc:"device memory the sampler saw in the measured window (NVML); absent without a GPU sensor"`
+	Warmup           *Warmup       `json:"warmup,omitempty"`
 
 	// GPUSettings is what was in effect on each GPU when the study set GPU
 	// settings (gpu: section); absent otherwise.
@@ -297,4 +298,13 @@ type Warmup struct {
 	Prompts       int     `json:"prompts"`
 	TimeS         float64 `json:"time_s"`
 	ThermalFloorS float64 `json:"thermal_floor_s"`
+}
+
+// DeviceMemory is the measured window's device memory as NVML reports it:
+// used memory of the whole GPU (every process on it, the CUDA context
+// included), sampled with the power timeline.
+type DeviceMemory struct {
+	PeakUsedBytes int64            `json:"peak_used_bytes" doc:"sum over the measured GPUs of each one's highest used memory in the window"`
+	PerDevice     map[string]int64 `json:"per_device_peak_bytes" doc:"highest used memory in the window per GPU channel"`
+	Source        string           `json:"source" doc:"nvml"`
 }
