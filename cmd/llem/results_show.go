@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/llenergymeasure/llem/pkg/carbon"
 	studyreport "github.com/llenergymeasure/llem/pkg/report"
@@ -95,6 +96,7 @@ func (c *resultsShowCmd) Run(stdio *IO, cfg *UserConfig) error {
 		return err
 	}
 	studyreport.TerminalBars(stdio.Stdout, sum)
+	printFailures(stdio.Stdout, s.Records)
 	if co2.CO2Grams != nil {
 		for _, r := range perRun {
 			if r.CO2Grams != nil {
@@ -107,4 +109,27 @@ func (c *resultsShowCmd) Run(stdio *IO, cfg *UserConfig) error {
 		fmt.Fprintf(stdio.Stdout, "CO2: not estimated (%s)\n", co2.Absent)
 	}
 	return nil
+}
+
+// printFailures says why each failed cycle failed: the record's error kind
+// and the first line of its message (the table only counts them).
+func printFailures(w io.Writer, recs []*result.Record) {
+	first := true
+	for _, r := range recs {
+		if r.Status != result.StatusFailed || r.Error == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nfailed cycles:")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s cycle %d: %s: %s\n", shortRunID(r.RunID), r.Cycle, r.Error.Kind, firstLineOf(r.Error.Message))
+	}
+}
+
+func shortRunID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

@@ -581,6 +581,11 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 		mode = stats.ModeSteadyState
 	}
 	ss := stats.Summarise(recs, stats.SummaryOptions{Mode: mode})
+	planOrder := make([]string, len(x.plan.Runs))
+	for i, r := range x.plan.Runs {
+		planOrder[i] = r.ID
+	}
+	stats.InPlanOrder(ss, planOrder)
 	statsJSON, err := json.Marshal(ss)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode stats: %w", err)

@@ -1,6 +1,7 @@
 package execute
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
@@ -72,7 +73,8 @@ func (o *slotObserver) validate(w protocol.Event) {
 }
 
 // reportPhase emits EventPhase when the worker enters a new stage:
-// loading, warmup, measuring, then each phase by name.
+// loading, warmup, the thermal floor (the worker waits it out after
+// warmup_done; nothing is measured), measuring, then each phase by name.
 func (o *slotObserver) reportPhase(w protocol.Event) {
 	p := ""
 	switch w.Kind {
@@ -82,6 +84,9 @@ func (o *slotObserver) reportPhase(w protocol.Event) {
 		p = "warmup"
 	case protocol.KindWarmupDone:
 		p = "measuring"
+		if w := o.x.runs[o.entry.RunID].Config.Warmup; w.Enabled && w.ThermalFloorSeconds > 0 {
+			p = fmt.Sprintf("thermal floor %gs", w.ThermalFloorSeconds)
+		}
 	case protocol.KindPhase:
 		if w.Phase.State == "start" {
 			p = w.Phase.Name

@@ -20,6 +20,10 @@ type Study struct {
 	// or interrupted before it was written).
 	Summary *Summary
 	Records []*Record
+	// PlanOrder is the plan's run IDs in plan order (plan.json), so tables
+	// list runs as the study file wrote them, not in shuffled execution
+	// order; empty without a readable plan.json.
+	PlanOrder []string
 	// Problems are record files that were not read: missing, corrupt, or
 	// not this study's (StudyRecords); commands warn about them.
 	Problems []RecordProblem
@@ -59,9 +63,17 @@ func LoadStudy(dir string) (*Study, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, PlanFile)); err == nil {
 		var plan struct {
 			Carbon *carbon.Config `json:"carbon"`
+			Runs   []struct {
+				ID string `json:"id"`
+			} `json:"runs"`
 		}
-		if json.Unmarshal(b, &plan) == nil && plan.Carbon != nil {
-			s.Carbon = *plan.Carbon
+		if json.Unmarshal(b, &plan) == nil {
+			if plan.Carbon != nil {
+				s.Carbon = *plan.Carbon
+			}
+			for _, r := range plan.Runs {
+				s.PlanOrder = append(s.PlanOrder, r.ID)
+			}
 		}
 	}
 	s.Records, s.Problems, err = StudyRecords(dir, m)

@@ -1,6 +1,10 @@
 package stats
 
-import "github.com/llenergymeasure/llem/pkg/result"
+import (
+	"sort"
+
+	"github.com/llenergymeasure/llem/pkg/result"
+)
 
 // Summarise is the one study summariser: per-run statistics of recs in
 // their order of first appearance. eval's report (pkg/execute, which
@@ -35,5 +39,26 @@ func SummariseStudy(s *result.Study, b Options) (*StudySummary, error) {
 	if err := s.RequireRecords(); err != nil {
 		return nil, err
 	}
-	return Summarise(s.Records, SummaryOptions{Mode: StudyMode(s.Summary), Bootstrap: b}), nil
+	sum := Summarise(s.Records, SummaryOptions{Mode: StudyMode(s.Summary), Bootstrap: b})
+	InPlanOrder(sum, s.PlanOrder)
+	return sum, nil
+}
+
+// InPlanOrder sorts the summary's runs as the plan lists them (runs the
+// plan does not name keep their order, after the others).
+func InPlanOrder(sum *StudySummary, order []string) {
+	if len(order) == 0 {
+		return
+	}
+	idx := make(map[string]int, len(order))
+	for i, id := range order {
+		idx[id] = i
+	}
+	at := func(id string) int {
+		if i, ok := idx[id]; ok {
+			return i
+		}
+		return len(order)
+	}
+	sort.SliceStable(sum.Runs, func(i, j int) bool { return at(sum.Runs[i].RunID) < at(sum.Runs[j].RunID) })
 }

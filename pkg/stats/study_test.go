@@ -2,6 +2,7 @@ package stats_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/llenergymeasure/llem/exporters/exportertest"
@@ -37,5 +38,20 @@ func TestSummariseStudy(t *testing.T) {
 	var none *result.NoRecordsError
 	if !errors.As(err, &none) || none.Dir != dir || errs.ExitCode(err) != errs.ExitBadInput {
 		t.Errorf("no records: err %v (exit %d)", err, errs.ExitCode(err))
+	}
+}
+
+// TestInPlanOrder: the summary lists runs as the plan does, whatever order
+// they ran in; runs the plan does not name come last, in their order.
+func TestInPlanOrder(t *testing.T) {
+	t.Parallel()
+	sum := &stats.StudySummary{Runs: []stats.RunStats{{RunID: "c"}, {RunID: "x"}, {RunID: "a"}, {RunID: "b"}}}
+	stats.InPlanOrder(sum, []string{"a", "b", "c"})
+	var got []string
+	for _, r := range sum.Runs {
+		got = append(got, r.RunID)
+	}
+	if strings.Join(got, ",") != "a,b,c,x" {
+		t.Fatalf("order = %v", got)
 	}
 }
