@@ -10,7 +10,7 @@ import (
 )
 
 // Mask replaces a secret.
-const Mask = "xxxxx"
+const Mask = "redacted"
 
 // secretParams are query parameters treated as credentials.
 var secretParams = []string{"token", "access_token", "api_key", "apikey", "key", "password", "secret", "sig", "signature"}
