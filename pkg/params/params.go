@@ -14,6 +14,7 @@
 // schema files, so the docs cannot drift from the constraints.
 //
 //go:generate go run ./internal/gendoc ../../docs/params.md
+//go:generate go run ./internal/gengrid ../../schema/grids_gen.cue
 package params
 
 import (
