@@ -73,8 +73,9 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# docs regenerates generated documentation (docs/params.md from schema/*.cue);
-# pkg/params.TestDocsFresh fails when it is stale.
+# docs regenerates generated documentation (docs/params.md from schema/*.cue)
+# and schema/grids_gen.cue; pkg/params.TestDocsFresh and TestGridCUEFresh fail
+# when they are stale.
 docs:
 	$(GO) generate ./pkg/params
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
@@ -15,6 +16,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/slurm"
 	"github.com/llenergymeasure/llem/pkg/stats"
+	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
 
@@ -110,11 +112,38 @@ func (c *slurmTaskCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) erro
 	return nil // failed runs are recorded; the study goes on
 }
 
-// slurmResources are the sbatch options: the user config's slurm block.
-func slurmResources(uc *userconfig.Loaded) slurm.Resources {
+// slurmResources merges the sbatch options: the user config's slurm block,
+// then the study's (plan.Slurm) field by field over it; --max-parallel wins
+// over both (the caller applies it). Extra lines add up, the user
+// config's first.
+func slurmResources(uc *userconfig.Loaded, st *study.Slurm) (r slurm.Resources, maxParallel int) {
 	s := uc.Slurm
-	return slurm.Resources{Partition: s.Partition, Account: s.Account, QOS: s.QOS, GPUs: s.GPUs, CPUs: s.CPUs,
-		Mem: s.Mem, Time: s.Time, Constraint: s.Constraint, Extra: s.Extra}
+	r = slurm.Resources{Partition: s.Partition, Account: s.Account, QOS: s.QOS, GPUs: s.GPUs, CPUs: s.CPUs,
+		Mem: s.Mem, Time: s.Time, Constraint: s.Constraint, Extra: slices.Clone(s.Extra)}
+	maxParallel = s.MaxParallel
+	if st == nil {
+		return r, maxParallel
+	}
+	over := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	over(&r.Partition, st.Partition)
+	over(&r.Account, st.Account)
+	over(&r.QOS, st.QOS)
+	over(&r.GPUs, st.GPUs)
+	over(&r.Mem, st.Mem)
+	over(&r.Time, st.Time)
+	over(&r.Constraint, st.Constraint)
+	if st.CPUs != 0 {
+		r.CPUs = st.CPUs
+	}
+	r.Extra = append(r.Extra, st.Extra...)
+	if st.MaxParallel != 0 {
+		maxParallel = st.MaxParallel
+	}
+	return r, maxParallel
 }
 
 // runSlurm is eval --on slurm: plan, fetch datasets here (tasks read the
@@ -135,8 +164,9 @@ func (c *evalCmd) runSlurm(ctx context.Context, stdio *IO, cfg *UserConfig) erro
 		return err
 	}
 	studyPath, _ := filepath.Abs(c.Study)
+	res, maxParallel := slurmResources(p.User, p.Plan.Slurm)
 	sub := &slurm.Submission{Study: studyPath, Cycles: c.Cycles, Runner: c.Runner, Python: c.Python,
-		Resources: slurmResources(p.User), MaxParallel: p.User.Slurm.MaxParallel, Llem: exe}
+		Resources: res, MaxParallel: maxParallel, Llem: exe}
 	if c.MaxParallel != 0 {
 		sub.MaxParallel = c.MaxParallel
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -206,7 +207,11 @@ func dist(prefix string, g func(*result.Record) *result.Dist) []Column {
 
 // Columns is the export schema, one row per run per cycle. Names are
 // stable (documented in docs/results.md); new columns are only appended.
-var Columns = func() []Column {
+// Built on first use, not at init: every llem command links this package,
+// and --version or a completion query should not pay for it.
+func Columns() []Column { return columns() }
+
+var columns = sync.OnceValue(func() []Column {
 	c := []Column{
 		str("schema_version", "record schema version", func(r *result.Record) string { return r.SchemaVersion }),
 		str("study", "study name", func(r *result.Record) string { return r.Study }),
@@ -403,7 +408,7 @@ var Columns = func() []Column {
 		}),
 	)
 	return c
-}()
+})
 
 // flops is a row's estimated FLOPs: pkg/compute's formula (Kaplan et al.
 // 2020) for the run's mean request shape (input and output tokens per

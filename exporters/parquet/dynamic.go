@@ -177,10 +177,10 @@ func parseCoords(raw json.RawMessage) map[string]json.RawMessage {
 // the study-dependent columns described at the top of this file.
 func ColumnsFor(recs []*result.Record) []Column {
 	used := names{}
-	for _, c := range Columns {
+	for _, c := range Columns() {
 		used[c.Name] = true
 	}
-	cols := slices.Clone(Columns)
+	cols := slices.Clone(Columns())
 	var coords []map[string]json.RawMessage
 	seen := map[string]bool{}
 	devices := map[string]bool{}

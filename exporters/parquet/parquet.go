@@ -66,7 +66,7 @@ func RunsDest(dest string) []string {
 
 // Description says what will be written.
 func (e *Exporter) Description() string {
-	d := fmt.Sprintf("Parquet, one row per run per cycle, %d+ columns, to %s", len(Columns), dest(e.p.Dest))
+	d := fmt.Sprintf("Parquet, one row per run per cycle, %d+ columns, to %s", len(Columns()), dest(e.p.Dest))
 	if runs := RunsDest(e.p.Dest); runs != nil {
 		d += "; per-run statistics to " + runs[0]
 	}

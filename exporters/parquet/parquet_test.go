@@ -119,7 +119,7 @@ func TestParquetNoCarbonMeansNullCO2(t *testing.T) {
 
 func TestColumnNamesUnique(t *testing.T) {
 	seen := map[string]bool{}
-	for _, c := range pq.Columns {
+	for _, c := range pq.Columns() {
 		if seen[c.Name] {
 			t.Errorf("duplicate column %s", c.Name)
 		}
@@ -200,7 +200,7 @@ func TestColumnsDocumented(t *testing.T) {
 	}
 	doc := string(b)
 	at := 0
-	for i, c := range pq.Columns {
+	for i, c := range pq.Columns() {
 		row := fmt.Sprintf("| %d | `%s` |", i+1, c.Name)
 		k := strings.Index(doc[at:], row)
 		if k < 0 {

@@ -185,7 +185,7 @@ func TestWriteEmpty(t *testing.T) {
 	}
 	tbl, _ := readTable(t, b.Bytes())
 	defer tbl.Release()
-	if tbl.NumRows() != 0 || int(tbl.NumCols()) != len(Columns) {
+	if tbl.NumRows() != 0 || int(tbl.NumCols()) != len(Columns()) {
 		t.Errorf("rows %d cols %d", tbl.NumRows(), tbl.NumCols())
 	}
 }
@@ -292,7 +292,7 @@ func TestWritePlainFallback(t *testing.T) {
 	}
 	defer rdr.Close()
 	col := -1
-	for i, c := range Columns {
+	for i, c := range Columns() {
 		if c.Name == "error_message" {
 			col = i
 		}

@@ -243,6 +243,20 @@ func (l *serialized) Read(dst []Sample, mode ReadMode) error {
 	return l.s.Read(dst, mode)
 }
 
+// OtherProcesses passes the wrapped sensor's GPU process list through (NVML,
+// composite), serialised with its reads; none when it has no such list.
+// Without it the wrapper hid the list from the idle-baseline and window
+// checks of the study loop, which see every sensor through Serialized.
+func (l *serialized) OtherProcesses() ([]string, error) {
+	pl, ok := l.s.(interface{ OtherProcesses() ([]string, error) })
+	if !ok {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return pl.OtherProcesses()
+}
+
 func (l *serialized) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

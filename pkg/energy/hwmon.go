@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/llenergymeasure/llem/pkg/clock"
 )
 
 // HwmonOptions configure the hwmon sensor.
@@ -37,11 +34,8 @@ type hwmonInput struct {
 	counter bool   // energyN_input: cumulative µJ
 	average bool   // powerN_average rather than powerN_input
 	f       fs.File
-	last    uint64
-	lastT   int64
-	cum     uint64
-	started bool
-	buf     [32]byte
+	ujCounter
+	buf [32]byte
 }
 
 // HwmonSensor reads Linux hwmon devices (Documentation/hwmon/sysfs-interface.rst):
@@ -158,7 +152,7 @@ func OpenHwmon(opt HwmonOptions) (*HwmonSensor, error) {
 					f.Close()
 				}
 			}
-			if _, err := s.read(in); err != nil {
+			if _, err := readUintFile(fsys, in.f, in.buf[:], in.file); err != nil {
 				if in.f != nil {
 					in.f.Close()
 				}
@@ -335,36 +329,24 @@ func (s *HwmonSensor) Channels() []Channel { return s.channels }
 
 // Read implements Sensor. hwmon files are cheap to read: every field every time.
 func (s *HwmonSensor) Read(dst []Sample, _ ReadMode) error {
-	var errs []*ChannelError
-	for i, in := range s.in {
-		v, err := s.read(in)
-		now := clock.Now()
-		dst[i].Reset(now)
-		if err != nil {
-			if errs == nil {
-				errs = make([]*ChannelError, len(s.in))
+	return readChannels(dst, len(s.in),
+		func(i int) (uint64, error) {
+			in := s.in[i]
+			return readUintFile(s.fsys, in.f, in.buf[:], in.file)
+		},
+		func(i int) string { return path.Join(s.root, s.in[i].file) },
+		func(i int, v uint64, now int64, smp *Sample) {
+			in := s.in[i]
+			if !in.counter {
+				smp.PowerW = float64(v) / 1e6
+				return
 			}
-			errs[i] = &ChannelError{Index: i, Err: fmt.Errorf("read %s: %w", path.Join(s.root, in.file), err)}
-			continue
-		}
-		if !in.counter {
-			dst[i].PowerW = float64(v) / 1e6
-			continue
-		}
-		if in.started {
-			dst[i].PowerW = in.advance(v, now)
-		}
-		in.started, in.last, in.lastT = true, v, now
-		dst[i].EnergyJ = float64(in.cum) / 1e6
-	}
-	if errs == nil {
-		return nil
-	}
-	return JoinChannelErrors(errs)
+			smp.PowerW = in.add(v, now, hwmonStep)
+			smp.EnergyJ = in.energyJ()
+		})
 }
 
-// advance adds the counter step from in.last to v into in.cum and returns
-// the mean power since the last reading (NaN when no time passed).
+// hwmonStep is an energyN_input counter's increase from last to v.
 //
 // Wrap: hwmon documents energyN_input as a cumulative µJ counter but not its
 // width. Drivers accumulate their hardware registers into 64 bits (i915,
@@ -372,40 +354,14 @@ func (s *HwmonSensor) Read(dst []Sample, _ ReadMode) error {
 // wrap of the narrowest width (32 or 64 bits) that holds the last reading. At
 // 100 ms sampling a 32-bit µJ counter (4295 J) wraps at most once below
 // 42.9 kW.
-func (in *hwmonInput) advance(v uint64, now int64) float64 {
-	d := v - in.last
-	if v < in.last {
-		if in.last < 1<<32 {
-			d = v + (1<<32 - in.last)
-		} else {
-			d = v + (^uint64(0) - in.last) + 1
-		}
+func hwmonStep(last, v uint64) uint64 {
+	if v >= last {
+		return v - last
 	}
-	in.cum += d
-	if dt := now - in.lastT; dt > 0 {
-		return float64(d) / 1e6 / (float64(dt) / 1e9)
+	if last < 1<<32 {
+		return v + (1<<32 - last)
 	}
-	return math.NaN()
-}
-
-func (s *HwmonSensor) read(in *hwmonInput) (uint64, error) {
-	if ra, ok := in.f.(io.ReaderAt); ok {
-		n, err := ra.ReadAt(in.buf[:], 0)
-		if err != nil && err != io.EOF {
-			return 0, err
-		}
-		return parseUint(in.buf[:n], in.file)
-	}
-	f, err := s.fsys.Open(in.file)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := io.ReadFull(f, in.buf[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return 0, err
-	}
-	return parseUint(in.buf[:n], in.file)
+	return v + (^uint64(0) - last) + 1
 }
 
 // Close implements Sensor.

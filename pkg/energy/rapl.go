@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/llenergymeasure/llem/pkg/clock"
 )
 
 // RAPLOptions configure the RAPL sensor.
@@ -31,11 +29,8 @@ type raplZone struct {
 	dir      string
 	file     fs.File // energy_uj kept open when it supports ReadAt, else nil
 	maxRange uint64  // max_energy_range_uj: the counter wraps to 0 past this
-	last     uint64
-	lastT    int64
-	cum      uint64 // unwrapped µJ since the first read
-	started  bool
-	buf      [32]byte
+	ujCounter
+	buf [32]byte
 }
 
 // RAPLSensor reads Intel/AMD RAPL energy counters from the Linux powercap
@@ -137,7 +132,7 @@ func OpenRAPL(opt RAPLOptions) (*RAPLSensor, error) {
 			} else {
 				f.Close()
 			}
-			_, err = s.read(z)
+			_, err = readUintFile(s.fsys, z.file, z.buf[:], path.Join(z.dir, "energy_uj"))
 		}
 		if err != nil {
 			if z.file != nil {
@@ -172,57 +167,26 @@ func (s *RAPLSensor) Channels() []Channel { return s.channels }
 
 // Read implements Sensor. RAPL has no aux fields and a cheap counter, read every time.
 func (s *RAPLSensor) Read(dst []Sample, _ ReadMode) error {
-	var errs []*ChannelError
-	for i, z := range s.zones {
-		v, err := s.read(z)
-		now := clock.Now()
-		dst[i].Reset(now)
-		if err != nil {
-			if errs == nil {
-				errs = make([]*ChannelError, len(s.zones))
-			}
-			errs[i] = &ChannelError{Index: i, Err: fmt.Errorf("read %s/energy_uj: %w", z.dir, err)}
-			continue
-		}
-		if z.started {
-			d := v - z.last
-			if v < z.last { // wrapped past max_energy_range_uj
-				d = v + (z.maxRange - z.last)
-			}
-			z.cum += d
-			if dt := now - z.lastT; dt > 0 {
-				dst[i].PowerW = float64(d) / 1e6 / (float64(dt) / 1e9)
-			}
-		}
-		z.started, z.last, z.lastT = true, v, now
-		dst[i].EnergyJ = float64(z.cum) / 1e6
-	}
-	if errs == nil {
-		return nil
-	}
-	return JoinChannelErrors(errs)
+	return readChannels(dst, len(s.zones),
+		func(i int) (uint64, error) {
+			z := s.zones[i]
+			return readUintFile(s.fsys, z.file, z.buf[:], path.Join(z.dir, "energy_uj"))
+		},
+		func(i int) string { return s.zones[i].dir + "/energy_uj" },
+		func(i int, v uint64, now int64, smp *Sample) {
+			z := s.zones[i]
+			smp.PowerW = z.add(v, now, z.step)
+			smp.EnergyJ = z.energyJ()
+		})
 }
 
-// read returns the raw energy_uj value: pread on the kept-open file, or a
-// fresh open for file systems whose files cannot ReadAt.
-func (s *RAPLSensor) read(z *raplZone) (uint64, error) {
-	if ra, ok := z.file.(io.ReaderAt); ok {
-		n, err := ra.ReadAt(z.buf[:], 0)
-		if err != nil && err != io.EOF {
-			return 0, err
-		}
-		return parseUint(z.buf[:n], path.Join(z.dir, "energy_uj"))
+// step is the counter's increase from last to v: past max_energy_range_uj
+// it wraps to 0.
+func (z *raplZone) step(last, v uint64) uint64 {
+	if v < last {
+		return v + (z.maxRange - last)
 	}
-	f, err := s.fsys.Open(path.Join(z.dir, "energy_uj"))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := io.ReadFull(f, z.buf[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return 0, err
-	}
-	return parseUint(z.buf[:n], path.Join(z.dir, "energy_uj"))
+	return v - last
 }
 
 func parseUint(b []byte, file string) (uint64, error) {

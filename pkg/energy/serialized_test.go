@@ -57,3 +57,22 @@ func TestSerialized(t *testing.T) {
 		t.Errorf("reads = %d, want %d (1000 direct + every sample)", u.reads, want)
 	}
 }
+
+// listingSensor is a fake sensor with a FAKE NVML process list.
+type listingSensor struct{ *unlockedSensor }
+
+func (listingSensor) OtherProcesses() ([]string, error) { return []string{"pid 9 on GPU-x"}, nil }
+
+// TestSerializedPassesProcessList: the study loop sees every sensor through
+// Serialized; NVML's process list (the idle-baseline and window checks)
+// must come through it.
+func TestSerializedPassesProcessList(t *testing.T) {
+	type lister interface{ OtherProcesses() ([]string, error) }
+	got, err := Serialized(listingSensor{&unlockedSensor{}}).(lister).OtherProcesses()
+	if err != nil || len(got) != 1 || got[0] != "pid 9 on GPU-x" {
+		t.Errorf("through Serialized: %v %v", got, err)
+	}
+	if got, err := Serialized(&unlockedSensor{}).(lister).OtherProcesses(); got != nil || err != nil {
+		t.Errorf("a sensor without a list: %v %v", got, err)
+	}
+}

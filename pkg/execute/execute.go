@@ -74,6 +74,9 @@ type Options struct {
 	// keys the baseline cache.
 	Environment json.RawMessage
 	Fingerprint string
+	// ProcRoot is where /proc is, for the busy-host check of each window
+	// ("/proc" when empty).
+	ProcRoot string
 	// BaselineCache is where idle baselines are cached across studies; a
 	// zero Dir means measure.DefaultCacheDir().
 	BaselineCache measure.Cache
@@ -708,4 +711,11 @@ func monoNow() int64 { return clock.Now() }
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+func (x *executor) procRoot() string {
+	if x.opt.ProcRoot != "" {
+		return x.opt.ProcRoot
+	}
+	return "/proc"
 }

@@ -47,7 +47,15 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	if err := s.setup(ctx); err != nil {
 		return s.failEarly(err)
 	}
-	obs := newSlotObserver(x, e, s.sampler)
+	var sensor energy.Sensor
+	if s.sensor != nil {
+		sensor = s.sensor.s
+	}
+	obs := newSlotObserver(x, e, s.sampler, sensor)
+	var gpuBefore []string // other GPU processes before the worker exists
+	if s.sampler != nil {
+		gpuBefore = otherGPUProcesses(sensor)
+	}
 	stopLive := x.livePower(s.sampler, e)
 	out, runErr := s.runner.Run(ctx, s.job, obs.observe)
 	stopLive()
@@ -69,6 +77,9 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	}
 	s.rec.Status = result.StatusOK
 	s.measured(sum, obs.loadedAt(), tl, out)
+	if s.rec.Status == result.StatusOK && s.sampler != nil {
+		obs.flagDisturbance(s.rec, gpuBefore)
+	}
 	return s.rec
 }
 

@@ -2,9 +2,12 @@ package execute
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/measure"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/result"
 )
@@ -17,10 +20,16 @@ type slotObserver struct {
 	x       *executor
 	entry   result.Entry
 	sampler *energy.Sampler // nil when measurement is off
+	sensor  energy.Sensor   // the sampler's sensor, for its GPU process list
 
 	// Touched only by the runner's event callback, one event at a time.
 	phaseSeen bool
 	phase     string
+
+	// The window's edges as the busy-host check saw them (host CPU at
+	// the window's start and end, other GPU processes at its end).
+	hostStart, hostEnd measure.HostSnapshot
+	gpuAfter           []string
 
 	mu        sync.Mutex
 	check     *protocol.Checker
@@ -28,8 +37,40 @@ type slotObserver struct {
 	loadedNs  int64 // t_ns of loaded
 }
 
-func newSlotObserver(x *executor, e result.Entry, sm *energy.Sampler) *slotObserver {
-	return &slotObserver{x: x, entry: e, sampler: sm, check: protocol.NewChecker()}
+func newSlotObserver(x *executor, e result.Entry, sm *energy.Sampler, sensor energy.Sensor) *slotObserver {
+	return &slotObserver{x: x, entry: e, sampler: sm, sensor: sensor, check: protocol.NewChecker()}
+}
+
+// otherGPUProcesses is the sensor's list of processes other than llem on
+// the measured GPUs (NVML, composite), nil when it has none.
+func otherGPUProcesses(s energy.Sensor) []string {
+	pl, ok := s.(interface{ OtherProcesses() ([]string, error) })
+	if !ok {
+		return nil
+	}
+	procs, err := pl.OtherProcesses()
+	if err != nil {
+		return nil
+	}
+	return procs
+}
+
+// flagDisturbance flags a window whose host was busy with other processes
+// (measure.BusyHostWarning) or whose GPUs had other processes through it
+// (measure.OtherGPUProcessesWarning, against gpuBefore, listed before the
+// worker started).
+func (o *slotObserver) flagDisturbance(rec *result.Record, gpuBefore []string) {
+	for _, w := range []string{
+		measure.BusyHostWarning(o.hostStart, o.hostEnd),
+		measure.OtherGPUProcessesWarning(gpuBefore, o.gpuAfter),
+	} {
+		if w == "" {
+			continue
+		}
+		code, _, _ := strings.Cut(w, ":")
+		rec.Flags = append(rec.Flags, code)
+		rec.Warnings = append(rec.Warnings, w)
+	}
 }
 
 // observe is the runner's event callback.
@@ -50,6 +91,15 @@ func (o *slotObserver) markBoundary(w protocol.Event) {
 		case w.Kind == protocol.KindWarmupDone, w.Kind == protocol.KindDone,
 			w.Kind == protocol.KindPhase && w.Phase != nil && w.Phase.State == "start" && !o.phaseSeen:
 			o.sampler.Mark()
+			// After the mark, so it stays within milliseconds of the
+			// event: the host's CPU at the edge, and at the end the
+			// GPUs' other processes.
+			if w.Kind == protocol.KindDone {
+				o.hostEnd = measure.ReadHost(o.x.procRoot(), os.Getpid())
+				o.gpuAfter = otherGPUProcesses(o.sensor)
+			} else {
+				o.hostStart = measure.ReadHost(o.x.procRoot(), os.Getpid())
+			}
 		}
 	}
 	if w.Kind == protocol.KindPhase {

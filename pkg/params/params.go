@@ -14,6 +14,7 @@
 // schema files, so the docs cannot drift from the constraints.
 //
 //go:generate go run ./internal/gendoc ../../docs/params.md
+//go:generate go run ./internal/gengrid ../../schema/grids_gen.cue
 package params
 
 import (
@@ -47,12 +48,38 @@ var scanned = sync.OnceValue(func() (s struct {
 	names   []string
 	targets map[string]float64
 }) {
-	var err error
-	if s.names, s.targets, _, _, err = scanBackends(schema.Files()); err != nil {
+	files, err := embedded()
+	if err == nil {
+		s.names, s.targets, _, _, err = scanFiles(files)
+	}
+	if err != nil {
 		panic("params: embedded schema: " + err.Error()) // embedded: a test fails first
 	}
 	return s
 })
+
+// embedded is the embedded schema files, parsed once per process with their
+// comments: listing the backends, compiling their sections and reading the
+// rules all read these trees instead of parsing the files again (parsing
+// was most of `llem params`' start-up). Parsed on first use, not at init,
+// so that a backend registered from another package's init
+// (schema.Register) is in.
+var embedded = sync.OnceValues(func() (map[string]*ast.File, error) {
+	return parseFiles(schema.Files())
+})
+
+// parseFiles parses CUE sources (name → text) with their comments.
+func parseFiles(src map[string][]byte) (map[string]*ast.File, error) {
+	files := make(map[string]*ast.File, len(src))
+	for name, text := range src {
+		f, err := parser.ParseFile(name, text, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("parse schema file %s: %w", name, err)
+		}
+		files[name] = f
+	}
+	return files, nil
+}
 
 // scanBackends reads the #Backends entries of the schema files by syntax
 // alone (no evaluation, so it costs a parse at start-up): each backend's
@@ -60,22 +87,28 @@ var scanned = sync.OnceValue(func() (s struct {
 // coverage_target?: F, ...}` with literal values: the section definition
 // #X with its #XKnownMissing and #XSharedArgs.
 func scanBackends(src map[string][]byte) (names []string, targets map[string]float64, backendFiles []string, sections map[string][3]string, err error) {
+	files, err := parseFiles(src)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return scanFiles(files)
+}
+
+// scanFiles is scanBackends over parsed files.
+func scanFiles(files map[string]*ast.File) (names []string, targets map[string]float64, backendFiles []string, sections map[string][3]string, err error) {
 	type entry struct {
 		name  string
 		order int
 	}
 	var entries []entry
 	targets, sections = map[string]float64{}, map[string][3]string{}
-	fileNames := make([]string, 0, len(src))
-	for n := range src {
+	fileNames := make([]string, 0, len(files))
+	for n := range files {
 		fileNames = append(fileNames, n)
 	}
 	sort.Strings(fileNames)
 	for _, fn := range fileNames {
-		f, perr := parser.ParseFile(fn, src[fn])
-		if perr != nil {
-			return nil, nil, nil, nil, fmt.Errorf("parse %s: %w", fn, perr)
-		}
+		f := files[fn]
 		found := false
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.Field)
@@ -255,22 +288,21 @@ func Default() (*Schema, error) {
 	defaultOnce.Do(func() {
 		// Scanned again here, not at init: a backend registered from
 		// another package's init (schema.Register) is in by now.
-		all := schema.Files()
-		_, _, files, _, err := scanBackends(all)
+		all, err := embedded()
 		if err != nil {
 			defaultErr = err
 			return
 		}
-		src := make(map[string][]byte, len(files))
-		for _, name := range files {
-			b, ok := all[name]
-			if !ok {
-				defaultErr = fmt.Errorf("load schema: embedded schema has no %s", name)
-				return
-			}
-			src[name] = b
+		_, _, names, _, err := scanFiles(all)
+		if err != nil {
+			defaultErr = err
+			return
 		}
-		defaultSchema, defaultErr = Compile(src)
+		files := make(map[string]*ast.File, len(names))
+		for _, name := range names {
+			files[name] = all[name]
+		}
+		defaultSchema, defaultErr = compileFiles(files)
 	})
 	return defaultSchema, defaultErr
 }
@@ -279,18 +311,24 @@ func Default() (*Schema, error) {
 // `package schema`). The files are merged into one instance, so definitions
 // shared between them (#PlainData, #KnownMissingArg) resolve.
 func Compile(src map[string][]byte) (*Schema, error) {
-	names := make([]string, 0, len(src))
-	for n := range src {
+	files, err := parseFiles(src)
+	if err != nil {
+		return nil, err
+	}
+	return compileFiles(files)
+}
+
+// compileFiles is Compile over parsed files.
+func compileFiles(files map[string]*ast.File) (*Schema, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	merged := &ast.File{Filename: "backends.cue"}
 	rules := map[string][]string{}
 	for i, n := range names {
-		f, err := parser.ParseFile(n, src[n], parser.ParseComments)
-		if err != nil {
-			return nil, fmt.Errorf("parse schema file %s: %w", n, err)
-		}
+		f := files[n]
 		rules[strings.TrimSuffix(n, ".cue")] = ruleMessages(f)
 		for _, d := range f.Decls {
 			switch d.(type) {
@@ -308,7 +346,7 @@ func Compile(src map[string][]byte) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile backend schema: %w", err)
 	}
-	backends, targets, _, defs, err := scanBackends(src)
+	backends, targets, _, defs, err := scanFiles(files)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -147,5 +148,25 @@ func BenchmarkBackendArgs(b *testing.B) {
 		if _, err := s.BackendArgs("vllm", sec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGridCUEFresh: schema/grids_gen.cue is what GridCUE renders from the
+// current sections (run `go generate ./pkg/params` after changing one).
+func TestGridCUEFresh(t *testing.T) {
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.GridCUE(BackendNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := schema.FS().(fs.ReadFileFS).ReadFile("grids_gen.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("schema/grids_gen.cue is stale: run go generate ./pkg/params")
 	}
 }

@@ -165,7 +165,12 @@ func Find(ctx context.Context, backend string, o Options) (Python, error) {
 	if err != nil {
 		return Python{}, err
 	}
-	return find(b, Candidates(o), func(c Candidate) (Python, error) { return Probe(ctx, c.Path, b, o.timeout()) })
+	getenv := o.getenv()
+	return find(b, Candidates(o), func(c Candidate) (Python, error) {
+		p, err := Probe(ctx, probeTarget(c.Path, getenv), b, o.timeout())
+		p.Path = c.Path
+		return p, err
+	})
 }
 
 // find is Find over cands with a given probe, so ReportAll can answer every
@@ -281,12 +286,33 @@ type Report struct {
 
 // ReportAll runs Find for every Python backend.
 //
-// Each candidate interpreter is probed once, for every backend's modules
-// and packages together, and the candidates in parallel: through pyenv or
+// Each interpreter is probed once, for every backend's modules and
+// packages together, and the interpreters in parallel: through pyenv or
 // conda shims a probe costs most of a second, and probing per backend and
-// per candidate in turn took half a minute.
+// per candidate in turn took half a minute. Candidates that are the same
+// interpreter (python3 and python as symlinks to one file in one directory,
+// or as pyenv shims of one version: probeTarget) share one probe. The
+// directory is part of the identity: a virtual environment's python3 is a
+// symlink to the system's, yet has its own packages (pyvenv.cfg beside it).
 func ReportAll(ctx context.Context, o Options) []Report {
 	cands := Candidates(o)
+	getenv := o.getenv()
+	type interp struct{ dir, real string }
+	var unique []interp              // distinct interpreters, in candidate order
+	var run []string                 // the path each one's probe runs
+	which := make([]int, len(cands)) // candidate → its interpreter in unique
+	for i, c := range cands {
+		t := probeTarget(c.Path, getenv)
+		id := interp{dir: filepath.Dir(t), real: t}
+		if real, err := filepath.EvalSymlinks(t); err == nil {
+			id.real = real
+		}
+		which[i] = slices.Index(unique, id)
+		if which[i] < 0 {
+			which[i] = len(unique)
+			unique, run = append(unique, id), append(run, t)
+		}
+	}
 	var all Backend
 	for _, b := range Backends {
 		all.Modules = appendNew(all.Modules, b.Modules...)
@@ -296,18 +322,20 @@ func ReportAll(ctx context.Context, o Options) []Report {
 		p   Python
 		err error
 	}
-	results := make([]probed, len(cands))
+	results := make([]probed, len(run))
 	var wg sync.WaitGroup
-	for i, c := range cands {
+	for i, path := range run {
 		wg.Go(func() {
-			p, err := Probe(ctx, c.Path, all, o.timeout())
+			p, err := Probe(ctx, path, all, o.timeout())
 			results[i] = probed{p, err}
 		})
 	}
 	wg.Wait()
 	byPath := map[string]probed{}
 	for i, c := range cands {
-		byPath[c.Path] = results[i]
+		got := results[which[i]]
+		got.p.Path = c.Path
+		byPath[c.Path] = got
 	}
 	out := make([]Report, 0, len(Backends))
 	for _, b := range Backends {

@@ -25,6 +25,8 @@ var flagMeaning = map[string]string{
 	"mig_parent_measured":           "A MIG instance was requested but the whole parent GPU was measured.",
 	"average_power_timeline":        "The device has no instant power reading; the timeline uses the 1 s average power.",
 	"energy_unavailable":            "No energy sensor measured this run (energy.sensor: none); energy figures leave it out.",
+	"busy_host":                     "Processes other than llem and its worker used over 25% of the host's CPU time during the window: CPU energy and timings may include their load.",
+	"other_gpu_processes":           "Another process ran on the measured GPUs through the window (NVML's process list): whole-GPU energy includes its share.",
 }
 
 // FlagMeaning returns the explanation of a validity flag code, or "" for a

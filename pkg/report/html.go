@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llenergymeasure/llem/pkg/report/figure"
@@ -24,7 +25,11 @@ import (
 //go:embed report.html.tmpl
 var pageTemplate string
 
-var tmpl = template.Must(template.New("report").Parse(pageTemplate))
+// tmpl is parsed on first use, not at init: every llem command links this
+// package, and only results report renders the page.
+var tmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Parse(pageTemplate))
+})
 
 type kv struct{ K, V string }
 
@@ -120,7 +125,7 @@ func (r *Report) WriteHTML(w io.Writer, version string) error {
 	p.TimelinesOmitted = r.TimelinesOmitted
 	p.Missing = r.Missing
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, p); err != nil {
+	if err := tmpl().Execute(&buf, p); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
 	_, err = w.Write(buf.Bytes())

@@ -30,7 +30,7 @@ import (
 // single experiment.
 var studyKeys = map[string]bool{
 	"name": true, "base": true, "grid": true, "experiments": true,
-	"exclude": true, "execution": true, "runners": true, "carbon": true,
+	"exclude": true, "execution": true, "runners": true, "carbon": true, "slurm": true,
 }
 
 // isBackend reports whether s names a backend of the schema (#BackendNames).
@@ -319,6 +319,7 @@ func (l *loader) load(ctx context.Context, src []byte) (*Plan, error) {
 	}
 	p.Execution = s.exec
 	p.Carbon = s.carbon
+	p.Slurm = s.slurm
 	p.gpuPos = l.gpuPositions()
 	if err := l.expand(ctx, p, &s); err != nil {
 		return nil, err
@@ -340,6 +341,7 @@ type spec struct {
 	exec        Execution
 	runners     map[string]Runner
 	carbon      *carbon.Config
+	slurm       *Slurm
 	single      bool
 }
 
@@ -452,6 +454,12 @@ func (l *loader) checkStudy(v cue.Value) spec {
 	s.exec = l.decodeExecution(v.LookupPath(cue.ParsePath("execution")))
 	if c := v.LookupPath(cue.ParsePath("carbon")); c.Exists() {
 		s.carbon = l.decodeCarbon(c)
+	}
+	if sl := v.LookupPath(cue.ParsePath("slurm")); sl.Exists() {
+		s.slurm = new(Slurm)
+		if err := sl.Decode(s.slurm); err != nil {
+			l.addCueErrors(err, "slurm")
+		}
 	}
 	s.runners = map[string]Runner{}
 	if r := v.LookupPath(cue.ParsePath("runners")); r.Exists() {

@@ -39,6 +39,11 @@ type Plan struct {
 	// when the study has none. It is study-level: no run's config or hash
 	// depends on it. `llem results` reads it from plan.json.
 	Carbon *carbon.Config `json:"carbon,omitempty"`
+	// Slurm is the study's slurm block (schema #Slurm) as written, nil
+	// when the study has none: the sbatch options of `llem eval --on
+	// slurm`, over the user config's, under the flags'. Study-level: no
+	// run's config or hash depends on it.
+	Slurm *Slurm `json:"slurm,omitempty"`
 	// Runners maps each backend in the plan to where its worker runs.
 	Runners map[string]Runner `json:"runners"`
 	// Order lists, per cycle, the indexes into Runs executed in that cycle
@@ -238,4 +243,18 @@ func (p *Plan) ResolvePath(path string) string {
 		return path
 	}
 	return filepath.Join(filepath.Dir(p.Source), path)
+}
+
+// Slurm is a study's slurm block: per-task sbatch options (schema #Slurm).
+type Slurm struct {
+	Partition   string   `json:"partition,omitempty"`
+	Account     string   `json:"account,omitempty"`
+	QOS         string   `json:"qos,omitempty"`
+	GPUs        string   `json:"gpus,omitempty"`
+	CPUs        int      `json:"cpus,omitempty"`
+	Mem         string   `json:"mem,omitempty"`
+	Time        string   `json:"time,omitempty"`
+	Constraint  string   `json:"constraint,omitempty"`
+	Extra       []string `json:"extra,omitempty"`
+	MaxParallel int      `json:"max_parallel,omitempty"`
 }
