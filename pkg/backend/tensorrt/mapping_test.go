@@ -154,6 +154,7 @@ tensorrt: {
 	kv_cache_copy_on_partial_reuse: false
 	kv_cache_onboard_blocks: true
 	kv_cache_use_uvm: false
+	mamba_ssm_cache_dtype: "bfloat16"
 	kv_cache_dtype: "fp8"
 	kv_cache_max_attention_window: [1024]
 	host_cache_size: 1000000
@@ -180,7 +181,7 @@ tensorrt: {
 	revision: "main"
 	trust_remote_code: false
 	sampling: {max_tokens: 8, min_tokens: 1, ignore_eos: true, n: 1, best_of: 1, length_penalty: 1.0,
-		beam_search_diversity_rate: 0.0, early_stopping: 1, no_repeat_ngram_size: 3, presence_penalty: 0.1,
+		beam_search_diversity_rate: 0.0, top_p_min: 0.5, top_p_reset_ids: 1, top_p_decay: 0.9, beam_width_array: [1], early_stopping: 1, no_repeat_ngram_size: 3, presence_penalty: 0.1,
 		frequency_penalty: 0.1, stop: ["x"], stop_token_ids: [2], detokenize: false, logprobs: 1}
 	extra: llm: {enable_iter_perf_stats: false}
 	extra: sampling: {skip_special_tokens: true}
@@ -197,11 +198,17 @@ tensorrt: {
 	speculative_decoding_mode: "NGram"
 	max_draft_len: 4
 	ngram_max_matching_size: 3
+	ngram_keep_all: false
+	ngram_use_oldest: false
+	ngram_public_pool: false
 }`, `
 	speculative_decoding_mode: "MTP"
 	mtp_num_nextn_predict_layers: 2
 	mtp_use_vanilla: false
 	mtp_eagle_one_model: true
+	mtp_relaxed_acceptance_for_thinking: true
+	mtp_relaxed_topk: 3
+	mtp_relaxed_delta: 0.5
 }`, `
 	speculative_decoding_mode: "DraftTarget"
 	speculative_model: "org/draft"
