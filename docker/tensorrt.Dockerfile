@@ -1,12 +1,14 @@
 # llem worker image for the TensorRT-LLM backend, on NVIDIA's release image.
-# The tag is the pinned TensorRT-LLM of tools/upstream/targets.json.
+# The default tag is the pinned TensorRT-LLM of tools/upstream/targets.json
+# (CUDA 13); the CUDA 12 image is built on release:1.0.0, the last CUDA 12
+# release (.github/workflows/images.yml).
 #   docker build -f docker/tensorrt.Dockerfile \
-#     --build-arg BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc2 --build-arg CUDA_MAJOR=12 \
-#     -t llenergymeasure/tensorrt:0.1.0-cuda12 .
-ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc2
+#     --build-arg BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0 --build-arg CUDA_MAJOR=13 \
+#     -t llenergymeasure/tensorrt:0.1.0-cuda13 .
+ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0
 FROM ${BASE_IMAGE}
 
-ARG CUDA_MAJOR=12
+ARG CUDA_MAJOR=13
 ARG LLEM_VERSION=dev
 LABEL org.opencontainers.image.title="llem-tensorrt" \
       org.opencontainers.image.description="llem worker: TensorRT-LLM backend" \
