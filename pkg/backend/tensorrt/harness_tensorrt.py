@@ -86,6 +86,10 @@ def llm_kwargs(cfg, backend_args, model_path, random_arch):
         kw[k] = v
     cg = harness_settings(backend_args)["enable_cuda_graph"]
     if cg is False:
+        if kw.get("cuda_graph_config") is not None:
+            raise lc.HarnessError("config", "enable_cuda_graph: false sends cuda_graph_config=None, which would "
+                                  "drop the extra: llm: cuda_graph_config keys",
+                                  "remove enable_cuda_graph: false or the cuda_graph_config keys")
         kw["cuda_graph_config"] = None
     elif cg is True:
         kw.setdefault("cuda_graph_config", {})

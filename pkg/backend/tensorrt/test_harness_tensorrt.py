@@ -31,6 +31,11 @@ class KwargsTest(unittest.TestCase):
         kw = ht.llm_kwargs({}, {"llem": {"enable_cuda_graph": True}}, "/tmp/r", True)
         self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"], kw["cuda_graph_config"]), ("dummy", True, {}))
         self.assertNotIn("cuda_graph_config", ht.llm_kwargs({}, {}, "m", False))
+        # enable_cuda_graph: false would drop extra cuda_graph_config keys: an error.
+        import llem_common as lc
+        with self.assertRaises(lc.HarnessError):
+            ht.llm_kwargs({}, {"llm": {"cuda_graph_config": {"enable_padding": True}},
+                               "llem": {"enable_cuda_graph": False}}, "m", False)
         # extra: keys reach LLM() as given, null included (no silent drop).
         kw = ht.llm_kwargs({}, {"llm": {"moe_config": None, "reasoning_parser": None}}, "m", False)
         self.assertEqual((kw["moe_config"], kw["reasoning_parser"]), (None, None))
