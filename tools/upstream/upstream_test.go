@@ -57,3 +57,22 @@ func TestSnapshotsHaveVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestTensorRTInstallHintsPinTarget: the install hints (llem env, the
+// harness's missing_package error) install the pinned TensorRT-LLM.
+func TestTensorRTInstallHintsPinTarget(t *testing.T) {
+	ts, err := Targets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "tensorrt-llm==" + ts["tensorrt"].Version + " "
+	for _, f := range []string{"pkg/pyenv/pyenv.go", "pkg/backend/pyharness/llem_common.py"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("%s: the tensorrt install hint does not pin %q", f, strings.TrimSpace(want))
+		}
+	}
+}
