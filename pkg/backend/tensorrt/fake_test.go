@@ -88,7 +88,7 @@ func TestHarnessAgainstFakePyTorchRuntime(t *testing.T) {
 	}
 	logs := logsText(sum)
 	if !strings.Contains(logs, "phase_split_method=prefill-pass") || !strings.Contains(logs, "enable_block_reuse=false") ||
-		!strings.Contains(logs, "PyTorch runtime") {
+		!strings.Contains(logs, "tensorrt_llm 1.2.0, PyTorch runtime") {
 		t.Errorf("logs:\n%s", logs)
 	}
 	if !strings.Contains(calls, "KvCacheConfig(enable_block_reuse=False, free_gpu_memory_fraction=0.5)") ||

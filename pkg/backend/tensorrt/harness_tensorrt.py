@@ -182,6 +182,15 @@ def to_objects(kw):
     return out
 
 
+def version_note(installed, target):
+    """The log line naming the TensorRT-LLM in use against llem's pinned
+    target (tools/upstream/targets.json, passed as LLEM_TENSORRT_LLM_TARGET)."""
+    if not target or str(installed) == target:
+        return "tensorrt_llm %s, PyTorch runtime" % installed
+    return ("tensorrt_llm %s, PyTorch runtime; llem's schema follows %s: an argument this version "
+            "lacks is rejected by TensorRT-LLM (extra=\"forbid\")" % (installed, target))
+
+
 def versions():
     return lc.package_versions(["tensorrt_llm", "tensorrt", "torch", "transformers"])
 
@@ -243,7 +252,8 @@ def main(spec, em):
     except Exception:  # noqa: BLE001
         pass
 
-    em.log("tensorrt_llm %s, PyTorch runtime%s" % (tensorrt_llm.__version__, (" on " + gpu) if gpu else ""))
+    em.log(version_note(tensorrt_llm.__version__, os.environ.get("LLEM_TENSORRT_LLM_TARGET", "")) +
+           ((" on " + gpu) if gpu else ""))
     t_load = time.monotonic_ns()
     llm = LLM(**to_objects(kw))
     load_ns = time.monotonic_ns() - t_load

@@ -74,6 +74,11 @@ class KwargsTest(unittest.TestCase):
         with self.assertRaises(lc.HarnessError):
             ht.prompt_ids(lc.Prompt(text="a"), None, None, 8)
 
+    def test_version_note(self):
+        self.assertEqual(ht.version_note("1.2.0", "1.2.0"), "tensorrt_llm 1.2.0, PyTorch runtime")
+        self.assertIn("llem's schema follows 1.2.0", ht.version_note("1.0.0", "1.2.0"))
+        self.assertEqual(ht.version_note("1.0.0", ""), "tensorrt_llm 1.0.0, PyTorch runtime")
+
     def test_harness_settings(self):
         self.assertEqual(ht.harness_settings({}), {"enable_cuda_graph": None, "runtime": "pytorch"})
         self.assertEqual(ht.harness_settings({"llem": {"enable_cuda_graph": True}})["enable_cuda_graph"], True)
