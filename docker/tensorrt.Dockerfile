@@ -1,13 +1,14 @@
 # llem worker image for the TensorRT-LLM backend, on NVIDIA's release image.
-# Built engines are cached under /llem/cache/tensorrt (mount a volume there
-# to keep them between runs).
+# The default tag is the pinned TensorRT-LLM of tools/upstream/targets.json
+# (CUDA 13); the CUDA 12 image is built on release:1.0.0, the last CUDA 12
+# release (.github/workflows/images.yml).
 #   docker build -f docker/tensorrt.Dockerfile \
-#     --build-arg BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.0.0 --build-arg CUDA_MAJOR=12 \
-#     -t llenergymeasure/tensorrt:0.1.0-cuda12 .
-ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.0.0
+#     --build-arg BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0 --build-arg CUDA_MAJOR=13 \
+#     -t llenergymeasure/tensorrt:0.1.0-cuda13 .
+ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.0
 FROM ${BASE_IMAGE}
 
-ARG CUDA_MAJOR=12
+ARG CUDA_MAJOR=13
 ARG LLEM_VERSION=dev
 LABEL org.opencontainers.image.title="llem-tensorrt" \
       org.opencontainers.image.description="llem worker: TensorRT-LLM backend" \
@@ -16,7 +17,6 @@ LABEL org.opencontainers.image.title="llem-tensorrt" \
       io.llenergymeasure.llem.cuda_major="${CUDA_MAJOR}"
 
 ENV HF_HOME=/llem/cache/huggingface \
-    LLEM_TRT_ENGINE_CACHE=/llem/cache/tensorrt \
     PYTHONUNBUFFERED=1
 
 COPY docker/entrypoint.sh /usr/local/bin/llem-worker-entrypoint

@@ -46,8 +46,38 @@ func SurfaceOf(backend string, m Mapping) string {
 		if m.Target == "from_pretrained" || m.Target == "generate" {
 			return m.Target + "." + first
 		}
+	case "tensorrt":
+		if m.Target == "sampling" {
+			return "sampling." + first
+		}
+		if m.Target == "llm" {
+			// LLM(<x>_config={...}) fills the config class the snapshot
+			// holds as surface <x> (speculative_config: the class that
+			// decoding_type picks; LookupField looks in each).
+			if surf, ok := trtConfigSurfaces[first]; ok {
+				_, sub, _ := strings.Cut(m.Arg, ".")
+				sub, _, _ = strings.Cut(sub, ".")
+				if sub == "" {
+					return "llm." + first
+				}
+				return surf + "." + sub
+			}
+			return "llm." + first
+		}
 	}
 	return ""
+}
+
+// trtConfigSurfaces maps a TorchLlmArgs config-object argument to its
+// snapshot surface (tools/upstream/sources/tensorrt_llm.json).
+var trtConfigSurfaces = map[string]string{
+	"kv_cache_config":      "kv_cache",
+	"scheduler_config":     "scheduler",
+	"cuda_graph_config":    "cuda_graph",
+	"moe_config":           "moe",
+	"attention_dp_config":  "attention_dp",
+	"torch_compile_config": "torch_compile",
+	"speculative_config":   "speculative",
 }
 
 // MeasuredCoverage computes Measured for a backend from its report and the
@@ -66,6 +96,14 @@ func MeasuredCoverage(r *Report) (Measured, bool, error) {
 	for _, p := range r.Params {
 		if k := SurfaceOf(r.Backend, p.Mapping); k != "" {
 			covered[k] = true
+			if name, ok := strings.CutPrefix(k, "speculative."); ok {
+				// The field may be declared by a decoding config subclass.
+				for sn, sf := range snap.Surfaces {
+					if _, has := sf.Field(name); has && strings.HasPrefix(sn, "speculative_") {
+						covered[sn+"."+name] = true
+					}
+				}
+			}
 		}
 	}
 	// Shared experiment fields (precision, decoder:, ...) are counted by
@@ -108,5 +146,24 @@ func LookupField(snap *upstream.Snapshot, key string) (upstream.Field, bool) {
 			return sf.Field(name)
 		}
 	}
+	if surf == "speculative" {
+		// A field of one decoding config class (speculative_eagle, ...).
+		for _, k := range sortedSurfaceNames(snap) {
+			if strings.HasPrefix(k, "speculative_") {
+				if f, ok := snap.Surfaces[k].Field(name); ok {
+					return f, true
+				}
+			}
+		}
+	}
 	return upstream.Field{}, false
+}
+
+func sortedSurfaceNames(snap *upstream.Snapshot) []string {
+	out := make([]string, 0, len(snap.Surfaces))
+	for k := range snap.Surfaces {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -208,9 +208,9 @@ func TestParamDetails(t *testing.T) {
 		{"vllm.sampling.presence_penalty", "number", nil, nil, ">=-2 & <=2", true, "0.0", "sampling.presence_penalty"},
 		{"vllm.beam_search.beam_width", "int", nil, nil, ">=1", false, "", "beam_search.beam_width"},
 		{"vllm.engine.attention_backend", "string", nil, nil, `=~"^[A-Z][A-Z0-9_]*$"`, true, "none: chosen per GPU and model", "engine.attention_config.backend"},
-		{"tensorrt.runtime", "enum", []any{"pytorch", "tensorrt"}, "pytorch", "", false, "", "llm.backend"},
+		{"tensorrt.runtime", "enum", []any{"pytorch", "tensorrt"}, "pytorch", "", false, "", "llem.runtime"},
 		{"tensorrt.free_gpu_memory_fraction", "number", nil, nil, ">0 & <=1", true, "0.9", "llm.kv_cache_config.free_gpu_memory_fraction"},
-		{"tensorrt.sampling.max_tokens", "int", nil, nil, ">=1", true, "max_output_tokens", "sampling.max_tokens"},
+		{"tensorrt.sampling.max_tokens", "int", nil, nil, ">=1", true, "max_output_tokens (upstream 32)", "sampling.max_tokens"},
 		{"native.threads", "int", nil, int64(0), ">=0 & <=1024", false, "", "engine.threads"},
 		{"native.storage", "enum", []any{"fp32", "bf16"}, nil, "", true, "precision", "engine.storage"},
 	}

@@ -192,7 +192,7 @@ backend arguments from these attributes only (` + "`params.BackendArgs`" + `).
 |---|---|
 | pytorch | ` + "`from_pretrained`" + ` (AutoModelForCausalLM.from_pretrained / from_config), ` + "`generate`" + ` (model.generate / GenerationConfig), ` + "`compile`" + ` (torch.compile), ` + "`tokenizer`" + ` (tokenizer attributes), ` + "`torch`" + ` (process-wide torch settings), ` + "`llem`" + ` (the harness) |
 | vllm | ` + "`engine`" + ` (vllm.LLM / EngineArgs), ` + "`sampling`" + ` (SamplingParams), ` + "`beam_search`" + ` (BeamSearchParams), ` + "`env`" + ` (environment variables set before vLLM loads) |
-| tensorrt | ` + "`llm`" + ` (tensorrt_llm.LLM / TorchLlmArgs, TrtLlmArgs and their config objects), ` + "`sampling`" + ` (SamplingParams), ` + "`llem`" + ` (the harness) |
+| tensorrt | ` + "`llm`" + ` (tensorrt_llm.LLM / TorchLlmArgs, the PyTorch runtime, and its config objects), ` + "`sampling`" + ` (SamplingParams), ` + "`llem`" + ` (the harness) |
 | native | ` + "`engine`" + ` (pkg/engine options), ` + "`worker`" + ` (the native worker loop) |
 
 **` + "`extra:`" + `** forwards arguments the schema does not cover, untouched, grouped by target:

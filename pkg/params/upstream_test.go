@@ -17,7 +17,7 @@ var generateCallKwargs = map[string]bool{"assistant_model": true, "custom_genera
 // not one upstream accepts and discards, and a literal llem default matches
 // upstream's literal default.
 func TestMappingsExistUpstream(t *testing.T) {
-	for _, b := range []string{"pytorch", "vllm"} {
+	for _, b := range []string{"pytorch", "vllm", "tensorrt"} {
 		snap, err := upstream.Load(b)
 		if err != nil || snap == nil {
 			t.Fatalf("%s: snapshot: %v", b, err)
@@ -35,6 +35,9 @@ func TestMappingsExistUpstream(t *testing.T) {
 			if b == "pytorch" && surf == "generate" && generateCallKwargs[name] {
 				continue
 			}
+			if b == "tensorrt" && k == "speculative.decoding_type" {
+				continue // a ClassVar choosing the class: TestTensorRTEnumsMatchUpstream
+			}
 			f, ok := LookupField(snap, k)
 			if !ok {
 				t.Errorf("%s maps to %s, which %s %s does not have", p.Path, k, snap.Library, snap.Version)
@@ -43,7 +46,7 @@ func TestMappingsExistUpstream(t *testing.T) {
 			if f.Discarded {
 				t.Errorf("%s maps to %s, which %s %s accepts and discards", p.Path, k, snap.Library, snap.Version)
 			}
-			if f.Default == nil || p.BackendDefault == "" || (strings.Contains(p.Mapping.Arg, ".") && surf != "attention") {
+			if f.Default == nil || p.BackendDefault == "" || (strings.Contains(p.Mapping.Arg, ".") && surf != "attention" && b != "tensorrt") {
 				continue
 			}
 			up, upLit := pyLiteral(*f.Default)
@@ -123,7 +126,7 @@ func TestCacheImplementationEnumMatchesUpstream(t *testing.T) {
 // TestMeasuredCoverage: every snapshot knob has a relevance verdict (an
 // error otherwise) and the measured figure is logged.
 func TestMeasuredCoverage(t *testing.T) {
-	for _, b := range []string{"pytorch", "vllm"} {
+	for _, b := range []string{"pytorch", "vllm", "tensorrt"} {
 		r, _ := report(b)
 		m, ok, err := MeasuredCoverage(r)
 		if err != nil || !ok {
@@ -131,4 +134,71 @@ func TestMeasuredCoverage(t *testing.T) {
 		}
 		t.Logf("%s: measured %.1f%% (%d/%d), curated %.1f%%; uncovered: %v", b, 100*m.Ratio, m.Covered, m.Relevant, 100*r.Coverage.Ratio, m.Uncovered)
 	}
+}
+
+// trtEnumSurfaces names the snapshot's value set of TensorRT-LLM arguments
+// typed by an Enum class (or, for decoding_type, chosen by the
+// DecodingBaseConfig.from_dict dispatch table); Literal[...] fields carry
+// their values in the field itself.
+var trtEnumSurfaces = map[string]string{
+	"llm.scheduler_config.capacity_scheduler_policy": "capacity_scheduler_policies",
+	"llm.scheduler_config.context_chunking_policy":   "context_chunking_policies",
+	"llm.sampler_type":                     "sampler_types",
+	"llm.speculative_config.decoding_type": "decoding_types",
+}
+
+// TestTensorRTEnumsMatchUpstream: every closed set of a first-class
+// TensorRT-LLM param holds only values the pinned TensorRT-LLM accepts, and
+// when upstream's set is closed (Literal or Enum) llem offers all of it
+// except the values a rule refuses with a reason.
+func TestTensorRTEnumsMatchUpstream(t *testing.T) {
+	snap, err := upstream.Load("tensorrt")
+	if err != nil || snap == nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	r, _ := report("tensorrt")
+	checked := 0
+	for _, p := range r.Params {
+		if len(p.Options) == 0 {
+			continue
+		}
+		var want []string
+		if sn, ok := trtEnumSurfaces[p.Mapping.String()]; ok {
+			want = snap.Surfaces[sn].Values
+		} else if k := SurfaceOf("tensorrt", p.Mapping); k != "" {
+			if f, ok := LookupField(snap, k); ok {
+				want = f.Values
+			}
+		}
+		if want == nil {
+			continue // upstream types it str (attn_backend, kv_cache_config.dtype)
+		}
+		checked++
+		up := map[string]bool{}
+		for _, v := range want {
+			up[v] = true
+		}
+		got := map[string]bool{}
+		for _, o := range p.Options {
+			got[o.(string)] = true
+			if !up[o.(string)] {
+				t.Errorf("%s offers %q, which TensorRT-LLM %s does not accept (%v)", p.Path, o, snap.Version, want)
+			}
+		}
+		for _, v := range want {
+			if !got[v] && !trtRefusedUpstreamValues[p.Path+"="+v] {
+				t.Errorf("%s lacks upstream value %q", p.Path, v)
+			}
+		}
+	}
+	if checked < 6 {
+		t.Errorf("checked only %d enums against the snapshot", checked)
+	}
+}
+
+// trtRefusedUpstreamValues are upstream values llem does not offer: the
+// PyTorch runtime refuses them or they need objects a study cannot carry.
+var trtRefusedUpstreamValues = map[string]bool{
+	"tensorrt.speculative_decoding_mode=SaveState":    true, // writes hidden states to disk, forces batch size 1
+	"tensorrt.speculative_decoding_mode=UserProvided": true, // needs a Drafter object
 }

@@ -60,7 +60,7 @@ var Backends = []Backend{
 		Pip:      "vllm", Note: " (Linux + NVIDIA GPU; or use the Docker runner)"},
 	{Name: "tensorrt", Modules: []string{"tensorrt_llm"},
 		Packages: []string{"tensorrt_llm", "tensorrt", "torch"},
-		Pip:      "tensorrt-llm --extra-index-url https://pypi.nvidia.com", Note: " (Linux + NVIDIA GPU; or use the Docker runner)"},
+		Pip:      "tensorrt-llm==1.2.0 --extra-index-url https://pypi.nvidia.com", Note: " (Linux + NVIDIA GPU; or use the Docker runner)"},
 }
 
 // Lookup returns the Backend named name.

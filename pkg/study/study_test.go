@@ -360,12 +360,13 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 		m("model", "m", "pytorch", m("load_in_4bit", true, "bnb_4bit_quant_type", "nf4", "torch_compile_mode", "default")),
 		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("runtime", "pytorch", "enable_cuda_graph", true, "max_input_len", 64, "max_seq_len", 128)),
 		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("runtime", "tensorrt", "enable_cuda_graph", true, "max_input_len", 256, "max_seq_len", 128)),
+		m("model", "m", "backend", "tensorrt", "precision", "bf16", "tensorrt", m("attention_dp_balance", true, "enable_cuda_graph", false, "cuda_graph_padding", true)),
 	}
 	comp := ruleComponents()
 	if comp == nil {
 		t.Fatal("ruleComponents gave up on the schema")
 	}
-	for _, pair := range [][2]string{{"max_num_seqs", "max_num_batched_tokens"}, {"gpu_memory_utilization", "kv_cache_memory_bytes"}, {"sampling", "beam_search"}, {"min_tokens", "max_tokens"}, {"prompt_lookup_max", "speculative_method"}, {"load_in_4bit", "bnb_4bit_quant_type"}, {"runtime", "enable_cuda_graph"}} {
+	for _, pair := range [][2]string{{"max_num_seqs", "max_num_batched_tokens"}, {"gpu_memory_utilization", "kv_cache_memory_bytes"}, {"sampling", "beam_search"}, {"min_tokens", "max_tokens"}, {"prompt_lookup_max", "speculative_method"}, {"load_in_4bit", "bnb_4bit_quant_type"}, {"enable_attention_dp", "attention_dp_balance"}, {"enable_cuda_graph", "cuda_graph_batch_sizes"}} {
 		if comp[pair[0]] == "" || comp[pair[0]] != comp[pair[1]] {
 			t.Errorf("%s and %s share a rule but are in components %q and %q", pair[0], pair[1], comp[pair[0]], comp[pair[1]])
 		}

@@ -20,6 +20,15 @@ Extract kinds:
             "discarded": true (accepted and thrown away).
   constant  a module-level tuple/list of string literals, or a + of such
             names (enum value sets such as ALL_CACHE_IMPLEMENTATIONS).
+  enum      the string values of an Enum class's members (NAME = "value").
+  dict_keys the string keys of the first dict literal in a function or
+            method (dispatch tables such as DecodingBaseConfig.from_dict).
+
+A class extract may name "with_bases": [class, ...] (same file): their
+fields come first and the class's own fields override them, which gives
+the full keyword surface of a pydantic subclass (TorchLlmArgs =
+BaseLlmArgs + its own). A field annotated with Literal[...] records the
+literal strings as "values" (the closed set upstream validates).
 """
 import ast
 import json
@@ -55,9 +64,22 @@ def field_default(value):
     return text(value), False
 
 
-def class_fields(tree, name):
-    cls = find_class(tree, name)
+def literal_values(ann_node):
+    """String values of the first Literal[...] inside an annotation."""
+    for n in ast.walk(ann_node):
+        if isinstance(n, ast.Subscript) and text(n.value).split(".")[-1] == "Literal":
+            sl = n.slice
+            elts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
+            return [e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return None
+
+
+def class_fields(tree, name, with_bases=()):
     out = []
+    for b in with_bases:
+        for f in class_fields(tree, b)["fields"]:
+            out = [o for o in out if o["name"] != f["name"]] + [f]
+    cls = find_class(tree, name)
     for st in cls.body:
         if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name):
             n = st.target.id
@@ -70,7 +92,10 @@ def class_fields(tree, name):
             f = {"name": n, "type": ann, "default": default}
             if required:
                 f["required"] = True
-            out.append(f)
+            vals = literal_values(st.annotation)
+            if vals:
+                f["values"] = vals
+            out = [o for o in out if o["name"] != n] + [f]
     bases = [text(b) for b in cls.bases]
     return {"bases": bases, "fields": out}
 
@@ -145,6 +170,23 @@ def constant(tree, name):
     return {"values": ev(consts[name])}
 
 
+def enum_values(tree, name):
+    cls = find_class(tree, name)
+    vals = []
+    for st in cls.body:
+        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+            vals.append(st.value.value)
+    return {"values": vals}
+
+
+def dict_keys(tree, dotted):
+    fn = find_function(tree, dotted)
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Dict):
+            return {"values": [k.value for k in n.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]}
+    raise SystemExit(f"{dotted}: no dict literal")
+
+
 def main(spec_path, src_dir, out_path):
     spec = json.load(open(spec_path))
     snap = {"library": spec["library"], "version": spec["version"], "note": spec.get("note", ""), "files": [], "surfaces": {}}
@@ -154,9 +196,13 @@ def main(spec_path, src_dir, out_path):
         for ex in src["extract"]:
             key = ex.get("as", ex["name"])
             if ex["kind"] == "class":
-                s = class_fields(tree, ex["name"])
+                s = class_fields(tree, ex["name"], ex.get("with_bases", ()))
             elif ex["kind"] == "function":
                 s = function_kwargs(tree, ex["name"])
+            elif ex["kind"] == "enum":
+                s = enum_values(tree, ex["name"])
+            elif ex["kind"] == "dict_keys":
+                s = dict_keys(tree, ex["name"])
             elif ex["kind"] == "constant":
                 s = constant(tree, ex["name"])
             else:

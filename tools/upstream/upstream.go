@@ -34,6 +34,8 @@ type Field struct {
 	Default   *string `json:"default"`
 	Required  bool    `json:"required,omitempty"`
 	Discarded bool    `json:"discarded,omitempty"`
+	// Values is the closed set of a Literal[...]-typed field.
+	Values []string `json:"values,omitempty"`
 }
 
 // Source names where a surface was read.

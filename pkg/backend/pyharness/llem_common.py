@@ -31,7 +31,7 @@ INSTALL_HINTS = {
     "accelerate": "pip install accelerate",
     "bitsandbytes": "pip install bitsandbytes  (needed by load_in_4bit / load_in_8bit)",
     "vllm": "pip install vllm  (Linux + NVIDIA GPU; or run the backend with the Docker runner)",
-    "tensorrt_llm": "pip install tensorrt-llm --extra-index-url https://pypi.nvidia.com  (or use the Docker runner)",
+    "tensorrt_llm": "pip install tensorrt-llm==1.2.0 --extra-index-url https://pypi.nvidia.com  (the pinned version; or use the Docker runner)",
     "flash_attn": "pip install flash-attn --no-build-isolation  (or set attn_implementation: \"sdpa\")",
 }
 

@@ -173,7 +173,7 @@ type JobOptions struct {
 // cache locations, offline switches, and the GPU selection.
 var ForwardedEnv = []string{
 	"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE",
-	"TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR",
+	"TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "LLEM_CACHE_DIR",
 }
 
 // Job builds the runner.Job that starts h with python on spec.
@@ -265,7 +265,7 @@ const ContainerPython = "python3"
 // hostPathEnv are forwarded variables that name host paths or host GPU
 // indices: meaningless inside a container (the image sets HF_HOME; GPUs are
 // requested by UUID), so Docker jobs drop them.
-var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_TRT_ENGINE_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
+var hostPathEnv = []string{"HF_HOME", "HF_HUB_CACHE", "LLEM_CACHE_DIR", "CUDA_VISIBLE_DEVICES"}
 
 // JobFunc builds each slot's job with harness h placed as p says: locally
 // under p.Python with the harness in the shared cache, or in a container

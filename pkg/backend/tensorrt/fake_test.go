@@ -10,13 +10,29 @@ import (
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
 	"github.com/llenergymeasure/llem/pkg/protocol"
+	"github.com/llenergymeasure/llem/tools/upstream"
 )
 
+// snapshotPath is the pinned TensorRT-LLM snapshot the FAKE builds its
+// argument checks from (tools/upstream/targets.json).
+func snapshotPath(t testing.TB) string {
+	t.Helper()
+	ts, err := upstream.Targets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := filepath.Abs(filepath.Join("..", "..", "..", "tools", "upstream", "snapshots", ts[Name].Snapshot))
+	if ts[Name].Snapshot == "" {
+		t.Fatal("tensorrt has no upstream snapshot")
+	}
+	return p
+}
+
 // runFake runs the real harness against testdata/faketrt (a FAKE
-// tensorrt_llm: TensorRT-LLM cannot be installed here) and validates the
-// stream with the parent's checker. It returns the summary and the calls
-// log's text.
-func runFake(t *testing.T, cacheDir string, spec protocol.RunSpec) (protocol.Summary, string) {
+// tensorrt_llm built from the pinned snapshot: TensorRT-LLM cannot be
+// installed here) and returns the summary, the calls log's text and the
+// exit code; the stream is validated with the parent's checker.
+func runFake(t *testing.T, spec protocol.RunSpec) (protocol.Summary, string, int) {
 	t.Helper()
 	py := pyharnesstest.Python3(t)
 	job, err := Job(spec, py, pyharness.JobOptions{CacheRoot: t.TempDir()})
@@ -27,28 +43,24 @@ func runFake(t *testing.T, cacheDir string, spec protocol.RunSpec) (protocol.Sum
 	log := filepath.Join(t.TempDir(), "calls.jsonl")
 	job.Env["PYTHONPATH"] = fake
 	job.Env["FAKE_TRT_LOG"] = log
-	job.Env["LLEM_TRT_ENGINE_CACHE"] = cacheDir
+	job.Env["FAKE_TRT_SNAPSHOT"] = snapshotPath(t)
 	events, out := pyharnesstest.RunJob(t, job)
 	sum, err := protocol.Validate(events)
 	if err != nil {
 		t.Fatalf("invalid stream: %v\n%s", err, out.StderrTail)
 	}
-	if out.ExitCode != 0 || sum.Error != nil {
-		t.Fatalf("exit %d, error %+v\n%s", out.ExitCode, sum.Error, out.StderrTail)
-	}
 	calls, _ := os.ReadFile(log)
-	return sum, string(calls)
+	return sum, string(calls), out.ExitCode
 }
 
-func spec(runtime string) protocol.RunSpec {
+func spec(llm map[string]any) protocol.RunSpec {
 	cfg := `{"model":"random:llama-15m","backend":"tensorrt","precision":"fp16","n":3,
 	  "dataset":{"source":"synthetic","input_len":5,"output_len":4,"distribution":"fixed"},
 	  "max_input_tokens":64,"max_output_tokens":8,"decoder":{"preset":"deterministic"},
 	  "warmup":{"enabled":true,"n_warmup":1}}`
 	return protocol.RunSpec{RunID: "r", Config: json.RawMessage(cfg), BackendArgs: map[string]any{
-		"llm": map[string]any{"backend": runtime, "max_batch_size": 8,
-			"kv_cache_config": map[string]any{"free_gpu_memory_fraction": 0.5}},
-		"llem": map[string]any{"engine_cache": true},
+		"llm":  llm,
+		"llem": map[string]any{"runtime": "pytorch"},
 	}}
 }
 
@@ -61,7 +73,11 @@ func logsText(sum protocol.Summary) string {
 }
 
 func TestHarnessAgainstFakePyTorchRuntime(t *testing.T) {
-	sum, calls := runFake(t, t.TempDir(), spec("pytorch"))
+	sum, calls, code := runFake(t, spec(map[string]any{"max_batch_size": 8,
+		"kv_cache_config": map[string]any{"free_gpu_memory_fraction": 0.5}}))
+	if code != 0 || sum.Error != nil {
+		t.Fatalf("exit %d, error %+v", code, sum.Error)
+	}
 	if sum.Done.Requests != 3 || sum.Done.InputTokens != 15 || sum.Done.OutputTokens != 12 || sum.Done.PhaseSplitMethod != "prefill-pass" {
 		t.Errorf("done = %+v", sum.Done)
 	}
@@ -71,42 +87,44 @@ func TestHarnessAgainstFakePyTorchRuntime(t *testing.T) {
 		}
 	}
 	logs := logsText(sum)
-	if !strings.Contains(logs, "phase_split_method=prefill-pass") || !strings.Contains(logs, "enable_block_reuse=false") {
+	if !strings.Contains(logs, "phase_split_method=prefill-pass") || !strings.Contains(logs, "enable_block_reuse=false") ||
+		!strings.Contains(logs, "tensorrt_llm 1.2.0, PyTorch runtime") {
 		t.Errorf("logs:\n%s", logs)
 	}
-	if strings.Contains(logs, "engine") && strings.Contains(logs, "cache") {
-		t.Errorf("pytorch runtime must not build or cache an engine:\n%s", logs)
-	}
 	if !strings.Contains(calls, "KvCacheConfig(enable_block_reuse=False, free_gpu_memory_fraction=0.5)") ||
-		!strings.Contains(calls, `"load_format": "dummy"`) || !strings.Contains(calls, `"dtype": "float16"`) {
+		!strings.Contains(calls, `"load_format": "dummy"`) || !strings.Contains(calls, `"dtype": "float16"`) ||
+		strings.Contains(calls, `"backend"`) {
 		t.Errorf("LLM calls:\n%s", calls)
 	}
 }
 
-func TestHarnessAgainstFakeEngineCache(t *testing.T) {
-	cache := t.TempDir()
-	sum, calls := runFake(t, cache, spec("tensorrt"))
-	if !strings.Contains(logsText(sum), "building a tensorrt engine") || !strings.Contains(calls, `"call": "save"`) {
-		t.Fatalf("first run did not build and save:\n%s\n%s", logsText(sum), calls)
+// TestFakeRejectsWhatUpstreamRejects: the fake, built from the snapshot,
+// refuses what TorchLlmArgs (extra="forbid", Literal types) and the
+// decoding configs refuse, so a harness that sent such arguments fails
+// here as it would on a GPU. Each case is one the old fake accepted.
+func TestFakeRejectsWhatUpstreamRejects(t *testing.T) {
+	cases := []struct {
+		name string
+		llm  map[string]any
+		want string
+	}{
+		{"TrtLlmArgs-only key", map[string]any{"quant_config": map[string]any{"quant_algo": "FP8"}}, "Extra inputs are not permitted: 'quant_config'"},
+		{"engine build key", map[string]any{"extended_runtime_perf_knob_config": map[string]any{"multi_block_mode": true}}, "'extended_runtime_perf_knob_config'"},
+		{"unknown KvCacheConfig field", map[string]any{"kv_cache_config": map[string]any{"fraction": 0.5}}, "KvCacheConfig: Extra inputs are not permitted: 'fraction'"},
+		{"value outside Literal", map[string]any{"allreduce_strategy": "MIN_LATENCY"}, "allreduce_strategy: input should be one of"},
+		{"MoE backend outside Literal", map[string]any{"moe_config": map[string]any{"backend": "AUTO"}}, "MoeConfig.backend: input should be one of"},
 	}
-	ents, _ := os.ReadDir(cache)
-	if len(ents) != 1 {
-		t.Fatalf("cache holds %d entries", len(ents))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sum, _, code := runFake(t, spec(c.llm))
+			if code == 0 || sum.Error == nil || !strings.Contains(sum.Error.Message+sum.Error.Hint, c.want) {
+				t.Fatalf("exit %d, error %+v; want an error containing %q", code, sum.Error, c.want)
+			}
+		})
 	}
-	dir := filepath.Join(cache, ents[0].Name())
-	if _, err := os.Stat(filepath.Join(dir, "cache_metadata.json")); err != nil {
-		t.Fatal(err)
-	}
-	sum, calls = runFake(t, cache, spec("tensorrt"))
-	if !strings.Contains(logsText(sum), "tensorrt engine cache hit") || strings.Contains(calls, `"call": "save"`) ||
-		!strings.Contains(calls, `"model": "`+dir+`"`) {
-		t.Fatalf("second run did not load the cached engine:\n%s\n%s", logsText(sum), calls)
-	}
-	// A changed build argument is a different engine.
-	s := spec("tensorrt")
-	s.BackendArgs["llm"].(map[string]any)["max_batch_size"] = 16
-	runFake(t, cache, s)
-	if ents, _ := os.ReadDir(cache); len(ents) != 2 {
-		t.Errorf("cache holds %d entries after a changed argument, want 2", len(ents))
+	// Medusa: the harness itself refuses it before TensorRT-LLM would.
+	sum, _, code := runFake(t, spec(map[string]any{"speculative_config": map[string]any{"decoding_type": "Medusa", "max_draft_len": 4}}))
+	if code == 0 || sum.Error == nil || !strings.Contains(sum.Error.Message, "not one the PyTorch runtime runs") {
+		t.Fatalf("Medusa: exit %d, error %+v", code, sum.Error)
 	}
 }

@@ -4,14 +4,11 @@ Started by llem as `python3 harness_tensorrt.py` with llem_common.py next
 to it; reads one RunSpec on stdin, writes protocol events on stdout (see
 llem_common.py and docs/backends/tensorrt.md).
 
-Engines: with TensorRT-LLM's TensorRT backend a model is compiled into an
-engine first, which takes minutes. The harness keeps built engines in a
-cache directory keyed by a hash of everything that changes the engine
-(model, revision, dtype, the LLM/build arguments, TensorRT-LLM version and
-GPU name): the first run builds and saves it (llm.save), later runs load the
-saved engine. `engine_path` in the llm arguments (a prebuilt engine) skips
-both. The PyTorch backend of TensorRT-LLM (the default since 1.0) builds no
-engine, so nothing is cached.
+Runtime: tensorrt_llm.LLM is TensorRT-LLM's PyTorch runtime (its
+arguments are TorchLlmArgs, a pydantic model with extra="forbid"); it
+builds no TensorRT engine. The TensorRT-engine class
+(tensorrt_llm._tensorrt_engine.LLM, TrtLlmArgs/BuildConfig) is not driven:
+llem's schema refuses runtime "tensorrt" and its engine keys.
 
 Timing: every request is submitted with generate_async(streaming=True) and
 each streamed chunk is stamped when it arrives, which gives TTFT and every
@@ -21,14 +18,14 @@ prefill-pass method, as for vLLM (a separate max_tokens=1 pass).
 Library arguments come from RunSpec.backend_args, built by llem from the
 schema's mapping attributes (schema/tensorrt.cue): {"llm": {...},
 "sampling": {...}, "llem": {...}}. Nested dicts under llm (kv_cache_config,
-quant_config, scheduler_config, speculative_config, cuda_graph_config, ...)
-become TensorRT-LLM's config objects; extra: keys are already merged.
-The llem target steers the harness: engine_cache, engine_path,
-enable_cuda_graph.
+scheduler_config, speculative_config, cuda_graph_config, ...) become
+TensorRT-LLM's config objects; extra: keys are already merged and every
+one of them is passed on, null included (None is how the LLM API turns
+some features off, e.g. cuda_graph_config=None). The llem target steers
+the harness: enable_cuda_graph (runtime is validated by the schema).
 """
 
 import asyncio
-import hashlib
 import json
 import os
 import sys
@@ -47,52 +44,52 @@ BACKEND = "tensorrt"
 # lacks leaves the dict as is (LlmArgs is pydantic and coerces dicts).
 CONFIG_OBJECTS = {
     "kv_cache_config": "KvCacheConfig",
-    "quant_config": "QuantConfig",
-    "calib_config": "CalibConfig",
     "scheduler_config": "SchedulerConfig",
     "cuda_graph_config": "CudaGraphConfig",
     "torch_compile_config": "TorchCompileConfig",
-    "build_config": "BuildConfig",
-    "extended_runtime_perf_knob_config": "ExtendedRuntimePerfKnobConfig",
     "moe_config": "MoeConfig",
+    "attention_dp_config": "AttentionDpConfig",
 }
+# decoding_type → class: the keys of DecodingBaseConfig.from_dict that the
+# PyTorch runtime runs (Medusa and Lookahead are TensorRT-engine only:
+# their supports_backend("pytorch") is False).
 SPECULATIVE_CLASSES = {
     "DraftTarget": "DraftTargetDecodingConfig", "Eagle": "EagleDecodingConfig",
-    "Eagle3": "EagleDecodingConfig", "MTP": "MTPDecodingConfig", "NGram": "NGramDecodingConfig",
-    "Medusa": "MedusaDecodingConfig", "Lookahead": "LookaheadDecodingConfig",
+    "MTP": "MTPDecodingConfig", "NGram": "NGramDecodingConfig", "AUTO": "AutoDecodingConfig",
 }
 # String values that TensorRT-LLM wants as enum members: (object, field) →
 # enum class name in tensorrt_llm.llmapi.
 ENUM_FIELDS = {
-    ("quant_config", "quant_algo"): "QuantAlgo",
-    ("quant_config", "kv_cache_quant_algo"): "QuantAlgo",
     ("scheduler_config", "capacity_scheduler_policy"): "CapacitySchedulerPolicy",
     ("scheduler_config", "context_chunking_policy"): "ContextChunkingPolicy",
 }
 
 
 def harness_settings(backend_args):
-    """backend_args.llem: engine_cache (default on), engine_path,
-    enable_cuda_graph (None = TensorRT-LLM's default)."""
+    """backend_args.llem: enable_cuda_graph (None = TensorRT-LLM's
+    default) and runtime (always "pytorch": the schema refuses others)."""
     sec = (backend_args or {}).get("llem") or {}
-    return {"engine_cache": sec.get("engine_cache", True), "engine_path": sec.get("engine_path"),
-            "enable_cuda_graph": sec.get("enable_cuda_graph")}
+    return {"enable_cuda_graph": sec.get("enable_cuda_graph"), "runtime": sec.get("runtime", "pytorch")}
 
 
 def llm_kwargs(cfg, backend_args, model_path, random_arch):
     """Keyword arguments of tensorrt_llm.LLM() as plain data (config
     objects still dicts): model and dtype from the experiment, then
-    backend_args.llm untouched. enable_cuda_graph false sends
-    cuda_graph_config=None (TensorRT-LLM's way to turn CUDA graphs off)."""
+    backend_args.llm untouched (null values too). enable_cuda_graph false
+    sends cuda_graph_config=None (TensorRT-LLM's way to turn CUDA graphs
+    off)."""
     kw = {"model": model_path, "dtype": lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)]}
     if random_arch:
         kw["skip_tokenizer_init"] = True
         kw["load_format"] = "dummy"
     for k, v in ((backend_args or {}).get("llm") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v
     cg = harness_settings(backend_args)["enable_cuda_graph"]
     if cg is False:
+        if kw.get("cuda_graph_config") is not None:
+            raise lc.HarnessError("config", "enable_cuda_graph: false sends cuda_graph_config=None, which would "
+                                  "drop the extra: llm: cuda_graph_config keys",
+                                  "remove enable_cuda_graph: false or the cuda_graph_config keys")
         kw["cuda_graph_config"] = None
     elif cg is True:
         kw.setdefault("cuda_graph_config", {})
@@ -115,14 +112,20 @@ def guard_block_reuse(kw):
 
 def object_plan(kw):
     """Which LLM() keys become which classes: [(key, class name)], pure so
-    it is unit-tested."""
+    it is unit-tested. A speculative_config whose decoding_type the
+    PyTorch runtime does not run is an error, not a dict passed on."""
     plan = []
     for key, cls in CONFIG_OBJECTS.items():
         if isinstance(kw.get(key), dict):
             plan.append((key, cls))
     sc = kw.get("speculative_config")
     if isinstance(sc, dict):
-        plan.append(("speculative_config", SPECULATIVE_CLASSES.get(sc.get("decoding_type"), "")))
+        dt = sc.get("decoding_type")
+        if dt not in SPECULATIVE_CLASSES:
+            raise lc.HarnessError("config", "speculative_config.decoding_type %r is not one the PyTorch runtime "
+                                  "runs (%s)" % (dt, ", ".join(sorted(SPECULATIVE_CLASSES))),
+                                  "Medusa and Lookahead need TensorRT engines, which llem does not build")
+        plan.append(("speculative_config", SPECULATIVE_CLASSES[dt]))
     return plan
 
 
@@ -150,69 +153,16 @@ def sampling_kwargs(cfg, backend_args, max_tokens, forced=False):
     if forced:
         kw["ignore_eos"] = True
     for k, v in ((backend_args or {}).get("sampling") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v
     kw["seed"] = kw.get("seed", int(cfg.get("random_seed", 42)))
     return kw
 
 
-def builds_engine(kw, trtllm_version):
-    """Whether this LLM() call compiles a TensorRT engine: runtime
-    "tensorrt" (llm.backend), or no runtime named on a TensorRT-LLM before
-    1.0 (where the TensorRT engine was the default)."""
-    backend = kw.get("backend")
-    if backend:
-        return backend == "tensorrt"
-    try:
-        major = int(str(trtllm_version).split(".")[0])
-    except ValueError:
-        return False
-    return major < 1
-
-
-def engine_cache_key(kw, trtllm_version, gpu_name):
-    """sha256 (first 16 hex digits) of the canonical JSON of everything that
-    changes a built engine. Keys are sorted, so argument order does not
-    matter; any changed build or runtime argument gives a new engine."""
-    material = {"llm": {k: v for k, v in kw.items() if k != "engine_path"},
-                "tensorrt_llm": str(trtllm_version), "gpu": gpu_name}
-    raw = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
-
-
-def engine_cache_root(environ):
-    """LLEM_TRT_ENGINE_CACHE, else $LLEM_CACHE_DIR/trt-engines, else
-    $XDG_CACHE_HOME/llem/trt-engines, else ~/.cache/llem/trt-engines."""
-    if environ.get("LLEM_TRT_ENGINE_CACHE"):
-        return environ["LLEM_TRT_ENGINE_CACHE"]
-    if environ.get("LLEM_CACHE_DIR"):
-        return os.path.join(environ["LLEM_CACHE_DIR"], "trt-engines")
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "llem", "trt-engines")
-
-
-def cached_engine(root, key):
-    """The cached engine directory for key, or None when absent or
-    incomplete (a build interrupted before cache_metadata.json was written
-    is not an engine)."""
-    d = os.path.join(root, key)
-    if os.path.isfile(os.path.join(d, "cache_metadata.json")):
-        return d
-    return None
-
-
-def write_cache_metadata(d, key, kw, trtllm_version, gpu_name, build_ns):
-    meta = {"key": key, "llm": kw, "tensorrt_llm": str(trtllm_version), "gpu": gpu_name,
-            "build_time_ns": int(build_ns), "created_unix": int(time.time())}
-    tmp = os.path.join(d, ".cache_metadata.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, os.path.join(d, "cache_metadata.json"))
-
-
 def to_objects(kw):
     """Turn the nested dicts of kw into TensorRT-LLM config objects
-    (see object_plan); enum-valued strings become enum members."""
+    (see object_plan); enum-valued strings become enum members. A class
+    missing from tensorrt_llm.llmapi is an error (the dict would reach
+    TorchLlmArgs unchecked by llem)."""
     import importlib
 
     api = importlib.import_module("tensorrt_llm.llmapi")
@@ -224,19 +174,21 @@ def to_objects(kw):
         for (obj, field), enum_name in ENUM_FIELDS.items():
             if obj == key and isinstance(d.get(field), str) and hasattr(api, enum_name):
                 d[field] = getattr(getattr(api, enum_name), d[field])
-        if key == "build_config" and isinstance(d.get("plugin_config"), dict):
-            plugin = d.pop("plugin_config")
-            klass = getattr(api, cls_name, None)
-            if klass is not None:
-                obj = klass(**d)
-                for pk, pv in plugin.items():
-                    setattr(obj.plugin_config, pk, pv)
-                out[key] = obj
-                continue
-            d["plugin_config"] = plugin
-        klass = getattr(api, cls_name, None) if cls_name else None
-        out[key] = klass(**d) if klass is not None else d
+        klass = getattr(api, cls_name, None)
+        if klass is None:
+            raise lc.HarnessError("config", "this TensorRT-LLM has no tensorrt_llm.llmapi.%s for %s" % (cls_name, key),
+                                  "install the pinned TensorRT-LLM (docs/backends/tensorrt.md)")
+        out[key] = klass(**d)
     return out
+
+
+def version_note(installed, target):
+    """The log line naming the TensorRT-LLM in use against llem's pinned
+    target (tools/upstream/targets.json, passed as LLEM_TENSORRT_LLM_TARGET)."""
+    if not target or str(installed) == target:
+        return "tensorrt_llm %s, PyTorch runtime" % installed
+    return ("tensorrt_llm %s, PyTorch runtime; llem's schema follows %s: an argument this version "
+            "lacks is rejected by TensorRT-LLM (extra=\"forbid\")" % (installed, target))
 
 
 def versions():
@@ -300,26 +252,10 @@ def main(spec, em):
     except Exception:  # noqa: BLE001
         pass
 
-    hs = harness_settings(backend_args)
+    em.log(version_note(tensorrt_llm.__version__, os.environ.get("LLEM_TENSORRT_LLM_TARGET", "")) +
+           ((" on " + gpu) if gpu else ""))
     t_load = time.monotonic_ns()
-    if hs["engine_path"]:
-        llm = LLM(**to_objects(dict(kw, model=hs["engine_path"])))
-    elif hs["engine_cache"] and builds_engine(kw, tensorrt_llm.__version__):
-        key = engine_cache_key(dict(kw, model=model_id), tensorrt_llm.__version__, gpu)
-        root = engine_cache_root(os.environ)
-        hit = cached_engine(root, key)
-        if hit:
-            em.log("tensorrt engine cache hit: %s" % hit)
-            llm = LLM(**to_objects(dict(kw, model=hit)))
-        else:
-            em.log("building a tensorrt engine (cached afterwards under %s)" % os.path.join(root, key))
-            llm = LLM(**to_objects(kw))
-            d = os.path.join(root, key)
-            os.makedirs(d, exist_ok=True)
-            llm.save(d)
-            write_cache_metadata(d, key, kw, tensorrt_llm.__version__, gpu, time.monotonic_ns() - t_load)
-    else:
-        llm = LLM(**to_objects(kw))
+    llm = LLM(**to_objects(kw))
     load_ns = time.monotonic_ns() - t_load
     params_count, layers, arch_cls = 0, 0, ""
     if arch:

@@ -10,6 +10,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
+	"github.com/llenergymeasure/llem/tools/upstream"
 )
 
 // Name is the backend's name in studies.
@@ -35,6 +36,22 @@ func init() { backend.Register(Info) }
 // spec.BackendArgs must already hold the mapped arguments
 // (params.BackendArgs of the run's tensorrt section); the harness applies them
 // untouched.
+//
+// LLEM_TENSORRT_LLM_TARGET tells the harness the pinned TensorRT-LLM
+// version (tools/upstream/targets.json), so that a run on another version
+// says so in its log.
 func Job(spec protocol.RunSpec, python string, o pyharness.JobOptions) (runner.Job, error) {
-	return pyharness.Job(Harness, spec, python, o)
+	job, err := pyharness.Job(Harness, spec, python, o)
+	if err != nil {
+		return job, err
+	}
+	ts, err := upstream.Targets()
+	if err != nil {
+		return job, err
+	}
+	if job.Env == nil {
+		job.Env = map[string]string{}
+	}
+	job.Env["LLEM_TENSORRT_LLM_TARGET"] = ts[Name].Version
+	return job, nil
 }

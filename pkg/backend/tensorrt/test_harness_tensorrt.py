@@ -4,7 +4,6 @@ python3 -m unittest (pkg/backend/tensorrt's Go test does)."""
 
 import os
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -15,12 +14,12 @@ import harness_tensorrt as ht  # noqa: E402
 
 # What params.BackendArgs produces for a tensorrt section (schema targets).
 ARGS = {
-    "llm": {"tensor_parallel_size": 1, "max_batch_size": 16, "backend": "tensorrt",
+    "llm": {"tensor_parallel_size": 1, "max_batch_size": 16,
             "kv_cache_config": {"free_gpu_memory_fraction": 0.8},
-            "speculative_config": {"decoding_type": "NGram", "max_draft_len": 4},
-            "build_config": {"strongly_typed": True, "plugin_config": {"use_paged_context_fmha": True}}},
+            "speculative_config": {"decoding_type": "NGram", "max_draft_len": 4, "max_matching_ngram_size": 2},
+            "attention_dp_config": {"enable_balance": True}},
     "sampling": {"presence_penalty": 0.1},
-    "llem": {"engine_cache": True, "enable_cuda_graph": False},
+    "llem": {"runtime": "pytorch", "enable_cuda_graph": False},
 }
 
 
@@ -32,12 +31,24 @@ class KwargsTest(unittest.TestCase):
         kw = ht.llm_kwargs({}, {"llem": {"enable_cuda_graph": True}}, "/tmp/r", True)
         self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"], kw["cuda_graph_config"]), ("dummy", True, {}))
         self.assertNotIn("cuda_graph_config", ht.llm_kwargs({}, {}, "m", False))
+        # enable_cuda_graph: false would drop extra cuda_graph_config keys: an error.
+        import llem_common as lc
+        with self.assertRaises(lc.HarnessError):
+            ht.llm_kwargs({}, {"llm": {"cuda_graph_config": {"enable_padding": True}},
+                               "llem": {"enable_cuda_graph": False}}, "m", False)
+        # extra: keys reach LLM() as given, null included (no silent drop).
+        kw = ht.llm_kwargs({}, {"llm": {"moe_config": None, "reasoning_parser": None}}, "m", False)
+        self.assertEqual((kw["moe_config"], kw["reasoning_parser"]), (None, None))
 
     def test_object_plan(self):
         kw = ht.llm_kwargs({}, ARGS, "m", False)
-        self.assertEqual(sorted(ht.object_plan(kw)), [("build_config", "BuildConfig"),
+        self.assertEqual(sorted(ht.object_plan(kw)), [("attention_dp_config", "AttentionDpConfig"),
                                                       ("kv_cache_config", "KvCacheConfig"),
                                                       ("speculative_config", "NGramDecodingConfig")])
+        import llem_common as lc
+        for dt in ("Medusa", "Lookahead", "Eagle3", None):
+            with self.assertRaises(lc.HarnessError):
+                ht.object_plan({"speculative_config": {"decoding_type": dt, "max_draft_len": 2}})
 
     def test_guard_block_reuse(self):
         kw = {}
@@ -63,48 +74,23 @@ class KwargsTest(unittest.TestCase):
         with self.assertRaises(lc.HarnessError):
             ht.prompt_ids(lc.Prompt(text="a"), None, None, 8)
 
+    def test_version_note(self):
+        self.assertEqual(ht.version_note("1.2.0", "1.2.0"), "tensorrt_llm 1.2.0, PyTorch runtime")
+        self.assertIn("llem's schema follows 1.2.0", ht.version_note("1.0.0", "1.2.0"))
+        self.assertEqual(ht.version_note("1.0.0", ""), "tensorrt_llm 1.0.0, PyTorch runtime")
+
     def test_harness_settings(self):
-        self.assertEqual(ht.harness_settings({}), {"engine_cache": True, "engine_path": None,
-                                                   "enable_cuda_graph": None})
-        self.assertEqual(ht.harness_settings({"llem": {"engine_path": "/e", "engine_cache": False}})["engine_path"],
-                         "/e")
+        self.assertEqual(ht.harness_settings({}), {"enable_cuda_graph": None, "runtime": "pytorch"})
+        self.assertEqual(ht.harness_settings({"llem": {"enable_cuda_graph": True}})["enable_cuda_graph"], True)
 
     def test_sampling(self):
         g = ht.sampling_kwargs({"decoder": {"preset": "deterministic"}, "random_seed": 9}, ARGS, 16, forced=True)
         self.assertEqual(g, {"max_tokens": 16, "temperature": 0.0, "top_k": 1, "ignore_eos": True,
                              "presence_penalty": 0.1, "seed": 9})
         s = ht.sampling_kwargs({"decoder": {"temperature": 0.5, "top_k": 0, "min_new_tokens": 2}}, {}, 4)
+        n = ht.sampling_kwargs({}, {"sampling": {"logprobs": None}}, 4)
+        self.assertIn("logprobs", n)
         self.assertEqual(s, {"max_tokens": 4, "temperature": 0.5, "top_p": 1.0, "min_tokens": 2, "seed": 42})
-
-    def test_builds_engine(self):
-        cases = [({"backend": "tensorrt"}, "1.0.0", True), ({"backend": "pytorch"}, "0.20.0", False),
-                 ({}, "0.21.0", True), ({}, "1.2.0rc1", False),
-                 ({}, "weird", False)]
-        for kw, v, want in cases:
-            self.assertEqual(ht.builds_engine(kw, v), want, (kw, v))
-
-    def test_cache_key(self):
-        a = ht.engine_cache_key({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.21", "H100")
-        b = ht.engine_cache_key({"build_config": {"b": 2, "a": 1}, "dtype": "float16", "model": "m"}, "0.21", "H100")
-        self.assertEqual(a, b)
-        self.assertEqual(len(a), 16)
-        for other in [({"model": "m", "dtype": "bfloat16", "build_config": {"a": 1, "b": 2}}, "0.21", "H100"),
-                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 3}}, "0.21", "H100"),
-                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.22", "H100"),
-                      ({"model": "m", "dtype": "float16", "build_config": {"a": 1, "b": 2}}, "0.21", "A100")]:
-            self.assertNotEqual(ht.engine_cache_key(*other), a)
-
-    def test_cache_dir(self):
-        self.assertEqual(ht.engine_cache_root({"LLEM_TRT_ENGINE_CACHE": "/x"}), "/x")
-        self.assertEqual(ht.engine_cache_root({"XDG_CACHE_HOME": "/c"}), "/c/llem/trt-engines")
-        self.assertEqual(ht.engine_cache_root({"LLEM_CACHE_DIR": "/l", "XDG_CACHE_HOME": "/c"}), "/l/trt-engines")
-        with tempfile.TemporaryDirectory() as root:
-            self.assertIsNone(ht.cached_engine(root, "k"))
-            d = os.path.join(root, "k")
-            os.makedirs(d)
-            self.assertIsNone(ht.cached_engine(root, "k"))  # interrupted build: no metadata
-            ht.write_cache_metadata(d, "k", {"model": "m"}, "0.21", "H100", 5)
-            self.assertEqual(ht.cached_engine(root, "k"), d)
 
 
 if __name__ == "__main__":

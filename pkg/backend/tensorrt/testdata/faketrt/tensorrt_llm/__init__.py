@@ -2,16 +2,23 @@
 and NVIDIA's package index and cannot be installed on the machines that
 run llem's test suite. This stands in for the LLM API calls that
 harness_tensorrt.py makes (LLM, SamplingParams, generate, generate_async
-streaming, save, the llmapi config classes) so the harness's control flow,
-engine cache and protocol output are tested end to end. It computes
-nothing: each streamed chunk carries one more token, up to max_tokens.
-Calls are appended to the file named by FAKE_TRT_LOG.
+streaming, the llmapi config classes) so the harness's control flow and
+protocol output are tested end to end. Its argument checking comes from
+the pinned snapshot (_snapshot.py): LLM(**kw) accepts exactly
+TorchLlmArgs' fields (BaseLlmArgs + TorchLlmArgs, extra="forbid"),
+config objects where the real one takes them, Literal values only from
+their set, and refuses a speculative config whose supports_backend
+("pytorch") is False; SamplingParams accepts exactly the dataclass's
+fields. It computes nothing: each streamed chunk carries one more token,
+up to max_tokens. Calls are appended to the file named by FAKE_TRT_LOG.
 """
 
 import json
 import os
 
-__version__ = "1.0.0"
+from . import _snapshot, llmapi
+
+__version__ = _snapshot.SNAPSHOT["version"]
 
 
 def _log(kind, payload):
@@ -23,6 +30,10 @@ def _log(kind, payload):
 
 class SamplingParams:
     def __init__(self, **kw):
+        known = _snapshot.fields("sampling")
+        for k in kw:
+            if k not in known or k.startswith("_"):
+                raise TypeError("SamplingParams.__init__() got an unexpected keyword argument %r" % k)
         self.kw = kw
         self.max_tokens = kw.get("max_tokens", 16)
 
@@ -40,8 +51,32 @@ class _Output:
         self.finished = finished
 
 
+# LLM() arguments that the real TorchLlmArgs validates into a config class:
+# a plain dict is coerced by pydantic, an object must be that class.
+_CONFIG_ARGS = {"kv_cache_config": "KvCacheConfig", "scheduler_config": "SchedulerConfig",
+                "cuda_graph_config": "CudaGraphConfig", "moe_config": "MoeConfig",
+                "attention_dp_config": "AttentionDpConfig", "torch_compile_config": "TorchCompileConfig"}
+
+
 class LLM:
+    """tensorrt_llm.LLM: the PyTorch runtime (TorchLlmArgs)."""
+
     def __init__(self, **kw):
+        _snapshot.check("TorchLlmArgs", "llm", kw)
+        if "model" not in kw:
+            raise TypeError("TorchLlmArgs: model is required")
+        for k, cls in _CONFIG_ARGS.items():
+            v = kw.get(k)
+            if isinstance(v, dict):
+                getattr(llmapi, cls)(**v)
+            elif v is not None and type(v).__name__ != cls:
+                raise TypeError("TorchLlmArgs.%s: expected %s, got %s" % (k, cls, type(v).__name__))
+        sc = kw.get("speculative_config")
+        if sc is not None:
+            if not isinstance(sc, llmapi._Decoding):
+                raise TypeError("TorchLlmArgs.speculative_config: expected a decoding config, got %r" % (sc,))
+            if not sc.supports_backend("pytorch"):
+                raise ValueError("Speculation type %s does not support backend pytorch" % type(sc).__name__)
         _log("LLM", kw)
         self.tokenizer = None
 
@@ -58,11 +93,6 @@ class LLM:
 
     def generate_async(self, prompt, params, streaming=False):
         return self._stream(prompt, params)
-
-    def save(self, d):
-        _log("save", {"dir": d})
-        with open(os.path.join(d, "rank0.engine"), "w") as f:
-            f.write("fake engine\n")
 
     def shutdown(self):
         pass
