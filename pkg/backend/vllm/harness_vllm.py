@@ -96,6 +96,10 @@ def sampling_kwargs(cfg, backend_args, max_tokens, detokenize=True, forced=False
     for k, v in ((backend_args or {}).get("sampling") or {}).items():
         if v is not None:
             kw[k] = v
+    if isinstance(kw.get("logit_bias"), dict):
+        # JSON object keys are strings; SamplingParams.logit_bias is
+        # dict[int, float] (token id -> bias).
+        kw["logit_bias"] = {int(t): float(b) for t, b in kw["logit_bias"].items()}
     if not detokenize:
         kw["detokenize"] = False
     return kw
