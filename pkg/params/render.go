@@ -126,14 +126,19 @@ func WriteJSON(w io.Writer, reports []*Report) error {
 func WriteMarkdown(w io.Writer, reports []*Report) error {
 	ew := &errWriter{w: w}
 	ew.printf("%s", mdIntro)
-	ew.printf("| Backend | First-class | Known missing | Coverage | Target |\n|---|---|---|---|---|\n")
+	ew.printf("| Backend | Measured coverage | Upstream | First-class | Known missing | Curated coverage | Target |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range reports {
 		c := r.Coverage
 		target := "—"
 		if c.Target > 0 {
 			target = fmt.Sprintf("≥ %.0f%%", 100*c.Target)
 		}
-		ew.printf("| [%s](#%s) | %d | %d | %.1f%% | %s |\n", r.Backend, r.Backend, c.FirstClass, c.Missing, 100*c.Ratio, target)
+		measured, upstream := "not measured", "—"
+		if m, ok, err := MeasuredCoverage(r); err == nil && ok {
+			measured = fmt.Sprintf("%.1f%% (%d of %d)", 100*m.Ratio, m.Covered, m.Relevant)
+			upstream = m.Library + " " + m.Version
+		}
+		ew.printf("| [%s](#%s) | %s | %s | %d | %d | %.1f%% | %s |\n", r.Backend, r.Backend, measured, upstream, c.FirstClass, c.Missing, 100*c.Ratio, target)
 	}
 	for _, r := range reports {
 		ew.printf("\n## %s\n\n", r.Backend)
@@ -207,8 +212,13 @@ from ` + "`#PyTorchSharedArgs`" + ` etc.), and ` + "`extra:`" + ` may not set th
 **Cross-field rules** are CUE constraints in the same files; the messages below are read from
 them, and a run that breaks one is reported with its grid coordinates and skipped.
 
-**Coverage** = first-class / (first-class + known impactful missing); the known-missing lists
-live in the schema next to the params (` + "`#PyTorchKnownMissing`" + ` etc.).
+**Measured coverage** = energy-relevant upstream knobs a first-class param maps to / all
+energy-relevant upstream knobs of the pinned library version. The knobs are extracted from the
+upstream source (` + "`tools/upstream/snapshots`" + `, by ` + "`tools/upstream/extract.py`" + `); each carries a
+reviewed verdict in ` + "`tools/upstream/relevance/<backend>.json`" + ` (irrelevant ones say why: logging, paths,
+multimodal inputs, ...), so the denominator comes from upstream. Targets are judged on it.
+**Curated coverage** = first-class / (first-class + known impactful missing), the known-missing
+lists living in the schema next to the params (` + "`#PyTorchKnownMissing`" + ` etc.).
 
 `
 
