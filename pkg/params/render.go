@@ -112,14 +112,31 @@ func WriteText(w io.Writer, reports []*Report) error {
 	return ew.err
 }
 
-// WriteJSON prints reports as one JSON document {"backends": [...]}.
+// WriteJSON prints reports as one JSON document {"backends": [...]}; a
+// backend with an upstream snapshot also carries its measured coverage
+// ("measured_coverage", see Measured).
 func WriteJSON(w io.Writer, reports []*Report) error {
+	type withMeasured struct {
+		*Report
+		Measured *Measured `json:"measured_coverage,omitempty"`
+	}
+	out := make([]withMeasured, len(reports))
+	for i, r := range reports {
+		out[i].Report = r
+		m, ok, err := MeasuredCoverage(r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out[i].Measured = &m
+		}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(struct {
-		Backends []*Report `json:"backends"`
-	}{reports})
+		Backends []withMeasured `json:"backends"`
+	}{out})
 }
 
 // WriteMarkdown prints the parameter reference (docs/params.md).
