@@ -218,7 +218,7 @@ backend arguments from these attributes only (` + "`params.BackendArgs`" + `).
 | native | ` + "`engine`" + ` (pkg/engine options), ` + "`worker`" + ` (the native worker loop) |
 
 **` + "`extra:`" + `** forwards arguments the schema does not cover, untouched, grouped by target:
-` + "`vllm: extra: engine: {enable_lora: true}`" + `. Values must be plain JSON data. A key that a
+` + "`vllm: extra: engine: {enable_sleep_mode: true}`" + `. Values must be plain JSON data. A key that a
 first-class param maps to is an error naming that param (` + "`vllm.extra.engine.max_num_seqs: shadows\nfirst-class vllm.engine.max_num_seqs; set that instead`" + `), and so is replacing a config object
 that first-class params fill (set keys inside it instead).
 

@@ -92,6 +92,12 @@ func TestCrossFieldRules(t *testing.T) {
 		{"eplb with expert parallel off", "vllm", `engine: {enable_eplb: true, enable_expert_parallel: false}`, "vllm.engine.enable_eplb needs vllm.engine.enable_expert_parallel: true"},
 		{"eplb off", "vllm", `engine: {enable_eplb: false}`, ""},
 		{"eplb", "vllm", `engine: {enable_eplb: true, enable_expert_parallel: true}`, ""},
+		{"lora knob without lora", "vllm", `engine: max_loras: 4`, "vllm.engine.max_loras needs vllm.engine.enable_lora: true"},
+		{"lora knob with lora off", "vllm", `engine: {enable_lora: false, max_lora_rank: 64}`, "vllm.engine.max_lora_rank needs vllm.engine.enable_lora: true"},
+		{"lora sharding without lora", "vllm", `engine: fully_sharded_loras: true`, "vllm.engine.fully_sharded_loras needs vllm.engine.enable_lora: true"},
+		{"lora cpu cache without lora", "vllm", `engine: max_cpu_loras: 4`, "vllm.engine.max_cpu_loras needs vllm.engine.enable_lora: true"},
+		{"lora dtype without lora", "vllm", `engine: lora_dtype: "float16"`, "vllm.engine.lora_dtype needs vllm.engine.enable_lora: true"},
+		{"lora", "vllm", `engine: {enable_lora: true, max_loras: 4, max_lora_rank: 64, fully_sharded_loras: true, max_cpu_loras: 8, lora_dtype: "bfloat16"}`, ""},
 		{"dbo threshold without dbo", "vllm", `engine: dbo_decode_token_threshold: 64`, "vllm.engine.dbo_decode_token_threshold needs vllm.engine.enable_dbo: true"},
 		{"dbo threshold with dbo off", "vllm", `engine: {enable_dbo: false, dbo_prefill_token_threshold: 256}`, "vllm.engine.dbo_prefill_token_threshold needs vllm.engine.enable_dbo: true"},
 		{"dbo thresholds", "vllm", `engine: {enable_dbo: true, dbo_decode_token_threshold: 64, dbo_prefill_token_threshold: 256}`, ""},
@@ -169,7 +175,7 @@ func TestCrossFieldRules(t *testing.T) {
 		{"native threads", "native", `threads: -1`, "threads"},
 
 		// extra: targets and plain data are checked by CUE too
-		{"extra plain", "vllm", `extra: engine: {enable_lora: true, max_loras: 2, lora_extra: [1, "a", {b: null}]}`, ""},
+		{"extra plain", "vllm", `extra: engine: {disable_log_stats: true, max_logprobs: 2, lora_extra: [1, "a", {b: null}]}`, ""},
 		{"extra env", "vllm", `extra: env: VLLM_USE_V1: "1"`, ""},
 		{"extra env not string", "vllm", `extra: env: VLLM_USE_V1: 1`, "VLLM_USE_V1"},
 		{"extra unknown target", "pytorch", `extra: model: {x: 1}`, "extra.model: field not allowed"},

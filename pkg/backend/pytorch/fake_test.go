@@ -200,7 +200,7 @@ func TestHarnessAgainstFakeRefusesWhatTransformersRejects(t *testing.T) {
 		{"quantization keys that ask for nothing", `{"extra": {"from_pretrained": {"quantization_config": {"llm_int8_skip_modules": ["lm_head"]}}}}`, protocol.ErrKindConfig, "ask for no quantization"},
 		{"token healing without a tokenizer", `{"token_healing": true}`, protocol.ErrKindConfig, "token_healing needs the model's tokenizer"},
 		{"unknown generate keyword", `{"extra": {"generate": {"no_such_knob": 1}}}`, "", "model_kwargs` are not used by the model: ['no_such_knob']"},
-		{"a real GenerationConfig field through extra", `{"extra": {"generate": {"encoder_repetition_penalty": 1.0}}, "top_h": 0.9}`, "", ""},
+		{"a real GenerationConfig field through extra", `{"extra": {"generate": {"forced_eos_token_id": 2}}, "top_h": 0.9}`, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

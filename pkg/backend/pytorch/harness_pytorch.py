@@ -172,9 +172,10 @@ def generate_kwargs(cfg, backend_args):
 
 
 # kwargs that transformers wants as objects, not dicts: the schema carries
-# them as plain data (pytorch.compile_config, pytorch.kernel_config), the
+# them as plain data (pytorch.compile_config, watermarking_config,
+# kernel_config), the
 # harness builds the object by its class name.
-CONFIG_OBJECTS = {"compile_config": "CompileConfig"}
+CONFIG_OBJECTS = {"compile_config": "CompileConfig", "watermarking_config": "WatermarkingConfig"}
 FROM_PRETRAINED_OBJECTS = {"kernel_config": "KernelConfig"}
 
 

@@ -146,6 +146,19 @@ class KwargsTest(unittest.TestCase):
         self.assertIs(kw["trust_remote_code"], True)
         self.assertNotIn("tokenizer", kw)
 
+    def test_watermarking_config_becomes_the_transformers_object(self):
+        class WatermarkingConfig:
+            def __init__(self, **kw):
+                self.kw = kw
+
+        class FakeTransformers:
+            __version__ = "5.17.0"
+            CompileConfig = None
+
+        FakeTransformers.WatermarkingConfig = WatermarkingConfig
+        kw = hp.wrap_config_objects({"watermarking_config": {"greenlist_ratio": 0.25}}, FakeTransformers)
+        self.assertEqual(kw["watermarking_config"].kw, {"greenlist_ratio": 0.25})
+
     def test_kernel_config_becomes_the_transformers_object(self):
         class KernelConfig:
             def __init__(self, **kw):
