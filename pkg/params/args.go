@@ -117,6 +117,11 @@ var upstreamAliases = map[string]map[string]string{
 		"engine.attention_backend": "engine.attention_config.backend",
 		// Read by older vLLM only; the same setting as attention_config.backend.
 		"env.VLLM_ATTENTION_BACKEND": "engine.attention_config.backend",
+		// Deprecated flat EngineArgs fields copied into EPLBConfig
+		// (arg_utils.py @ 99d7eb5d, "will be removed in v0.12.0").
+		"engine.num_redundant_experts": "engine.eplb_config.num_redundant_experts",
+		"engine.eplb_window_size":      "engine.eplb_config.window_size",
+		"engine.eplb_step_interval":    "engine.eplb_config.step_interval",
 	},
 	"tensorrt": {
 		// speculative_model is the DecodingBaseConfig alias of speculative_model_dir.

@@ -38,22 +38,22 @@ func TestBackendArgs(t *testing.T) {
 			name: "pytorch mixed targets and extra", backend: "pytorch",
 			section: `{"batch_size": 8, "attn_implementation": "sdpa", "load_in_4bit": true, "bnb_4bit_quant_type": "nf4",
 				"torch_compile": true, "torch_compile_mode": "max-autotune", "num_beams": 4, "float32_matmul_precision": "high",
-				"extra": {"generate": {"diversity_penalty": 0.5}, "from_pretrained": {"quantization_config": {"llm_int8_skip_modules": ["lm_head"]}, "offload_state_dict": true}}}`,
+				"extra": {"generate": {"max_length": 4096}, "from_pretrained": {"quantization_config": {"llm_int8_skip_modules": ["lm_head"]}, "offload_state_dict": true}}}`,
 			want: `{"llem": {"batch_size": 8, "batching": "fixed", "torch_compile": true},
 				"from_pretrained": {"attn_implementation": "sdpa", "device_map": "auto", "trust_remote_code": false, "offload_state_dict": true,
 					"quantization_config": {"load_in_4bit": true, "load_in_8bit": false, "bnb_4bit_quant_type": "nf4", "llm_int8_skip_modules": ["lm_head"]}},
 				"compile": {"mode": "max-autotune"},
 				"torch": {"set_float32_matmul_precision": "high"},
 				"tokenizer": {"padding_side": "left"},
-				"generate": {"num_beams": 4, "return_dict_in_generate": false, "diversity_penalty": 0.5}}`,
+				"generate": {"num_beams": 4, "return_dict_in_generate": false, "max_length": 4096}}`,
 		},
 		{
 			name: "vllm engine sampling env speculative", backend: "vllm",
 			section: `{"engine": {"max_num_seqs": 64, "gpu_memory_utilization": 0.85, "speculative_model": "x/draft", "num_speculative_tokens": 4,
 					"attention_backend": "FLASHINFER", "compilation_config": {"mode": 3}},
 				"sampling": {"ignore_eos": true, "max_tokens": 128},
-				"extra": {"engine": {"enable_lora": true, "speculative_config": {"acceptance_method": "typical_acceptance_sampler"}}, "env": {"VLLM_USE_V1": "1"}}}`,
-			want: `{"engine": {"max_num_seqs": 64, "gpu_memory_utilization": 0.85, "trust_remote_code": false, "compilation_config": {"mode": 3}, "enable_lora": true,
+				"extra": {"engine": {"disable_log_stats": true, "speculative_config": {"acceptance_method": "typical_acceptance_sampler"}}, "env": {"VLLM_USE_V1": "1"}}}`,
+			want: `{"engine": {"max_num_seqs": 64, "gpu_memory_utilization": 0.85, "trust_remote_code": false, "compilation_config": {"mode": 3}, "disable_log_stats": true,
 					"attention_config": {"backend": "FLASHINFER"},
 					"speculative_config": {"model": "x/draft", "num_speculative_tokens": 4, "acceptance_method": "typical_acceptance_sampler"}},
 				"env": {"VLLM_USE_V1": "1"},
@@ -140,7 +140,7 @@ func TestCheckExtra(t *testing.T) {
 	}{
 		{"none", "vllm", `{"engine": {"max_num_seqs": 8}}`, nil},
 		{"null extra", "vllm", `{"extra": null}`, nil},
-		{"forwarded", "vllm", `{"extra": {"engine": {"enable_lora": true}, "sampling": {"logit_bias": {"42": -100}}}}`, nil},
+		{"forwarded", "vllm", `{"extra": {"engine": {"disable_log_stats": true}, "sampling": {"extra_args": {"note": "x"}}}}`, nil},
 		{"shadow engine", "vllm", `{"extra": {"engine": {"max_num_seqs": 8}}}`,
 			[]string{"vllm.extra.engine.max_num_seqs: shadows first-class vllm.engine.max_num_seqs; set that instead"}},
 		{"shadow nested speculative", "vllm", `{"extra": {"engine": {"speculative_config": {"model": "x"}}}}`,
@@ -157,7 +157,7 @@ func TestCheckExtra(t *testing.T) {
 			[]string{"vllm.extra.engine.attention_config.backend: shadows first-class vllm.engine.attention_backend; set that instead"}},
 		{"shadow trt speculative_model alias", "tensorrt", `{"extra": {"llm": {"speculative_config": {"speculative_model": "x"}}}}`,
 			[]string{"tensorrt.extra.llm.speculative_config.speculative_model: shadows first-class tensorrt.speculative_model"}},
-		{"shadow pytorch generate", "pytorch", `{"extra": {"generate": {"num_beams": 2, "diversity_penalty": 1.0}}}`,
+		{"shadow pytorch generate", "pytorch", `{"extra": {"generate": {"num_beams": 2, "max_length": 4096}}}`,
 			[]string{"pytorch.extra.generate.num_beams: shadows first-class pytorch.num_beams; set that instead"}},
 		{"shadow bnb", "pytorch", `{"extra": {"from_pretrained": {"quantization_config": {"load_in_4bit": true}}}}`,
 			[]string{"pytorch.extra.from_pretrained.quantization_config.load_in_4bit: shadows first-class pytorch.load_in_4bit"}},
@@ -240,7 +240,7 @@ func TestBackendArgsRejectsUnknownKeys(t *testing.T) {
 
 // pkg/study and the runners call these from several goroutines.
 func TestConcurrentUse(t *testing.T) {
-	sec := section(t, `{"engine": {"max_num_seqs": 8}, "extra": {"engine": {"enable_lora": true, "max_num_seqs": 2}}}`)
+	sec := section(t, `{"engine": {"max_num_seqs": 8}, "extra": {"engine": {"disable_log_stats": true, "max_num_seqs": 2}}}`)
 	done := make(chan error, 8)
 	for range 8 {
 		go func() {

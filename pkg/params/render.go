@@ -112,28 +112,50 @@ func WriteText(w io.Writer, reports []*Report) error {
 	return ew.err
 }
 
-// WriteJSON prints reports as one JSON document {"backends": [...]}.
+// WriteJSON prints reports as one JSON document {"backends": [...]}; a
+// backend with an upstream snapshot also carries its measured coverage
+// ("measured_coverage", see Measured).
 func WriteJSON(w io.Writer, reports []*Report) error {
+	type withMeasured struct {
+		*Report
+		Measured *Measured `json:"measured_coverage,omitempty"`
+	}
+	out := make([]withMeasured, len(reports))
+	for i, r := range reports {
+		out[i].Report = r
+		m, ok, err := MeasuredCoverage(r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out[i].Measured = &m
+		}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(struct {
-		Backends []*Report `json:"backends"`
-	}{reports})
+		Backends []withMeasured `json:"backends"`
+	}{out})
 }
 
 // WriteMarkdown prints the parameter reference (docs/params.md).
 func WriteMarkdown(w io.Writer, reports []*Report) error {
 	ew := &errWriter{w: w}
 	ew.printf("%s", mdIntro)
-	ew.printf("| Backend | First-class | Known missing | Coverage | Target |\n|---|---|---|---|---|\n")
+	ew.printf("| Backend | Measured coverage | Upstream | First-class | Known missing | Curated coverage | Target |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range reports {
 		c := r.Coverage
 		target := "—"
 		if c.Target > 0 {
 			target = fmt.Sprintf("≥ %.0f%%", 100*c.Target)
 		}
-		ew.printf("| [%s](#%s) | %d | %d | %.1f%% | %s |\n", r.Backend, r.Backend, c.FirstClass, c.Missing, 100*c.Ratio, target)
+		measured, upstream := "not measured", "—"
+		if m, ok, err := MeasuredCoverage(r); err == nil && ok {
+			measured = fmt.Sprintf("%.1f%% (%d of %d)", 100*m.Ratio, m.Covered, m.Relevant)
+			upstream = m.Library + " " + m.Version
+		}
+		ew.printf("| [%s](#%s) | %s | %s | %d | %d | %.1f%% | %s |\n", r.Backend, r.Backend, measured, upstream, c.FirstClass, c.Missing, 100*c.Ratio, target)
 	}
 	for _, r := range reports {
 		ew.printf("\n## %s\n\n", r.Backend)
@@ -196,7 +218,7 @@ backend arguments from these attributes only (` + "`params.BackendArgs`" + `).
 | native | ` + "`engine`" + ` (pkg/engine options), ` + "`worker`" + ` (the native worker loop) |
 
 **` + "`extra:`" + `** forwards arguments the schema does not cover, untouched, grouped by target:
-` + "`vllm: extra: engine: {enable_lora: true}`" + `. Values must be plain JSON data. A key that a
+` + "`vllm: extra: engine: {enable_sleep_mode: true}`" + `. Values must be plain JSON data. A key that a
 first-class param maps to is an error naming that param (` + "`vllm.extra.engine.max_num_seqs: shadows\nfirst-class vllm.engine.max_num_seqs; set that instead`" + `), and so is replacing a config object
 that first-class params fill (set keys inside it instead).
 
@@ -207,8 +229,13 @@ from ` + "`#PyTorchSharedArgs`" + ` etc.), and ` + "`extra:`" + ` may not set th
 **Cross-field rules** are CUE constraints in the same files; the messages below are read from
 them, and a run that breaks one is reported with its grid coordinates and skipped.
 
-**Coverage** = first-class / (first-class + known impactful missing); the known-missing lists
-live in the schema next to the params (` + "`#PyTorchKnownMissing`" + ` etc.).
+**Measured coverage** = energy-relevant upstream knobs a first-class param maps to / all
+energy-relevant upstream knobs of the pinned library version. The knobs are extracted from the
+upstream source (` + "`tools/upstream/snapshots`" + `, by ` + "`tools/upstream/extract.py`" + `); each carries a
+reviewed verdict in ` + "`tools/upstream/relevance/<backend>.json`" + ` (irrelevant ones say why: logging, paths,
+multimodal inputs, ...), so the denominator comes from upstream. Targets are judged on it.
+**Curated coverage** = first-class / (first-class + known impactful missing), the known-missing
+lists living in the schema next to the params (` + "`#PyTorchKnownMissing`" + ` etc.).
 
 `
 

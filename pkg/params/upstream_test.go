@@ -1,6 +1,7 @@
 package params
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,4 +202,73 @@ func TestTensorRTEnumsMatchUpstream(t *testing.T) {
 var trtRefusedUpstreamValues = map[string]bool{
 	"tensorrt.speculative_decoding_mode=SaveState":    true, // writes hidden states to disk, forces batch size 1
 	"tensorrt.speculative_decoding_mode=UserProvided": true, // needs a Drafter object
+}
+
+// TestEnumsMatchUpstreamLiterals: a first-class enum whose upstream field is
+// typed Literal[...] offers exactly the literal's values (a closed enum
+// narrower than upstream hides values, a wider one lets through values
+// upstream rejects).
+func TestEnumsMatchUpstreamLiterals(t *testing.T) {
+	checked := 0
+	for _, b := range []string{"pytorch", "vllm"} {
+		snap, err := upstream.Load(b)
+		if err != nil || snap == nil {
+			t.Fatalf("%s: snapshot: %v", b, err)
+		}
+		r, _ := report(b)
+		for _, p := range r.Params {
+			k := SurfaceOf(b, p.Mapping)
+			if k == "" || len(p.Options) == 0 {
+				continue
+			}
+			f, ok := LookupField(snap, k)
+			if !ok || f.Type == nil {
+				continue
+			}
+			want, ok := literalValues(*f.Type)
+			if !ok {
+				continue
+			}
+			checked++
+			got := map[string]bool{}
+			for _, o := range p.Options {
+				got[fmt.Sprint(o)] = true
+			}
+			for v := range want {
+				if !got[v] {
+					t.Errorf("%s lacks %s %s value %s of %s", p.Path, snap.Library, snap.Version, v, *f.Type)
+				}
+			}
+			for v := range got {
+				if !want[v] {
+					t.Errorf("%s offers %s, which %s %s's %s does not accept", p.Path, v, snap.Library, snap.Version, *f.Type)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no enum with a Literal upstream type was checked")
+	}
+}
+
+// literalValues parses the values of the Literal[...] in a Python type
+// annotation ("Literal[2, 3, 4] | None", "Literal['a', 'b']"), unquoted.
+func literalValues(typ string) (map[string]bool, bool) {
+	i := strings.Index(typ, "Literal[")
+	if i < 0 {
+		return nil, false
+	}
+	rest := typ[i+len("Literal["):]
+	j := strings.Index(rest, "]")
+	if j < 0 {
+		return nil, false
+	}
+	out := map[string]bool{}
+	for _, v := range strings.Split(rest[:j], ",") {
+		v = strings.Trim(strings.TrimSpace(v), `'"`)
+		if v != "" {
+			out[v] = true
+		}
+	}
+	return out, true
 }

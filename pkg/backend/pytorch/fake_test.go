@@ -10,6 +10,7 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/params"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 )
@@ -178,6 +179,54 @@ func TestHarnessAgainstFakeErrors(t *testing.T) {
 			}
 			if out.ExitCode != wantExit {
 				t.Errorf("exit = %d, want %d", out.ExitCode, wantExit)
+			}
+		})
+	}
+}
+
+// TestHarnessAgainstFakeRefusesWhatTransformersRejects: arguments built by
+// params.BackendArgs from study sections that transformers cannot apply end
+// the run with an error naming them, never a silent drop; the fake (whose
+// argument names come from the pinned transformers snapshot) rejects an
+// unknown generate() keyword as transformers does.
+func TestHarnessAgainstFakeRefusesWhatTransformersRejects(t *testing.T) {
+	cases := []struct {
+		name, section, kind, msg string
+	}{
+		{"loading option on a random model", `{"revision": "v1"}`, protocol.ErrKindConfig, "from_pretrained arguments revision do not apply to random:<arch> models"},
+		{"extra loading option on a random model", `{"extra": {"from_pretrained": {"key_mapping": {"a": "b"}}}}`, protocol.ErrKindConfig, "key_mapping do not apply"},
+		{"kernels on a random model", `{"use_kernels": true}`, protocol.ErrKindConfig, "use_kernels do not apply"},
+		{"non-bitsandbytes quantization on a random model", `{"extra": {"from_pretrained": {"quantization_config": {"quant_method": "torchao", "quant_type": "int8_weight_only"}}}}`, protocol.ErrKindConfig, "quantization needs a checkpoint"},
+		{"quantization keys that ask for nothing", `{"extra": {"from_pretrained": {"quantization_config": {"llm_int8_skip_modules": ["lm_head"]}}}}`, protocol.ErrKindConfig, "ask for no quantization"},
+		{"token healing without a tokenizer", `{"token_healing": true}`, protocol.ErrKindConfig, "token_healing needs the model's tokenizer"},
+		{"unknown generate keyword", `{"extra": {"generate": {"no_such_knob": 1}}}`, "", "model_kwargs` are not used by the model: ['no_such_knob']"},
+		{"a real GenerationConfig field through extra", `{"extra": {"generate": {"forced_eos_token_id": 2}}, "top_h": 0.9}`, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var section map[string]any
+			if err := json.Unmarshal([]byte(c.section), &section); err != nil {
+				t.Fatal(err)
+			}
+			args, err := params.BackendArgs("pytorch", section)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := `{"model":"random:llama-15m","backend":"pytorch","n":1,"max_output_tokens":2}`
+			job, _ := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), BackendArgs: args,
+				Prompts: []protocol.Prompt{{Text: "hi"}}})
+			sum, out := runValid(t, job)
+			if c.msg == "" {
+				if sum.Error != nil {
+					t.Fatalf("want a clean run, got %+v", sum.Error)
+				}
+				return
+			}
+			if sum.Error == nil || !strings.Contains(sum.Error.Message, c.msg) {
+				t.Fatalf("error = %+v, want message containing %q\n%s", sum.Error, c.msg, out.StderrTail)
+			}
+			if c.kind != "" && sum.Error.Kind != c.kind {
+				t.Errorf("kind = %q, want %q", sum.Error.Kind, c.kind)
 			}
 		})
 	}

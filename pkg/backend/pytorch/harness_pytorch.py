@@ -50,39 +50,95 @@ def knobs(cfg, backend_args):
     }
 
 
+# The schema's bitsandbytes switches, always sent (false by default), and
+# the BitsAndBytesConfig-only keys: with neither switch on they ask for
+# nothing, and no other quantization method takes them.
+BNB_SWITCHES = ("load_in_4bit", "load_in_8bit")
+BNB_ONLY_PREFIXES = ("bnb_4bit_", "llm_int8_")
+
+
+def quantization_kind(q):
+    """What a quantization_config dict asks for: "bitsandbytes", "other"
+    (a quant_method such as torchao, hqq, quanto, gptq, awq, fp8, built with
+    AutoQuantizationConfig.from_dict) or None (the schema's default switches
+    alone: nothing). Keys that ask for nothing recognisable are an error,
+    never dropped."""
+    method = q.get("quant_method")
+    bnb = any(q.get(k) for k in BNB_SWITCHES)
+    if bnb:
+        if method not in (None, "bitsandbytes"):
+            raise lc.SpecError("pytorch quantization_config: load_in_4bit/load_in_8bit (bitsandbytes) and "
+                               "quant_method %r ask for two quantizations; choose one" % method)
+        return "bitsandbytes"
+    rest = sorted(k for k in q if k not in BNB_SWITCHES)
+    if method is None or method == "bitsandbytes":
+        if rest:
+            raise lc.SpecError("pytorch quantization_config keys %s ask for no quantization: set load_in_4bit or "
+                               "load_in_8bit (bitsandbytes), or give extra: from_pretrained: quantization_config: "
+                               "quant_method (e.g. torchao, hqq, quanto, fp8)" % ", ".join(rest))
+        return None
+    bnb_only = [k for k in rest if k.startswith(BNB_ONLY_PREFIXES)]
+    if bnb_only:
+        raise lc.SpecError("pytorch quantization_config keys %s are bitsandbytes options, but quant_method is %r"
+                           % (", ".join(bnb_only), method))
+    return "other"
+
+
 def from_pretrained_kwargs(cfg, backend_args, dtype_key):
     """Keyword arguments for from_pretrained, before objects are built.
 
-    dtype_key is "dtype" (transformers ≥ 4.56) or "torch_dtype"; its value
+    dtype_key is "dtype" (transformers >= 4.56) or "torch_dtype"; its value
     is the precision's torch dtype name (the harness swaps in the torch
     object). backend_args.from_pretrained (schema target from_pretrained,
-    extra: keys merged) is applied untouched; its quantization_config dict
-    is kept only when it asks for 4- or 8-bit loading (the schema always
-    sends both flags, false by default). The top-level passthrough_kwargs
-    of the original, if present, are merged last.
+    extra: keys merged) is applied untouched, None values included. Its
+    quantization_config dict stays when it asks for a quantization (see
+    quantization_kind; the false bitsandbytes switches are removed from a
+    non-bitsandbytes config) and is removed only when it is the schema's
+    default switches alone. The top-level passthrough_kwargs of the
+    original, if present, are merged last.
     """
     kw = {dtype_key: lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)]}
     for k, v in ((backend_args or {}).get("from_pretrained") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v
     q = kw.get("quantization_config")
-    if isinstance(q, dict) and not (q.get("load_in_4bit") or q.get("load_in_8bit")):
-        del kw["quantization_config"]
+    if isinstance(q, dict):
+        kind = quantization_kind(q)
+        if kind is None:
+            del kw["quantization_config"]
+        elif kind == "other":
+            kw["quantization_config"] = {k: v for k, v in q.items() if k not in BNB_SWITCHES}
     for k, v in (cfg.get("passthrough_kwargs") or {}).items():
         kw[k] = v
     return kw
 
 
+# from_pretrained kwargs that AutoModelForCausalLM.from_config also takes
+# (transformers' _from_config pops dtype/torch_dtype and
+# attn_implementation and hands anything else to the model's __init__,
+# which rejects it).
+FROM_CONFIG_ARGS = ("dtype", "torch_dtype", "attn_implementation")
+# Loading options that only place or fetch checkpoint weights, at the
+# values llem always sends: without a checkpoint they ask for nothing (the
+# harness builds the random model on its device, as device_map "auto" does
+# on one GPU).
+FROM_CONFIG_NEUTRAL = {"device_map": ("auto",), "trust_remote_code": (False,)}
+
+
 def from_config_kwargs(fp_kw):
-    """The subset of from_pretrained kwargs that from_config accepts
-    (random-weight models): dtype and attention implementation. Loading
-    options (device_map, revision, ...) have no meaning without a
-    checkpoint; quantization needs one and is refused."""
+    """The from_pretrained kwargs of a random-weight model, for from_config:
+    dtype and attention implementation apply; quantization needs a
+    checkpoint; anything else is refused by name rather than dropped."""
     if "quantization_config" in fp_kw:
-        raise lc.HarnessError("config", "load_in_4bit/load_in_8bit need a checkpoint; random:<arch> "
+        raise lc.HarnessError("config", "quantization needs a checkpoint; random:<arch> "
                               "models are built from a config with random weights",
-                              "use a real checkpoint for bitsandbytes runs")
-    return {k: v for k, v in fp_kw.items() if k in ("dtype", "torch_dtype", "attn_implementation")}
+                              "use a real checkpoint for quantized runs")
+    rest = sorted(k for k, v in fp_kw.items()
+                  if k not in FROM_CONFIG_ARGS and v not in FROM_CONFIG_NEUTRAL.get(k, ()))
+    if rest:
+        raise lc.HarnessError("config", "from_pretrained arguments %s do not apply to random:<arch> models "
+                              "(built with from_config: no checkpoint to load, place or fetch)" % ", ".join(rest),
+                              "remove them, or use a real checkpoint")
+    return {k: v for k, v in fp_kw.items() if k in FROM_CONFIG_ARGS}
 
 
 def generate_kwargs(cfg, backend_args):
@@ -108,34 +164,57 @@ def generate_kwargs(cfg, backend_args):
     if dec.get("min_new_tokens") is not None:
         kw["min_new_tokens"] = int(dec["min_new_tokens"])
     for k, v in ((backend_args or {}).get("generate") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v  # None included: extra: forwards values untouched
     if not kw.get("do_sample"):
         for k in SAMPLING_ONLY:
             kw.pop(k, None)
     return kw
 
 
-# generate() kwargs that transformers wants as objects, not dicts: the schema
-# carries them as plain data (pytorch.compile_config), the harness builds
-# the object by its class name.
-CONFIG_OBJECTS = {"compile_config": "CompileConfig"}
+# kwargs that transformers wants as objects, not dicts: the schema carries
+# them as plain data (pytorch.compile_config, watermarking_config,
+# kernel_config), the
+# harness builds the object by its class name.
+CONFIG_OBJECTS = {"compile_config": "CompileConfig", "watermarking_config": "WatermarkingConfig"}
+FROM_PRETRAINED_OBJECTS = {"kernel_config": "KernelConfig"}
 
 
-def wrap_config_objects(gen_kw, transformers):
-    """Replace dict values of CONFIG_OBJECTS keys in gen_kw by the
-    transformers objects built from them (in place). Unknown classes in an
-    older transformers raise a config error naming the key."""
-    for key, cls in CONFIG_OBJECTS.items():
-        v = gen_kw.get(key)
+def wrap_config_objects(kw, transformers, objects=None):
+    """Replace dict values of the objects' keys (CONFIG_OBJECTS by default)
+    in kw by the transformers objects built from them (in place). Unknown
+    classes in an older transformers raise a config error naming the key."""
+    for key, cls in (CONFIG_OBJECTS if objects is None else objects).items():
+        v = kw.get(key)
         if not isinstance(v, dict):
             continue
         ctor = getattr(transformers, cls, None)
         if ctor is None:
             raise lc.SpecError("pytorch %s: transformers %s has no %s (upgrade transformers or drop the key)"
                                % (key, getattr(transformers, "__version__", "?"), cls))
-        gen_kw[key] = ctor(**v)
-    return gen_kw
+        kw[key] = ctor(**v)
+    return kw
+
+
+def build_quantization_config(q, torch, transformers):
+    """The transformers object of a quantization_config dict:
+    BitsAndBytesConfig for the bitsandbytes switches (dtype names become
+    torch dtypes), else AutoQuantizationConfig.from_dict by quant_method."""
+    if quantization_kind(q) == "bitsandbytes":
+        q = dict(q)
+        for key in ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage"):
+            if isinstance(q.get(key), str):
+                q[key] = getattr(torch, q[key])
+        return transformers.BitsAndBytesConfig(**q)
+    from transformers.quantizers.auto import AutoQuantizationConfig
+    return AutoQuantizationConfig.from_dict(dict(q))
+
+
+# generate() kwargs that need the tokenizer passed along (transformers
+# raises without it): stop strings, token healing.
+NEEDS_TOKENIZER = ("stop_strings", "token_healing")
+# Universal assisted decoding (a draft with another tokenizer) needs both
+# tokenizers.
+NEEDS_ASSISTANT_TOKENIZER = ("assistant_lookbehind", "target_lookbehind")
 
 
 def dtype_kwarg_name(transformers_version):
@@ -207,6 +286,29 @@ def versions():
     return v
 
 
+def generate_companions(gen_kw, cfg, backend_args, tokenizer, load_tokenizer=None):
+    """Add the objects generate() needs beside some kwargs (in place): the
+    tokenizer for NEEDS_TOKENIZER, the assistant's tokenizer too for
+    NEEDS_ASSISTANT_TOKENIZER, and trust_remote_code for a custom_generate
+    method (from_pretrained's setting: the method is Hub code). A kwarg that
+    needs a tokenizer on a tokenizer-less random:<arch> model is an error."""
+    wants = [k for k in NEEDS_TOKENIZER + NEEDS_ASSISTANT_TOKENIZER if gen_kw.get(k)]
+    if wants:
+        if tokenizer is None:
+            raise lc.HarnessError("config", "pytorch %s needs the model's tokenizer; random:<arch> models have none"
+                                  % ", ".join(wants), "use a checkpoint with a tokenizer")
+        gen_kw["tokenizer"] = tokenizer
+    if any(gen_kw.get(k) for k in NEEDS_ASSISTANT_TOKENIZER) and isinstance(gen_kw.get("assistant_model"), str):
+        if load_tokenizer is None:
+            from transformers import AutoTokenizer
+            load_tokenizer = AutoTokenizer.from_pretrained
+        gen_kw["assistant_tokenizer"] = load_tokenizer(gen_kw["assistant_model"])
+    if gen_kw.get("custom_generate"):
+        fp = (backend_args or {}).get("from_pretrained") or {}
+        gen_kw["trust_remote_code"] = bool(fp.get("trust_remote_code", False))
+    return gen_kw
+
+
 def load(cfg, backend_args, em, torch, transformers, device):
     """Load the model (and tokenizer) as the config says.
     Returns (model, tokenizer or None, vocab_size, eos_ids, pad_id, load_ns)."""
@@ -215,28 +317,25 @@ def load(cfg, backend_args, em, torch, transformers, device):
     model_id = cfg.get("model") or ""
     arch_name = lc.random_model_name(model_id)
     fp_kw = from_pretrained_kwargs(cfg, backend_args, dtype_kwarg_name(transformers.__version__))
+    if arch_name:
+        # Refuse what from_config cannot apply before building anything.
+        fp_kw = from_config_kwargs(fp_kw)
     for key in ("dtype", "torch_dtype"):
         if isinstance(fp_kw.get(key), str):
             fp_kw[key] = getattr(torch, fp_kw[key])
-    q = fp_kw.get("quantization_config")
-    if isinstance(q, dict):
-        from transformers import BitsAndBytesConfig
-        q = dict(q)
-        for key in ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage"):
-            if isinstance(q.get(key), str):
-                q[key] = getattr(torch, q[key])
-        fp_kw["quantization_config"] = BitsAndBytesConfig(**q)
+    if isinstance(fp_kw.get("quantization_config"), dict):
+        fp_kw["quantization_config"] = build_quantization_config(fp_kw["quantization_config"], torch, transformers)
+    wrap_config_objects(fp_kw, transformers, FROM_PRETRAINED_OBJECTS)
 
     t_load = time.monotonic_ns()
     tokenizer = None
     if arch_name:
         model_type, hf_kw = lc.hf_config_kwargs(lc.architecture(arch_name), transformers.__version__)
         hf_cfg = AutoConfig.for_model(model_type, **hf_kw)
-        cfg_kw = from_config_kwargs(fp_kw)
         # Build directly on the device: random init of an 8B model on the
         # CPU takes minutes, on the GPU seconds.
         with device:
-            model = AutoModelForCausalLM.from_config(hf_cfg, **cfg_kw)
+            model = AutoModelForCausalLM.from_config(hf_cfg, **fp_kw)
         model = model.to(device)  # no-op when the device context was honoured
         vocab, eos, pad_id = hf_cfg.vocab_size, hf_cfg.eos_token_id, getattr(hf_cfg, "pad_token_id", None)
     else:
@@ -299,6 +398,7 @@ def main(spec, em):
     gen_kw = generate_kwargs(cfg, backend_args)
     gen_kw["pad_token_id"] = pad_id
     wrap_config_objects(gen_kw, transformers)
+    generate_companions(gen_kw, cfg, backend_args, tokenizer)
     if isinstance(gen_kw.get("assistant_model"), str):
         # The schema passes the draft model's id; generate() wants the model.
         from transformers import AutoModelForCausalLM
@@ -306,8 +406,6 @@ def main(spec, em):
         dtype = getattr(torch, lc.TORCH_DTYPE_NAMES[lc.precision_name(cfg)])
         gen_kw["assistant_model"] = AutoModelForCausalLM.from_pretrained(
             gen_kw["assistant_model"], **{dkey: dtype}).to(device).eval()
-    if gen_kw.get("stop_strings") and tokenizer is not None:
-        gen_kw["tokenizer"] = tokenizer
     min_new = int(gen_kw.get("min_new_tokens") or 0)
     forced = lc.forced_output(cfg) and "min_new_tokens" not in gen_kw
 

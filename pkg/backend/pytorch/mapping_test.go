@@ -27,7 +27,7 @@ pytorch: {
 	torch_compile_mode: "reduce-overhead"
 	num_beams: 2
 	cache_implementation: "static"
-	extra: generate: {encoder_repetition_penalty: 1.0}
+	extra: generate: {forced_eos_token_id: 2}
 }
 `
 	got := pyharnesstest.HarnessKwargs(t, ".", "../pyharness", src, `
@@ -51,7 +51,7 @@ print(json.dumps({
 	}
 	gen := got["gen"].(map[string]any)
 	if gen["num_beams"] != 2.0 || gen["cache_implementation"] != "static" || gen["temperature"] != 0.7 ||
-		gen["top_k"] != 20.0 || gen["do_sample"] != true || gen["encoder_repetition_penalty"] != 1.0 {
+		gen["top_k"] != 20.0 || gen["do_sample"] != true || gen["forced_eos_token_id"] != 2.0 {
 		t.Errorf("generate = %v", gen)
 	}
 	if c := got["compile"].(map[string]any); c["mode"] != "reduce-overhead" {

@@ -65,6 +65,114 @@ class KwargsTest(unittest.TestCase):
         kw = hp.from_pretrained_kwargs({}, ARGS, "dtype")
         self.assertEqual(hp.from_config_kwargs(kw), {"dtype": "bfloat16", "attn_implementation": "sdpa"})
 
+    def test_non_bitsandbytes_quantization_is_routed_not_dropped(self):
+        # extra: from_pretrained: quantization_config: {quant_method: ...}
+        # merged over the schema's false switches.
+        q = {"load_in_4bit": False, "load_in_8bit": False, "quant_method": "torchao", "quant_type": "int4_weight_only"}
+        kw = hp.from_pretrained_kwargs({}, {"from_pretrained": {"quantization_config": q}}, "dtype")
+        self.assertEqual(kw["quantization_config"], {"quant_method": "torchao", "quant_type": "int4_weight_only"})
+        with self.assertRaises(lc.HarnessError):
+            hp.from_config_kwargs(kw)
+
+    def test_quantization_keys_that_ask_for_nothing_are_errors(self):
+        for q, msg in [
+            ({"load_in_4bit": False, "load_in_8bit": False, "llm_int8_skip_modules": ["lm_head"]}, "ask for no quantization"),
+            ({"load_in_4bit": True, "quant_method": "hqq"}, "two quantizations"),
+            ({"load_in_4bit": False, "quant_method": "hqq", "bnb_4bit_quant_type": "nf4"}, "bitsandbytes options"),
+        ]:
+            with self.assertRaisesRegex(lc.SpecError, msg):
+                hp.from_pretrained_kwargs({}, {"from_pretrained": {"quantization_config": q}}, "dtype")
+        # bitsandbytes with extra BitsAndBytesConfig keys stays whole.
+        q = {"load_in_8bit": True, "llm_int8_skip_modules": ["lm_head"]}
+        kw = hp.from_pretrained_kwargs({}, {"from_pretrained": {"quantization_config": q}}, "dtype")
+        self.assertEqual(kw["quantization_config"], q)
+
+    def test_build_quantization_config(self):
+        import types
+
+        class BitsAndBytesConfig:
+            def __init__(self, **kw):
+                self.kw = kw
+
+        class AutoQuantizationConfig:
+            @staticmethod
+            def from_dict(d):
+                return ("auto", d)
+
+        tf = types.ModuleType("transformers")
+        tf.BitsAndBytesConfig = BitsAndBytesConfig
+        quant = types.ModuleType("transformers.quantizers")
+        auto = types.ModuleType("transformers.quantizers.auto")
+        auto.AutoQuantizationConfig = AutoQuantizationConfig
+        torch = types.SimpleNamespace(bfloat16="torch.bfloat16")
+        saved = {k: sys.modules.get(k) for k in ("transformers", "transformers.quantizers", "transformers.quantizers.auto")}
+        sys.modules.update({"transformers": tf, "transformers.quantizers": quant, "transformers.quantizers.auto": auto})
+        try:
+            b = hp.build_quantization_config({"load_in_4bit": True, "bnb_4bit_compute_dtype": "bfloat16"}, torch, tf)
+            self.assertEqual(b.kw, {"load_in_4bit": True, "bnb_4bit_compute_dtype": "torch.bfloat16"})
+            self.assertEqual(hp.build_quantization_config({"quant_method": "fp8"}, torch, tf), ("auto", {"quant_method": "fp8"}))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    sys.modules.pop(k, None)
+                else:
+                    sys.modules[k] = v
+
+    def test_from_config_refuses_what_it_cannot_apply(self):
+        for extra in [{"revision": "v1"}, {"use_kernels": True}, {"device_map": "cpu"}, {"trust_remote_code": True},
+                      {"max_memory": {"0": "10GiB"}}, {"offload_buffers": None}]:
+            args = {"from_pretrained": dict(ARGS["from_pretrained"], **extra)}
+            kw = hp.from_pretrained_kwargs({}, args, "dtype")
+            with self.assertRaisesRegex(lc.HarnessError, "do not apply to random") as cm:
+                hp.from_config_kwargs(kw)
+            self.assertIn(next(iter(extra)), str(cm.exception))
+
+    def test_extra_none_values_are_forwarded(self):
+        kw = hp.generate_kwargs({}, {"generate": {"max_time": None}})
+        self.assertIn("max_time", kw)
+        self.assertIsNone(kw["max_time"])
+
+    def test_generate_companions(self):
+        with self.assertRaisesRegex(lc.HarnessError, "token_healing needs the model's tokenizer"):
+            hp.generate_companions({"token_healing": True}, {}, {}, None)
+        tok = object()
+        kw = hp.generate_companions({"token_healing": True}, {}, {}, tok)
+        self.assertIs(kw["tokenizer"], tok)
+        kw = hp.generate_companions({"assistant_model": "org/draft", "assistant_lookbehind": 4}, {}, {}, tok,
+                                    load_tokenizer=lambda name: "tok:" + name)
+        self.assertEqual((kw["tokenizer"], kw["assistant_tokenizer"]), (tok, "tok:org/draft"))
+        kw = hp.generate_companions({"custom_generate": "transformers-community/dola"}, {},
+                                    {"from_pretrained": {"trust_remote_code": True}}, tok)
+        self.assertIs(kw["trust_remote_code"], True)
+        self.assertNotIn("tokenizer", kw)
+
+    def test_watermarking_config_becomes_the_transformers_object(self):
+        class WatermarkingConfig:
+            def __init__(self, **kw):
+                self.kw = kw
+
+        class FakeTransformers:
+            __version__ = "5.17.0"
+            CompileConfig = None
+
+        FakeTransformers.WatermarkingConfig = WatermarkingConfig
+        kw = hp.wrap_config_objects({"watermarking_config": {"greenlist_ratio": 0.25}}, FakeTransformers)
+        self.assertEqual(kw["watermarking_config"].kw, {"greenlist_ratio": 0.25})
+
+    def test_kernel_config_becomes_the_transformers_object(self):
+        class KernelConfig:
+            def __init__(self, **kw):
+                self.kw = kw
+
+        class FakeTransformers:
+            __version__ = "5.17.0"
+            KernelConfig = None
+
+        FakeTransformers.KernelConfig = KernelConfig
+        kw = hp.wrap_config_objects({"kernel_config": {"use_local_kernel": False}}, FakeTransformers,
+                                    hp.FROM_PRETRAINED_OBJECTS)
+        self.assertEqual(kw["kernel_config"].kw, {"use_local_kernel": False})
+
     def test_generate_sampling_and_greedy(self):
         kw = hp.generate_kwargs({"decoder": {"temperature": 0.7, "top_p": 0.9, "min_p": 0.05,
                                              "min_new_tokens": 3}}, ARGS)

@@ -58,8 +58,7 @@ def engine_kwargs(cfg, backend_args, model_path, random_arch):
         kw["load_format"] = "dummy"
         kw["skip_tokenizer_init"] = True
     for k, v in ((backend_args or {}).get("engine") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v  # None included: extra: forwards values untouched
     return kw
 
 
@@ -94,8 +93,11 @@ def sampling_kwargs(cfg, backend_args, max_tokens, detokenize=True, forced=False
     if float(dec.get("repetition_penalty", 1.0)) != 1.0:
         kw["repetition_penalty"] = float(dec["repetition_penalty"])
     for k, v in ((backend_args or {}).get("sampling") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v  # None included: extra: forwards values untouched
+    if isinstance(kw.get("logit_bias"), dict):
+        # JSON object keys are strings; SamplingParams.logit_bias is
+        # dict[int, float] (token id -> bias).
+        kw["logit_bias"] = {int(t): float(b) for t, b in kw["logit_bias"].items()}
     if not detokenize:
         kw["detokenize"] = False
     return kw
@@ -208,8 +210,7 @@ def beam_search_kwargs(cfg, backend_args, max_output):
     kw = {"max_tokens": int(max_output),
           "temperature": 0.0 if lc.is_greedy(dec) else float(dec["temperature"])}
     for k, v in ((backend_args or {}).get("beam_search") or {}).items():
-        if v is not None:
-            kw[k] = v
+        kw[k] = v  # None included: extra: forwards values untouched
     return kw
 
 

@@ -43,6 +43,16 @@ class KwargsTest(unittest.TestCase):
         # sampling.max_tokens wins over the prompt's length.
         self.assertEqual(hv.sampling_kwargs({}, {"sampling": {"max_tokens": 5}}, 8)["max_tokens"], 5)
 
+    def test_logit_bias_keys_become_token_ids(self):
+        kw = hv.sampling_kwargs({}, {"sampling": {"logit_bias": {"42": -100, "7": 2}}}, 8)
+        self.assertEqual(kw["logit_bias"], {42: -100.0, 7: 2.0})
+
+    def test_extra_none_values_are_forwarded(self):
+        kw = hv.engine_kwargs({}, {"engine": {"max_model_len": None}}, "m", None)
+        self.assertIn("max_model_len", kw)
+        self.assertIsNone(kw["max_model_len"])
+        self.assertIsNone(hv.sampling_kwargs({}, {"sampling": {"seed": None}}, 8)["seed"])
+
     def test_prefill_only_drops_forcing(self):
         kw = hv.prefill_only({"max_tokens": 9, "min_tokens": 4, "ignore_eos": True, "n": 2, "temperature": 0})
         self.assertEqual(kw, {"max_tokens": 1, "temperature": 0})

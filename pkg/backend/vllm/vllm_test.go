@@ -10,6 +10,7 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness"
 	"github.com/llenergymeasure/llem/pkg/backend/pyharness/pyharnesstest"
+	"github.com/llenergymeasure/llem/pkg/params"
 	"github.com/llenergymeasure/llem/pkg/protocol"
 	"github.com/llenergymeasure/llem/pkg/runner"
 )
@@ -238,5 +239,44 @@ func TestFakeRejectsWhatUpstreamRejects(t *testing.T) {
 		if out.ExitCode == 0 || sum.Error == nil {
 			t.Errorf("%v: accepted by the fake", args)
 		}
+	}
+}
+
+// TestFirstClassParamsReachTheFake: engine and sampling params added for
+// measured coverage go from a study section through params.BackendArgs and
+// the harness into vllm.LLM / SamplingParams, and the fake (built from the
+// pinned snapshot) accepts every one of them.
+func TestFirstClassParamsReachTheFake(t *testing.T) {
+	var section map[string]any
+	if err := json.Unmarshal([]byte(`{
+		"engine": {"enable_lora": true, "max_loras": 2, "max_lora_rank": 32, "scheduling_policy": "fcfs",
+			"enable_expert_parallel": true, "enable_eplb": true, "eplb_window_size": 500, "eplb_step_interval": 100,
+			"enable_dbo": true, "dbo_decode_token_threshold": 64, "mamba_cache_dtype": "float32",
+			"prefix_caching_hash_algo": "sha256_cbor", "hf_overrides": {"num_hidden_layers": 2},
+			"disable_hybrid_kv_cache_manager": true, "kv_sharing_fast_prefill": false},
+		"sampling": {"logit_bias": {"5": -1.5}, "skip_reading_prefix_cache": true, "thinking_token_budget": 16}}`), &section); err != nil {
+		t.Fatal(err)
+	}
+	args, err := params.BackendArgs("vllm", section)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"model":"random:llama-15m","backend":"vllm","n":1,"max_output_tokens":3}`
+	job, log := fakeJob(t, protocol.RunSpec{Config: json.RawMessage(cfg), BackendArgs: args,
+		Prompts: []protocol.Prompt{{TokenIDs: []int{5, 6}}}})
+	events, out := pyharnesstest.RunJob(t, job)
+	sum, err := protocol.Validate(events)
+	if err != nil || sum.Error != nil {
+		t.Fatalf("run failed: %v %+v\n%s", err, sum.Error, out.StderrTail)
+	}
+	var llm map[string]any
+	for _, c := range calls(t, log) {
+		if c.Call == "LLM" {
+			llm = c.Args
+		}
+	}
+	eplb, _ := llm["eplb_config"].(map[string]any)
+	if llm["enable_lora"] != true || llm["max_lora_rank"] != 32.0 || eplb["window_size"] != 500.0 || eplb["step_interval"] != 100.0 {
+		t.Errorf("LLM kwargs = %v", llm)
 	}
 }

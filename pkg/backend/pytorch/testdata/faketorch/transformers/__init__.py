@@ -4,6 +4,17 @@ the config's EOS at its second new token (unless min_new_tokens forbids
 it) and pads afterwards, like batched generate(). generate() calls every
 logits processor once per step, as transformers does, and stops when all
 rows have finished. Calls are appended to the file named by FAKE_HF_LOG.
+
+What it accepts comes from the pinned upstream snapshot
+(tools/upstream/targets.json -> snapshots/transformers-<version>.json,
+extracted from transformers' own source): from_pretrained rejects a
+keyword transformers does not take (the real one hands leftovers to the
+model's __init__, a TypeError), generate() rejects an unknown keyword
+(the real _validate_model_kwargs raises ValueError "The following
+`model_kwargs` are not used by the model") and a cache_implementation
+outside ALL_CACHE_IMPLEMENTATIONS + ("paged",) (GenerationConfig.validate).
+from_config takes only what PreTrainedModel._from_config pops (dtype,
+torch_dtype, attn_implementation); the rest reaches the model's __init__.
 """
 
 import json
@@ -11,7 +22,41 @@ import os
 
 import torch
 
-__version__ = "5.17.0"
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
+
+
+def _snapshot():
+    up = os.path.join(_ROOT, "tools", "upstream")
+    with open(os.path.join(up, "targets.json")) as f:
+        target = json.load(f)["pytorch"]
+    with open(os.path.join(up, "snapshots", target["snapshot"])) as f:
+        snap = json.load(f)
+    return target["version"], snap["surfaces"]
+
+
+__version__, _SURFACES = _snapshot()
+FROM_PRETRAINED_ARGS = {f["name"] for f in _SURFACES["from_pretrained"]["fields"]}
+GENERATION_CONFIG_ARGS = {f["name"] for f in _SURFACES["generate"]["fields"]}
+CACHE_IMPLEMENTATIONS = set(_SURFACES["cache_implementations"]["values"]) | {"paged"}
+# Keyword arguments of GenerationMixin.generate() itself (not
+# GenerationConfig fields), as its signature and docs name them.
+GENERATE_CALL_ARGS = {"inputs", "input_ids", "attention_mask", "generation_config", "logits_processor",
+                      "stopping_criteria", "prefix_allowed_tokens_fn", "synced_gpus", "assistant_model",
+                      "streamer", "negative_prompt_ids", "negative_prompt_attention_mask",
+                      "use_model_defaults", "custom_generate", "tokenizer", "assistant_tokenizer",
+                      "trust_remote_code"}
+FROM_CONFIG_ARGS = {"dtype", "torch_dtype", "attn_implementation"}
+
+
+def _check_generate(kw):
+    unused = sorted(k for k in kw if k not in GENERATION_CONFIG_ARGS and k not in GENERATE_CALL_ARGS)
+    if unused:
+        raise ValueError("The following `model_kwargs` are not used by the model: %s (note: typos in the "
+                         "generate arguments will also show up in this list)" % unused)
+    ci = kw.get("cache_implementation")
+    if ci is not None and ci not in CACHE_IMPLEMENTATIONS:
+        raise ValueError("Invalid `cache_implementation` (%s). Choose one of: %s"
+                         % (ci, sorted(CACHE_IMPLEMENTATIONS)))
 
 
 def _log(kind, payload):
@@ -73,6 +118,7 @@ class _Model:
 
     def generate(self, input_ids=None, attention_mask=None, max_new_tokens=20, logits_processor=None,
                  min_new_tokens=0, pad_token_id=0, **kw):
+        _check_generate(kw)
         _log("generate", dict(kw, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                               pad_token_id=pad_token_id, rows=input_ids.shape[0],
                               processors=len(logits_processor or [])))
@@ -100,11 +146,17 @@ class AutoModelForCausalLM:
     @staticmethod
     def from_config(config, **kw):
         _log("from_config", kw)
+        bad = sorted(set(kw) - FROM_CONFIG_ARGS)
+        if bad:
+            raise TypeError("__init__() got an unexpected keyword argument %r" % bad[0])
         return _Model(config)
 
     @staticmethod
     def from_pretrained(name, **kw):
         _log("from_pretrained", dict(kw, name=name))
+        bad = sorted(set(kw) - FROM_PRETRAINED_ARGS)
+        if bad:
+            raise TypeError("__init__() got an unexpected keyword argument %r" % bad[0])
         if name == "org/gated":
             raise OSError("401 Client Error. Cannot access gated repo for url https://huggingface.co/org/gated")
         raise OSError("%s is not a local folder and is not a valid model identifier listed on "
