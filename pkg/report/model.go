@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llenergymeasure/llem/pkg/pareto"
 	"github.com/llenergymeasure/llem/pkg/report/figure"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
@@ -81,7 +82,8 @@ func Build(studies []*Study, o Options) (*Report, error) {
 	}
 	add("energy per output token: no configuration has energy (sensor none?)", figure.EnergyPerToken(cs, g, o.Level))
 	add("prefill vs decode split: no record has per-phase energy", figure.PhaseSplit(cs))
-	add("throughput vs energy: no configuration has both", figure.Tradeoff(cs, g))
+	add("throughput vs energy: no configuration has both", r.frontier("tradeoff", "Throughput vs energy per token", "output throughput (tokens/s)",
+		pareto.Axis{Metric: "output_tokens_per_sec", Higher: true}))
 	if f := figure.QualityEnergy(cs, g); f != nil {
 		r.Figures = append(r.Figures, f)
 	} else {
