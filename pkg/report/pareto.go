@@ -8,10 +8,28 @@ import (
 	"github.com/llenergymeasure/llem/pkg/report/figure"
 )
 
+// axisNames are the words on an axis for the metrics people plot most.
+var axisNames = map[string]string{
+	"energy_per_output_token_j": "energy per output token",
+	"output_tokens_per_sec":     "output throughput",
+	"quality":                   "quality",
+	"quality_per_joule":         "quality per joule",
+	"e2e_p95_ms":                "end-to-end latency p95",
+}
+
 // axisLabel is "metric (unit)" in words: output_tokens_per_sec →
-// "output tokens per sec (tokens/s)".
+// "output throughput (tokens/s)"; ttft_p50_ms → "ttft p50 (ms)".
 func axisLabel(metric, unit string) string {
-	l := strings.ReplaceAll(metric, "_", " ")
+	l, ok := axisNames[metric]
+	if !ok {
+		for _, suffix := range []string{"_j", "_ms", "_s", "_w"} {
+			if m, cut := strings.CutSuffix(metric, suffix); cut {
+				metric = m
+				break
+			}
+		}
+		l = strings.ReplaceAll(metric, "_", " ")
+	}
 	if unit != "" {
 		l += " (" + unit + ")"
 	}
@@ -26,7 +44,7 @@ func figureEstimate(e pareto.Estimate) figure.Estimate {
 func frontierCaption(level float64) string {
 	return fmt.Sprintf("Each point is a configuration (mean; whiskers the %.0f%% confidence intervals). "+
 		"Rings and the dashed line: the Pareto frontier (no other configuration is at least as good on both axes and better on one, even on means). "+
-		"Grey squares: possibly dominated (beaten on means, but within the intervals). Plain points are dominated: "+
+		"Grey hollow squares: possibly dominated (beaten on means, but within the intervals). Plain points are dominated: "+
 		"another configuration is at least as good on both means and better beyond the intervals on one axis.", level*100)
 }
 

@@ -332,7 +332,7 @@ func Frontier(pts []FrontierPoint, ax FrontierAxes) *Figure {
 	}
 	if len(possibly) > 0 {
 		if s, err := plotter.NewScatter(possibly); err == nil {
-			s.GlyphStyle = draw.GlyphStyle{Color: color.Gray{Y: 110}, Radius: 6, Shape: draw.BoxGlyph{}}
+			s.GlyphStyle = draw.GlyphStyle{Color: color.Gray{Y: 110}, Radius: 6, Shape: draw.SquareGlyph{}}
 			p.Add(s)
 			f.addLegend("possibly dominated (means only)", s)
 		}
