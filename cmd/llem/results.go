@@ -18,6 +18,7 @@ type resultsCmd struct {
 	Ls      resultsLsCmd      `cmd:"" help:"List studies under the results root with date, runs and status."`
 	Export  resultsExportCmd  `cmd:"" help:"Export a study as JSON, Parquet or a Hugging Face dataset."`
 	Report  resultsReportCmd  `cmd:"" help:"Write an HTML report with figures of one or more studies."`
+	Pareto  resultsParetoCmd  `cmd:"" help:"Pareto frontier of one or more studies over two metrics, CI-aware: frontier, dominated, possibly dominated."`
 }
 
 // statsFlags are the bootstrap settings shared by show and compare.

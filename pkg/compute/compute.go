@@ -47,6 +47,9 @@ import (
 type Arch struct {
 	// Params is every parameter (HF num_parameters()).
 	Params int64
+	// ActiveParams, when > 0, is the parameters one token passes through
+	// in a mixture of experts (top-k experts, not all); 0: Params.
+	ActiveParams int64
 	// EmbeddingLookupParams is the input embedding table when it is not
 	// also the LM head (untied embeddings); 0 when tied.
 	EmbeddingLookupParams int64
@@ -78,8 +81,15 @@ func FromEngine(c engine.Config) Arch {
 	return a
 }
 
-// MatmulParams is N of the FLOPs formula.
-func (a Arch) MatmulParams() int64 { return a.Params - a.EmbeddingLookupParams }
+// MatmulParams is N of the FLOPs formula: the parameters a token runs
+// through (the active ones in a mixture of experts), less an untied input
+// embedding table.
+func (a Arch) MatmulParams() int64 {
+	if a.ActiveParams > 0 {
+		return a.ActiveParams - a.EmbeddingLookupParams
+	}
+	return a.Params - a.EmbeddingLookupParams
+}
 
 // FLOPs of a run.
 type FLOPs struct {

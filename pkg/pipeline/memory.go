@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/llenergymeasure/llem/pkg/compute"
@@ -12,13 +13,18 @@ type MemoryEstimate struct {
 	RunID string         `json:"run_id"`
 	Where string         `json:"where" doc:"the memory compared with: the first selected GPU, or host memory for the native (CPU) backend"`
 	Mem   compute.Memory `json:"memory"`
+	// NoEstimate says why a checkpoint on this machine has none (its
+	// layout is not one pkg/compute counts); Mem is then zero.
+	NoEstimate string `json:"no_estimate,omitempty"`
 }
 
 // MemoryEstimates estimates each run's peak memory where llem knows the
-// model's shape without loading it (the random: presets; pkg/compute), and
+// model's shape without loading it (the random: presets, and checkpoints
+// whose config.json is on this machine: compute.ForCheckpoint), and
 // compares it with the memory the run will use: the first selected GPU's,
-// or, for the native engine, the size alone. Runs of other models are left
-// out.
+// or, for the native engine, the size alone. Runs of models not on this
+// machine are left out; a checkpoint whose layout pkg/compute does not
+// count gets a NoEstimate reason.
 func (p *Prepared) MemoryEstimates() []MemoryEstimate {
 	var gpuBytes int64
 	gpuName := "GPU"
@@ -29,7 +35,15 @@ func (p *Prepared) MemoryEstimates() []MemoryEstimate {
 	for _, r := range p.Plan.Runs {
 		arch, ok := compute.ForModel(r.Model)
 		if !ok {
-			continue
+			a, err := compute.ForCheckpoint(r.Model)
+			switch {
+			case errors.Is(err, compute.ErrUnsupportedArch):
+				out = append(out, MemoryEstimate{RunID: r.ID, NoEstimate: err.Error()})
+				continue
+			case err != nil:
+				continue
+			}
+			arch = a
 		}
 		shape := runShape(r)
 		device, where := gpuBytes, gpuName
@@ -66,6 +80,9 @@ func runShape(r study.Run) compute.Shape {
 
 // String is the dry run's line for the estimate.
 func (m MemoryEstimate) String() string {
+	if m.NoEstimate != "" {
+		return fmt.Sprintf("%s: no estimate: %s", m.RunID, m.NoEstimate)
+	}
 	if m.Mem.DeviceBytes == 0 {
 		return fmt.Sprintf("%s: needs about %.0f MiB (%s)", m.RunID, float64(m.Mem.TotalBytes)/(1<<20), m.Where)
 	}

@@ -238,6 +238,17 @@ func (c *Checker) done(d *Done) error {
 	if c.open != nil {
 		return fmt.Errorf("done while %s of batch %d is open", c.open.Name, c.open.Batch)
 	}
+	if m := d.Memory; m != nil {
+		if m.PeakAllocatedBytes < 0 || m.PeakReservedBytes < 0 || m.KVCacheBytes < 0 || m.WeightsBytes < 0 {
+			return fmt.Errorf("done.memory: byte counts must be ≥ 0, got %+v", *m)
+		}
+		if m.Reporter == "" {
+			return fmt.Errorf("done.memory: reporter is required (what the numbers were read from)")
+		}
+		if m.PeakAllocatedBytes > 0 && m.PeakReservedBytes > 0 && m.PeakAllocatedBytes > m.PeakReservedBytes {
+			return fmt.Errorf("done.memory: peak_allocated_bytes %d exceeds peak_reserved_bytes %d (the allocator reserves what it allocates)", m.PeakAllocatedBytes, m.PeakReservedBytes)
+		}
+	}
 	switch d.PhaseSplitMethod {
 	case "", PhaseSplitTimestamps:
 	case PhaseSplitPrefillPass:

@@ -36,7 +36,9 @@ func validStream() []Event {
 }
 
 func TestValidateValid(t *testing.T) {
-	sum, err := Validate(validStream())
+	evs := validStream()
+	evs[13].Done.Memory = &Memory{PeakAllocatedBytes: 10, PeakReservedBytes: 20, KVCacheBytes: 5, WeightsBytes: 4, Reporter: "torch.cuda"}
+	sum, err := Validate(evs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestValidateValid(t *testing.T) {
 	if sum.Requests[0].Index != 0 || sum.Requests[1].InputTokens != 4 {
 		t.Errorf("requests not ordered by index: %+v", sum.Requests)
 	}
-	if sum.Done == nil || sum.WarmupDoneNs == 0 || len(sum.Logs) != 1 {
+	if sum.Done == nil || sum.WarmupDoneNs == 0 || len(sum.Logs) != 1 || sum.Done.Memory.PeakReservedBytes != 20 {
 		t.Errorf("summary = %+v", sum)
 	}
 }
@@ -107,6 +109,12 @@ func TestValidateViolations(t *testing.T) {
 		{"no end", del(13), "without done or error"},
 		{"open phase at done", func(e []Event) []Event { return append(e[:11:11], e[12], e[13]) }, "prefill of batch 1 is open"},
 		{"unknown split method", func(e []Event) []Event { e[13].Done.PhaseSplitMethod = "guess"; return e }, `phase_split_method "guess"`},
+		{"negative memory", func(e []Event) []Event { e[13].Done.Memory = &Memory{KVCacheBytes: -1, Reporter: "x"}; return e }, "byte counts must be ≥ 0"},
+		{"memory without reporter", func(e []Event) []Event { e[13].Done.Memory = &Memory{KVCacheBytes: 1}; return e }, "reporter is required"},
+		{"allocated over reserved", func(e []Event) []Event {
+			e[13].Done.Memory = &Memory{PeakAllocatedBytes: 2, PeakReservedBytes: 1, Reporter: "torch.cuda"}
+			return e
+		}, "exceeds peak_reserved_bytes"},
 		{"prefill-pass with two batches", func(e []Event) []Event { e[13].Done.PhaseSplitMethod = PhaseSplitPrefillPass; return e }, "needs exactly one batch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -104,6 +104,7 @@ func TestDecodeLineErrors(t *testing.T) {
 		{`{"event":"log","t_ns":1,"level":"loud","message":"x"}`, `"level" is "loud"`},
 		{`{"event":"done","t_ns":1,"requests":1,"input_tokens":"2","output_tokens":3}`, "cannot unmarshal string"},
 		{`{"event":"done","t_ns":1,"requests":1,"input_tokens":null,"output_tokens":3}`, `missing "input_tokens"`},
+		{`{"event":"done","t_ns":1,"requests":1,"input_tokens":2,"output_tokens":3,"memory":{"kv_cache_byte":1,"reporter":"x"}}`, `unknown field "kv_cache_byte"`},
 		{`{"event":"hello","t_ns":1,"backend":"","protocol_version":1,"versions":{}}`, `"backend" is empty`},
 		{`{"event":"phase","t_ns":1,"name":"prefill","state":"start","batch":0,"batch_size":0}`, `"batch_size" ≥ 1`},
 		{`{"event":"phase","t_ns":1,"name":"prefill","state":"start","batch":0,"batch_size":1,"input_tokens":3}`, "belong on the end event"},
@@ -157,6 +158,7 @@ func FuzzDecodeLine(f *testing.F) {
 		`{"event":"phase","t_ns":1,"name":"decode","state":"end","batch":0,"batch_size":1,"output_tokens":4}`,
 		`{"event":"error","t_ns":1,"kind":"oom","message":"x","hint":"y"}`,
 		`{"event":"done","t_ns":1,"requests":0,"input_tokens":0,"output_tokens":0}`,
+		`{"event":"done","t_ns":1,"requests":0,"input_tokens":0,"output_tokens":0,"memory":{"peak_allocated_bytes":1,"peak_reserved_bytes":2,"kv_cache_bytes":3,"weights_bytes":4,"reporter":"torch.cuda"}}`,
 		`{}`, `null`, `{"event":"log","t_ns":-1}`,
 	} {
 		f.Add([]byte(s))

@@ -115,6 +115,31 @@ type Done struct {
 	// PhaseSplitMethod says how the phase events split prefill from decode:
 	// PhaseSplitTimestamps (empty means the same) or PhaseSplitPrefillPass.
 	PhaseSplitMethod string `json:"phase_split_method,omitempty"`
+	// Memory is what the backend itself knows about its memory (optional:
+	// absent when it knows nothing beyond what NVML sees).
+	Memory *Memory `json:"memory,omitempty"`
+}
+
+// Memory is the backend's own account of its device memory over the
+// measured requests, each field optional (0 = not known). The parent
+// records it beside NVML's whole-device peak.
+type Memory struct {
+	// PeakAllocatedBytes is the allocator's peak of memory held by tensors
+	// during the measured requests (torch.cuda.max_memory_allocated after
+	// reset_peak_memory_stats at warmup_done), summed over devices.
+	PeakAllocatedBytes int64 `json:"peak_allocated_bytes,omitempty"`
+	// PeakReservedBytes is the allocator's peak reserved memory (cached
+	// blocks included: torch.cuda.max_memory_reserved), summed over devices.
+	PeakReservedBytes int64 `json:"peak_reserved_bytes,omitempty"`
+	// KVCacheBytes is the KV cache: preallocated capacity for paged engines
+	// (vLLM: num_gpu_blocks × block_size × bytes per token), the largest
+	// batch's cache for engines that allocate per batch (native).
+	KVCacheBytes int64 `json:"kv_cache_bytes,omitempty"`
+	// WeightsBytes is the memory the weights occupy.
+	WeightsBytes int64 `json:"weights_bytes,omitempty"`
+	// Reporter names what was read, e.g. "torch.cuda", "vllm cache_config",
+	// "tensorrt_llm kvCacheStats", "llem engine".
+	Reporter string `json:"reporter"`
 }
 
 // How a worker's phase events split prefill from decode.

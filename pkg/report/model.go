@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llenergymeasure/llem/pkg/pareto"
 	"github.com/llenergymeasure/llem/pkg/report/figure"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
@@ -81,8 +82,11 @@ func Build(studies []*Study, o Options) (*Report, error) {
 	}
 	add("energy per output token: no configuration has energy (sensor none?)", figure.EnergyPerToken(cs, g, o.Level))
 	add("prefill vs decode split: no record has per-phase energy", figure.PhaseSplit(cs))
-	add("throughput vs energy: no configuration has both", figure.Tradeoff(cs, g))
-	if f := figure.QualityEnergy(cs, g); f != nil {
+	add("throughput vs energy: no configuration has both", r.frontier("tradeoff", "Throughput vs energy per token", "output throughput (tokens/s)",
+		pareto.Axis{Metric: "output_tokens_per_sec", Higher: true}))
+	// Quality vs energy from the summariser's "quality" metric (scored
+	// runs only), with the same CI-aware frontier.
+	if f := r.frontier("quality-energy", "Quality vs energy per token", "quality score", pareto.Axis{Metric: "quality", Higher: true}); f != nil {
 		r.Figures = append(r.Figures, f)
 	} else {
 		r.Missing = append(r.Missing, "quality vs energy: the records carry no quality scores")

@@ -62,6 +62,7 @@ func (r *Record) FillWork(sum protocol.Summary) {
 	t := &r.Throughput
 	if sum.Done != nil {
 		t.Requests, t.InputTokens, t.OutputTokens = sum.Done.Requests, sum.Done.InputTokens, sum.Done.OutputTokens
+		r.BackendMemory = backendMemory(sum.Done.Memory)
 	}
 	if T > 0 {
 		t.InputTokensPerSec = float64(t.InputTokens) / T
@@ -388,3 +389,18 @@ func latencyDist(v []float64) Dist {
 }
 
 func float64Ptr(v float64) *float64 { return &v }
+
+// backendMemory copies the worker's memory report; nil without one.
+func backendMemory(m *protocol.Memory) *BackendMemory {
+	if m == nil {
+		return nil
+	}
+	opt := func(v int64) *int64 {
+		if v <= 0 {
+			return nil
+		}
+		return &v
+	}
+	return &BackendMemory{PeakAllocatedBytes: opt(m.PeakAllocatedBytes), PeakReservedBytes: opt(m.PeakReservedBytes),
+		KVCacheBytes: opt(m.KVCacheBytes), WeightsBytes: opt(m.WeightsBytes), Source: "backend", Reporter: m.Reporter}
+}

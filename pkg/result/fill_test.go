@@ -153,3 +153,19 @@ func TestWindowMemory(t *testing.T) {
 		t.Fatalf("no GPU channel: %+v", m)
 	}
 }
+
+// The worker's memory report lands in backend_memory with source backend;
+// zero (unknown) fields stay absent, and no report means no section.
+func TestFillBackendMemory(t *testing.T) {
+	var r Record
+	r.FillWork(protocol.Summary{Done: &protocol.Done{Requests: 1, Memory: &protocol.Memory{PeakAllocatedBytes: 10, PeakReservedBytes: 20, Reporter: "torch.cuda"}}})
+	m := r.BackendMemory
+	if m == nil || m.Source != "backend" || m.Reporter != "torch.cuda" || *m.PeakAllocatedBytes != 10 || *m.PeakReservedBytes != 20 || m.KVCacheBytes != nil || m.WeightsBytes != nil {
+		t.Fatalf("backend memory = %+v", m)
+	}
+	var q Record
+	q.FillWork(protocol.Summary{Done: &protocol.Done{Requests: 1}})
+	if q.BackendMemory != nil {
+		t.Errorf("no report gave %+v", q.BackendMemory)
+	}
+}

@@ -76,7 +76,10 @@ type Record struct {
 	Latency          Latency       `json:"latency"`
 	Thermal          *Thermal      `json:"thermal,omitempty"`
 	Memory           *DeviceMemory `json:"memory,omitempty" doc:"device memory the sampler saw in the measured window (NVML); absent without a GPU sensor"`
-	Warmup           *Warmup       `json:"warmup,omitempty"`
+	// BackendMemory is the backend's own account (its allocator, its KV
+	// cache), beside NVML's whole-device view in Memory.
+	BackendMemory *BackendMemory `json:"backend_memory,omitempty" doc:"memory as the backend itself reports it (done event's memory: allocator peaks, KV cache, weights); absent when the worker reports none"`
+	Warmup        *Warmup        `json:"warmup,omitempty"`
 
 	// GPUSettings is what was in effect on each GPU when the study set GPU
 	// settings (gpu: section); absent otherwise.
@@ -300,11 +303,25 @@ type Warmup struct {
 	ThermalFloorS float64 `json:"thermal_floor_s"`
 }
 
+// BackendMemory is the worker's own report of its memory (protocol.Memory):
+// what its allocator held at peak during the measured requests, its KV
+// cache and its weights. A field is absent when the backend does not know
+// it. NVML's DeviceMemory sees the whole device instead (CUDA context,
+// other processes, the allocator's cache).
+type BackendMemory struct {
+	PeakAllocatedBytes *int64 `json:"peak_allocated_bytes,omitempty" doc:"allocator peak of memory held by tensors in the measured requests (torch.cuda.max_memory_allocated, summed over devices)"`
+	PeakReservedBytes  *int64 `json:"peak_reserved_bytes,omitempty" doc:"allocator peak of reserved memory (torch.cuda.max_memory_reserved, summed over devices)"`
+	KVCacheBytes       *int64 `json:"kv_cache_bytes,omitempty" doc:"KV cache: preallocated capacity (vLLM, TensorRT-LLM) or the largest batch's cache (native)"`
+	WeightsBytes       *int64 `json:"weights_bytes,omitempty" doc:"memory the weights occupy"`
+	Source             string `json:"source" doc:"backend (beside memory.source nvml)"`
+	Reporter           string `json:"reporter" doc:"what the worker read: torch.cuda, vllm cache_config, tensorrt_llm kvCacheStats, llem engine"`
+}
+
 // DeviceMemory is the measured window's device memory as NVML reports it:
 // used memory of the whole GPU (every process on it, the CUDA context
 // included), sampled with the power timeline.
 type DeviceMemory struct {
 	PeakUsedBytes int64            `json:"peak_used_bytes" doc:"sum over the measured GPUs of each one's highest used memory in the window"`
 	PerDevice     map[string]int64 `json:"per_device_peak_bytes" doc:"highest used memory in the window per GPU channel"`
-	Source        string           `json:"source" doc:"nvml"`
+	Source        string           `json:"source" doc:"nvml (backend_memory has source backend)"`
 }

@@ -227,13 +227,29 @@ func (r *workerRun) run(ctx context.Context, specR io.Reader) error {
 	}
 
 	var done protocol.Done
+	var kvPeak int64
 	for b, lo := 0, 0; lo < len(reqs); b, lo = b+1, lo+cfg.Native.BatchSize {
 		hi := min(lo+cfg.Native.BatchSize, len(reqs))
+		kvPeak = max(kvPeak, batchKVBytes(m, reqs[lo:hi]))
 		if err := r.batch(ctx, m, b, lo, reqs[lo:hi], sampling, &done); err != nil {
 			return err
 		}
 	}
+	// The engine holds its weights for the whole run and allocates each
+	// batch's KV cache (fp32, in host memory) for that batch alone.
+	done.Memory = &protocol.Memory{KVCacheBytes: kvPeak, WeightsBytes: m.MemoryBytes(), Reporter: "llem engine (host memory)"}
 	return r.enc.Emit(done)
+}
+
+// batchKVBytes is the KV cache Generate allocates for a batch: one
+// sequence per request of its prompt plus all but the last output token
+// (engine.Model.Generate's NewSequence capacity).
+func batchKVBytes(m *engine.Model, reqs []engine.Request) int64 {
+	var n int64
+	for _, q := range reqs {
+		n += m.KVCacheBytes(len(q.Prompt) + q.MaxNewTokens - 1)
+	}
+	return n
 }
 
 // batch runs one measured batch, emitting its phase pairs and then one

@@ -83,6 +83,13 @@ func TestRunPresetValidates(t *testing.T) {
 	if sum.WarmupDone.Prompts != 1 || len(sum.Batches) != 3 || d.Requests != 5 || d.InputTokens != 30 || d.OutputTokens != 15 {
 		t.Errorf("warmup %d, %d batches, done %+v", sum.WarmupDone.Prompts, len(sum.Batches), d)
 	}
+	// KV cache by hand: the largest batch is 2 requests of 6 prompt + 3
+	// output tokens, 8 cached positions each; llama-15m caches 6 layers ×
+	// K and V × 288 values (6 KV heads of 48) in fp32: 8·6·2·288·4 =
+	// 110,592 bytes per request, 221,184 for the batch.
+	if m := d.Memory; m == nil || m.KVCacheBytes != 221_184 || m.WeightsBytes != sum.Loaded.MemoryBytes || m.Reporter != "llem engine (host memory)" || m.PeakAllocatedBytes != 0 {
+		t.Errorf("done.memory = %+v", m)
+	}
 	for _, r := range sum.Requests {
 		if r.TTFTNs <= 0 || len(r.ITLNs) != 2 || r.FinishReason != "length" {
 			t.Errorf("request %+v", r)

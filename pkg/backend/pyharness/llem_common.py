@@ -128,7 +128,7 @@ class Emitter:
     def log(self, message, level="info"):
         self.emit("log", {"level": level, "message": message})
 
-    def done(self, requests, input_tokens, output_tokens, phase_split_method=None):
+    def done(self, requests, input_tokens, output_tokens, phase_split_method=None, memory=None):
         payload = {
             "requests": int(requests),
             "input_tokens": int(input_tokens),
@@ -136,6 +136,8 @@ class Emitter:
         }
         if phase_split_method:
             payload["phase_split_method"] = phase_split_method
+        if memory:
+            payload["memory"] = memory
         self.emit("done", payload)
 
     def error(self, kind, message, hint=""):
@@ -143,6 +145,117 @@ class Emitter:
         if hint:
             payload["hint"] = hint
         self.emit("error", payload)
+
+
+def memory_report(reporter, peak_allocated=0, peak_reserved=0, kv_cache=0, weights=0):
+    """The done event's optional memory object (docs/worker-protocol.md):
+    the byte counts the backend knows (0 = unknown, left out) and what they
+    were read from; None when it knows none."""
+    m = {}
+    for key, v in (("peak_allocated_bytes", peak_allocated), ("peak_reserved_bytes", peak_reserved),
+                   ("kv_cache_bytes", kv_cache), ("weights_bytes", weights)):
+        if v and int(v) > 0:
+            m[key] = int(v)
+    if not m:
+        return None
+    m["reporter"] = reporter
+    return m
+
+
+def reset_cuda_peaks(torch):
+    """Start torch's allocator peaks at the measured requests (called at
+    warmup_done), on every visible device."""
+    try:
+        if torch.cuda.is_available():
+            for d in range(torch.cuda.device_count()):
+                torch.cuda.reset_peak_memory_stats(d)
+    except Exception:  # noqa: BLE001 - memory stats are optional
+        pass
+
+
+def cuda_peaks(torch):
+    """(peak allocated, peak reserved) bytes since reset_cuda_peaks, summed
+    over devices: torch.cuda.max_memory_allocated / max_memory_reserved.
+    (0, 0) without CUDA."""
+    try:
+        if not torch.cuda.is_available():
+            return 0, 0
+        n = torch.cuda.device_count()
+        return (sum(torch.cuda.max_memory_allocated(d) for d in range(n)),
+                sum(torch.cuda.max_memory_reserved(d) for d in range(n)))
+    except Exception:  # noqa: BLE001
+        return 0, 0
+
+
+def _dtype_bytes(name):
+    """Bytes per element of a dtype name (torch or vLLM cache_dtype
+    spelling); 0 when unknown."""
+    n = str(name).lower().replace("torch.", "")
+    if n.startswith("fp8") or n in ("int8", "uint8", "float8_e4m3fn", "float8_e5m2"):
+        return 1
+    return {"float16": 2, "half": 2, "fp16": 2, "bfloat16": 2, "bf16": 2,
+            "float32": 4, "float": 4, "fp32": 4}.get(n, 0)
+
+
+def vllm_kv_cache_bytes(llm):
+    """vLLM's preallocated KV cache in bytes: num_gpu_blocks × block_size
+    tokens × bytes per token, where a token holds K and V (one latent for
+    MLA) of every layer's KV heads. The names are vLLM's: the front end's
+    vllm_config.cache_config.num_gpu_blocks is filled from the engine core's
+    READY handshake (vllm/v1/engine/utils.py, wait_for_engine_startup, at
+    vllm-project/vllm 0018dd01c9a9); ModelConfig.get_num_layers /
+    get_num_kv_heads (per rank) / get_head_size (vllm/config/model.py);
+    CacheConfig.cache_dtype ("auto" = the model's dtype). 0 when any of it
+    is missing."""
+    try:
+        eng = llm.llm_engine
+        vc = getattr(eng, "vllm_config", None)
+        cache = getattr(vc, "cache_config", None) or getattr(eng, "cache_config", None)
+        model = getattr(vc, "model_config", None) or getattr(eng, "model_config", None)
+        par = getattr(vc, "parallel_config", None) or getattr(eng, "parallel_config", None)
+        blocks, block_size = int(cache.num_gpu_blocks or 0), int(cache.block_size or 0)
+        if blocks <= 0 or block_size <= 0:
+            return 0
+        tp, pp = int(par.tensor_parallel_size or 1), int(par.pipeline_parallel_size or 1)
+        layers = model.get_num_layers(par) * pp
+        heads = model.get_num_kv_heads(par) * tp
+        elem = _dtype_bytes(cache.cache_dtype)
+        if not elem:
+            elem = getattr(model.dtype, "itemsize", 0) or _dtype_bytes(model.dtype)
+        kv = 1 if getattr(model, "use_mla", False) else 2
+        return blocks * block_size * kv * layers * heads * model.get_head_size() * elem
+    except Exception:  # noqa: BLE001 - internal layout differs across versions
+        return 0
+
+
+def kv_bytes_per_token(hf_config, elem_bytes):
+    """K and V of every layer for one token, from a HF config dict:
+    2 × num_hidden_layers × num_key_value_heads × head_dim × bytes."""
+    heads = int(hf_config.get("num_attention_heads") or 0)
+    kv = int(hf_config.get("num_key_value_heads") or heads)
+    hd = int(hf_config.get("head_dim") or (int(hf_config.get("hidden_size") or 0) // heads if heads else 0))
+    return 2 * int(hf_config.get("num_hidden_layers") or 0) * kv * hd * int(elem_bytes)
+
+
+def trtllm_kv_cache_bytes(stats, per_token):
+    """TensorRT-LLM's KV cache capacity in bytes from LLM.get_stats()
+    iteration stats: kvCacheStats.maxNumBlocks × tokensPerBlock tokens
+    (the names of executor::KvCacheStats as its JSON serialises them) ×
+    per_token bytes. 0 without stats (the PyTorch backend keeps them only
+    with enable_iter_perf_stats) or without per_token."""
+    if not per_token:
+        return 0
+    best = 0
+    for st in stats or []:
+        if isinstance(st, str):
+            try:
+                st = json.loads(st)
+            except ValueError:
+                continue
+        kv = (st or {}).get("kvCacheStats") or {}
+        blocks, tpb = int(kv.get("maxNumBlocks") or 0), int(kv.get("tokensPerBlock") or 0)
+        best = max(best, blocks * tpb * per_token)
+    return best
 
 
 def package_versions(names):

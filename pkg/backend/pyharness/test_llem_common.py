@@ -340,5 +340,58 @@ class ErrorTest(unittest.TestCase):
             self.assertIn(lc.classify_error(exc, backend)[0], known)
 
 
+
+class MemoryReportTest(unittest.TestCase):
+    def test_report_drops_unknowns(self):
+        self.assertIsNone(lc.memory_report("torch.cuda"))
+        self.assertEqual(lc.memory_report("torch.cuda", 10, 20, 0, 5),
+                         {"peak_allocated_bytes": 10, "peak_reserved_bytes": 20, "weights_bytes": 5, "reporter": "torch.cuda"})
+
+    def test_done_carries_memory(self):
+        out = io.StringIO()
+        em = lc.Emitter(out, clock())
+        em.done(1, 2, 3, memory=lc.memory_report("x", kv_cache=7))
+        self.assertEqual(json.loads(out.getvalue())["memory"], {"kv_cache_bytes": 7, "reporter": "x"})
+
+    def test_kv_bytes_per_token(self):
+        # Llama-3.1-8B: 2 · 32 layers · 8 KV heads · 128 dims · 2 bytes.
+        hf = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096}
+        self.assertEqual(lc.kv_bytes_per_token(hf, 2), 131072)
+
+    def test_trtllm_stats(self):
+        stats = [{"kvCacheStats": {"maxNumBlocks": 10, "tokensPerBlock": 32}},
+                 json.dumps({"kvCacheStats": {"maxNumBlocks": 12, "tokensPerBlock": 32}}), "not json", {}]
+        self.assertEqual(lc.trtllm_kv_cache_bytes(stats, 100), 12 * 32 * 100)
+        self.assertEqual(lc.trtllm_kv_cache_bytes([], 100), 0)
+        self.assertEqual(lc.trtllm_kv_cache_bytes(stats, 0), 0)
+
+    def test_vllm_kv_cache(self):
+        class NS:
+            def __init__(self, **kw):
+                self.__dict__.update(kw)
+
+        class Model:
+            dtype = NS(itemsize=2)
+            use_mla = False
+
+            def get_num_layers(self, par):
+                return 16  # per pipeline stage
+
+            def get_num_kv_heads(self, par):
+                return 4  # per tensor-parallel rank
+
+            def get_head_size(self):
+                return 128
+        par = NS(tensor_parallel_size=2, pipeline_parallel_size=2)
+        cache = NS(num_gpu_blocks=100, block_size=16, cache_dtype="auto")
+        llm = NS(llm_engine=NS(vllm_config=NS(cache_config=cache, model_config=Model(), parallel_config=par)))
+        # 100 blocks · 16 tokens · K and V · 32 layers · 8 heads · 128 · 2 bytes.
+        self.assertEqual(lc.vllm_kv_cache_bytes(llm), 100 * 16 * 2 * 32 * 8 * 128 * 2)
+        cache.cache_dtype = "fp8_e4m3"
+        self.assertEqual(lc.vllm_kv_cache_bytes(llm), 100 * 16 * 2 * 32 * 8 * 128 * 1)
+        cache.num_gpu_blocks = None
+        self.assertEqual(lc.vllm_kv_cache_bytes(llm), 0)
+        self.assertEqual(lc.vllm_kv_cache_bytes(NS(llm_engine=None)), 0)
+
 if __name__ == "__main__":
     unittest.main()

@@ -99,6 +99,11 @@ func TestHarnessAgainstFakeEOSAndPadding(t *testing.T) {
 	if sum.Loaded.Architecture != "LlamaForCausalLM" || sum.Loaded.DType != "bf16" || sum.Loaded.Parameters != 1234 {
 		t.Errorf("loaded = %+v", sum.Loaded)
 	}
+	// No CUDA in the fake: no allocator peaks, the weights from
+	// get_memory_footprint (the fake model's 4936 bytes).
+	if m := sum.Done.Memory; m == nil || m.WeightsBytes != 4936 || m.PeakAllocatedBytes != 0 || m.Reporter != "transformers get_memory_footprint (CPU)" {
+		t.Errorf("done.memory = %+v", m)
+	}
 	if sum.WarmupDone.Prompts != 3 {
 		t.Errorf("warmup = %+v", sum.WarmupDone)
 	}

@@ -449,6 +449,7 @@ def main(spec, em):
     em.warmup_done(len(warm))
     lc.thermal_floor(cfg)
 
+    lc.reset_cuda_peaks(torch)  # the allocator's peaks cover the measured batches only
     torch.manual_seed(seed)
     total_in = total_out = 0
     for b, batch in enumerate(batches):
@@ -459,7 +460,23 @@ def main(spec, em):
         emit_batch(em, b, results, t0, steps, t_end)
         total_in += sum(r.input_tokens for r in results)
         total_out += sum(r.output_tokens for r in results)
-    em.done(len(prompts), total_in, total_out)
+    em.done(len(prompts), total_in, total_out, memory=torch_memory(torch, model, cuda))
+
+
+def torch_memory(torch, model, cuda):
+    """The done event's memory: the CUDA caching allocator's peaks over the
+    measured batches (torch.cuda.max_memory_allocated/_reserved, summed over
+    devices) and the weights (PreTrainedModel.get_memory_footprint:
+    parameters and buffers). transformers' default DynamicCache grows with
+    each step, so there is no preallocated KV cache to report; its share is
+    inside the allocated peak."""
+    alloc, reserved = lc.cuda_peaks(torch)
+    try:
+        weights = model.get_memory_footprint()
+    except Exception:  # noqa: BLE001 - optional
+        weights = 0
+    return lc.memory_report("torch.cuda" if cuda else "transformers get_memory_footprint (CPU)",
+                            alloc, reserved, 0, weights)
 
 
 def prompt_ids(p, tokenizer, vocab):

@@ -81,6 +81,11 @@ func TestHarnessAgainstFakePyTorchRuntime(t *testing.T) {
 	if sum.Done.Requests != 3 || sum.Done.InputTokens != 15 || sum.Done.OutputTokens != 12 || sum.Done.PhaseSplitMethod != "prefill-pass" {
 		t.Errorf("done = %+v", sum.Done)
 	}
+	// Without enable_iter_perf_stats the LLM API keeps no iteration stats:
+	// no KV cache to report.
+	if sum.Done.Memory != nil {
+		t.Errorf("done.memory = %+v without iteration stats", sum.Done.Memory)
+	}
 	for _, r := range sum.Requests {
 		if len(r.ITLNs) != 3 || r.FinishReason != "length" {
 			t.Errorf("request = %+v", r)
@@ -126,5 +131,18 @@ func TestFakeRejectsWhatUpstreamRejects(t *testing.T) {
 	sum, _, code := runFake(t, spec(map[string]any{"speculative_config": map[string]any{"decoding_type": "Medusa", "max_draft_len": 4}}))
 	if code == 0 || sum.Error == nil || !strings.Contains(sum.Error.Message, "not one the PyTorch runtime runs") {
 		t.Fatalf("Medusa: exit %d, error %+v", code, sum.Error)
+	}
+}
+
+// With llm.enable_iter_perf_stats, the KV cache capacity comes from
+// get_stats' kvCacheStats: the fake's 64 blocks × 32 tokens × a llama-15m
+// token in fp16 (K and V of 6 layers × 6 KV heads × 48 dims × 2 bytes =
+// 6,912) = 14,155,776 bytes.
+func TestHarnessAgainstFakeKVCacheStats(t *testing.T) {
+	sp := spec("pytorch")
+	sp.BackendArgs["llm"].(map[string]any)["enable_iter_perf_stats"] = true
+	sum, _ := runFake(t, t.TempDir(), sp)
+	if m := sum.Done.Memory; m == nil || m.KVCacheBytes != 14_155_776 || m.Reporter != "tensorrt_llm kvCacheStats" {
+		t.Errorf("done.memory = %+v", m)
 	}
 }

@@ -291,9 +291,39 @@ def main(spec, em):
     results = tracker.results(len(prompts), t_end)
     lc.emit_prefill_pass_window(em, results, t_p0, t_p1, t0, t_end)
     em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
-            phase_split_method=lc.PHASE_SPLIT_METHOD)
+            phase_split_method=lc.PHASE_SPLIT_METHOD, memory=trt_memory(llm, kw, arch, model_path, cfg))
     if hasattr(llm, "shutdown"):
         llm.shutdown()
+
+
+def trt_memory(llm, kw, arch, model_path, cfg):
+    """The done event's memory: the KV cache capacity from LLM.get_stats()
+    (kvCacheStats.maxNumBlocks × tokensPerBlock; iteration stats exist only
+    when the study sets llm.enable_iter_perf_stats) × bytes per token from
+    the model's config.json (layers, KV heads, head dim) and the cache's
+    dtype (kv_cache_config.dtype, or 1 byte under an FP8/INT8 KV cache
+    quantization, else the run's precision). None when either is unknown."""
+    hf = arch
+    if hf is None and model_path and os.path.isfile(os.path.join(model_path, "config.json")):
+        try:
+            with open(os.path.join(model_path, "config.json")) as f:
+                hf = json.load(f)
+        except (OSError, ValueError):
+            hf = None
+    if not hf:
+        return None
+    elem = lc._dtype_bytes((kw.get("kv_cache_config") or {}).get("dtype") or "")
+    algo = str((kw.get("quant_config") or {}).get("kv_cache_quant_algo") or "").upper()
+    if not elem and algo in ("FP8", "INT8"):
+        elem = 1
+    if not elem:
+        elem = lc._dtype_bytes(lc.precision_name(cfg))
+    try:
+        stats = llm.get_stats(2)
+    except Exception:  # noqa: BLE001 - stats are optional
+        stats = []
+    kv = lc.trtllm_kv_cache_bytes(stats, lc.kv_bytes_per_token(hf, elem))
+    return lc.memory_report("tensorrt_llm kvCacheStats", kv_cache=kv)
 
 
 if __name__ == "__main__":

@@ -193,7 +193,8 @@ def main(spec, em):
     results = tracker.results(len(prompts), t_end)
     lc.emit_prefill_pass_window(em, results, t_p0, t_p1, t0, t_end)
     em.done(len(results), sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
-            phase_split_method=lc.PHASE_SPLIT_METHOD)
+            phase_split_method=lc.PHASE_SPLIT_METHOD,
+            memory=lc.memory_report("vllm cache_config", kv_cache=lc.vllm_kv_cache_bytes(llm)))
 
 
 BEAM_SEARCH_LOG = ("vllm.beam_search: the workload runs through LLM.beam_search, which returns only when "

@@ -127,6 +127,12 @@ func TestHarnessAgainstFake(t *testing.T) {
 	if sum.Done.OutputTokens != 12 {
 		t.Errorf("done = %+v", sum.Done)
 	}
+	// KV cache by hand: the fake engine's 1000 blocks of 16 tokens; a
+	// llama-15m token caches K and V of 6 layers × 6 KV heads × 48 dims in
+	// bf16: 2·6·6·48·2 = 6,912 bytes; 1000·16·6,912 = 110,592,000.
+	if m := sum.Done.Memory; m == nil || m.KVCacheBytes != 110_592_000 || m.Reporter != "vllm cache_config" || m.PeakAllocatedBytes != 0 {
+		t.Errorf("done.memory = %+v", m)
+	}
 
 	cs := calls(t, log)
 	var llm, prefill, reset bool

@@ -3,6 +3,7 @@ package figure
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -198,32 +199,83 @@ func QualityEnergy(cs []Config, g Grouping) *Figure {
 }
 
 func tradeoff(cs []Config, g Grouping, name, title, xlabel string, get func(Config) Estimate) *Figure {
-	p := newPlot(xlabel, "energy per output token (J)")
-	f := &Figure{Name: name, Title: title,
-		Caption: "Each point is a configuration (mean, whiskers the confidence intervals); the line joins the Pareto-optimal ones: no other configuration has both a higher x and a lower energy per token.",
-		plots:   []*plot.Plot{p}, labels: map[*plot.Plot][]*plotter.Labels{}}
-	type pt struct {
-		x, y Estimate
-		id   string
+	var pts []FrontierPoint
+	for _, c := range cs {
+		if x, y := get(c), c.EnergyPerToken; x.OK && y.OK {
+			pts = append(pts, FrontierPoint{ID: c.ID, Series: c.Series, X: x, Y: y})
+		}
 	}
-	var pts []pt
-	_, series := groups(cs)
+	// Frontier on means: walk from the highest x down, keeping each point
+	// with a lower y than all seen.
+	order := make([]int, len(pts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return pts[order[i]].X.Mean > pts[order[j]].X.Mean })
+	best := 0.0
+	for k, i := range order {
+		if k == 0 || pts[i].Y.Mean < best {
+			pts[i].Status = StatusFrontier
+			best = pts[i].Y.Mean
+		}
+	}
+	return Frontier(pts, FrontierAxes{Name: name, Title: title, XLabel: xlabel, YLabel: "energy per output token (J)", Grouping: g,
+		Caption: "Each point is a configuration (mean, whiskers the confidence intervals); the line joins the Pareto-optimal ones: no other configuration has both a higher x and a lower energy per token."})
+}
+
+// Frontier statuses of a FrontierPoint (pkg/pareto's names).
+const (
+	StatusFrontier          = "frontier"
+	StatusPossiblyDominated = "possibly_dominated"
+	StatusDominated         = "dominated"
+)
+
+// FrontierPoint is one configuration of a Pareto figure: two estimates
+// and its status as the caller classified it (StatusFrontier, …).
+type FrontierPoint struct {
+	ID, Series string
+	X, Y       Estimate
+	Status     string
+}
+
+// FrontierAxes names a Pareto figure and its axes.
+type FrontierAxes struct {
+	Name, Title, Caption string
+	XLabel, YLabel       string
+	Grouping             Grouping
+}
+
+// Frontier draws configurations on two metrics with their CIs as
+// whiskers, coloured by series and labelled by ID; a dashed line and
+// rings join the frontier points (in x order), and grey squares mark the
+// "possibly dominated" ones (dominated on means only). Dominated points
+// are plain. nil when there is no point.
+func Frontier(pts []FrontierPoint, ax FrontierAxes) *Figure {
+	p := newPlot(ax.XLabel, ax.YLabel)
+	f := &Figure{Name: ax.Name, Title: ax.Title, Caption: ax.Caption,
+		plots: []*plot.Plot{p}, labels: map[*plot.Plot][]*plotter.Labels{}}
+	if len(pts) == 0 {
+		return nil
+	}
+	var series []string
+	seen := map[string]bool{}
+	for _, q := range pts {
+		if !seen[q.Series] {
+			seen[q.Series] = true
+			series = append(series, q.Series)
+		}
+	}
 	for j, s := range series {
 		var xys plotter.XYs
 		var xe plotter.XErrors
 		var ye plotter.YErrors
-		for _, c := range cs {
-			x, y := get(c), c.EnergyPerToken
-			if c.Series != s || !x.OK || !y.OK {
+		for _, q := range pts {
+			if q.Series != s {
 				continue
 			}
-			pts = append(pts, pt{x, y, c.ID})
-			xys = append(xys, plotter.XY{X: x.Mean, Y: y.Mean})
-			xe = append(xe, ciErr(x))
-			ye = append(ye, ciErr(y))
-		}
-		if len(xys) == 0 {
-			continue
+			xys = append(xys, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
+			xe = append(xe, ciErr(q.X))
+			ye = append(ye, ciErr(q.Y))
 		}
 		if eb, err := plotter.NewYErrorBars(struct {
 			plotter.XYs
@@ -246,24 +298,20 @@ func tradeoff(cs []Config, g Grouping, name, title, xlabel string, get func(Conf
 		sc.GlyphStyle = draw.GlyphStyle{Color: Colour(j), Radius: 3.5, Shape: Shape(j)}
 		p.Add(sc)
 		if len(series) > 1 || s != "" {
-			f.addLegend(seriesName(g, s), sc)
+			f.addLegend(seriesName(ax.Grouping, s), sc)
 		}
-	}
-	if len(pts) == 0 {
-		return nil
 	}
 	f.Points = len(pts)
-	// Frontier: walk from the highest x down, keeping each point with a
-	// lower y than all seen.
-	sort.Slice(pts, func(i, j int) bool { return pts[i].x.Mean > pts[j].x.Mean })
-	var front plotter.XYs
-	best := 0.0
-	for i, q := range pts {
-		if i == 0 || q.y.Mean < best {
-			front = append(front, plotter.XY{X: q.x.Mean, Y: q.y.Mean})
-			best = q.y.Mean
+	var front, possibly plotter.XYs
+	for _, q := range pts {
+		switch q.Status {
+		case StatusFrontier:
+			front = append(front, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
+		case StatusPossiblyDominated:
+			possibly = append(possibly, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
 		}
 	}
+	sort.SliceStable(front, func(i, j int) bool { return front[i].X < front[j].X })
 	var thumbs []plot.Thumbnailer
 	if len(front) > 1 {
 		if l, err := plotter.NewLine(front); err == nil {
@@ -274,16 +322,25 @@ func tradeoff(cs []Config, g Grouping, name, title, xlabel string, get func(Conf
 			thumbs = append(thumbs, l)
 		}
 	}
-	if s, err := plotter.NewScatter(front); err == nil {
-		s.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: 6.5, Shape: draw.RingGlyph{}}
-		p.Add(s)
-		thumbs = append(thumbs, s)
+	if len(front) > 0 {
+		if s, err := plotter.NewScatter(front); err == nil {
+			s.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: 6.5, Shape: draw.RingGlyph{}}
+			p.Add(s)
+			thumbs = append(thumbs, s)
+		}
+		f.addLegend("Pareto frontier", thumbs...)
 	}
-	f.addLegend("Pareto frontier", thumbs...)
+	if len(possibly) > 0 {
+		if s, err := plotter.NewScatter(possibly); err == nil {
+			s.GlyphStyle = draw.GlyphStyle{Color: color.Gray{Y: 110}, Radius: 6, Shape: draw.SquareGlyph{}}
+			p.Add(s)
+			f.addLegend("possibly dominated (means only)", s)
+		}
+	}
 	var lab plotter.XYLabels
 	for _, q := range pts {
-		lab.XYs = append(lab.XYs, plotter.XY{X: q.x.Mean, Y: q.y.Mean})
-		lab.Labels = append(lab.Labels, q.id)
+		lab.XYs = append(lab.XYs, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
+		lab.Labels = append(lab.Labels, q.ID)
 	}
 	if l, err := plotter.NewLabels(lab); err == nil {
 		for i := range l.TextStyle {
@@ -295,14 +352,31 @@ func tradeoff(cs []Config, g Grouping, name, title, xlabel string, get func(Conf
 		p.Add(l)
 		f.labels[p] = append(f.labels[p], l)
 	}
-	// Room for the labels right of the last point; energy from zero.
-	xmin, xmax := pts[len(pts)-1].x.Mean, pts[0].x.Mean
+	// Room for the labels right of the last point; y from zero when every
+	// value is positive (energy, quality).
+	xmin, xmax := pts[0].X.Mean, pts[0].X.Mean
+	ymin := pts[0].Y.Mean
 	for _, q := range pts {
-		xmin, xmax = min(xmin, q.x.Lo, q.x.Mean), max(xmax, q.x.Hi, q.x.Mean)
+		xmin, xmax = min(xmin, q.X.Mean), max(xmax, q.X.Mean)
+		if q.X.HasCI {
+			xmin, xmax = min(xmin, q.X.Lo), max(xmax, q.X.Hi)
+		}
+		ymin = min(ymin, q.Y.Mean)
+		if q.Y.HasCI {
+			ymin = min(ymin, q.Y.Lo)
+		}
 	}
-	pad := max((xmax-xmin)*0.08, xmax*0.02)
-	p.X.Min, p.X.Max = max(0, xmin-pad), xmax+pad
-	p.Y.Min = 0
+	pad := max((xmax-xmin)*0.08, math.Abs(xmax)*0.02)
+	if pad == 0 {
+		pad = 1
+	}
+	p.X.Min, p.X.Max = xmin-pad, xmax+pad
+	if xmin >= 0 {
+		p.X.Min = max(0, p.X.Min)
+	}
+	if ymin >= 0 {
+		p.Y.Min = 0
+	}
 	return f
 }
 

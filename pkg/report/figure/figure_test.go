@@ -62,7 +62,7 @@ func timeline() Timeline {
 func all(t *testing.T) []*Figure {
 	cs := configs()
 	g := Grouping{Category: "batch size", Series: "precision"}
-	figs := []*Figure{PowerTimeline(timeline()), EnergyPerToken(cs, g, 0.95), PhaseSplit(cs), Tradeoff(cs, g), Latency(cs, g), Cycles(cs, 0.05, 3)}
+	figs := []*Figure{PowerTimeline(timeline()), EnergyPerToken(cs, g, 0.95), PhaseSplit(cs), Tradeoff(cs, g), Latency(cs, g), Cycles(cs, 0.05, 3), frontier()}
 	for i, f := range figs {
 		if f == nil {
 			t.Fatalf("figure %d is nil", i)
@@ -128,5 +128,39 @@ func TestCheckFindsProblems(t *testing.T) {
 	}
 	if PowerTimeline(Timeline{Name: "x", WindowS: 1}) != nil {
 		t.Error("a timeline without samples should be nil")
+	}
+}
+
+// frontier is a quality-vs-energy Pareto figure with every status.
+func frontier() *Figure {
+	return Frontier([]FrontierPoint{
+		{ID: "C1", Series: "a", X: est(0.80, 0.02), Y: est(2.0, 0.1), Status: StatusFrontier},
+		{ID: "C2", Series: "a", X: est(0.60, 0.02), Y: est(0.5, 0.05), Status: StatusFrontier},
+		{ID: "C3", Series: "b", X: est(0.70, 0.02), Y: est(2.5, 0.1), Status: StatusDominated},
+		{ID: "C4", Series: "b", X: est(0.59, 0.03), Y: est(0.55, 0.08), Status: StatusPossiblyDominated},
+	}, FrontierAxes{Name: "pareto", Title: "Pareto", XLabel: "quality (score)", YLabel: "J/token", Grouping: Grouping{Series: "study"}})
+}
+
+// The frontier figure draws a legend entry for each status it shows and
+// nothing for an empty input.
+func TestFrontierFigure(t *testing.T) {
+	f := frontier()
+	if f.Points != 4 {
+		t.Errorf("points = %d", f.Points)
+	}
+	var names []string
+	for _, l := range f.legend {
+		names = append(names, l.name)
+	}
+	if got := strings.Join(names, ","); got != "study a,study b,Pareto frontier,possibly dominated (means only)" {
+		t.Errorf("legend = %s", got)
+	}
+	if Frontier(nil, FrontierAxes{Name: "x"}) != nil {
+		t.Error("an empty frontier should be nil")
+	}
+	// One point, no intervals, zero x: the axes stay finite.
+	one := Frontier([]FrontierPoint{{ID: "C1", X: Estimate{OK: true}, Y: Estimate{Mean: 1, OK: true}, Status: StatusFrontier}}, FrontierAxes{Name: "one"})
+	if p := one.Check(); len(p) > 0 {
+		t.Errorf("single point: %v", p)
 	}
 }

@@ -79,6 +79,17 @@ class LLM:
                 raise ValueError("Speculation type %s does not support backend pytorch" % type(sc).__name__)
         _log("LLM", kw)
         self.tokenizer = None
+        self.iter_stats = bool(kw.get("enable_iter_perf_stats"))
+
+    def get_stats(self, timeout):
+        """Iteration stats as the LLM API returns them (dicts with the
+        executor's camelCase keys); like the PyTorch backend, only with
+        enable_iter_perf_stats. The fake's cache: 64 blocks of 32 tokens."""
+        if not self.iter_stats:
+            return []
+        return [{"iter": 0, "kvCacheStats": {"maxNumBlocks": 64, "freeNumBlocks": 60, "usedNumBlocks": 4,
+                                             "tokensPerBlock": 32, "allocTotalBlocks": 4, "allocNewBlocks": 4,
+                                             "reusedBlocks": 0}}]
 
     def generate(self, inputs, params, use_tqdm=True):
         _log("generate", {"n": len(inputs), "max_tokens": [p.max_tokens for p in params]})

@@ -76,9 +76,65 @@ class _Output:
         self.finished = finished
 
 
+class _DType:
+    """Stands in for a torch.dtype: vLLM's ModelConfig.dtype is one, and
+    the harness reads its itemsize."""
+
+    def __init__(self, name, itemsize):
+        self.name, self.itemsize = name, itemsize
+
+    def __str__(self):
+        return "torch." + self.name
+
+
+class _Namespace:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class _ModelConfig:
+    """The ModelConfig methods the harness calls, with vLLM's names and
+    signatures (vllm/config/model.py): per-rank layers and KV heads."""
+
+    def __init__(self, hf, dtype):
+        self.hf, self.dtype, self.use_mla = hf, dtype, False
+
+    def get_num_layers(self, parallel_config):
+        return self.hf["num_hidden_layers"] // parallel_config.pipeline_parallel_size
+
+    def get_num_kv_heads(self, parallel_config):
+        kv = self.hf.get("num_key_value_heads") or self.hf["num_attention_heads"]
+        return max(1, kv // parallel_config.tensor_parallel_size)
+
+    def get_head_size(self):
+        return self.hf.get("head_dim") or self.hf["hidden_size"] // self.hf["num_attention_heads"]
+
+
+# The fake engine "profiles" a fixed number of KV cache blocks.
+FAKE_NUM_GPU_BLOCKS = 1000
+
+
+def _vllm_config(kw):
+    """The front end's VllmConfig after the engine core's READY handshake:
+    cache_config.num_gpu_blocks filled in (vllm/v1/engine/utils.py)."""
+    hf = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64}
+    path = os.path.join(str(kw.get("model") or ""), "config.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            hf = json.load(f)
+    dtype = {"bfloat16": _DType("bfloat16", 2), "float16": _DType("float16", 2),
+             "float32": _DType("float32", 4)}.get(str(kw.get("dtype") or "bfloat16"), _DType("bfloat16", 2))
+    par = _Namespace(tensor_parallel_size=int(kw.get("tensor_parallel_size") or 1),
+                     pipeline_parallel_size=int(kw.get("pipeline_parallel_size") or 1))
+    cache = _Namespace(num_gpu_blocks=FAKE_NUM_GPU_BLOCKS, block_size=int(kw.get("block_size") or 16),
+                       cache_dtype=str(kw.get("kv_cache_dtype") or "auto"))
+    return _Namespace(cache_config=cache, model_config=_ModelConfig(hf, dtype), parallel_config=par)
+
+
 class _Engine:
-    def __init__(self):
+    def __init__(self, kw=None):
         self.reqs = {}
+        self.vllm_config = _vllm_config(kw or {})
 
     def add_request(self, rid, prompt, params):
         ids = prompt["prompt_token_ids"] if isinstance(prompt, dict) else [5] * len(prompt.split())
@@ -132,7 +188,7 @@ class LLM:
         _log("LLM", kw)
         if kw.get("model") == "fake/oom":
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        self.llm_engine = _Engine()
+        self.llm_engine = _Engine(kw)
 
     def get_tokenizer(self):
         return None
