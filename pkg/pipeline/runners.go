@@ -128,7 +128,7 @@ type Resolution struct {
 	// lmevalPython is, per locally run backend with scored runs, the Python
 	// that has lm-eval (prepareQuality).
 	lmevalPython map[string]string
-	closers  []func() error
+	closers      []func() error
 }
 
 // Backend returns the resolution of backend b, or nil.

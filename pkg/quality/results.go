@@ -183,6 +183,13 @@ func Tasks(r *Results, q *study.Quality) ([]result.QualityTask, error) {
 				t.Metrics[k] = f
 			}
 		}
+		if n, ok := r.NShot[name]; ok {
+			t.NShot = &n
+		}
+		t.Version = r.Versions[name]
+		if c, ok := r.NSamples[name]; ok {
+			t.Samples, t.SamplesTotal = c.Effective, c.Original
+		}
 		key, ok := pickMetric(t.Metrics, q.Metrics[name])
 		if !ok {
 			if want := q.Metrics[name]; want != "" {
@@ -201,13 +208,6 @@ func Tasks(r *Results, q *study.Quality) ([]result.QualityTask, error) {
 			t.HigherIsBetter = &hb
 		}
 		t.Scored = t.HigherIsBetter == nil || *t.HigherIsBetter
-		if n, ok := r.NShot[name]; ok {
-			t.NShot = &n
-		}
-		t.Version = r.Versions[name]
-		if c, ok := r.NSamples[name]; ok {
-			t.Samples, t.SamplesTotal = c.Effective, c.Original
-		}
 		out = append(out, t)
 	}
 	return out, nil
