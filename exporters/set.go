@@ -62,7 +62,7 @@ func (s *Set) Runs() ([]RunRow, []*stats.StudySummary) {
 	var rows []RunRow
 	sums := make([]*stats.StudySummary, len(s.Studies))
 	for i, st := range s.Studies {
-		sum := stats.Summarise(st.Records, stats.SummaryOptions{Mode: stats.StudyMode(st.Summary)})
+		sum := stats.Summarise(st.Records, stats.SummaryOptions{Mode: stats.StudyMode(st.Summary), Quality: st.Quality})
 		sums[i] = sum
 		coords := map[string]json.RawMessage{}
 		for _, r := range st.Records {

@@ -16,7 +16,8 @@ import (
 // run per study, summarised over its cycles by stats.Summarise. After them,
 // per metric m of stats.Metrics (in that order): m_n, m_mean, m_std,
 // m_ci_low, m_ci_high, m_ci_method (bca, or the fallback used), m_ci_mc_error, all null
-// when the run has no value of m; then the coord_<dimension> columns as in
+// when the run has no value of m — stats.Metrics, then stats.QualityMetrics
+// (null for runs that were not scored) —; then the coord_<dimension> columns as in
 // the per-cycle table.
 var RunColumns = []Column{
 	runStr("study", "study name", func(r *exporters.RunRow) string { return r.Study }),
@@ -52,7 +53,7 @@ func RunColumnsFor(runs []exporters.RunRow) []Column {
 	for _, c := range cols {
 		used[c.Name] = true
 	}
-	for _, m := range stats.Metrics {
+	for _, m := range append(slices.Clone(stats.Metrics), stats.QualityMetrics...) {
 		name := m.Name
 		get := func(x *row) *stats.MetricStats { return x.run.Metric(name) }
 		ci := func(x *row) *stats.CI {

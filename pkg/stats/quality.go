@@ -22,6 +22,15 @@ const (
 	qualityBootstrapStream = 0x9e3779b97f4a7c15 ^ 7 // independent of the cycle bootstrap's stream
 )
 
+// QualityMetrics are the per-run metrics of scored runs, after Metrics in
+// exports (they come from the run's quality record, not from each cycle's,
+// so they have no Value).
+var QualityMetrics = []Metric{
+	{Name: MetricQuality, Unit: "score"},
+	{Name: MetricQualityPerJoule, Unit: "score/J"},
+	{Name: MetricQualityScoringJ, Unit: "J"},
+}
+
 // addQuality appends the quality metrics of a scored run (q's status ok)
 // to rs, from its summarised energy per request and the valid cycles'
 // values of it.
