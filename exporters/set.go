@@ -52,6 +52,10 @@ type RunRow struct {
 	Coordinates json.RawMessage `json:"coordinates,omitempty"`
 	// Method is the study's methodology (resamples, seed, CI method asked).
 	Method *stats.Methodology `json:"-"`
+	// Quality is the run's lm-eval quality record (per task: metric,
+	// value, stderr, n-shot, version, samples; lm-eval's version and the
+	// exact command), when the run was scored.
+	Quality *result.QualityRecord `json:"quality,omitempty"`
 	stats.RunStats
 }
 
@@ -62,7 +66,7 @@ func (s *Set) Runs() ([]RunRow, []*stats.StudySummary) {
 	var rows []RunRow
 	sums := make([]*stats.StudySummary, len(s.Studies))
 	for i, st := range s.Studies {
-		sum := stats.Summarise(st.Records, stats.SummaryOptions{Mode: stats.StudyMode(st.Summary)})
+		sum := stats.Summarise(st.Records, stats.SummaryOptions{Mode: stats.StudyMode(st.Summary), Quality: st.Quality})
 		sums[i] = sum
 		coords := map[string]json.RawMessage{}
 		for _, r := range st.Records {
@@ -71,7 +75,8 @@ func (s *Set) Runs() ([]RunRow, []*stats.StudySummary) {
 			}
 		}
 		for k := range sum.Runs {
-			rows = append(rows, RunRow{Study: st.Name(), Coordinates: coords[sum.Runs[k].RunID], Method: &sum.Methodology, RunStats: sum.Runs[k]})
+			rows = append(rows, RunRow{Study: st.Name(), Coordinates: coords[sum.Runs[k].RunID], Method: &sum.Methodology,
+				Quality: st.Quality[sum.Runs[k].RunID], RunStats: sum.Runs[k]})
 		}
 	}
 	return rows, sums

@@ -21,6 +21,7 @@ import (
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/pipeline"
+	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/stats"
 )
 
@@ -75,6 +76,8 @@ func (c *evalCmd) execute(ctx context.Context, stdio *IO, p *pipeline.Prepared) 
 		return &printedError{errs.WithExitCode(errors.New("interrupted"), errs.ExitInterrupted)}
 	case rep.Failed > 0:
 		return &printedError{errs.WithExitCode(fmt.Errorf("%d run(s) failed", rep.Failed), errs.ExitFailure)}
+	case rep.QualityFailed > 0:
+		return &printedError{errs.WithExitCode(fmt.Errorf("%d quality scoring(s) failed; llem eval --resume scores them again", rep.QualityFailed), errs.ExitFailure)}
 	}
 	return nil
 }
@@ -154,6 +157,7 @@ func printSummary(w io.Writer, rep *execute.Report, studyPath string) {
 			stats.FormatWithCI(e), stats.FormatWithCI(tps), stats.FormatWithCI(ttft), split, flags)
 	}
 	tw.Flush()
+	printQuality(w, rep)
 	fmt.Fprintln(w, "\n"+ciFooter(rep.Stats, shown))
 	for _, warn := range rep.Stats.Warnings {
 		fmt.Fprintln(w, "warning:", warn)
@@ -194,6 +198,12 @@ func (d *lineDisplay) event(ev execute.Event) {
 		fmt.Fprintf(d.w, "%s %s cycle %d: skipped, steady state reached\n", fmt.Sprintf("[%d/%d]", ev.Done, ev.Total), short(ev.Entry.RunID), ev.Entry.Cycle)
 	case execute.EventRunEnd:
 		fmt.Fprintf(d.w, "[%d/%d] %s cycle %d: %s\n", ev.Done, ev.Total, short(ev.Entry.RunID), ev.Entry.Cycle, outcome(ev))
+	case execute.EventQuality:
+		fmt.Fprintf(d.w, "[quality] %s: scoring %s with lm-eval\n", short(ev.Entry.RunID), ev.Entry.Label)
+	case execute.EventQualityLog:
+		fmt.Fprintf(d.w, "[quality] %s: %s\n", short(ev.Entry.RunID), ev.Message)
+	case execute.EventQualityEnd:
+		fmt.Fprintf(d.w, "[quality] %s: %s\n", short(ev.Entry.RunID), ev.Message)
 	}
 }
 
@@ -275,6 +285,15 @@ func (d *barDisplay) event(ev execute.Event) {
 		d.status = fmt.Sprintf("%s c%d %s", short(ev.Entry.RunID), ev.Entry.Cycle, ev.Phase)
 	case execute.EventPower:
 		d.power = fmt.Sprintf("%.1f W", ev.PowerW)
+	case execute.EventQuality:
+		d.status, d.power = fmt.Sprintf("%s quality: lm-eval", short(ev.Entry.RunID)), ""
+	case execute.EventQualityLog:
+		d.status = fmt.Sprintf("%s %s", short(ev.Entry.RunID), ev.Message)
+	case execute.EventQualityEnd:
+		d.power = ""
+		d.mu.Unlock()
+		d.p.Write([]byte(fmt.Sprintf("%s %s\n", short(ev.Entry.RunID), ev.Message)))
+		return
 	case execute.EventRunEnd, execute.EventSkipped:
 		line := fmt.Sprintf("%s c%d: %s", short(ev.Entry.RunID), ev.Entry.Cycle, outcome(ev))
 		if d.color && ev.Record != nil && ev.Record.Error != nil {
@@ -322,5 +341,33 @@ func ciFooter(s *stats.StudySummary, shown []*stats.MetricStats) string {
 		return fmt.Sprintf("mean over cycles; [%.0f%% percentile CI]: %s needs 3+ varying cycles, so every interval shown fell back (llem results show --json gives each reason).", level, s.Methodology.CIMethod)
 	default:
 		return fmt.Sprintf("mean over cycles; [%.0f%% %s CI], %d of %d shown fell back to percentile (fewer than 3 varying cycles; llem results show --json gives each reason).", level, s.Methodology.CIMethod, fell, n)
+	}
+}
+
+// printQuality lists the scored runs' quality beside their energy: the
+// weighted lm-eval score and the score per joule of one request
+// (docs/quality.md), then any scoring that failed.
+func printQuality(w io.Writer, rep *execute.Report) {
+	var lines []string
+	for i := range rep.Stats.Runs {
+		r := &rep.Stats.Runs[i]
+		q := r.Metric(stats.MetricQuality)
+		if q == nil {
+			continue
+		}
+		line := fmt.Sprintf("  %s  quality %s  quality/J %s", short(r.RunID), stats.FormatWithCI(q), stats.FormatWithCI(r.Metric(stats.MetricQualityPerJoule)))
+		if e := r.Metric(stats.MetricQualityScoringJ); e != nil {
+			line += fmt.Sprintf("  (scoring: %s J)", stats.Num(e.Mean))
+		}
+		lines = append(lines, line)
+	}
+	for _, e := range rep.Manifest.Quality {
+		if e.Status == result.EntryFailed {
+			lines = append(lines, fmt.Sprintf("  %s  quality scoring FAILED: %s (see %s)", short(e.RunID), e.Error, e.Record))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "\nquality (lm-eval; score per J of one request; docs/quality.md):")
+		fmt.Fprintln(w, strings.Join(lines, "\n"))
 	}
 }

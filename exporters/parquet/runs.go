@@ -16,8 +16,9 @@ import (
 // run per study, summarised over its cycles by stats.Summarise. After them,
 // per metric m of stats.Metrics (in that order): m_n, m_mean, m_std,
 // m_ci_low, m_ci_high, m_ci_method (bca, or the fallback used), m_ci_mc_error, all null
-// when the run has no value of m; then the coord_<dimension> columns as in
-// the per-cycle table.
+// when the run has no value of m — stats.Metrics, then stats.QualityMetrics
+// (null for runs that were not scored) —; then the coord_<dimension> columns as in
+// the per-cycle table; last QualityRunColumns.
 var RunColumns = []Column{
 	runStr("study", "study name", func(r *exporters.RunRow) string { return r.Study }),
 	runStr("run_id", "stable run id", func(r *exporters.RunRow) string { return r.RunID }),
@@ -52,7 +53,7 @@ func RunColumnsFor(runs []exporters.RunRow) []Column {
 	for _, c := range cols {
 		used[c.Name] = true
 	}
-	for _, m := range stats.Metrics {
+	for _, m := range append(slices.Clone(stats.Metrics), stats.QualityMetrics...) {
 		name := m.Name
 		get := func(x *row) *stats.MetricStats { return x.run.Metric(name) }
 		ci := func(x *row) *stats.CI {
@@ -112,7 +113,44 @@ func RunColumnsFor(runs []exporters.RunRow) []Column {
 			coords = append(coords, m)
 		}
 	}
-	return append(cols, coordColumns(coords, used)...)
+	return append(append(cols, coordColumns(coords, used)...), QualityRunColumns...)
+}
+
+// QualityRunColumns close the per-run table (appended, so the columns
+// before them keep their places): the lm-eval scoring of scored runs, null
+// for the others (docs/quality.md).
+var QualityRunColumns = []Column{
+	{Name: "quality_status", Kind: String, Doc: "lm-eval scoring: ok or failed (null: not scored)", s: func(x *row) (string, bool) {
+		if q := x.run.Quality; q != nil {
+			return string(q.Status), true
+		}
+		return "", false
+	}},
+	{Name: "quality_source", Kind: String, Doc: "lm-eval model that scored the run (hf, vllm, local-completions)", s: func(x *row) (string, bool) {
+		if q := x.run.Quality; q != nil {
+			return q.Source, q.Source != ""
+		}
+		return "", false
+	}},
+	{Name: "quality_lm_eval_version", Kind: String, Doc: "lm-eval's lm_eval_version", s: func(x *row) (string, bool) {
+		if q := x.run.Quality; q != nil {
+			return q.LMEvalVersion, q.LMEvalVersion != ""
+		}
+		return "", false
+	}},
+	{Name: "quality_command", Kind: StringList, Doc: "the exact lm-eval command line", l: func(x *row) []string {
+		if q := x.run.Quality; q != nil {
+			return q.Command
+		}
+		return nil
+	}},
+	{Name: "quality_tasks", Kind: String, Doc: "per task: metric, filter, value, stderr, n_shot, version, samples, weight (JSON array)", s: func(x *row) (string, bool) {
+		if q := x.run.Quality; q != nil && len(q.Tasks) > 0 {
+			b, err := json.Marshal(q.Tasks)
+			return string(b), err == nil
+		}
+		return "", false
+	}},
 }
 
 // WriteRuns writes the per-run statistics table as Parquet.

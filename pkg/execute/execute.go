@@ -128,12 +128,14 @@ type Event struct {
 
 // Report is the outcome of an execution.
 type Report struct {
-	Dir         string
-	Manifest    result.Manifest
-	Summary     *result.Summary
-	Stats       *stats.StudySummary
-	Failed      int
-	Interrupted bool
+	Dir      string
+	Manifest result.Manifest
+	Summary  *result.Summary
+	Stats    *stats.StudySummary
+	Failed   int
+	// QualityFailed counts runs whose quality scoring failed this session.
+	QualityFailed int
+	Interrupted   bool
 }
 
 // ErrFailed is returned (wrapped) when at least one run failed.
@@ -165,6 +167,7 @@ func Create(root string, p *study.Plan) (*result.Store, error) {
 		})
 	}
 	m.Sessions = 1
+	m.Quality = qualityEntries(p)
 	return result.Create(root, m, now, p)
 }
 
@@ -273,8 +276,10 @@ type executor struct {
 	total   int
 	done    int
 	failed  int
-	lastEnd time.Time
-	lastCyc int
+	// qualityFailed counts failed scorings this session.
+	qualityFailed int
+	lastEnd       time.Time
+	lastCyc       int
 	// emitMu serialises OnEvent (worker events and live power arrive on
 	// different goroutines) and guards done for it.
 	emitMu sync.Mutex
@@ -375,6 +380,13 @@ func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (re
 			interrupted = true
 			break
 		}
+	}
+	if !interrupted {
+		ok, err := x.scoreQuality(ctx)
+		if err != nil {
+			return nil, err
+		}
+		interrupted = !ok
 	}
 	return x.finish(interrupted)
 }
@@ -568,7 +580,7 @@ func (x *executor) finish(interrupted bool) (*Report, error) {
 		return nil, err
 	}
 	x.emit(Event{Kind: EventEnd})
-	rep := &Report{Dir: x.st.Dir, Manifest: m, Summary: sum, Stats: ss, Failed: m.Counts.Failed, Interrupted: interrupted}
+	rep := &Report{Dir: x.st.Dir, Manifest: m, Summary: sum, Stats: ss, Failed: m.Counts.Failed, QualityFailed: x.qualityFailed, Interrupted: interrupted}
 	return rep, nil
 }
 
@@ -583,7 +595,8 @@ func (x *executor) summarise(m result.Manifest, now time.Time) (*result.Summary,
 	if thr > 0 {
 		mode = stats.ModeSteadyState
 	}
-	ss := stats.Summarise(recs, stats.SummaryOptions{Mode: mode})
+	qrecs, _ := result.StudyQuality(x.st.Dir, m)
+	ss := stats.Summarise(recs, stats.SummaryOptions{Mode: mode, Quality: qrecs})
 	planOrder := make([]string, len(x.plan.Runs))
 	for i, r := range x.plan.Runs {
 		planOrder[i] = r.ID

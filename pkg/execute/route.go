@@ -13,6 +13,9 @@ import (
 type Route struct {
 	Runner runner.Runner
 	Job    JobFunc
+	// Quality builds the run's quality scoring job (lm-eval) for the same
+	// runner; nil where the backend cannot be scored.
+	Quality QualityFunc
 }
 
 // Router gives every run its route. The wiring root (pkg/pipeline) decides

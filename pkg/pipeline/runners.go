@@ -125,7 +125,10 @@ type Resolution struct {
 	Warnings []string
 	in       Input
 	prepared bool
-	closers  []func() error
+	// lmevalPython is, per locally run backend with scored runs, the Python
+	// that has lm-eval (prepareQuality).
+	lmevalPython map[string]string
+	closers      []func() error
 }
 
 // Backend returns the resolution of backend b, or nil.
@@ -364,6 +367,9 @@ func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
 				len(left), strings.Join(left, ", "), docker.Label))
 		}
 	}
+	if err := r.prepareQuality(ctx); err != nil {
+		return err
+	}
 	r.prepared = true
 	return nil
 }
@@ -397,6 +403,9 @@ func (r *Resolution) Build(ctx context.Context) (execute.Routes, error) {
 			return nil, err
 		}
 		rt.Job = jf
+		if r.scoredBackends()[b.Backend] {
+			rt.Quality = r.qualityFunc(b)
+		}
 		routes[b.Backend] = rt
 	}
 	return routes, nil

@@ -63,6 +63,17 @@ var Backends = []Backend{
 		Pip:      "tensorrt-llm==1.2.0 --extra-index-url https://pypi.nvidia.com", Note: " (Linux + NVIDIA GPU; or use the Docker runner)"},
 }
 
+// LMEval is lm-evaluation-harness, which scores quality (pkg/quality): not a
+// backend, but found the same way (FindTool) — --python, the user config,
+// LLEM_PYTHON, the active environment, PATH.
+var LMEval = Backend{Name: "lm-eval", Modules: []string{"lm_eval"},
+	Packages: []string{"lm_eval", "datasets", "transformers", "torch", "vllm"}, Pip: "lm-eval"}
+
+// FindTool is Find for a Python tool that is not a backend (LMEval).
+func FindTool(ctx context.Context, b Backend, o Options) (Python, error) {
+	return find(b, Candidates(o), func(c Candidate) (Python, error) { return Probe(ctx, c.Path, b, o.timeout()) })
+}
+
 // Lookup returns the Backend named name.
 func Lookup(name string) (Backend, error) {
 	for _, b := range Backends {

@@ -42,7 +42,10 @@ type Manifest struct {
 	EndedAt       *time.Time `json:"ended_at,omitempty"`
 	Sessions      int        `json:"sessions" doc:"how many times llem eval worked on this directory (1 + resumes)"`
 	Counts        Counts     `json:"counts"`
-	Entries       []Entry    `json:"entries"`
+	// Quality lists the quality scoring of each scored run (quality: in its
+	// config), one per run, in plan order; absent when no run is scored.
+	Quality []QualityEntry `json:"quality,omitempty"`
+	Entries []Entry        `json:"entries"`
 }
 
 // Counts of manifest entries by state.

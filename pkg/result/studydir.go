@@ -27,6 +27,9 @@ type Study struct {
 	// Problems are record files that were not read: missing, corrupt, or
 	// not this study's (StudyRecords); commands warn about them.
 	Problems []RecordProblem
+	// Quality holds each scored run's verified quality record by run ID
+	// (StudyQuality); problems join Problems.
+	Quality map[string]*QualityRecord
 	// Carbon is the study's own carbon block, read from plan.json's
 	// top-level "carbon" key when the plan records one (zero otherwise).
 	Carbon carbon.Config
@@ -80,6 +83,9 @@ func LoadStudy(dir string) (*Study, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load study %s: %w", dir, err)
 	}
+	var qp []RecordProblem
+	s.Quality, qp = StudyQuality(dir, m)
+	s.Problems = append(s.Problems, qp...)
 	return s, nil
 }
 

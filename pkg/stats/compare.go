@@ -61,6 +61,7 @@ type Comparison struct {
 var CompareMetrics = []string{
 	"energy_per_output_token_j", "energy_per_request_j", "energy_raw_j", "energy_adjusted_j",
 	"mean_power_w", "output_tokens_per_sec", "ttft_p50_ms", "itl_p50_ms", "e2e_p95_ms",
+	MetricQuality, MetricQualityPerJoule, // scored runs only (docs/quality.md)
 }
 
 // Compare aligns the runs of b with those of a: identical config hashes

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -40,7 +41,8 @@ func NewTextReporter(s *StudySummary) Reporter {
 	return func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		head := []string{"RUN", "LABEL", "N"}
-		for _, c := range TableColumns {
+		cols := tableColumns(s)
+		for _, c := range cols {
 			head = append(head, c.Heading)
 		}
 		head = append(head, "FLAGS")
@@ -60,7 +62,7 @@ func NewTextReporter(s *StudySummary) Reporter {
 				}
 			}
 			row := []string{shortID(r.RunID), label, fmt.Sprintf("%d/%d", r.ValidCount, r.Cycles)}
-			for _, c := range TableColumns {
+			for _, c := range cols {
 				row = append(row, FormatWithCI(r.Metric(c.Metric)))
 			}
 			flags := strings.Join(r.Flags, ",")
@@ -89,6 +91,23 @@ func NewTextReporter(s *StudySummary) Reporter {
 		}
 		return nil
 	}
+}
+
+// QualityColumns are shown after TableColumns when some run was scored.
+var QualityColumns = []struct{ Metric, Heading string }{
+	{MetricQuality, "QUALITY"},
+	{MetricQualityPerJoule, "QUALITY/J"},
+}
+
+// tableColumns is TableColumns, plus QualityColumns when a run has a score.
+func tableColumns(s *StudySummary) []struct{ Metric, Heading string } {
+	cols := slices.Clone(TableColumns)
+	for i := range s.Runs {
+		if s.Runs[i].Metric(MetricQuality) != nil {
+			return append(cols, QualityColumns...)
+		}
+	}
+	return cols
 }
 
 // FormatWithCI renders "mean [lower, upper]", "mean" without a CI, or "-".

@@ -39,7 +39,7 @@ func SummariseStudy(s *result.Study, b Options) (*StudySummary, error) {
 	if err := s.RequireRecords(); err != nil {
 		return nil, err
 	}
-	sum := Summarise(s.Records, SummaryOptions{Mode: StudyMode(s.Summary), Bootstrap: b})
+	sum := Summarise(s.Records, SummaryOptions{Mode: StudyMode(s.Summary), Bootstrap: b, Quality: s.Quality})
 	InPlanOrder(sum, s.PlanOrder)
 	return sum, nil
 }

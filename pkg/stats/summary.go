@@ -196,6 +196,9 @@ type SummaryOptions struct {
 	// Mode is ModeFixedCycles (default) or ModeSteadyState, as the study
 	// executed; it is recorded, not inferred.
 	Mode string
+	// Quality holds scored runs' quality records by run ID: their runs get
+	// the quality metrics (addQuality).
+	Quality map[string]*result.QualityRecord
 }
 
 // Summary accumulates records (Add) and computes statistics once (Close),
@@ -272,12 +275,28 @@ func (s *Summary) Close() *StudySummary {
 		if fewest < 0 || rs.ValidCount < fewest {
 			fewest = rs.ValidCount
 		}
+		if q := s.opts.Quality[rs.RunID]; q != nil {
+			addQuality(&rs, q, energyPerRequest(s.runs[rs.RunID]), o)
+		}
 		out.Runs = append(out.Runs, rs)
 	}
 	if fewest >= 0 && fewest < MinCyclesForConfidence {
 		out.Warnings = append(out.Warnings, fmt.Sprintf(
 			"some runs have only %d valid cycle(s): confidence intervals from fewer than %d cycles are wide and approximate; run more cycles (execution.cycles)",
 			fewest, MinCyclesForConfidence))
+	}
+	return out
+}
+
+// energyPerRequest is the valid cycles' energy per request, in cycle order.
+func energyPerRequest(recs []*result.Record) []float64 {
+	recs = slices.Clone(recs)
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Cycle < recs[j].Cycle })
+	var out []float64
+	for _, r := range recs {
+		if r.Status == result.StatusOK && r.Efficiency.EnergyPerRequestJ != nil {
+			out = append(out, *r.Efficiency.EnergyPerRequestJ)
+		}
 	}
 	return out
 }

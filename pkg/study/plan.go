@@ -162,6 +162,7 @@ type Config struct {
 	Energy          Energy         `json:"energy"`
 	RandomSeed      int64          `json:"random_seed"`
 	GPU             *GPU           `json:"gpu,omitempty"`
+	Quality         *Quality       `json:"quality,omitempty"`
 	PyTorch         map[string]any `json:"pytorch,omitempty"`
 	VLLM            map[string]any `json:"vllm,omitempty"`
 	TensorRT        map[string]any `json:"tensorrt,omitempty"`
@@ -225,6 +226,24 @@ type Baseline struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	CacheTTLSeconds float64 `json:"cache_ttl_seconds"`
 }
+
+// Quality is schema #Quality: what lm-eval scores for the run (nil when
+// the study asks for no scoring).
+type Quality struct {
+	Tasks          []string           `json:"tasks"`
+	Weights        map[string]float64 `json:"weights,omitempty"`
+	Metrics        map[string]string  `json:"metrics,omitempty"`
+	NumFewshot     *int               `json:"num_fewshot,omitempty"`
+	Limit          *float64           `json:"limit,omitempty"`
+	BatchSize      json.RawMessage    `json:"batch_size"` // a count or "auto", "auto:N"
+	Source         string             `json:"source"`
+	Seed           int64              `json:"seed"`
+	TimeoutSeconds float64            `json:"timeout_seconds"`
+}
+
+// Scored reports whether the run is scored (a quality section whose source
+// is not none).
+func (c *Config) Scored() bool { return c.Quality != nil && c.Quality.Source != "none" }
 
 // Energy is schema #Energy.
 type Energy struct {
