@@ -77,6 +77,8 @@ type Record struct {
 	Thermal          *Thermal      `json:"thermal,omitempty"`
 	Memory           *DeviceMemory `json:"memory,omitempty" doc:"device memory the sampler saw in the measured window (NVML); absent without a GPU sensor"`
 	Warmup           *Warmup       `json:"warmup,omitempty"`
+	// Serving is a serving-mode run's server, load and steady state.
+	Serving *Serving `json:"serving,omitempty" doc:"serving mode (docs/serving.md): the server, the load, the steady-state window and per-request energy; absent for offline runs"`
 
 	// GPUSettings is what was in effect on each GPU when the study set GPU
 	// settings (gpu: section); absent otherwise.
