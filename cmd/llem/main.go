@@ -103,7 +103,14 @@ func main() {
 	// eval … | head`, a pager quitting) stops llem like Ctrl-C: the study is
 	// checkpointed as interrupted and resumable, instead of the process
 	// dying mid-study with its manifest saying running.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "serving-worker") {
+		// With SIGPIPE notified, a write to a socket whose peer hung up (a
+		// client that timed out, a server that crashed) raises it: a server
+		// and a load generator must take that as one failed request.
+		sigs = sigs[:3]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := Main(ctx, os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	os.Exit(code)

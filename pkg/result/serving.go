@@ -61,7 +61,7 @@ type ServingWindow struct {
 	TargetRunning float64 `json:"target_running" doc:"K: time-averaged requests running (first token received, not finished) over the middle half of the load"`
 	TokenRate     float64 `json:"token_rate" doc:"median output tokens/s of the window's bins"`
 	Bins          int     `json:"bins" doc:"bins of the signals in the window"`
-	BinS          float64 `json:"bin_s" doc:"bin width: steady_state.bin_seconds, widened to hold at least four arrivals"`
+	BinS          float64 `json:"bin_s" doc:"bin width: steady_state.bin_seconds, widened to hold at least three arrivals"`
 }
 
 // FillServing sets the serving section and puts the steady-state window's

@@ -60,7 +60,7 @@ func (e *NoSteadyState) Error() string { return "no steady state: " + e.Reason }
 //     running; a median, so a stall does not move it).
 //  2. Candidate span: from the ⌈K⌉-th first token to the moment
 //     N − ⌈K⌉ − 1 requests had finished.
-//  3. The span is cut into bins (p.BinNs, widened to hold at least four
+//  3. The span is cut into bins (p.BinNs, widened to hold at least three
 //     arrivals on average, also in step 1); the steady state is the longest run of
 //     consecutive bins whose time-averaged running count is at least
 //     (1 − tolerance)·K and whose output-token rate is within tolerance of
@@ -87,7 +87,7 @@ func Detect(traces []Trace, p SteadyParams) (Window, error) {
 	}
 	bin := p.BinNs
 	if lastSend > first {
-		bin = max(bin, 4*(lastSend-first)/int64(len(sent)-1))
+		bin = max(bin, 3*(lastSend-first)/int64(len(sent)-1))
 	}
 	// K: the median bin's running level over the middle half (a median, so
 	// a stall in the middle does not raise the target).

@@ -68,6 +68,10 @@ type LoadInfo struct {
 	DurationS   float64 `json:"duration_s"`
 }
 
+// LoadStartedFile appears in the work directory when the measured load
+// starts (after the warm-up).
+const LoadStartedFile = "load.started"
+
 // ErrKindServer is the error kind of a server that failed to start, or
 // crashed or stopped answering mid-run.
 const ErrKindServer = protocol.ErrKindServer
@@ -178,6 +182,11 @@ func runWorker(ctx context.Context, specR io.Reader, enc *protocol.Encoder, o Wo
 	lc.Requests, lc.Duration = sv.Load.Requests, time.Duration(sv.Load.DurationSeconds*float64(time.Second))
 	if lc.Requests == 0 && lc.Duration == 0 {
 		lc.Requests = cfg.N
+	}
+	if o.Dir != "" {
+		if err := writeFileAtomic(filepath.Join(o.Dir, LoadStartedFile), nil); err != nil {
+			return err
+		}
 	}
 	rep, err := srv.during(ctx, func(ctx context.Context) (*loadgen.Report, error) { return loadgen.Run(ctx, lc) })
 	if err != nil {
@@ -401,7 +410,9 @@ func startServer(ctx context.Context, cfg study.Config, spec protocol.RunSpec, o
 	}
 	s := &server{kind: cfg.Backend, command: argv, exited: make(chan struct{}), log: &tailBuffer{max: 4096}}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the starting OS thread exits, and the
+	// load generator's dispatcher locks and retires threads. The runner
+	// kills the worker's process group, the server with it.
 	var logW io.Writer = os.Stderr
 	if o.Dir != "" {
 		if f, err := os.Create(filepath.Join(o.Dir, "server.log")); err == nil {
