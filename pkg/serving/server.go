@@ -94,11 +94,13 @@ func vllmDType(p string) string {
 
 // VLLMServeArgs renders vLLM engine arguments as `vllm serve` flags.
 // vLLM builds its serve CLI from EngineArgs' dataclass fields
-// (EngineArgs.add_cli_args with FlexibleArgumentParser, vllm/engine/
-// arg_utils.py): each field is --kebab-case-name; a bool field is a
-// BooleanOptionalAction (--flag / --no-flag); dict and dataclass-typed
-// fields take JSON; list fields take their values as separate words
-// (nargs="+"). Keys are sorted so the command is reproducible.
+// (EngineArgs.add_cli_args with FlexibleArgumentParser,
+// vllm/engine/arg_utils.py, _compute_kwargs): each field is
+// --kebab-case-name (FlexibleArgumentParser also accepts snake_case); a
+// bool field is an argparse.BooleanOptionalAction ("Creates --no-<name> and
+// --<name> flags"); dict and dataclass-typed fields parse JSON; list fields
+// take their values as separate words (nargs="+"). Keys are sorted so the
+// command is reproducible.
 func VLLMServeArgs(engine map[string]any) []string {
 	var out []string
 	for _, k := range sortedKeys(engine) {
@@ -129,22 +131,33 @@ func VLLMServeArgs(engine map[string]any) []string {
 	return out
 }
 
-// trtllmServeOptions are trtllm-serve's click options that take an LLM
-// argument directly (tensorrt_llm/commands/serve.py: --backend,
-// --max_batch_size, --max_num_tokens, --max_seq_len, --tp_size, --pp_size,
-// --ep_size, --kv_cache_free_gpu_memory_fraction, --trust_remote_code),
-// keyed by the LLM-API argument they set; everything else goes to the
-// --extra_llm_api_options YAML, which trtllm-serve merges over them.
+// trtllmServeOptions are trtllm-serve's click options that set an LLM-API
+// argument directly, keyed by that argument (NVIDIA/TensorRT-LLM
+// tensorrt_llm/commands/serve.py @ 4c05a74891e4df8066f08ed4ce14b0972abe4e25:
+// serve()'s options and get_llm_args()); everything else goes to the
+// --extra_llm_api_options YAML, which trtllm-serve merges over them
+// (update_llm_args_with_extra_dict).
 var trtllmServeOptions = map[string]string{
 	"backend":                                  "--backend",
+	"max_beam_width":                           "--max_beam_width",
 	"max_batch_size":                           "--max_batch_size",
 	"max_num_tokens":                           "--max_num_tokens",
 	"max_seq_len":                              "--max_seq_len",
 	"tensor_parallel_size":                     "--tp_size",
 	"pipeline_parallel_size":                   "--pp_size",
 	"moe_expert_parallel_size":                 "--ep_size",
-	"trust_remote_code":                        "--trust_remote_code",
+	"moe_cluster_parallel_size":                "--cluster_size",
+	"gpus_per_node":                            "--gpus_per_node",
+	"num_postprocess_workers":                  "--num_postprocess_workers",
+	"reasoning_parser":                         "--reasoning_parser",
 	"kv_cache_config.free_gpu_memory_fraction": "--kv_cache_free_gpu_memory_fraction",
+}
+
+// trtllmServeFlags are its is_flag options (default false): given when true.
+var trtllmServeFlags = map[string]string{
+	"trust_remote_code":                       "--trust_remote_code",
+	"enable_chunked_prefill":                  "--enable_chunked_prefill",
+	"fail_fast_on_attention_window_too_large": "--fail_fast_on_attention_window_too_large",
 }
 
 // TRTLLMServeArgs splits TensorRT-LLM LLM-API arguments into trtllm-serve
@@ -156,15 +169,19 @@ func TRTLLMServeArgs(llm map[string]any) ([]string, string) {
 	rest := map[string]any{}
 	for _, k := range sortedKeys(flat) {
 		v := flat[k]
-		if opt, ok := trtllmServeOptions[k]; ok {
+		if opt, ok := trtllmServeFlags[k]; ok {
 			if b, isBool := v.(bool); isBool {
 				if b {
 					args = append(args, opt)
 				}
 				continue
 			}
-			args = append(args, opt, scalar(v))
-			continue
+		}
+		if opt, ok := trtllmServeOptions[k]; ok {
+			if _, isBool := v.(bool); !isBool {
+				args = append(args, opt, scalar(v))
+				continue
+			}
 		}
 		rest[k] = v
 	}
