@@ -57,8 +57,8 @@ base: {
 	model:   "random:llama-15m"
 	backend: "native"
 	n:       8
-	dataset: {source: "synthetic", input_len: 16, output_len: 16}
-	max_output_tokens: 16
+	dataset: {source: "synthetic", input_len: 16, output_len: 24}
+	max_output_tokens: 24
 	baseline: enabled: false
 	energy: sensor: "estimate"
 	native: {batch_size: 4, threads: 1}
@@ -114,7 +114,7 @@ func rateOf(r *result.Record) float64 { return r.Serving.Load.RateRps }
 // request.
 func TestServingSweepEndToEnd(t *testing.T) {
 	p := study(t, "sweep", `{
-		load: {duration_seconds: 3, arrivals: "constant", warmup_requests: 2}
+		load: {duration_seconds: 2.5, arrivals: "constant", warmup_requests: 2}
 		slo: {ttft_ms: 200, tpot_ms: 50}
 		steady_state: {bin_seconds: 0.25, tolerance: 0.5, min_span_seconds: 0.75}
 	}`, `grid: serving: load: rate: [4, 10, 40]`, 3)
@@ -157,8 +157,9 @@ func TestServingSweepEndToEnd(t *testing.T) {
 		t.Fatalf("rates %v, want 3", byRate)
 	}
 	// The highest rate saturates the server: it completes requests slower
-	// than they arrive, a steady state is found in every cycle (the
-	// batch stays full), and it runs more requests at once than the lowest.
+	// than they arrive (about 25/s with a batch of 4 on one thread), a
+	// steady state is found in every cycle (the batch stays full), it runs
+	// more requests at once than the lowest, and requests queue (TTFT).
 	hi, lo := byRate[40], byRate[4]
 	for _, r := range hi {
 		if got := r.Throughput.RequestsPerSec; got > 0.9*40 {
@@ -168,6 +169,9 @@ func TestServingSweepEndToEnd(t *testing.T) {
 			t.Errorf("rate 40 cycle %d: no steady state at saturation: %s", r.Cycle, r.Serving.NoSteadyState)
 		} else if l := lo[0].Serving; l.SteadyState != nil && r.Serving.SteadyState.TargetRunning <= l.SteadyState.TargetRunning {
 			t.Errorf("saturated running level %.2f not above the light load's %.2f", r.Serving.SteadyState.TargetRunning, l.SteadyState.TargetRunning)
+		}
+		if r.Latency.TTFT.P50Ms < 3*lo[0].Latency.TTFT.P50Ms {
+			t.Errorf("rate 40 cycle %d: TTFT p50 %.1f ms, not queueing behind a full batch (rate 4: %.1f ms)", r.Cycle, r.Latency.TTFT.P50Ms, lo[0].Latency.TTFT.P50Ms)
 		}
 	}
 	steady := 0
