@@ -29,20 +29,21 @@ type CLI struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Verbose int              `short:"v" type:"counter" help:"Log what llem does to stderr (-v info, -vv debug); LLEM_LOG_LEVEL sets the same."`
 
-	Eval       evalCmd       `cmd:"" help:"Run (or with --dry-run, plan) every experiment in one or more studies."`
-	Run        runCmd        `cmd:"" help:"Run one experiment given by flags (a one-line study; --dry-run prints it as CUE)."`
-	Params     paramsCmd     `cmd:"" help:"List backend parameters from the schema, with coverage."`
-	Env        envCmd        `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
-	Results    resultsCmd    `cmd:"" help:"Show, compare and export results."`
-	Serve      serveCmd      `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
-	Measure    measureCmd    `cmd:"" help:"Measure the energy of any command: llem measure -- CMD ARGS (like codecarbon monitor)."`
-	Slurm      slurmCmd      `cmd:"" help:"Cancel or merge a study submitted with eval --on slurm."`
-	Init       initCmd       `cmd:"" help:"Write a commented user config (~/.config/llenergymeasure/config.yaml)."`
-	Completion completionCmd `cmd:"" help:"Print or install shell completion (bash, zsh, fish)."`
-	Help       helpCmd       `cmd:"" help:"Show help for a command: llem help eval."`
-	Worker     workerCmd     `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
-	SlurmTask  slurmTaskCmd  `cmd:"" name:"slurm-task" hidden:"" help:"Run one Slurm array task of a study (what eval --on slurm submits)."`
-	Ver        versionCmd    `cmd:"" name:"version" help:"Print the version."`
+	Eval          evalCmd          `cmd:"" help:"Run (or with --dry-run, plan) every experiment in one or more studies."`
+	Run           runCmd           `cmd:"" help:"Run one experiment given by flags (a one-line study; --dry-run prints it as CUE)."`
+	Params        paramsCmd        `cmd:"" help:"List backend parameters from the schema, with coverage."`
+	Env           envCmd           `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
+	Results       resultsCmd       `cmd:"" help:"Show, compare and export results."`
+	Serve         serveCmd         `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
+	Measure       measureCmd       `cmd:"" help:"Measure the energy of any command: llem measure -- CMD ARGS (like codecarbon monitor)."`
+	Slurm         slurmCmd         `cmd:"" help:"Cancel or merge a study submitted with eval --on slurm."`
+	Init          initCmd          `cmd:"" help:"Write a commented user config (~/.config/llenergymeasure/config.yaml)."`
+	Completion    completionCmd    `cmd:"" help:"Print or install shell completion (bash, zsh, fish)."`
+	Help          helpCmd          `cmd:"" help:"Show help for a command: llem help eval."`
+	Worker        workerCmd        `cmd:"" hidden:"" help:"Run the native backend worker (speaks the worker protocol)."`
+	ServingWorker servingWorkerCmd `cmd:"" name:"serving-worker" hidden:"" help:"Run serving mode's worker: start the server, send the load (speaks the worker protocol)."`
+	SlurmTask     slurmTaskCmd     `cmd:"" name:"slurm-task" hidden:"" help:"Run one Slurm array task of a study (what eval --on slurm submits)."`
+	Ver           versionCmd       `cmd:"" name:"version" help:"Print the version."`
 }
 
 // description is the root help text; it lists the environment variables
@@ -101,7 +102,14 @@ func main() {
 	// eval … | head`, a pager quitting) stops llem like Ctrl-C: the study is
 	// checkpointed as interrupted and resumable, instead of the process
 	// dying mid-study with its manifest saying running.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "serving-worker") {
+		// With SIGPIPE notified, a write to a socket whose peer hung up (a
+		// client that timed out, a server that crashed) raises it: a server
+		// and a load generator must take that as one failed request.
+		sigs = sigs[:3]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	code := Main(ctx, os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	os.Exit(code)

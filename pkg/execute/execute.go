@@ -255,6 +255,14 @@ func label(r study.Run) string {
 	if bs, ok := r.Config.Section()["batch_size"]; ok {
 		l += fmt.Sprintf(" / bs %v", bs)
 	}
+	if sv := r.Config.Serving; sv != nil { // serving mode: the load tells runs apart
+		switch {
+		case sv.Load.Rate > 0:
+			l += fmt.Sprintf(" / serving %g req/s", sv.Load.Rate)
+		default:
+			l += fmt.Sprintf(" / serving concurrency %d", sv.Load.Concurrency)
+		}
+	}
 	if r.Name != "" { // a named experiment: its name leads, the facts follow
 		l = r.Name + ": " + l
 	}

@@ -32,6 +32,7 @@ type slotRun struct {
 	sampler   *energy.Sampler // nil when measurement is off
 	runner    runner.Runner
 	job       runner.Job
+	finish    func(FinishRequest) // the route's Finish (nil: none)
 }
 
 // slotFailure is a slot that failed before its worker ran (or could not be
@@ -73,12 +74,15 @@ func (x *executor) measureSlot(ctx context.Context, run study.Run, e result.Entr
 	s.rec.FillWorker(sum, s.runner.Name())
 	if re := sortFailure(out, sum, streamErr, s.job); re != nil {
 		s.rec.Fail(*re)
-		return s.rec
+	} else {
+		s.rec.Status = result.StatusOK
+		s.measured(sum, obs.loadedAt(), tl, out)
+		if s.rec.Status == result.StatusOK && s.sampler != nil {
+			obs.flagDisturbance(s.rec, gpuBefore)
+		}
 	}
-	s.rec.Status = result.StatusOK
-	s.measured(sum, obs.loadedAt(), tl, out)
-	if s.rec.Status == result.StatusOK && s.sampler != nil {
-		obs.flagDisturbance(s.rec, gpuBefore)
+	if s.finish != nil {
+		s.finish(FinishRequest{Record: s.rec, Timeline: tl, Dir: s.job.Dir})
 	}
 	return s.rec
 }
@@ -189,7 +193,7 @@ func (s *slotRun) setupJob() error {
 	if err != nil {
 		return &slotFailure{"config", err.Error(), ""}
 	}
-	s.runner, s.job = rt.Runner, job
+	s.runner, s.job, s.finish = rt.Runner, job, rt.Finish
 	return nil
 }
 

@@ -3,6 +3,9 @@ package execute
 import (
 	"fmt"
 
+	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/result"
+
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/study"
 )
@@ -16,6 +19,19 @@ type Route struct {
 	// Quality builds the run's quality scoring job (lm-eval) for the same
 	// runner; nil where the backend cannot be scored.
 	Quality QualityFunc
+	// Finish, when set, completes the record of every slot whose worker
+	// ran (ok or failed), after the window's energy is in it: a mode's own
+	// fields (serving mode: pkg/serving fills the serving section from the
+	// report its worker left in the work directory).
+	Finish func(FinishRequest)
+}
+
+// FinishRequest is what a Route's Finish gets: the slot's record, the
+// sampled timeline (nil when measurement is off) and the work directory.
+type FinishRequest struct {
+	Record   *result.Record
+	Timeline *energy.Timeline
+	Dir      string
 }
 
 // Router gives every run its route. The wiring root (pkg/pipeline) decides

@@ -152,7 +152,11 @@ type Report struct {
 	// Start is the wall-clock time of offset 0 (it carries a monotonic
 	// reading, so Start.Add(offset) places results on the same clock as
 	// energy samples taken in this process).
-	Start    time.Time
+	Start time.Time
+	// StartNs is offset 0 on CLOCK_MONOTONIC (pkg/clock), the clock of
+	// llem's energy sampler in any process: StartNs + offset places a
+	// result on the sampler's timeline.
+	StartNs  int64
 	Open     bool // open-loop (Arrivals) or closed-loop
 	Elapsed  time.Duration
 	Results  []Result
@@ -189,7 +193,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		g.closed(ctx)
 	}
-	rep := &Report{Start: g.start, Open: cfg.Arrivals != nil, Elapsed: time.Since(g.start), Results: g.results}
+	rep := &Report{Start: g.start, StartNs: g.startNs, Open: cfg.Arrivals != nil, Elapsed: time.Since(g.start), Results: g.results}
 	slices.SortFunc(rep.Results, func(a, b Result) int { return a.Index - b.Index })
 	lags := make([]time.Duration, 0, len(rep.Results))
 	var disp []time.Duration

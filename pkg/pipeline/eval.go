@@ -20,6 +20,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/execute"
 	"github.com/llenergymeasure/llem/pkg/gpuctl"
 	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/serving"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/userconfig"
 )
@@ -258,7 +259,7 @@ func (p *Prepared) Options(o RunOptions) (execute.Options, error) {
 		Carbon:      cc,
 		Plan:        p.Resolution.ResolvedPlan(),
 		OutRoot:     o.Out,
-		Routes:      p.routes,
+		Routes:      serving.NewRouter(p.routes, ""),
 		Sensor:      SensorFor(p.User.Energy),
 		Environment: envJSON,
 		Fingerprint: snap.Fingerprint,

@@ -177,13 +177,14 @@ const (
 	ErrKindDataset        = "dataset"         // the dataset could not be built or read
 	ErrKindInterrupted    = "interrupted"     // SIGINT/SIGTERM before the run finished
 	ErrKindInternal       = "internal"        // a bug or anything unclassified
+	ErrKindServer         = "server"          // serving mode: the server failed to start, crashed or stopped answering
 )
 
 // ErrorKinds lists every valid Error.Kind.
 var ErrorKinds = []string{
 	ErrKindConfig, ErrKindProtocol, ErrKindModelNotFound, ErrKindBadCheckpoint,
 	ErrKindUnsupported, ErrKindOOM, ErrKindMissingPackage, ErrKindGated,
-	ErrKindDataset, ErrKindInterrupted, ErrKindInternal,
+	ErrKindDataset, ErrKindInterrupted, ErrKindInternal, ErrKindServer,
 }
 
 // Phase names and states.

@@ -80,6 +80,8 @@ type Record struct {
 	// cache), beside NVML's whole-device view in Memory.
 	BackendMemory *BackendMemory `json:"backend_memory,omitempty" doc:"memory as the backend itself reports it (done event's memory: allocator peaks, KV cache, weights); absent when the worker reports none"`
 	Warmup        *Warmup        `json:"warmup,omitempty"`
+	// Serving is a serving-mode run's server, load and steady state.
+	Serving *Serving `json:"serving,omitempty" doc:"serving mode (docs/serving.md): the server, the load, the steady-state window and per-request energy; absent for offline runs"`
 
 	// GPUSettings is what was in effect on each GPU when the study set GPU
 	// settings (gpu: section); absent otherwise.

@@ -187,6 +187,31 @@ var Metrics = func() []Metric {
 			Metric{p.name + "_energy_per_token_j", "J/token", phase(p.get, func(m *result.PhaseMetrics) (float64, bool) { return ptr(m.EnergyPerTokenJ) })},
 		)
 	}
+	// Serving runs only (docs/serving.md): goodput, and the distribution of
+	// per-request energy inside the steady state.
+	srv := func(f func(s *result.Serving) (float64, bool)) func(*result.Record) (float64, bool) {
+		return func(r *result.Record) (float64, bool) {
+			if r.Serving == nil {
+				return 0, false
+			}
+			return f(r.Serving)
+		}
+	}
+	epr := func(f func(d *result.EnergyDist) float64) func(*result.Record) (float64, bool) {
+		return srv(func(s *result.Serving) (float64, bool) {
+			if s.EnergyPerRequestJ == nil || s.EnergyPerRequestJ.N == 0 {
+				return 0, false
+			}
+			return f(s.EnergyPerRequestJ), true
+		})
+	}
+	ms = append(ms,
+		Metric{"goodput_rps", "requests/s", srv(func(s *result.Serving) (float64, bool) { return ptr(s.GoodputRps) })},
+		Metric{"energy_per_request_p50_j", "J/request", epr(func(d *result.EnergyDist) float64 { return d.P50J })},
+		Metric{"energy_per_request_p90_j", "J/request", epr(func(d *result.EnergyDist) float64 { return d.P90J })},
+		Metric{"energy_per_request_p99_j", "J/request", epr(func(d *result.EnergyDist) float64 { return d.P99J })},
+		Metric{"client_timeouts", "requests", srv(func(s *result.Serving) (float64, bool) { return float64(s.TimedOut), true })},
+	)
 	return ms
 }()
 

@@ -163,6 +163,7 @@ type Config struct {
 	RandomSeed      int64          `json:"random_seed"`
 	GPU             *GPU           `json:"gpu,omitempty"`
 	Quality         *Quality       `json:"quality,omitempty"`
+	Serving         *Serving       `json:"serving,omitempty"`
 	PyTorch         map[string]any `json:"pytorch,omitempty"`
 	VLLM            map[string]any `json:"vllm,omitempty"`
 	TensorRT        map[string]any `json:"tensorrt,omitempty"`
@@ -276,4 +277,47 @@ type Slurm struct {
 	Constraint  string   `json:"constraint,omitempty"`
 	Extra       []string `json:"extra,omitempty"`
 	MaxParallel int      `json:"max_parallel,omitempty"`
+}
+
+// Serving is schema #Serving: a serving run's server, load, SLO and
+// steady-state rule (docs/serving.md).
+type Serving struct {
+	Server      ServingServer   `json:"server"`
+	Load        ServingLoad     `json:"load"`
+	SLO         *SLO            `json:"slo,omitempty"`
+	SteadyState SteadyStateRule `json:"steady_state"`
+	API         string          `json:"api"`
+}
+
+// ServingServer is schema #ServingServer.
+type ServingServer struct {
+	URL                 string   `json:"url,omitempty"`
+	StartTimeoutSeconds float64  `json:"start_timeout_seconds"`
+	Args                []string `json:"args,omitempty"`
+}
+
+// ServingLoad is schema #ServingLoad.
+type ServingLoad struct {
+	Rate            float64 `json:"rate,omitempty"`
+	Arrivals        string  `json:"arrivals"`
+	Burstiness      float64 `json:"burstiness,omitempty"`
+	Concurrency     int     `json:"concurrency,omitempty"`
+	Requests        int     `json:"requests,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	TimeoutSeconds  float64 `json:"timeout_seconds"`
+	WarmupRequests  int     `json:"warmup_requests"`
+}
+
+// SLO is schema #SLO, in milliseconds (0: no bound).
+type SLO struct {
+	TTFTMs float64 `json:"ttft_ms,omitempty"`
+	TPOTMs float64 `json:"tpot_ms,omitempty"`
+	E2EMs  float64 `json:"e2e_ms,omitempty"`
+}
+
+// SteadyStateRule is schema #SteadyStateRule.
+type SteadyStateRule struct {
+	BinSeconds     float64 `json:"bin_seconds"`
+	Tolerance      float64 `json:"tolerance"`
+	MinSpanSeconds float64 `json:"min_span_seconds"`
 }

@@ -139,9 +139,10 @@ func TestFakeRejectsWhatUpstreamRejects(t *testing.T) {
 // token in fp16 (K and V of 6 layers × 6 KV heads × 48 dims × 2 bytes =
 // 6,912) = 14,155,776 bytes.
 func TestHarnessAgainstFakeKVCacheStats(t *testing.T) {
-	sp := spec("pytorch")
-	sp.BackendArgs["llm"].(map[string]any)["enable_iter_perf_stats"] = true
-	sum, _ := runFake(t, t.TempDir(), sp)
+	sum, _, code := runFake(t, spec(map[string]any{"enable_iter_perf_stats": true}))
+	if code != 0 {
+		t.Fatalf("exit %d, error %+v", code, sum.Error)
+	}
 	if m := sum.Done.Memory; m == nil || m.KVCacheBytes != 14_155_776 || m.Reporter != "tensorrt_llm kvCacheStats" {
 		t.Errorf("done.memory = %+v", m)
 	}
