@@ -100,7 +100,7 @@ func Record(s Spec) *result.Record {
 	E := s.EnergyJ
 	pre, dec := 0.2*E, 0.75*E
 	r.Energy = result.Energy{Sensor: "nvml", Method: "counter", SampleIntervalMs: 100, Samples: 200, RawJ: f(E), MeanPowerW: f(E / T),
-		PerDevice: []result.DeviceEnergy{{Index: 0, Name: "gpu0", Kind: "gpu", EnergyJ: E, MeanPowerW: E / T, Method: "counter", Domain: "accelerator"}},
+		PerDevice:  []result.DeviceEnergy{{Index: 0, Name: "gpu0", Kind: "gpu", EnergyJ: E, MeanPowerW: E / T, Method: "counter", Domain: "accelerator"}},
 		PerDomainJ: map[string]float64{"accelerator": E}, EfficiencyDomains: []string{"accelerator"},
 		Phases: []result.PhaseShare{
 			{Name: "prefill", DurationS: 4, EnergyJ: pre, Share: pre / E},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,9 +141,45 @@ const insertRecord = `INSERT INTO records (sha256, received_us, push_id, token_i
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (sha256) DO NOTHING`
 
-// Put stores recs in one transaction.
+// Put stores recs in one transaction. Records are inserted in hash order,
+// so two pushes of overlapping batches take their locks in the same order
+// (no deadlock on PostgreSQL); a deadlock or serialisation failure all the
+// same is retried.
 func (s *sqlStore) Put(ctx context.Context, p Push, recs []*verify.Record) ([]PutResult, error) {
 	defer s.lockWrite()()
+	order := make([]int, len(recs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return recs[order[a]].SHA256 < recs[order[b]].SHA256 })
+	sorted := make([]*verify.Record, len(recs))
+	for i, j := range order {
+		sorted[i] = recs[j]
+	}
+	var res []PutResult
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		res, err = s.put(ctx, p, sorted)
+		if err == nil || !isRetryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PutResult, len(recs))
+	for i, j := range order {
+		out[j] = res[i]
+	}
+	return out, nil
+}
+
+func isRetryable(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "SQLSTATE 40P01") || strings.Contains(m, "SQLSTATE 40001")
+}
+
+func (s *sqlStore) put(ctx context.Context, p Push, recs []*verify.Record) ([]PutResult, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err

@@ -118,9 +118,9 @@ type Filter struct {
 
 // ConfigGroup is one configuration on one kind of GPU.
 type ConfigGroup struct {
-	ConfigHash, GPU                 string
+	ConfigHash, GPU                  string
 	Model, Backend, Precision, RunID string
-	Records                         int
+	Records                          int
 }
 
 // Facets are the distinct values of the filter columns.

@@ -56,12 +56,12 @@ type Meta struct {
 	Model, Backend, Precision           string
 	// GPU names the measured GPUs ("NVIDIA H100 80GB HBM3", "2 × …"),
 	// "none" without one.
-	GPU                    string
-	Fingerprint            string
+	GPU                     string
+	Fingerprint             string
 	LlemVersion, LlemCommit string
-	StartedAt              time.Time
-	Status                 string
-	Flags                  []string
+	StartedAt               time.Time
+	Status                  string
+	Flags                   []string
 	// EnergyPerOutputTokenJ is nil when the record has none.
 	EnergyPerOutputTokenJ *float64
 }
