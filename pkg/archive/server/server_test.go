@@ -270,9 +270,9 @@ func TestBadInput(t *testing.T) {
 	}
 	// Queries: bad filters are 400, unknown records 404, reads need a token.
 	for path, want := range map[string]int{
-		"/api/v1/records?verdict=maybe":                    400,
-		"/api/v1/records?from=yesterday":                   400,
-		"/api/v1/records?limit=100000":                     400,
+		"/api/v1/records?verdict=maybe":                     400,
+		"/api/v1/records?from=yesterday":                    400,
+		"/api/v1/records?limit=100000":                      400,
 		"/api/v1/records?model=" + strings.Repeat("m", 600): 400,
 		"/api/v1/records/abc":                               400,
 		"/api/v1/records/" + strings.Repeat("a", 64):        404,
