@@ -391,7 +391,12 @@ func TestAccessLogHasNoToken(t *testing.T) {
 	var buf syncBuffer
 	a := sqliteArchive(t, server.Options{Logger: newJSONLogger(&buf)})
 	a.do(t, "POST", wire.PushPath, a.Write, mustJSON(t, archivetest.Request("p-log", records(1, archivetest.Spec{})...)))
-	a.do(t, "GET", "/", a.Read, nil, "Authorization", "Basic "+basic(a.Read))
+	if r := a.do(t, "GET", "/", "", nil, "Authorization", "Basic "+basic(a.Read)); r.Status != 200 || !bytes.Contains(r.Body, []byte("1 matching records")) {
+		t.Fatalf("browse page with the token as Basic password: %d", r.Status)
+	}
+	if r := a.do(t, "GET", "/configs", "", nil); r.Status != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("browse page without credentials: %d %q", r.Status, r.Header.Get("WWW-Authenticate"))
+	}
 	a.do(t, "GET", "/api/v1/records", a.Revoked, nil)
 	log := buf.String()
 	for _, secret := range []string{a.Write, a.Read, a.Revoked, strings.TrimPrefix(a.Write, server.TokenPrefix)} {
