@@ -59,7 +59,7 @@ func BenchmarkArchiveLoad(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	var pushLat, listLat, configLat []time.Duration
+	var pushLat, listLat, configLat, pageLat []time.Duration
 	// llem results show's statistics (10000 resamples).
 	opts := server.Options{Stats: stats.Options{Resamples: stats.DefaultResamples, Seed: stats.DefaultSeed, Level: stats.DefaultLevel}}
 	for range b.N {
@@ -124,6 +124,14 @@ func BenchmarkArchiveLoad(b *testing.B) {
 			}
 			listLat = append(listLat, time.Since(t0))
 		}
+		// The browse page's records screen (count, facets, one page).
+		for q := range 50 {
+			t0 := time.Now()
+			if r := a.do(b, "GET", fmt.Sprintf("/?gpu=NVIDIA+H100+80GB+HBM3&model=org/model-%02d", q%40), "", nil, "Authorization", "Basic "+basic(a.Read)); r.Status != 200 {
+				b.Fatalf("browse page: %d", r.Status)
+			}
+			pageLat = append(pageLat, time.Since(t0))
+		}
 		for q := range 10 {
 			t0 := time.Now()
 			if r := a.do(b, "GET", fmt.Sprintf("/api/v1/configs?model=org/model-%02d", q), a.Read, nil); r.Status != 200 {
@@ -136,4 +144,5 @@ func BenchmarkArchiveLoad(b *testing.B) {
 	b.ReportMetric(p(pushLat, 0.99), "p99_push_ms")
 	b.ReportMetric(p(listLat, 0.99), "p99_query_ms")
 	b.ReportMetric(p(configLat, 0.99), "p99_configs_ms")
+	b.ReportMetric(p(pageLat, 0.99), "p99_page_ms")
 }
