@@ -2,6 +2,8 @@ package verify_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,6 +99,28 @@ func TestProvenanceRejections(t *testing.T) {
 	for _, bad := range []string{`[1]`, `"x"`, `{`, `{"a":"\u0000"}`} {
 		if _, rj := verify.Check(archivetest.RawUnchecked([]byte(bad))); rj == nil || rj.Code != verify.CodeMalformed {
 			t.Errorf("%s: %v", bad, rj)
+		}
+	}
+}
+
+// TestRealRecordsAreConsistent: records a real llem eval wrote are accepted
+// and consistent (testdata/real/README.md says how they were made).
+func TestRealRecordsAreConsistent(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "real", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no real records in testdata/real")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, rj := verify.Check(archivetest.Raw(b))
+		if rj != nil {
+			t.Fatalf("%s: rejected: %v", f, rj)
+		}
+		if rec.Verdict != verify.Consistent {
+			t.Errorf("%s: %s %v", f, rec.Verdict, rec.Checks)
 		}
 	}
 }
