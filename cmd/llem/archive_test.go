@@ -62,6 +62,9 @@ func startArchive(t *testing.T, db string) (*exec.Cmd, string) {
 // the SQLite file is intact, and pushing everything again on a restarted
 // server completes with each record stored exactly once.
 func TestArchiveKill9MidPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test (-short)")
+	}
 	dir := t.TempDir()
 	db := filepath.Join(dir, "archive.db")
 	var out, errb bytes.Buffer

@@ -97,6 +97,9 @@ func pushUntilStored(t *testing.T, a *archive, id string, batch []wire.PushedRec
 // refused with 503, the retried pushes complete, and the archive ends with
 // every record exactly once.
 func TestPostgresRestartMidPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test (-short)")
+	}
 	pg := pgtest.Start(t)
 	a := newArchive(t, pg.NewDatabase(t), server.Options{})
 	recs := batches(400, 10, archivetest.Spec{})
