@@ -4,9 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,13 +34,13 @@ import (
 
 // startArchive runs `llem archive serve` as a real subprocess (this test
 // binary standing in for llem, see TestMain) and returns its base URL.
-func startArchive(t *testing.T, db string) (*exec.Cmd, string) {
+func startArchive(t *testing.T, db string, flags ...string) (*exec.Cmd, string) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "archive", "serve", "--db", db, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(exe, append([]string{"archive", "serve", "--db", db, "--listen", "127.0.0.1:0"}, flags...)...)
 	cmd.Env = append(os.Environ(), "LLEM_CMD_TEST_AS_LLEM=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -41,7 +50,7 @@ func startArchive(t *testing.T, db string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := regexp.MustCompile(`serving (http://[0-9.:]+)`)
+	addr := regexp.MustCompile(`serving (https?://[0-9.:]+)`)
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		if m := addr.FindStringSubmatch(sc.Text()); m != nil {
@@ -187,4 +196,47 @@ func sqlIntegrity(path string) (string, error) {
 	var res string
 	err = db.QueryRow(`PRAGMA integrity_check`).Scan(&res)
 	return res, err
+}
+
+// TestArchiveServesTLS: with --tls-cert and --tls-key the archive speaks
+// HTTPS (a self-signed certificate made here), and only HTTPS.
+func TestArchiveServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "archive.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	_, url := startArchive(t, filepath.Join(dir, "a.db"), "--tls-cert", certPath, "--tls-key", keyPath)
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("serving %s, want https", url)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(url + "/api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("health over TLS: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get(strings.Replace(url, "https://", "http://", 1) + "/api/v1/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("the TLS archive answered plain HTTP")
+		}
+	}
 }
