@@ -500,7 +500,7 @@ func (s *Server) facets(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, store.ScopeRead) {
 		return
 	}
-	f, err := s.store.Facets(r.Context())
+	f, err := s.facetValues(r.Context())
 	if err != nil {
 		s.writeError(w, r, storeError(err))
 		return

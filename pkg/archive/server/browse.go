@@ -108,7 +108,7 @@ func (s *Server) form(r *http.Request) (filterForm, *apiError) {
 	if e != nil {
 		return filterForm{}, e
 	}
-	facets, err := s.store.Facets(r.Context())
+	facets, err := s.facetValues(r.Context())
 	if err != nil {
 		return filterForm{}, storeError(err)
 	}

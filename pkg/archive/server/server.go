@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llenergymeasure/llem/pkg/archive/store"
@@ -62,6 +63,30 @@ type Server struct {
 	log   *slog.Logger
 	limit *limiter
 	mux   *http.ServeMux
+
+	// facets caches the filters' values for FacetsTTL: listing the distinct
+	// values of five columns is the costliest part of a page on a large
+	// archive, and a value pushed a few seconds ago may wait to be listed.
+	facetsMu sync.Mutex
+	facetsAt time.Time
+	facetsV  store.Facets
+}
+
+// FacetsTTL is how long the filters' values are cached.
+const FacetsTTL = 15 * time.Second
+
+func (s *Server) facetValues(ctx context.Context) (store.Facets, error) {
+	s.facetsMu.Lock()
+	defer s.facetsMu.Unlock()
+	if !s.facetsAt.IsZero() && time.Since(s.facetsAt) < FacetsTTL {
+		return s.facetsV, nil
+	}
+	f, err := s.store.Facets(ctx)
+	if err != nil {
+		return f, err
+	}
+	s.facetsV, s.facetsAt = f, time.Now()
+	return f, nil
 }
 
 // route is one endpoint. Routes is the list docs/archive-openapi.yaml
