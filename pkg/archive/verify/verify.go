@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +106,9 @@ func Check(p wire.PushedRecord) (*Record, *Rejection) {
 	if bytes.Contains(canon, []byte(`\u0000`)) {
 		return nil, reject(CodeMalformed, "record holds a NUL character (\\u0000), which the archive's databases cannot store")
 	}
+	if err := portable(canon); err != nil {
+		return nil, reject(CodeMalformed, "%v", err)
+	}
 	var rec result.Record
 	if err := json.Unmarshal(canon, &rec); err != nil {
 		return nil, reject(CodeMalformed, "record does not decode as an llem result record: %v", err)
@@ -123,6 +127,48 @@ func Check(p wire.PushedRecord) (*Record, *Rejection) {
 		out.Verdict = Inconsistent
 	}
 	return out, nil
+}
+
+// MaxDepth bounds the nesting of a record's JSON (llem's records nest a
+// handful of levels; a deep one would only strain the databases' parsers).
+const MaxDepth = 64
+
+// portable rejects JSON every store cannot hold the same way: numbers
+// outside float64's range (PostgreSQL's JSONB refuses some, SQLite keeps
+// them as text) and nesting deeper than MaxDepth.
+func portable(canon []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(canon))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	var walk func(v any, depth int) error
+	walk = func(v any, depth int) error {
+		if depth > MaxDepth {
+			return fmt.Errorf("record nests deeper than %d levels", MaxDepth)
+		}
+		switch x := v.(type) {
+		case json.Number:
+			if f, err := strconv.ParseFloat(string(x), 64); err != nil || math.IsInf(f, 0) {
+				return fmt.Errorf("number %s is outside the range of a 64-bit float", short(string(x)))
+			}
+		case []any:
+			for _, e := range x {
+				if err := walk(e, depth+1); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			for _, e := range x {
+				if err := walk(e, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(v, 0)
 }
 
 func short(s string) string {

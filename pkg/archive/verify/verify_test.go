@@ -96,7 +96,8 @@ func TestProvenanceRejections(t *testing.T) {
 	if _, rj := verify.Check(p); rj == nil || rj.Code != verify.CodeHashMismatch {
 		t.Errorf("changed after hashing: %v", rj)
 	}
-	for _, bad := range []string{`[1]`, `"x"`, `{`, `{"a":"\u0000"}`} {
+	deep := strings.Repeat(`{"a":`, verify.MaxDepth+2) + "1" + strings.Repeat("}", verify.MaxDepth+2)
+	for _, bad := range []string{`[1]`, `"x"`, `{`, `{"a":"\u0000"}`, `{"a":1e999999}`, deep} {
 		if _, rj := verify.Check(archivetest.RawUnchecked([]byte(bad))); rj == nil || rj.Code != verify.CodeMalformed {
 			t.Errorf("%s: %v", bad, rj)
 		}
