@@ -23,7 +23,7 @@ import (
 // and as `<executable> worker` when an eval under test starts the native
 // backend's worker (os.Executable is the test binary itself).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
+	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm" || os.Args[1] == "archive") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
 		os.Exit(Main(context.Background(), os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
 	os.Setenv("LLEM_CMD_TEST_AS_LLEM", "1")

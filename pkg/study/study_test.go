@@ -1,7 +1,9 @@
 package study
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -103,6 +105,13 @@ grid: backend: ["native", "vllm"]`, 2, nil, nil},
 			for _, r := range p.Runs {
 				if len(r.ID) != 12 || !strings.HasPrefix(r.Hash, r.ID) || r.Config.Model == "" || r.Backend != r.Config.Backend {
 					t.Errorf("bad run %+v", r)
+				}
+				// ConfigHash (what the archive recomputes) agrees with the
+				// plan's hash, also after the config is re-indented.
+				var indented bytes.Buffer
+				json.Indent(&indented, r.ConfigJSON, "", "  ")
+				if h, err := ConfigHash(indented.Bytes()); err != nil || h != r.Hash {
+					t.Errorf("ConfigHash %s %v, run hash %s", h, err, r.Hash)
 				}
 			}
 		})
