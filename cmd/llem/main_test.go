@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/share/sharetest"
 )
 
 // TestMain lets this test binary stand in for llem: as `llem` inside the
@@ -53,12 +54,14 @@ func TestScripts(t *testing.T) {
 			// $LLEM_BIN holds only the llem link, for scripts that empty PATH
 			// (testscript.Main put it first on this process's PATH).
 			env.Setenv("LLEM_BIN", filepath.SplitList(os.Getenv("PATH"))[0])
+			env.Values[archiveKey{}] = &archiveHolder{}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":      exitCode,
-			"parquet-count": parquetCount,
-			"studydir":      studyDir,
+			"exitcode":        exitCode,
+			"parquet-count":   parquetCount,
+			"studydir":        studyDir,
+			"archive-standin": archiveStandin,
 		},
 	})
 }
@@ -139,3 +142,34 @@ func studyDir(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv("STUDY", list[0].Dir)
 }
+
+// archiveStandin is the script command `archive-standin TOKEN SCOPE`: it
+// starts the stand-in archive of pkg/share/sharetest (the wire contract,
+// strictly; until the real llem archive serve is merged) with one token,
+// sets $ARCHIVE to its URL, and `archive-standin stored N` checks how many
+// distinct records it holds.
+func archiveStandin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: archive-standin TOKEN SCOPE | archive-standin stored N")
+	}
+	if args[0] == "stored" {
+		srv := ts.Value(archiveKey{}).(*archiveHolder).srv
+		if srv == nil {
+			ts.Fatalf("archive-standin stored: no archive started")
+		}
+		if got := strconv.Itoa(srv.Stored()); got != args[1] {
+			ts.Fatalf("the archive holds %s records, want %s", got, args[1])
+		}
+		return
+	}
+	srv := sharetest.NewUnstarted(sharetest.Options{Tokens: map[string]string{args[0]: args[1]}})
+	srv.Start()
+	ts.Defer(srv.Close)
+	ts.Value(archiveKey{}).(*archiveHolder).srv = srv
+	ts.Setenv("ARCHIVE", srv.URL)
+}
+
+type archiveKey struct{}
+
+// archiveHolder carries a script's stand-in archive between its commands.
+type archiveHolder struct{ srv *sharetest.Server }

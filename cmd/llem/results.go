@@ -18,6 +18,7 @@ type resultsCmd struct {
 	Ls      resultsLsCmd      `cmd:"" help:"List studies under the results root with date, runs and status."`
 	Export  resultsExportCmd  `cmd:"" help:"Export a study as JSON, Parquet or a Hugging Face dataset."`
 	Report  resultsReportCmd  `cmd:"" help:"Write an HTML report with figures of one or more studies."`
+	Push    resultsPushCmd    `cmd:"" help:"Share a study's records with an llem archive or the Hugging Face Hub (shows what goes, asks first)."`
 }
 
 // statsFlags are the bootstrap settings shared by show and compare.

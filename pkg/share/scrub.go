@@ -182,6 +182,8 @@ func filterEnv(m map[string]any, prefix string, kept, removed map[string]bool) m
 			}
 			out[k] = v
 			kept[p] = true
+		case v == nil && (hasPrefixIn(p+".") || hasPrefixIn(p+"[].")):
+			out[k] = nil // an absent list or section (no GPU) names nothing
 		case hasPrefixIn(p + "."):
 			if sub, ok := v.(map[string]any); ok {
 				out[k] = filterEnv(sub, p+".", kept, removed)

@@ -350,3 +350,13 @@ func TestPushIncompleteAnswerIsAnError(t *testing.T) {
 }
 
 var _ = result.RecordPath
+
+func TestScrubKeepsNullSections(t *testing.T) {
+	sc, err := Scrub([]byte(`{"environment":{"gpu":{"gpus":null,"unavailable":"no NVML"},"runners":null}}`), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Removed) != 0 || string(sc.Record) != `{"environment":{"gpu":{"gpus":null,"unavailable":"no NVML"},"runners":null}}` {
+		t.Fatalf("removed %v: %s", sc.Removed, sc.Record)
+	}
+}
