@@ -40,6 +40,7 @@ type Server struct {
 	mu     sync.Mutex
 	stored map[string]json.RawMessage
 	pushes int
+	dups   int
 	// auths are the Authorization headers seen.
 	auths []string
 }
@@ -82,6 +83,13 @@ func (s *Server) PushRequests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pushes
+}
+
+// Duplicates counts records received that were already stored.
+func (s *Server) Duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dups
 }
 
 // Authorizations returns the Authorization headers received.
@@ -181,6 +189,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		if _, dup := s.stored[pr.SHA256]; dup {
 			a.Duplicate = true
+			s.dups++
 		} else {
 			s.stored[pr.SHA256] = append(json.RawMessage(nil), pr.Record...)
 		}
