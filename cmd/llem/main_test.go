@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/llenergymeasure/llem/pkg/hub/hubtest"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/share/sharetest"
 )
@@ -65,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"parquet-count":   parquetCount,
 			"studydir":        studyDir,
 			"archive-standin": archiveStandin,
+			"hub-standin":     hubStandin,
 		},
 	})
 }
@@ -175,4 +177,35 @@ func archiveStandin(ts *testscript.TestScript, neg bool, args []string) {
 type archiveKey struct{}
 
 // archiveHolder carries a script's stand-in archive between its commands.
-type archiveHolder struct{ srv *sharetest.Server }
+type archiveHolder struct {
+	srv *sharetest.Server
+	hub *hubtest.Server
+}
+
+// hubStandin is the script command `hub-standin TOKEN SCOPE`: it starts the
+// Hub stand-in of pkg/hub/hubtest with one token and points HF_ENDPOINT at
+// it; `hub-standin file OWNER/NAME PATH` prints a file of the dataset's
+// current commit and `hub-standin commits N` checks the commit count.
+func hubStandin(ts *testscript.TestScript, neg bool, args []string) {
+	h := ts.Value(archiveKey{}).(*archiveHolder)
+	switch {
+	case !neg && len(args) == 2 && args[0] == "commits":
+		if h.hub == nil || strconv.Itoa(h.hub.Commits()) != args[1] {
+			ts.Fatalf("hub-standin: %d commits, want %s", h.hub.Commits(), args[1])
+		}
+	case len(args) == 3 && args[0] == "file":
+		data, ok := h.hub.File("dataset", args[1], args[2])
+		if ok == neg {
+			ts.Fatalf("hub-standin: %s in %s: present %v", args[2], args[1], ok)
+		}
+		ts.Stdout().Write(data)
+	case !neg && len(args) == 2:
+		srv := hubtest.NewServer()
+		srv.AllowToken(args[0], args[1])
+		ts.Defer(srv.Close)
+		h.hub = srv
+		ts.Setenv("HF_ENDPOINT", srv.URL)
+	default:
+		ts.Fatalf("usage: hub-standin TOKEN SCOPE | hub-standin file OWNER/NAME PATH | hub-standin commits N")
+	}
+}

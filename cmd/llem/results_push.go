@@ -20,10 +20,12 @@ import (
 // resultsPushCmd is `llem results push`: share a study's records with an
 // llem archive or the Hugging Face Hub, after showing exactly what goes.
 type resultsPushCmd struct {
-	Path  string `arg:"" name:"DIR|FILE" help:"A study directory, or one record file of it (records/<run>/cycle-N.json)." type:"path"`
-	To    string `help:"Archive URL (default: sharing.url of the user config), or hf://datasets/OWNER/NAME[@branch] for the Hugging Face Hub. The token comes from LLEM_API_KEY / sharing.api_key (HF_TOKEN / sharing.hf_token for the Hub), never from a flag."`
-	Yes   bool   `short:"y" help:"Push without asking; needed when stdin is not a terminal (scripts)."`
-	Batch int    `help:"Records per request." default:"100"`
+	Path    string `arg:"" name:"DIR|FILE" help:"A study directory, or one record file of it (records/<run>/cycle-N.json)." type:"path"`
+	To      string `help:"Archive URL (default: sharing.url of the user config), or hf://datasets/OWNER/NAME[@branch] for the Hugging Face Hub. The token comes from LLEM_API_KEY / sharing.api_key (HF_TOKEN / sharing.hf_token for the Hub), never from a flag."`
+	Yes     bool   `short:"y" help:"Push without asking; needed when stdin is not a terminal (scripts)."`
+	Batch   int    `help:"Records per request." default:"100"`
+	Private bool   `help:"hf://: create the Hub dataset private when it does not exist yet."`
+	License string `help:"hf://: licence identifier for the dataset card." default:"cc-by-4.0"`
 }
 
 func (c *resultsPushCmd) Run(ctx context.Context, stdio *IO, ucfg *UserConfig) error {
@@ -42,7 +44,7 @@ func (c *resultsPushCmd) Run(ctx context.Context, stdio *IO, ucfg *UserConfig) e
 		return errs.BadInput(fmt.Errorf("--batch %d: must be at least 1", c.Batch), "the default is 100")
 	}
 	if strings.HasPrefix(to, "hf://") {
-		return c.pushHF(ctx, stdio, to, uc.Sharing.HFToken)
+		return c.pushHF(ctx, stdio, to, uc)
 	}
 	base, err := share.ParseArchiveURL(to)
 	if err != nil {
@@ -57,6 +59,7 @@ func (c *resultsPushCmd) Run(ctx context.Context, stdio *IO, ucfg *UserConfig) e
 		return err
 	}
 	describePush(stdio.Stdout, p, redact.URL(base))
+	fmt.Fprintln(stdio.Stdout, "not uploaded: timeseries, the manifest, the study file, model weights, prompts and outputs")
 	if err := confirm(stdio, c.Yes, fmt.Sprintf("Push %d record(s) to %s?", len(p.Items), redact.URL(base))); err != nil {
 		return err
 	}
@@ -87,7 +90,6 @@ func describePush(w io.Writer, p *share.Push, dest string) {
 	if p.Rewritten > 0 {
 		fmt.Fprintf(w, "rewritten: %d text value(s) naming your home directory (now ~), user name (<user>) or host name (<host>)\n", p.Rewritten)
 	}
-	fmt.Fprintln(w, "not uploaded: timeseries, the manifest, the study file, model weights, prompts and outputs")
 	for _, s := range p.Skipped {
 		fmt.Fprintf(w, "skipped: %s (the manifest does not vouch for it)\n", s)
 	}

@@ -27,6 +27,9 @@ type Push struct {
 	Study string
 	Dir   string
 	Items []Item
+	// Loaded is the study as read (unscrubbed records); exports that push
+	// a whole dataset rebuild it from Items.
+	Loaded *result.Study
 	// EnvKept and EnvRemoved are the field paths present in at least one
 	// record that are uploaded, and removed (see Scrub).
 	EnvKept, EnvRemoved []string
@@ -65,7 +68,7 @@ func Collect(path string, id Identity) (*Push, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Push{Study: st.Name(), Dir: dir, Skipped: st.Problems}
+	p := &Push{Study: st.Name(), Dir: dir, Skipped: st.Problems, Loaded: st}
 	kept, removed := map[string]bool{}, map[string]bool{}
 	for _, r := range st.Records {
 		rel := result.RecordPath(r.RunID, r.Cycle)

@@ -49,9 +49,15 @@ type Request struct {
 
 // New starts a fake Hub holding repos; it is closed when the test ends.
 func New(t testing.TB, repos ...Repo) *Server {
+	s := NewServer(repos...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a fake Hub the caller closes.
+func NewServer(repos ...Repo) *Server {
 	s := &Server{repos: repos}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
 	return s
 }
 
