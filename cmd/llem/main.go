@@ -64,6 +64,7 @@ Environment variables:
   LLEM_PYTHON              Python interpreter for pytorch/vllm/tensorrt (python)
   LLEM_RUNNER_<BACKEND>    local or docker for one backend (runners.<backend>)
   LLEM_IMAGE_<BACKEND>     Docker image for one backend (images.<backend>)
+  LLEM_API_KEY             archive token for llem results push (sharing.api_key; never printed)
   LLEM_CACHE_DIR           llem's cache (baselines, engines; default ~/.cache/llem)
   LLEM_TRT_ENGINE_CACHE    TensorRT-LLM engine cache
   LLEM_LOG_LEVEL           debug, info, warn or error (as -v/-vv)

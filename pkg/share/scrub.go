@@ -142,8 +142,22 @@ func Scrub(raw []byte, id Identity) (*Scrubbed, error) {
 			}
 		}
 	}
+	// The identity is replaced everywhere but in the environment, whose
+	// allowlisted fields are hardware and software facts that the archive
+	// recomputes the fingerprint from; only its free-text error is
+	// rewritten.
 	r := newReplacer(id)
-	out := r.walk(rec)
+	env, hasEnv := rec["environment"].(map[string]any)
+	delete(rec, "environment")
+	out := r.walk(rec).(map[string]any)
+	if hasEnv {
+		if gpu, ok := env["gpu"].(map[string]any); ok {
+			if u, ok := gpu["unavailable"].(string); ok {
+				gpu["unavailable"] = r.walk(u)
+			}
+		}
+		out["environment"] = env
+	}
 	s.Rewritten = r.n
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

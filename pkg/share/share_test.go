@@ -360,3 +360,47 @@ func TestScrubKeepsNullSections(t *testing.T) {
 		t.Fatalf("removed %v: %s", sc.Removed, sc.Record)
 	}
 }
+
+// TestScrubKeepsTheFingerprintRecomputable checks the rule the archive
+// relies on: the hardware facts the fingerprint is computed from
+// (envinfo.Fingerprint) are never rewritten, even when they contain the
+// host name.
+func TestScrubKeepsTheFingerprintRecomputable(t *testing.T) {
+	id := Identity{Home: "/home/xeon", User: "xeon", Host: "xeon"}
+	in := `{"model":"/home/xeon/m","environment":{"cpu":{"model":"Intel Xeon Gold 6338"},"memory_bytes":1,"gpu":{"unavailable":"open /home/xeon/lib: no"},"fingerprint":"0123456789abcdef"}}`
+	sc, err := Scrub([]byte(in), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(sc.Record)
+	if !strings.Contains(out, `"model":"Intel Xeon Gold 6338"`) || !strings.Contains(out, `"unavailable":"open ~/lib: no"`) || !strings.Contains(out, `"model":"~/m"`) {
+		t.Fatalf("scrubbed: %s", out)
+	}
+}
+
+// TestDocsListTheSharedFields keeps docs/sharing.md true: every field of
+// the allowlist and every removal with a reason is named there.
+func TestDocsListTheSharedFields(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "sharing.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, f := range EnvFields() {
+		name := f
+		if i := strings.LastIndexAny(f, "."); i > 0 && (strings.HasPrefix(f, "gpu.gpus[].") || strings.HasPrefix(f, "runners.*.") || strings.HasPrefix(f, "cpu.")) {
+			name = f[i+1:]
+		}
+		if !strings.Contains(doc, "`"+f+"`") && !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/sharing.md does not name the shared field %s", f)
+		}
+	}
+	for f := range envRemovedWhy {
+		if strings.HasPrefix(f, "environment (") {
+			continue
+		}
+		if !strings.Contains(doc, "`"+f+"`") {
+			t.Errorf("docs/sharing.md does not name the removed field %s", f)
+		}
+	}
+}
