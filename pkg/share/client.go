@@ -41,11 +41,11 @@ const (
 // token travels in a header. It returns the URL without a trailing slash.
 func ParseArchiveURL(s string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", errs.BadInput(fmt.Errorf("archive URL %q is not an http(s) URL", redact.URL(s)),
 			"give the archive's base URL, e.g. https://archive.example.org (or hf://datasets/OWNER/NAME for the Hugging Face Hub)")
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
 		return "", errs.BadInput(fmt.Errorf("archive URL %q has a query or fragment", redact.URL(s)), "give the base URL only; the token comes from LLEM_API_KEY or sharing.api_key")
 	}
 	if u.User != nil {
@@ -55,7 +55,7 @@ func ParseArchiveURL(s string) (string, error) {
 		return "", errs.BadInput(fmt.Errorf("archive URL %s is plain http to a remote host: the token would travel unencrypted", redact.URL(s)),
 			"use https (docs/sharing.md: running an archive behind TLS); plain http is allowed to localhost only")
 	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
 func loopback(host string) bool {

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // envKept is the allowlist of environment fields a pushed record keeps
@@ -146,7 +148,7 @@ func Scrub(raw []byte, id Identity) (*Scrubbed, error) {
 	// allowlisted fields are hardware and software facts that the archive
 	// recomputes the fingerprint from; only its free-text error is
 	// rewritten.
-	r := newReplacer(id)
+	r := &replacer{replacerPatterns: patternsFor(id)}
 	env, hasEnv := rec["environment"].(map[string]any)
 	delete(rec, "environment")
 	out := r.walk(rec).(map[string]any)
@@ -241,26 +243,48 @@ func hasPrefixIn(prefix string) bool {
 	return false
 }
 
-// replacer rewrites the identity in strings.
+// replacer rewrites the identity in strings and counts the rewrites.
 type replacer struct {
-	home       string
-	user, host *regexp.Regexp
-	n          int
+	*replacerPatterns
+	n int
 }
 
-func newReplacer(id Identity) *replacer {
-	r := &replacer{}
+// replacerPatterns are the compiled patterns of one identity.
+type replacerPatterns struct {
+	home       string
+	user, host *regexp.Regexp
+}
+
+// patterns caches the compiled patterns of the last identity (a push
+// scrubs every record with the same one).
+var patterns struct {
+	sync.Mutex
+	id Identity
+	p  *replacerPatterns
+}
+
+func patternsFor(id Identity) *replacerPatterns {
+	patterns.Lock()
+	defer patterns.Unlock()
+	if patterns.p == nil || patterns.id != id {
+		patterns.id, patterns.p = id, newPatterns(id)
+	}
+	return patterns.p
+}
+
+func newPatterns(id Identity) *replacerPatterns {
+	r := &replacerPatterns{}
 	if h := filepath.Clean(id.Home); id.Home != "" && h != "/" && h != "." {
 		r.home = h
 	}
 	// The user name only as a whole path component (/home/alice/...,
 	// /Users/alice): a short name like "ai" must not eat ordinary words.
-	if id.User != "" && id.User != "root" {
+	if id.User != "" && id.User != "root" && len(id.User) <= 256 && utf8.ValidString(id.User) {
 		r.user = regexp.MustCompile(`(^|[/\\])` + regexp.QuoteMeta(id.User) + `([/\\]|$)`)
 	}
 	// The host name as a whole word, and its short form, when long enough
 	// not to match ordinary text.
-	if h := id.Host; len(h) >= 3 && h != "localhost" {
+	if h := id.Host; len(h) >= 3 && len(h) <= 253 && h != "localhost" && utf8.ValidString(h) {
 		names := []string{regexp.QuoteMeta(h)}
 		if short, _, ok := strings.Cut(h, "."); ok && len(short) >= 3 {
 			names = append(names, regexp.QuoteMeta(short))
