@@ -35,6 +35,7 @@ type CLI struct {
 	Env        envCmd        `cmd:"" help:"Show GPUs, sensors, backends and config llem would use."`
 	Results    resultsCmd    `cmd:"" help:"Show, compare and export results."`
 	Serve      serveCmd      `cmd:"" help:"Serve a native-engine model over an OpenAI-compatible HTTP API."`
+	Archive    archiveCmd    `cmd:"" help:"Run a results archive: llem archive serve, token, migrate (docs/sharing.md)."`
 	Measure    measureCmd    `cmd:"" help:"Measure the energy of any command: llem measure -- CMD ARGS (like codecarbon monitor)."`
 	Slurm      slurmCmd      `cmd:"" help:"Cancel or merge a study submitted with eval --on slurm."`
 	Init       initCmd       `cmd:"" help:"Write a commented user config (~/.config/llenergymeasure/config.yaml)."`
@@ -71,6 +72,7 @@ Environment variables:
   HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE   Hugging Face Hub access and cache
   CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER   which GPUs are measured
   DOCKER_HOST              Docker daemon for the docker runner
+  LLEM_ARCHIVE_DB          llem archive's database (--db): SQLite path or postgres:// URL
   NO_COLOR                 plain progress output`
 
 // IO carries the command's output streams, bound into every Run.

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LLEM_TEST_EXEC_MAIN") == "1" { // a test runs this binary as llem itself
 		main()
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
+	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm" || os.Args[1] == "archive") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
 		os.Exit(Main(context.Background(), os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
 	os.Setenv("LLEM_CMD_TEST_AS_LLEM", "1")

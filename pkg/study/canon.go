@@ -132,3 +132,14 @@ func hashHex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// ConfigHash is the hash a run's effective config gets (Run.Hash, a
+// record's config_hash): the sha256 of the config's canonical JSON. The
+// archive server recomputes it to check a pushed record's config_hash.
+func ConfigHash(config []byte) (string, error) {
+	canon, err := canonicalJSON(config)
+	if err != nil {
+		return "", err
+	}
+	return hashHex(canon), nil
+}
