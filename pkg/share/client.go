@@ -325,9 +325,18 @@ func (c *Client) try(ctx context.Context, path string, data []byte, out any) (ti
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		// An archive answers 422 when it rejected every record of a push,
+		// with the per-record wire.PushResponse beside the error fields
+		// (llem archive serve): that is an answer, not a failure.
+		if pr, ok := out.(*wire.PushResponse); ok && resp.StatusCode == http.StatusUnprocessableEntity {
+			if json.Unmarshal(body, pr) == nil && len(pr.Rejected) > 0 {
+				return 0, nil
+			}
+		}
 		he := &HTTPError{Status: resp.StatusCode, Path: path}
 		var er wire.ErrorResponse
-		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&er) == nil {
+		if json.Unmarshal(body, &er) == nil {
 			he.Code, he.Reason = er.Code, er.Reason
 		}
 		var wait time.Duration

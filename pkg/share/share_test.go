@@ -404,3 +404,21 @@ func TestDocsListTheSharedFields(t *testing.T) {
 		}
 	}
 }
+
+// TestPushAllRejected: an archive answers 422 when it rejected every record
+// of a request, with the per-record answer beside the error (as llem
+// archive serve does); that is reported, not treated as a failure.
+func TestPushAllRejected(t *testing.T) {
+	srv := sharetest.New(t, sharetest.Options{Tokens: map[string]string{"w": "write"}})
+	p, _ := Collect(study(t, 1, 2), alice)
+	for i := range p.Items {
+		p.Items[i].SHA256 = strings.Repeat("f", 63) + string(rune('0'+i))
+	}
+	res, err := (&Client{Base: srv.URL, Token: "w"}).Push(context.Background(), p.Items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejected) != 2 || len(res.Accepted) != 0 || res.Rejected[0].Code != "hash_mismatch" || srv.Stored() != 0 {
+		t.Fatalf("rejected %+v accepted %d", res.Rejected, len(res.Accepted))
+	}
+}

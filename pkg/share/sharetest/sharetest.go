@@ -197,6 +197,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp.Accepted = append(resp.Accepted, *a)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if len(resp.Accepted) == 0 {
+		// As llem archive serve: 422 with the per-record answer and the
+		// error fields side by side.
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		json.NewEncoder(w).Encode(struct {
+			wire.PushResponse
+			Code   string `json:"code"`
+			Reason string `json:"reason"`
+		}{resp, "rejected", "every record was rejected"})
+		return
+	}
 	json.NewEncoder(w).Encode(resp)
 }
 
