@@ -239,3 +239,18 @@ execution: {cycles: 6, order: "sequential"}
 		t.Fatalf("push with a forged record (exit %d):\n%s", code, out)
 	}
 }
+
+// TestAskYes is the terminal side of the confirmation: only y or yes
+// (any case) pushes; anything else, or no answer, does not.
+func TestAskYes(t *testing.T) {
+	for in, want := range map[string]bool{"y\n": true, "YES\n": true, " yes \n": true, "n\n": false, "\n": false, "": false, "yep\n": false, "y": true} {
+		var prompt bytes.Buffer
+		got, err := askYes(strings.NewReader(in), &prompt, "Push 2 record(s) to https://a.example?")
+		if err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+		if prompt.String() != "Push 2 record(s) to https://a.example? [y/N] " {
+			t.Errorf("prompt %q", prompt.String())
+		}
+	}
+}
