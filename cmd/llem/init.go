@@ -57,6 +57,16 @@ const configTemplate = `# llem user config (written by llem init). Every line is
 # Docker image per backend (LLEM_IMAGE_<BACKEND>).
 # images:
 #   vllm: ghcr.io/llenergymeasure/llem-vllm:latest
+
+# llem results push (docs/sharing.md). The tokens are secrets: keep this
+# file private (llem init writes it mode 0600) and out of repositories.
+# sharing:
+#   # Default archive for llem results push when --to is not given.
+#   url: https://archive.example.org
+#   # Archive token with write scope (LLEM_API_KEY overrides it).
+#   api_key: llem_...
+#   # Hugging Face token for --to hf://datasets/... (HF_TOKEN overrides it).
+#   hf_token: hf_...
 `
 
 func (c *initCmd) Run(stdio *IO) error {
@@ -72,7 +82,7 @@ func (c *initCmd) Run(stdio *IO) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create config directory: %w", err)
 	}
-	if err := os.WriteFile(path, []byte(configTemplate), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(configTemplate), 0o600); err != nil { // it may hold tokens (sharing)
 		return fmt.Errorf("write user config: %w", err)
 	}
 	_, err := fmt.Fprintf(stdio.Stdout, "wrote %s (every setting commented out; llem env shows what is in effect)\n", path)

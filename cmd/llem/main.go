@@ -66,6 +66,7 @@ Environment variables:
   LLEM_PYTHON              Python interpreter for pytorch/vllm/tensorrt (python)
   LLEM_RUNNER_<BACKEND>    local or docker for one backend (runners.<backend>)
   LLEM_IMAGE_<BACKEND>     Docker image for one backend (images.<backend>)
+  LLEM_API_KEY             archive token for llem results push (sharing.api_key; never printed)
   LLEM_CACHE_DIR           llem's cache (baselines, harnesses; default ~/.cache/llem)
   LLEM_LOG_LEVEL           debug, info, warn or error (as -v/-vv)
   HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE   Hugging Face Hub access and cache

@@ -15,7 +15,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/llenergymeasure/llem/pkg/hub/hubtest"
 	"github.com/llenergymeasure/llem/pkg/result"
+	"github.com/llenergymeasure/llem/pkg/share/sharetest"
 )
 
 // TestMain lets this test binary stand in for llem: as `llem` inside the
@@ -23,6 +25,9 @@ import (
 // and as `<executable> worker` when an eval under test starts the native
 // backend's worker (os.Executable is the test binary itself).
 func TestMain(m *testing.M) {
+	if os.Getenv("LLEM_TEST_EXEC_MAIN") == "1" { // a test runs this binary as llem itself
+		main()
+	}
 	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm" || os.Args[1] == "archive") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
 		os.Exit(Main(context.Background(), os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
@@ -53,12 +58,15 @@ func TestScripts(t *testing.T) {
 			// $LLEM_BIN holds only the llem link, for scripts that empty PATH
 			// (testscript.Main put it first on this process's PATH).
 			env.Setenv("LLEM_BIN", filepath.SplitList(os.Getenv("PATH"))[0])
+			env.Values[archiveKey{}] = &archiveHolder{}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":      exitCode,
-			"parquet-count": parquetCount,
-			"studydir":      studyDir,
+			"exitcode":        exitCode,
+			"parquet-count":   parquetCount,
+			"studydir":        studyDir,
+			"archive-standin": archiveStandin,
+			"hub-standin":     hubStandin,
 		},
 	})
 }
@@ -138,4 +146,66 @@ func studyDir(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("studydir: %d studies under %s, want 1", len(list), args[0])
 	}
 	ts.Setenv("STUDY", list[0].Dir)
+}
+
+// archiveStandin is the script command `archive-standin TOKEN SCOPE`: it
+// starts the stand-in archive of pkg/share/sharetest (the wire contract,
+// strictly; until the real llem archive serve is merged) with one token,
+// sets $ARCHIVE to its URL, and `archive-standin stored N` checks how many
+// distinct records it holds.
+func archiveStandin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: archive-standin TOKEN SCOPE | archive-standin stored N")
+	}
+	if args[0] == "stored" {
+		srv := ts.Value(archiveKey{}).(*archiveHolder).srv
+		if srv == nil {
+			ts.Fatalf("archive-standin stored: no archive started")
+		}
+		if got := strconv.Itoa(srv.Stored()); got != args[1] {
+			ts.Fatalf("the archive holds %s records, want %s", got, args[1])
+		}
+		return
+	}
+	srv := sharetest.NewUnstarted(sharetest.Options{Tokens: map[string]string{args[0]: args[1]}})
+	srv.Start()
+	ts.Defer(srv.Close)
+	ts.Value(archiveKey{}).(*archiveHolder).srv = srv
+	ts.Setenv("ARCHIVE", srv.URL)
+}
+
+type archiveKey struct{}
+
+// archiveHolder carries a script's stand-in archive between its commands.
+type archiveHolder struct {
+	srv *sharetest.Server
+	hub *hubtest.Server
+}
+
+// hubStandin is the script command `hub-standin TOKEN SCOPE`: it starts the
+// Hub stand-in of pkg/hub/hubtest with one token and points HF_ENDPOINT at
+// it; `hub-standin file OWNER/NAME PATH` prints a file of the dataset's
+// current commit and `hub-standin commits N` checks the commit count.
+func hubStandin(ts *testscript.TestScript, neg bool, args []string) {
+	h := ts.Value(archiveKey{}).(*archiveHolder)
+	switch {
+	case !neg && len(args) == 2 && args[0] == "commits":
+		if h.hub == nil || strconv.Itoa(h.hub.Commits()) != args[1] {
+			ts.Fatalf("hub-standin: %d commits, want %s", h.hub.Commits(), args[1])
+		}
+	case len(args) == 3 && args[0] == "file":
+		data, ok := h.hub.File("dataset", args[1], args[2])
+		if ok == neg {
+			ts.Fatalf("hub-standin: %s in %s: present %v", args[2], args[1], ok)
+		}
+		ts.Stdout().Write(data)
+	case !neg && len(args) == 2:
+		srv := hubtest.NewServer()
+		srv.AllowToken(args[0], args[1])
+		ts.Defer(srv.Close)
+		h.hub = srv
+		ts.Setenv("HF_ENDPOINT", srv.URL)
+	default:
+		ts.Fatalf("usage: hub-standin TOKEN SCOPE | hub-standin file OWNER/NAME PATH | hub-standin commits N")
+	}
 }

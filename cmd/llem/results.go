@@ -19,6 +19,7 @@ type resultsCmd struct {
 	Export  resultsExportCmd  `cmd:"" help:"Export a study as JSON, Parquet or a Hugging Face dataset."`
 	Report  resultsReportCmd  `cmd:"" help:"Write an HTML report with figures of one or more studies."`
 	Pareto  resultsParetoCmd  `cmd:"" help:"Pareto frontier of one or more studies over two metrics, CI-aware: frontier, dominated, possibly dominated."`
+	Push    resultsPushCmd    `cmd:"" help:"Share a study's records with an llem archive or the Hugging Face Hub (shows what goes, asks first)."`
 }
 
 // statsFlags are the bootstrap settings shared by show and compare.

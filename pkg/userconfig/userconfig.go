@@ -20,6 +20,7 @@
 //	LLEM_PYTHON            python
 //	LLEM_RUNNER_<BACKEND>  runners.<backend>   (e.g. LLEM_RUNNER_VLLM=docker)
 //	LLEM_IMAGE_<BACKEND>   images.<backend>
+//	LLEM_API_KEY           sharing.api_key (never printed)
 package userconfig
 
 import (
@@ -36,6 +37,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/redact"
 	"github.com/llenergymeasure/llem/pkg/carbon"
 )
 
@@ -64,6 +66,20 @@ type Config struct {
 	// Slurm holds the per-task sbatch resources of llem eval --on slurm
 	// (docs/slurm.md); flags override them.
 	Slurm Slurm `yaml:"slurm" json:"slurm,omitempty"`
+	// Sharing is where llem results push sends results (docs/sharing.md).
+	Sharing Sharing `yaml:"sharing" json:"sharing,omitempty"`
+}
+
+// Sharing is the sharing section. The secrets in it are never printed:
+// json "-" keeps them out of llem env --json, and Settings masks them.
+type Sharing struct {
+	// URL is the default archive of llem results push (--to overrides).
+	URL string `yaml:"url" json:"url,omitempty"`
+	// APIKey is the archive token (LLEM_API_KEY overrides).
+	APIKey string `yaml:"api_key" json:"-"`
+	// HFToken is the Hugging Face token for push --to hf://... (HF_TOKEN
+	// overrides).
+	HFToken string `yaml:"hf_token" json:"-"`
 }
 
 // Slurm is the slurm section: sbatch options of each array task.
@@ -326,6 +342,7 @@ func applyEnv(l *Loaded, getenv func(string) string) error {
 	str("LLEM_RESULTS_DIR", "results_dir", &l.ResultsDir)
 	str("LLEM_ENERGY_SENSOR", "energy.sensor", &l.Energy.Sensor)
 	str("LLEM_PYTHON", "python", &l.Python)
+	str("LLEM_API_KEY", "sharing.api_key", &l.Sharing.APIKey)
 	if v := getenv("LLEM_CPU_TDP_WATTS"); v != "" {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
@@ -385,6 +402,10 @@ func (l *Loaded) value(key string) string {
 		return l.Energy.Sensor
 	case "python":
 		return l.Python
+	case "sharing.url":
+		return redact.URL(l.Sharing.URL)
+	case "sharing.api_key", "sharing.hf_token":
+		return redact.Mask
 	case "carbon.region":
 		return l.Carbon.Region
 	case "carbon.source":

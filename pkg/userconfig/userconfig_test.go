@@ -1,6 +1,7 @@
 package userconfig
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +140,32 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("loaded config does not validate: %v", err)
 		}
 	})
+}
+
+func TestSharingSecretsNeverShown(t *testing.T) {
+	p := write(t, "sharing:\n  url: https://archive.example.org\n  api_key: file-secret\n  hf_token: hf-secret\n")
+	l, err := LoadFile(p, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Sharing.APIKey != "file-secret" || l.Sharing.HFToken != "hf-secret" || l.Sharing.URL != "https://archive.example.org" {
+		t.Fatalf("sharing = %+v", l.Sharing)
+	}
+	l, err = LoadFile(p, env(map[string]string{"LLEM_API_KEY": "env-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Sharing.APIKey != "env-secret" || l.Set["sharing.api_key"] != "env LLEM_API_KEY" {
+		t.Fatalf("LLEM_API_KEY did not win: %+v", l.Set)
+	}
+	shown := strings.Join(l.Settings(), "\n")
+	js, _ := json.Marshal(l)
+	for _, out := range []string{shown, string(js)} {
+		if strings.Contains(out, "secret") {
+			t.Fatalf("a secret is shown: %s", out)
+		}
+	}
+	if !strings.Contains(shown, "sharing.api_key = redacted (env LLEM_API_KEY)") {
+		t.Fatalf("settings: %s", shown)
+	}
 }

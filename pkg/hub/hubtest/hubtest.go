@@ -1,6 +1,7 @@
 // Package hubtest is a stand-in for huggingface.co in tests (the real Hub
-// is not reachable from CI): an httptest server answering the two requests
-// pkg/hub makes, with the Hub's status codes and X-Error-Code headers.
+// is not reachable from CI): an httptest server answering the requests
+// pkg/hub makes — downloads, and uploads through the commit API (write.go) —
+// with the Hub's status codes and X-Error-Code headers.
 package hubtest
 
 import (
@@ -37,6 +38,7 @@ type Server struct {
 	mu    sync.Mutex
 	repos []Repo
 	reqs  []Request
+	write // the upload side: write.go
 }
 
 // Request is what the server saw.
@@ -47,9 +49,15 @@ type Request struct {
 
 // New starts a fake Hub holding repos; it is closed when the test ends.
 func New(t testing.TB, repos ...Repo) *Server {
+	s := NewServer(repos...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a fake Hub the caller closes.
+func NewServer(repos ...Repo) *Server {
 	s := &Server{repos: repos}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
 	return s
 }
 
@@ -62,8 +70,12 @@ func (s *Server) Requests() []Request {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.reqs = append(s.reqs, Request{Path: r.URL.Path, Authorization: r.Header.Get("Authorization")})
-	s.mu.Unlock()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.serveWrite(w, r)
+		return
+	}
 	// /api/{type}s/{org}/{name}/revision/{rev}
 	// /{type}s/{org}/{name}/resolve/{sha}/{file...}
 	p := strings.TrimPrefix(r.URL.Path, "/")
