@@ -322,12 +322,12 @@ func TestSectionSplitMatchesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole.free, whole.leafDefs = map[string]bool{}, map[string]cue.Value{} // no leaf is split off
-	for _, n := range []string{"batch_size", "num_beams", "presence_penalty", "cpu_offload_gb", "threads"} {
+	for _, n := range []string{"low_memory", "num_beams", "presence_penalty", "cpu_offload_gb", "threads"} {
 		if !freeFieldNames()[n] {
 			t.Errorf("%s should be an independent param (no rule mentions it)", n)
 		}
 	}
-	for _, n := range []string{"load_in_4bit", "torch_compile", "max_num_seqs", "gpu_memory_utilization", "runtime"} {
+	for _, n := range []string{"load_in_4bit", "torch_compile", "max_num_seqs", "gpu_memory_utilization", "batch_size"} {
 		if freeFieldNames()[n] {
 			t.Errorf("%s takes part in a rule but was taken as independent", n)
 		}

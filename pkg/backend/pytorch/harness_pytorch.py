@@ -168,6 +168,22 @@ def generate_kwargs(cfg, backend_args):
     if not kw.get("do_sample"):
         for k in SAMPLING_ONLY:
             kw.pop(k, None)
+    return floats_as_floats(kw)
+
+
+def floats_as_floats(kw):
+    """JSON writes a whole float (-1.0) as an integer (-1); transformers
+    type-checks some float slots and refuses the int (GenerationConfig
+    validate: "Each element in `sequence_bias` has to be a non-empty list
+    of lists of positive integers and float", seen on the H200 with 5.17).
+    Restore the float where the upstream type says float (in place)."""
+    sb = kw.get("sequence_bias")
+    if isinstance(sb, list):
+        kw["sequence_bias"] = [[ids, float(b)] if isinstance(b, (int, float)) and not isinstance(b, bool) else [ids, b]
+                               for ids, b in sb]
+    ed = kw.get("exponential_decay_length_penalty")
+    if isinstance(ed, list) and len(ed) == 2 and isinstance(ed[1], int) and not isinstance(ed[1], bool):
+        kw["exponential_decay_length_penalty"] = (ed[0], float(ed[1]))
     return kw
 
 
@@ -423,6 +439,14 @@ def main(spec, em):
     rows = token_rows(prompts, tokenizer, max_input, vocab)
     batches = lc.make_batches([len(r) for r in rows], k["batch_size"], k["batching"])
 
+    # cache_implementation "paged" hands generate() to transformers'
+    # continuous-batching manager, whose worker thread writes in place to
+    # tensors made by the calling thread: under inference_mode those are
+    # inference tensors and the thread's writes fail ("Inplace update to
+    # inference tensor outside InferenceMode", transformers 5.17 on the
+    # H200). no_grad keeps them ordinary tensors.
+    grad_off = torch.no_grad if gen_kw.get("cache_implementation") == "paged" else torch.inference_mode
+
     def run_batch(batch):
         ids, mask, row_max = batch_inputs(rows, prompts, batch, pad_id)
         row_max = [m or max_output for m in row_max]
@@ -433,7 +457,7 @@ def main(spec, em):
         clock = StepClock()
         sync()
         t0 = time.monotonic_ns()
-        with torch.inference_mode():
+        with grad_off():
             out = model.generate(input_ids=input_ids, attention_mask=attention,
                                  max_new_tokens=want, logits_processor=LogitsProcessorList([clock]),
                                  **gen_kw, **extra)

@@ -132,6 +132,16 @@ class KwargsTest(unittest.TestCase):
         self.assertIn("max_time", kw)
         self.assertIsNone(kw["max_time"])
 
+    def test_whole_floats_stay_floats(self):
+        # JSON carries -1.0 as -1; transformers 5.17 refused
+        # sequence_bias [[[5], -1]] on the H200 (docs/validation.md).
+        kw = hp.generate_kwargs({}, {"generate": {"sequence_bias": [[[5], -1], [[6, 7], 0.5]],
+                                                   "exponential_decay_length_penalty": [4, 1]}})
+        self.assertEqual(kw["sequence_bias"], [[[5], -1.0], [[6, 7], 0.5]])
+        self.assertIsInstance(kw["sequence_bias"][0][1], float)
+        self.assertEqual(kw["exponential_decay_length_penalty"], (4, 1.0))
+        self.assertIsInstance(kw["exponential_decay_length_penalty"][1], float)
+
     def test_generate_companions(self):
         with self.assertRaisesRegex(lc.HarnessError, "token_healing needs the model's tokenizer"):
             hp.generate_companions({"token_healing": True}, {}, {}, None)

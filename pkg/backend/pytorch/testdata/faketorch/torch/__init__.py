@@ -57,6 +57,10 @@ def inference_mode():
     return contextlib.nullcontext()
 
 
+def no_grad():
+    return contextlib.nullcontext()
+
+
 class Tensor:
     """A 2-D list of ints."""
 

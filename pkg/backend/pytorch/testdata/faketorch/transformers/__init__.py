@@ -57,6 +57,26 @@ def _check_generate(kw):
     if ci is not None and ci not in CACHE_IMPLEMENTATIONS:
         raise ValueError("Invalid `cache_implementation` (%s). Choose one of: %s"
                          % (ci, sorted(CACHE_IMPLEMENTATIONS)))
+    # SequenceBiasLogitsProcessor._validate_arguments (run when the
+    # processor is built): token ids > 0 and a float bias, an int refused.
+    sb = kw.get("sequence_bias")
+    if isinstance(sb, list) and any(len(e) == 0 or not (isinstance(e[0], list) and all(
+            isinstance(t, int) and t > 0 for t in e[0]) and isinstance(e[1], float)) for e in sb):
+        raise ValueError("Each element in `sequence_bias` has to be a non-empty list of lists of positive "
+                         "integers and float, but is %s." % (sb,))
+
+
+def _check_assisted(kw, rows):
+    """GenerationMixin.generate, ASSISTED_GENERATION mode (an assistant
+    model, prompt lookup or early exit): one row at a time, no static
+    cache classes."""
+    if not (kw.get("assistant_model") is not None or kw.get("prompt_lookup_num_tokens") is not None
+            or kw.get("assistant_early_exit") is not None):
+        return
+    if rows > 1:
+        raise ValueError("assisted generate is only supported for batch_size = 1")
+    if kw.get("cache_implementation") in ("static", "hybrid", "sliding_window"):
+        raise ValueError("assisted generate is not supported with Static cache classes`")
 
 
 def _log(kind, payload):
@@ -119,6 +139,7 @@ class _Model:
     def generate(self, input_ids=None, attention_mask=None, max_new_tokens=20, logits_processor=None,
                  min_new_tokens=0, pad_token_id=0, **kw):
         _check_generate(kw)
+        _check_assisted(kw, input_ids.shape[0])
         _log("generate", dict(kw, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                               pad_token_id=pad_token_id, rows=input_ids.shape[0],
                               processors=len(logits_processor or [])))
