@@ -65,6 +65,7 @@ func TestCrossFieldRules(t *testing.T) {
 		{"assisted generation batched", "pytorch", `batch_size: 4, assistant_early_exit: 2`, "runs one prompt at a time: set pytorch.batch_size: 1"},
 		{"assistant batched", "pytorch", `batch_size: 2, assistant_model: "x/y"`, "pytorch.assistant_model is assisted generation"},
 		{"assisted generation one prompt", "pytorch", `batch_size: 1, prompt_lookup_num_tokens: 3`, ""},
+		{"paged cache", "pytorch", `cache_implementation: "paged"`, "llem does not drive generate_batch"},
 		{"prompt lookup batched", "pytorch", `batch_size: 3, prompt_lookup_num_tokens: 3`, "pytorch.prompt_lookup_num_tokens is assisted generation, which transformers runs one prompt at a time"},
 		{"assisted generation static cache", "pytorch", `prompt_lookup_num_tokens: 3, cache_implementation: "static"`, "refuses with the static cache classes"},
 		{"assistant hybrid cache", "pytorch", `assistant_model: "x/y", cache_implementation: "hybrid"`, "pytorch.assistant_model is assisted generation, which transformers refuses with the static cache classes"},

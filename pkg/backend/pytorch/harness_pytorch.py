@@ -168,7 +168,19 @@ def generate_kwargs(cfg, backend_args):
     if not kw.get("do_sample"):
         for k in SAMPLING_ONLY:
             kw.pop(k, None)
+    if kw.get("cache_implementation") == "paged":
+        raise lc.SpecError(PAGED_REFUSAL)
     return floats_as_floats(kw)
+
+
+# generate()'s cache_implementation "paged" hands the batch to transformers'
+# continuous batching (generate_batch), which ignores the attention mask
+# (padding becomes prompt), the logits processors llem times each token
+# with, and returns one 3-D tensor; on the H200 with 5.17 it also failed
+# under inference_mode. The schema refuses it with the same reason.
+PAGED_REFUSAL = ("pytorch cache_implementation \"paged\" switches generate() to transformers' continuous "
+                 "batching, which drops the attention mask and the per-token timing llem measures with; "
+                 "llem does not drive generate_batch: use vllm for paged attention, or another cache")
 
 
 def floats_as_floats(kw):
@@ -439,14 +451,6 @@ def main(spec, em):
     rows = token_rows(prompts, tokenizer, max_input, vocab)
     batches = lc.make_batches([len(r) for r in rows], k["batch_size"], k["batching"])
 
-    # cache_implementation "paged" hands generate() to transformers'
-    # continuous-batching manager, whose worker thread writes in place to
-    # tensors made by the calling thread: under inference_mode those are
-    # inference tensors and the thread's writes fail ("Inplace update to
-    # inference tensor outside InferenceMode", transformers 5.17 on the
-    # H200). no_grad keeps them ordinary tensors.
-    grad_off = torch.no_grad if gen_kw.get("cache_implementation") == "paged" else torch.inference_mode
-
     def run_batch(batch):
         ids, mask, row_max = batch_inputs(rows, prompts, batch, pad_id)
         row_max = [m or max_output for m in row_max]
@@ -457,7 +461,7 @@ def main(spec, em):
         clock = StepClock()
         sync()
         t0 = time.monotonic_ns()
-        with grad_off():
+        with torch.inference_mode():
             out = model.generate(input_ids=input_ids, attention_mask=attention,
                                  max_new_tokens=want, logits_processor=LogitsProcessorList([clock]),
                                  **gen_kw, **extra)

@@ -142,6 +142,11 @@ class KwargsTest(unittest.TestCase):
         self.assertEqual(kw["exponential_decay_length_penalty"], (4, 1.0))
         self.assertIsInstance(kw["exponential_decay_length_penalty"][1], float)
 
+    def test_paged_cache_refused(self):
+        # through extra: too (the schema refuses the first-class value)
+        with self.assertRaisesRegex(lc.SpecError, "does not drive generate_batch"):
+            hp.generate_kwargs({}, {"generate": {"cache_implementation": "paged"}})
+
     def test_generate_companions(self):
         with self.assertRaisesRegex(lc.HarnessError, "token_healing needs the model's tokenizer"):
             hp.generate_companions({"token_healing": True}, {}, {}, None)
