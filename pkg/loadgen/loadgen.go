@@ -33,6 +33,11 @@ const (
 // the generator fell behind its schedule.
 const LateThreshold = time.Millisecond
 
+// BehindShare is the share of late sends above which a run is reported as
+// behind its schedule (Lag.Behind): the 99th-percentile lag exceeds
+// LateThreshold.
+const BehindShare = 0.01
+
 // Prompt is one request's input.
 type Prompt struct {
 	Text      string // the prompt (completions) or the user message (chat)
@@ -142,8 +147,11 @@ type Lag struct {
 	DispatchP99 time.Duration
 	// Late counts sends more than LateThreshold behind schedule.
 	Late int
-	// Behind is true when any send was late: the offered load was lower
-	// than asked while it lasted, and the report says so.
+	// Behind is true when more than BehindShare of the sends were late:
+	// the offered load was lower than asked, and the report says so. One
+	// late send in a long run is scheduler jitter (the H200 host's 16
+	// cores, 14 of them serving, had 1–2 ms p99 lags at 4 req/s, a 250 ms
+	// mean gap), not a lower load.
 	Behind bool
 }
 
@@ -219,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Lag.P50 = durationQuantile(lags, 0.50)
 		rep.Lag.P99 = durationQuantile(lags, 0.99)
 		rep.Lag.Max = lags[len(lags)-1]
-		rep.Lag.Behind = rep.Lag.Late > 0
+		rep.Lag.Behind = float64(rep.Lag.Late) > BehindShare*float64(len(lags))
 		slices.Sort(disp)
 		rep.Lag.DispatchP99 = durationQuantile(disp, 0.99)
 	}

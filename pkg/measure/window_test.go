@@ -180,6 +180,13 @@ func TestBaselineAdjustedSideBySide(t *testing.T) {
 	if !w.HasFlag(FlagPowerBelowIdle) || !w.HasFlag(FlagBelowBaseline) || *w.AdjustedEnergyJ >= 0 {
 		t.Errorf("flags %+v adjusted %v", w.Flags, *w.AdjustedEnergyJ)
 	}
+	// A baseline equal to the load's power up to float rounding (a
+	// constant estimate channel) is not below it.
+	b.Devices[0].PowerW = 160 * (1 + 1e-13)
+	w, _ = Compute(tl(c), "run", at(1), at(21), nil, Options{Baseline: b})
+	if w.HasFlag(FlagBelowBaseline) || w.HasFlag(FlagPowerBelowIdle) {
+		t.Errorf("rounding flagged: %+v adjusted %v", w.Flags, *w.AdjustedEnergyJ)
+	}
 	// A baseline missing a channel gives no adjusted total.
 	w, _ = Compute(tl(c), "run", at(1), at(21), nil, Options{Baseline: &Baseline{Method: BaselineMethod}})
 	if w.AdjustedEnergyJ != nil || !w.HasFlag(FlagBaselineStale) {
