@@ -215,6 +215,9 @@ func printPlan(w io.Writer, p *study.Plan) error {
 		row := []string{fmt.Sprint(i + 1), r.ID, r.Backend, r.Model}
 		for _, d := range varied {
 			v, ok := r.Coordinates[d]
+			if d == "experiment" && r.Name != "" {
+				v, ok = r.Name, true // the entry's name, as progress lines and tables show it
+			}
 			if !ok {
 				row = append(row, "-")
 				continue
