@@ -37,6 +37,8 @@
 package compute
 
 import (
+	_ "embed"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -239,9 +241,32 @@ func ForModel(model string) (Arch, bool) {
 	if !ok {
 		return Arch{}, false
 	}
-	c, ok := engine.Preset(name)
+	if c, ok := engine.Preset(name); ok {
+		return FromEngine(c), true
+	}
+	// The Python harnesses' presets (llem_common.ARCHITECTURES: the shapes
+	// of Llama-3.1-8B, Llama-3.2-1B, Qwen2.5-0.5B, …), kept equal to the
+	// harness by TestHarnessPresetsMatchPython.
+	cfg, ok := harnessPresets()[name]
 	if !ok {
 		return Arch{}, false
 	}
-	return FromEngine(c), true
+	a, err := FromHFConfig(cfg)
+	if err != nil {
+		return Arch{}, false
+	}
+	return a, true
+}
+
+//go:embed harness_presets.json
+var harnessPresetsJSON []byte
+
+// harnessPresets is harness_presets.json: each random: preset of the
+// Python harnesses as the Hugging Face config dict they build it from.
+func harnessPresets() map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(harnessPresetsJSON, &m); err != nil {
+		panic("compute: harness_presets.json: " + err.Error()) // embedded; a test reads it
+	}
+	return m
 }
