@@ -407,8 +407,43 @@ var columns = sync.OnceValue(func() []Column {
 			return nil
 		}),
 	)
+	c = append(c, memoryColumns()...)
 	return c
 })
+
+// memoryColumns are the run's memory: NVML's whole-device peak (record
+// memory) beside the backend's own account (record backend_memory: its
+// allocator, its KV cache, its weights); null where the record has none.
+func memoryColumns() []Column {
+	backend := func(name, doc string, g func(m *result.BackendMemory) *int64) Column {
+		return Column{Name: name, Kind: Int64, Doc: doc, i: func(x *row) (int64, bool) {
+			if m := x.r.BackendMemory; m != nil {
+				if v := g(m); v != nil {
+					return *v, true
+				}
+			}
+			return 0, false
+		}}
+	}
+	return []Column{
+		{Name: "nvml_peak_used_bytes", Kind: Int64, Doc: "peak device memory used in the measured window, all GPUs summed (NVML: every process, the CUDA context included)", i: func(x *row) (int64, bool) {
+			if m := x.r.Memory; m != nil && m.PeakUsedBytes > 0 {
+				return m.PeakUsedBytes, true
+			}
+			return 0, false
+		}},
+		backend("backend_peak_allocated_bytes", "allocator peak of tensor memory as the backend reports it (torch.cuda.max_memory_allocated)", func(m *result.BackendMemory) *int64 { return m.PeakAllocatedBytes }),
+		backend("backend_peak_reserved_bytes", "allocator peak of reserved memory (torch.cuda.max_memory_reserved)", func(m *result.BackendMemory) *int64 { return m.PeakReservedBytes }),
+		backend("backend_kv_cache_bytes", "KV cache: preallocated capacity (vLLM, TensorRT-LLM) or the largest batch's cache (native)", func(m *result.BackendMemory) *int64 { return m.KVCacheBytes }),
+		backend("backend_weights_bytes", "memory the weights occupy, as the backend reports it", func(m *result.BackendMemory) *int64 { return m.WeightsBytes }),
+		{Name: "backend_memory_reporter", Kind: String, Doc: "what the worker read for the backend_* memory columns", s: func(x *row) (string, bool) {
+			if m := x.r.BackendMemory; m != nil && m.Reporter != "" {
+				return m.Reporter, true
+			}
+			return "", false
+		}},
+	}
+}
 
 // flops is a row's estimated FLOPs: pkg/compute's formula (Kaplan et al.
 // 2020) for the run's mean request shape (input and output tokens per

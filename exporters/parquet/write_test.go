@@ -305,3 +305,33 @@ func TestWritePlainFallback(t *testing.T) {
 		t.Errorf("error_message has a dictionary page; encodings %v", cc.Encodings())
 	}
 }
+
+// TestMemoryColumns: NVML's peak and the backend's own account land in
+// their columns, null where the record has none.
+func TestMemoryColumns(t *testing.T) {
+	i64 := func(v int64) *int64 { return &v }
+	byName := map[string]Column{}
+	for _, c := range Columns() {
+		byName[c.Name] = c
+	}
+	rec := &result.Record{Memory: &result.DeviceMemory{PeakUsedBytes: 4_395_499_520},
+		BackendMemory: &result.BackendMemory{PeakAllocatedBytes: i64(2_910_068_224), WeightsBytes: i64(2_471_629_056), Reporter: "torch.cuda"}}
+	x := &row{r: rec}
+	for name, want := range map[string]int64{"nvml_peak_used_bytes": 4_395_499_520, "backend_peak_allocated_bytes": 2_910_068_224, "backend_weights_bytes": 2_471_629_056} {
+		if v, ok := byName[name].i(x); !ok || v != want {
+			t.Errorf("%s = %d, %v; want %d", name, v, ok, want)
+		}
+	}
+	if _, ok := byName["backend_kv_cache_bytes"].i(x); ok {
+		t.Error("backend_kv_cache_bytes set without a KV cache figure")
+	}
+	if s, ok := byName["backend_memory_reporter"].s(x); !ok || s != "torch.cuda" {
+		t.Errorf("reporter %q %v", s, ok)
+	}
+	empty := &row{r: &result.Record{}}
+	for _, name := range []string{"nvml_peak_used_bytes", "backend_peak_reserved_bytes"} {
+		if _, ok := byName[name].i(empty); ok {
+			t.Errorf("%s set on a record without memory", name)
+		}
+	}
+}
