@@ -22,13 +22,14 @@ import (
 
 // TestMain lets this test binary stand in for llem: as `llem` inside the
 // scripts of TestScripts (testscript puts a link named llem on their PATH),
-// and as `<executable> worker` when an eval under test starts the native
-// backend's worker (os.Executable is the test binary itself).
+// and as `<executable> worker` (or serve, serving-worker, slurm-task, …)
+// when an eval under test starts the native backend's worker, a server
+// for lm-eval, or a Slurm task (os.Executable is the test binary itself).
 func TestMain(m *testing.M) {
 	if os.Getenv("LLEM_TEST_EXEC_MAIN") == "1" { // a test runs this binary as llem itself
 		main()
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm" || os.Args[1] == "archive") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
+	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "slurm-task" || os.Args[1] == "slurm" || os.Args[1] == "archive" || os.Args[1] == "serve" || os.Args[1] == "serving-worker") && os.Getenv("LLEM_CMD_TEST_AS_LLEM") == "1" {
 		os.Exit(Main(context.Background(), os.Args[1:], IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 	}
 	os.Setenv("LLEM_CMD_TEST_AS_LLEM", "1")

@@ -252,3 +252,92 @@ func TestSlurmKillCancelResume(t *testing.T) {
 		t.Errorf("final %s %+v", m.Status, m.Counts)
 	}
 }
+
+// TestSlurmQualityScoring: with quality: in the study, each array task
+// scores its run with lm-eval after the run's cycles, on its node, and the
+// merge adopts the score like a cycle's record; a failed scoring is
+// resubmitted by --resume, which then scores only it. lm-eval is the FAKE
+// in internal/fakelmeval (see eval_quality.txtar); Slurm is real.
+func TestSlurmQualityScoring(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 for the lm-eval wrapper")
+	}
+	c := slurmtest.Start(t, slurmtest.Options{Nodes: 2})
+	slurmEnv(t)
+	fake, err := filepath.Abs("../../internal/fakelmeval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYTHONPATH", fake)
+	t.Setenv("FAKE_LMEVAL_CRASH", "1")
+	study := filepath.Join(t.TempDir(), "study.cue")
+	if err := os.WriteFile(study, []byte(`name: "slurmq"
+base: {
+	model: "random:llama-15m", backend: "native", precision: "fp32", n: 2
+	dataset: {source: "synthetic", input_len: 8, output_len: 4}
+	max_output_tokens: 4
+	energy: sensor: "estimate"
+	baseline: enabled: false
+	warmup: {n_warmup: 1, thermal_floor_seconds: 0}
+	quality: {tasks: ["hellaswag"], limit: 10}
+}
+grid: native: batch_size: [1, 2]
+execution: {cycles: 1, gap_seconds: 0}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	code, out := llem(t, ctx, "eval", study, "--on", "slurm", "--out", root)
+	dir := onlyStudy(t, root)
+	if ctx.Err() != nil {
+		logs, _ := exec.Command("sh", "-c", "cat "+filepath.Join(dir, slurm.Folder, slurm.LogsDir)+"/* "+filepath.Join(dir, slurm.Folder, slurm.TasksDir)+"/*/work/*/quality/worker.stderr").CombinedOutput()
+		t.Fatalf("eval did not finish: %d\n%s\ntask logs:\n%s\n%s", code, out, logs, c.Logs())
+	}
+	quality := func() map[string]string {
+		m, err := result.ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, q := range m.Quality {
+			got[q.RunID] = string(q.Status)
+		}
+		return got
+	}
+	q := quality()
+	if len(q) != 2 {
+		t.Fatalf("eval exit %d, quality entries %v\n%s\n%s", code, q, out, c.Logs())
+	}
+	for run, s := range q {
+		if s != "failed" {
+			t.Errorf("run %s: quality %s after a crashing lm-eval, want failed\n%s", run, s, out)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, result.QualityPath(run)))
+		if err != nil || !strings.Contains(string(b), "FAKE_LMEVAL_CRASH") {
+			t.Errorf("run %s: quality.json not merged with the crash: %v %s", run, err, b)
+		}
+	}
+	if s := slots(t, dir); len(s) != 2 || s[0].Status != "ok" || s[1].Status != "ok" {
+		t.Errorf("efficiency records %v", s)
+	}
+	// --resume resubmits both runs for their scoring only.
+	t.Setenv("FAKE_LMEVAL_CRASH", "")
+	code, out = llem(t, ctx, "eval", study, "--on", "slurm", "--resume", dir)
+	if code != 0 {
+		t.Fatalf("resume: %d\n%s\n%s", code, out, c.Logs())
+	}
+	for run, s := range quality() {
+		b, _ := os.ReadFile(filepath.Join(dir, result.QualityPath(run)))
+		if s != "done" || !strings.Contains(string(b), `"status": "ok"`) || !strings.Contains(string(b), `"attempt": 2`) {
+			t.Errorf("run %s after resume: %s\n%s", run, s, b)
+		}
+	}
+	if s := slots(t, dir); len(s) != 2 {
+		t.Errorf("resume ran efficiency slots again: %v", s)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, slurm.Folder, slurm.TasksDir)); len(ents) != 0 {
+		t.Errorf("task directories left after the merge: %v", ents)
+	}
+}

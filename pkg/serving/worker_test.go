@@ -88,10 +88,13 @@ func TestWorkerAgainstURL(t *testing.T) {
 	for _, e := range sv.PerRequestEnergyJ {
 		sumE += e
 	}
-	if sumE > raw0*1.0001 || rec.Efficiency.EnergyPerRequestJ == nil {
-		t.Errorf("per-request energies sum to %g of %g J; J/request %v", sumE, raw0, rec.Efficiency.EnergyPerRequestJ)
+	// J/request needs a request that completed inside the window; on a
+	// loaded CI machine (-race, parallel packages) the steady window can
+	// hold none, and then there is no J/request to report.
+	if sumE > raw0*1.0001 || (sv.WindowRequests > 0) != (rec.Efficiency.EnergyPerRequestJ != nil) {
+		t.Errorf("per-request energies sum to %g of %g J; %d window requests, J/request %v", sumE, raw0, sv.WindowRequests, rec.Efficiency.EnergyPerRequestJ)
 	}
-	t.Logf("steady %+v, no_steady_state %q, window requests %d, J/request %g", rep.Window, rep.NoSteadyState, sv.WindowRequests, *rec.Efficiency.EnergyPerRequestJ)
+	t.Logf("steady %+v, no_steady_state %q, window requests %d, J/request %v", rep.Window, rep.NoSteadyState, sv.WindowRequests, rec.Efficiency.EnergyPerRequestJ)
 }
 
 // A url that never answers health is a server error, not a hang.

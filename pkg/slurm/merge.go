@@ -131,10 +131,40 @@ func foldTask(ctx context.Context, st *result.Store, plan *study.Plan, run study
 			}
 		}
 	}
+	if terr == nil {
+		if err := foldQuality(st, run, tm, td); err != nil {
+			return err
+		}
+	}
 	if err := moveIn(filepath.Join(td, result.WorkDir, result.Slug(run.ID)), filepath.Join(st.Dir, result.WorkDir, result.Slug(run.ID))); err != nil {
 		return err
 	}
 	return os.RemoveAll(td)
+}
+
+// foldQuality adopts the run's quality scoring from its task directory:
+// the task runs the single-machine study loop, which scores the run with
+// lm-eval on the task's node after its cycles (quality: in the study), so
+// the score, lm-eval's results file and the manifest's quality entry come
+// in like the cycles' records — file first, entry second. A scoring the
+// task never finished stays pending (--resume scores it).
+func foldQuality(st *result.Store, run study.Run, tm result.Manifest, td string) error {
+	te, ok := tm.QualityOf(run.ID)
+	if !ok || (te.Status != result.EntryDone && te.Status != result.EntryFailed) {
+		return nil
+	}
+	m := st.Manifest()
+	if me, ok := m.QualityOf(run.ID); !ok || me.Status == result.EntryDone {
+		return nil
+	}
+	for _, rel := range []string{result.QualityPath(run.ID), result.LMEvalResultsPath(run.ID)} {
+		if err := moveIn(filepath.Join(td, rel), filepath.Join(st.Dir, rel)); err != nil {
+			return err
+		}
+	}
+	return st.UpdateQuality(run.ID, func(e *result.QualityEntry) {
+		e.Status, e.Attempts, e.Record, e.Error = te.Status, max(e.Attempts, te.Attempts), te.Record, te.Error
+	})
 }
 
 // recordDied writes a failed record for the slot at pos whose array task

@@ -104,12 +104,21 @@ func ReadSubmission(dir string) (*Submission, bool, error) {
 }
 
 // Missing lists, in plan order, the runs of m with a slot that is neither
-// done nor skipped: what a (re)submission sends.
+// done nor skipped, or with a done cycle and a quality scoring not done
+// (the task scores it after its cycles): what a (re)submission sends.
 func Missing(m result.Manifest, plan *study.Plan) []string {
-	need := map[string]bool{}
+	need, doneCycle := map[string]bool{}, map[string]bool{}
 	for _, e := range m.Entries {
 		if e.Status != result.EntryDone && e.Status != result.EntrySkipped {
 			need[e.RunID] = true
+		}
+		if e.Status == result.EntryDone {
+			doneCycle[e.RunID] = true
+		}
+	}
+	for _, q := range m.Quality {
+		if q.Status != result.EntryDone && doneCycle[q.RunID] {
+			need[q.RunID] = true
 		}
 	}
 	var runs []string
