@@ -267,8 +267,8 @@ func Build(studies []Study, x, y Axis) (*Result, error) {
 				if !okx {
 					missing = append(missing, why(x.Metric, run))
 				}
-				if !oky {
-					missing = append(missing, why(y.Metric, run))
+				if w := why(y.Metric, run); !oky && (len(missing) == 0 || missing[0] != w) {
+					missing = append(missing, w)
 				}
 				r.Excluded = append(r.Excluded, Excluded{ID: p.ID, Study: p.Study, RunID: run.RunID, Label: p.Label, Reason: strings.Join(missing, "; ")})
 				continue
@@ -293,7 +293,7 @@ func why(metric string, run *stats.RunStats) string {
 
 func label(run *stats.RunStats, varied []string) string {
 	l := run.Label()
-	if len(varied) == 0 {
+	if len(varied) == 0 || run.Name != "" { // a name already tells runs apart
 		return l
 	}
 	flat := stats.Flatten(run.Config)

@@ -24,6 +24,9 @@ type Study struct {
 	// list runs as the study file wrote them, not in shuffled execution
 	// order; empty without a readable plan.json.
 	PlanOrder []string
+	// RunNames are the names of named experiments entries by run ID
+	// (plan.json), the label people gave the run.
+	RunNames map[string]string
 	// Problems are record files that were not read: missing, corrupt, or
 	// not this study's (StudyRecords); commands warn about them.
 	Problems []RecordProblem
@@ -67,7 +70,8 @@ func LoadStudy(dir string) (*Study, error) {
 		var plan struct {
 			Carbon *carbon.Config `json:"carbon"`
 			Runs   []struct {
-				ID string `json:"id"`
+				ID   string `json:"id"`
+				Name string `json:"name"`
 			} `json:"runs"`
 		}
 		if json.Unmarshal(b, &plan) == nil {
@@ -76,6 +80,12 @@ func LoadStudy(dir string) (*Study, error) {
 			}
 			for _, r := range plan.Runs {
 				s.PlanOrder = append(s.PlanOrder, r.ID)
+				if r.Name != "" {
+					if s.RunNames == nil {
+						s.RunNames = map[string]string{}
+					}
+					s.RunNames[r.ID] = r.Name
+				}
 			}
 		}
 	}

@@ -51,7 +51,7 @@ func NewTextReporter(s *StudySummary) Reporter {
 		for i := range s.Runs {
 			r := &s.Runs[i]
 			label := r.Label()
-			if len(varied) > 0 {
+			if len(varied) > 0 && r.Name == "" { // a name already tells runs apart
 				flat := Flatten(r.Config)
 				for _, p := range varied {
 					v, ok := flat[p]

@@ -41,6 +41,9 @@ func SummariseStudy(s *result.Study, b Options) (*StudySummary, error) {
 	}
 	sum := Summarise(s.Records, SummaryOptions{Mode: StudyMode(s.Summary), Bootstrap: b, Quality: s.Quality})
 	InPlanOrder(sum, s.PlanOrder)
+	for i := range sum.Runs {
+		sum.Runs[i].Name = s.RunNames[sum.Runs[i].RunID]
+	}
 	return sum, nil
 }
 

@@ -52,8 +52,10 @@ type MetricStats struct {
 
 // RunStats is one run (one effective config) across its cycles.
 type RunStats struct {
-	RunID      string          `json:"run_id"`
-	Experiment string          `json:"experiment,omitempty"`
+	RunID      string `json:"run_id"`
+	Experiment string `json:"experiment,omitempty"`
+	// Name is the experiments entry's name, when the study gave one.
+	Name       string          `json:"name,omitempty"`
 	Model      string          `json:"model"`
 	Backend    string          `json:"backend"`
 	Precision  string          `json:"precision,omitempty"`
@@ -69,9 +71,13 @@ type RunStats struct {
 	Warnings      []string      `json:"warnings"`
 }
 
-// Label is "backend / model / precision", for people.
+// Label is "backend / model / precision", for people, after the
+// experiments entry's name when it has one ("plain: pytorch / …").
 func (r *RunStats) Label() string {
 	l := r.Backend + " / " + r.Model
+	if r.Name != "" {
+		l = r.Name + ": " + l
+	}
 	if r.Precision != "" {
 		l += " / " + r.Precision
 	}
