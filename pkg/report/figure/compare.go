@@ -337,10 +337,16 @@ func Frontier(pts []FrontierPoint, ax FrontierAxes) *Figure {
 			f.addLegend("possibly dominated (means only)", s)
 		}
 	}
+	// Frontier points are labelled first: where labels would cover one
+	// another, tidy keeps the earlier ones.
 	var lab plotter.XYLabels
-	for _, q := range pts {
-		lab.XYs = append(lab.XYs, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
-		lab.Labels = append(lab.Labels, q.ID)
+	for _, front := range []bool{true, false} {
+		for _, q := range pts {
+			if (q.Status == StatusFrontier) == front {
+				lab.XYs = append(lab.XYs, plotter.XY{X: q.X.Mean, Y: q.Y.Mean})
+				lab.Labels = append(lab.Labels, q.ID)
+			}
+		}
 	}
 	if l, err := plotter.NewLabels(lab); err == nil {
 		for i := range l.TextStyle {

@@ -102,6 +102,63 @@ type Figure struct {
 	// layout places the plots (and legend) on the canvas; nil is one plot
 	// (with the legend, if any, in a strip above it).
 	layout func(c draw.Canvas) []draw.Canvas
+	// tidied is set once tidy has laid out the labels.
+	tidied bool
+}
+
+// tidy keeps a figure readable however many configurations it shows (the
+// H200 study of 2026-12-04 had 13, and its report 84 overlap warnings):
+// x tick labels that would overlap are set vertical, and a point label
+// that would cover one already placed is left out (the table beside the
+// figure names every point). It runs once, before drawing or checking.
+func (f *Figure) tidy() {
+	if f.tidied {
+		return
+	}
+	f.tidied = true
+	w, h := f.size()
+	cs := f.canvases(draw.NewCanvas(&recorder.Canvas{}, w, h))
+	for i, p := range f.plots {
+		if bad(p.X.Min) || bad(p.X.Max) || bad(p.Y.Min) || bad(p.Y.Max) {
+			continue
+		}
+		data := p.DataCanvas(cs[i])
+		xf, _ := p.Transforms(&data)
+		if len(tickOverlaps(i, "x", &p.X, xf, true)) > 0 {
+			p.X.Tick.Label.Rotation = math.Pi / 2
+			p.X.Tick.Label.XAlign = draw.XRight
+			p.X.Tick.Label.YAlign = draw.YCenter
+			data = p.DataCanvas(cs[i]) // the axis is taller now
+		}
+		f.dropCoveredLabels(p, data)
+	}
+}
+
+// dropCoveredLabels blanks each point label whose box intersects the box
+// of a label kept before it, in the order the labels were added.
+func (f *Figure) dropCoveredLabels(p *plot.Plot, data draw.Canvas) {
+	var kept []vg.Rectangle
+	for _, l := range f.labels[p] {
+		for i, gb := range l.GlyphBoxes(p) {
+			if l.Labels[i] == "" {
+				continue
+			}
+			// GlyphBox X and Y are normalised axis positions (0..1).
+			r := gb.Rectangle.Add(vg.Point{X: data.X(gb.X), Y: data.Y(gb.Y)})
+			covered := false
+			for _, k := range kept {
+				if r.Min.X < k.Max.X && k.Min.X < r.Max.X && r.Min.Y < k.Max.Y && k.Min.Y < r.Max.Y {
+					covered = true
+					break
+				}
+			}
+			if covered {
+				l.Labels[i] = ""
+				continue
+			}
+			kept = append(kept, r)
+		}
+	}
 }
 
 func (f *Figure) canvases(c draw.Canvas) []draw.Canvas {
@@ -167,6 +224,7 @@ func (f *Figure) addLegend(name string, thumbs ...plot.Thumbnailer) {
 }
 
 func (f *Figure) draw(c draw.Canvas) {
+	f.tidy()
 	for i, dc := range f.canvases(c) {
 		f.plots[i].Draw(dc)
 	}
@@ -218,6 +276,7 @@ func (f *Figure) Check() []string {
 	if f.Points == 0 {
 		problems = append(problems, "no data points")
 	}
+	f.tidy()
 	w, h := f.size()
 	cs := f.canvases(draw.NewCanvas(&recorder.Canvas{}, w, h))
 	for i, p := range f.plots {
@@ -284,9 +343,13 @@ func (f *Figure) labelOverlaps(panel int, p *plot.Plot, data draw.Canvas) []stri
 	var boxes []vg.Rectangle
 	var names []string
 	for _, l := range f.labels[p] {
-		xf, yf := p.Transforms(&data)
 		for i, gb := range l.GlyphBoxes(p) {
-			x, y := xf(gb.X), yf(gb.Y)
+			if l.Labels[i] == "" { // left out by tidy
+				continue
+			}
+			// GlyphBox X and Y are normalised axis positions (0..1), not
+			// data values: plotter.Labels.GlyphBoxes uses Axis.Norm.
+			x, y := data.X(gb.X), data.Y(gb.Y)
 			boxes = append(boxes, gb.Rectangle.Add(vg.Point{X: x, Y: y}))
 			names = append(names, l.Labels[i])
 		}

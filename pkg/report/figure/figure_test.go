@@ -103,12 +103,15 @@ func TestFigures(t *testing.T) {
 }
 
 func TestCheckFindsProblems(t *testing.T) {
-	// Labels of points on top of each other overlap.
+	// Labels of points on top of each other overlap (tidy bypassed, so
+	// the check itself is tested).
 	cs := configs()
 	for i := range cs {
 		cs[i].Throughput, cs[i].EnergyPerToken = est(100, 1), est(0.05, 0.001)
 	}
-	if p := Tradeoff(cs, Grouping{}).Check(); !strings.Contains(strings.Join(p, ";"), "overlap") {
+	f := Tradeoff(cs, Grouping{})
+	f.tidied = true
+	if p := f.Check(); !strings.Contains(strings.Join(p, ";"), "overlap") {
 		t.Errorf("coincident point labels: want an overlap problem, got %v", p)
 	}
 	// Many long category names overlap on the axis.
@@ -116,11 +119,13 @@ func TestCheckFindsProblems(t *testing.T) {
 	for i := range 30 {
 		cs = append(cs, Config{ID: fmt.Sprintf("configuration-%02d", i), EnergyPerToken: est(1, 0.1)})
 	}
-	if p := EnergyPerToken(cs, Grouping{}, 0.95).Check(); !strings.Contains(strings.Join(p, ";"), "tick labels") {
+	f = EnergyPerToken(cs, Grouping{}, 0.95)
+	f.tidied = true
+	if p := f.Check(); !strings.Contains(strings.Join(p, ";"), "tick labels") {
 		t.Errorf("crowded axis: want a tick overlap problem, got %v", p)
 	}
 	// No data, NaN axis.
-	f := EnergyPerToken([]Config{{ID: "C1"}}, Grouping{}, 0.95)
+	f = EnergyPerToken([]Config{{ID: "C1"}}, Grouping{}, 0.95)
 	f.plots[0].Y.Max = math.NaN()
 	p := strings.Join(f.Check(), ";")
 	if !strings.Contains(p, "no data points") || !strings.Contains(p, "not finite") {
@@ -162,5 +167,43 @@ func TestFrontierFigure(t *testing.T) {
 	one := Frontier([]FrontierPoint{{ID: "C1", X: Estimate{OK: true}, Y: Estimate{Mean: 1, OK: true}, Status: StatusFrontier}}, FrontierAxes{Name: "one"})
 	if p := one.Check(); len(p) > 0 {
 		t.Errorf("single point: %v", p)
+	}
+}
+
+// TestTidy: what the check finds above, tidy fixes — coincident points keep
+// one label (a frontier point's first), crowded category names turn
+// vertical — so a figure of many configurations draws without overlaps.
+func TestTidy(t *testing.T) {
+	cs := configs()
+	for i := range cs {
+		cs[i].Throughput, cs[i].EnergyPerToken = est(100, 1), est(0.05, 0.001)
+	}
+	f := Tradeoff(cs, Grouping{})
+	if p := f.Check(); len(p) != 0 {
+		t.Errorf("coincident points after tidy: %v", p)
+	}
+	kept := 0
+	for _, ls := range f.labels {
+		for _, l := range ls {
+			for _, s := range l.Labels {
+				if s != "" {
+					kept++
+				}
+			}
+		}
+	}
+	if kept != 1 {
+		t.Errorf("%d labels kept on coincident points, want 1", kept)
+	}
+	cs = nil
+	for i := range 30 {
+		cs = append(cs, Config{ID: fmt.Sprintf("configuration-%02d", i), EnergyPerToken: est(1, 0.1)})
+	}
+	f = EnergyPerToken(cs, Grouping{}, 0.95)
+	if p := f.Check(); len(p) != 0 || f.plots[0].X.Tick.Label.Rotation == 0 {
+		t.Errorf("crowded axis after tidy: %v, rotation %v", p, f.plots[0].X.Tick.Label.Rotation)
+	}
+	if _, err := f.PNG(); err != nil {
+		t.Fatal(err)
 	}
 }
