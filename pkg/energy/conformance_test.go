@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,14 +16,11 @@ import (
 )
 
 // copySysfs copies the recorded tree (testdata/sysfs, see its README) to a
-// temporary directory so counters can move and files can break.
+// temporary directory, with its real names, so counters can move and files
+// can break.
 func copySysfs(t *testing.T) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "sys")
-	if out, err := exec.Command("cp", "-a", "testdata/sysfs", dst).CombinedOutput(); err != nil {
-		t.Fatalf("copy fixture: %v %s", err, out)
-	}
-	return dst
+	return sensortest.SysfsFixture(t, "testdata/sysfs")
 }
 
 func readU(t *testing.T, p string) uint64 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/llenergymeasure/llem/pkg/clock"
 	"github.com/llenergymeasure/llem/pkg/energy"
+	"github.com/llenergymeasure/llem/pkg/energy/sensortest"
 )
 
 // TestCompositeEndToEndOnFixtures runs the real composite sensor and
@@ -25,10 +25,7 @@ import (
 // The window is split into many short batches (prefill 8 ms, decode 24 ms,
 // 8 ms between batches) and the phases must sum to the window within 0.1 %.
 func TestCompositeEndToEndOnFixtures(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "sys")
-	if out, err := exec.Command("cp", "-a", "../energy/testdata/sysfs", root).CombinedOutput(); err != nil {
-		t.Fatalf("copy fixture: %v %s", err, out)
-	}
+	root := sensortest.SysfsFixture(t, "../energy/testdata/sysfs")
 	if err := os.RemoveAll(filepath.Join(root, "class/powercap/intel-rapl:0:2")); err != nil {
 		t.Fatal(err)
 	}

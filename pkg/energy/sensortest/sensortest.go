@@ -8,7 +8,10 @@ package sensortest
 
 import (
 	"errors"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -209,4 +212,50 @@ func Run(t *testing.T, h Harness) {
 			}
 		}
 	})
+}
+
+// SysfsFixture copies the recorded sysfs tree (pkg/energy/testdata/sysfs,
+// see its README) from src to a new temporary directory and returns it,
+// with the real names: the tree is committed with every ':' written %3A
+// (intel-rapl%3A0, NVDA2008%3A00, symlink targets too), because Go and CUE
+// module zips refuse ':' in file paths, and the copy turns them back into
+// the ':' of the kernel's names. Tests write to the copy: counters move,
+// files break.
+func SysfsFixture(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "sys")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, strings.ReplaceAll(rel, "%3A", ":"))
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(strings.ReplaceAll(target, "%3A", ":"), out)
+		case d.IsDir():
+			return os.MkdirAll(out, 0o755)
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, b, info.Mode().Perm()|0o200)
+		}
+	})
+	if err != nil {
+		t.Fatalf("copy the sysfs fixture: %v", err)
+	}
+	return dst
 }
