@@ -10,7 +10,12 @@
 # windows found at every rate, the highest saturating the server, energy
 # per request and its distribution, latency percentiles, CIs over 3 cycles.
 #
-# Usage: scripts/serving-validate.sh [OUT_DIR]   (about 5 minutes)
+# The model and rates are the ones that bracketed llem serve's capacity on
+# the H200 host's 16 vCPUs (docs/validation.md, 2026-12-04: a 135M model
+# overloaded it at every rate, no steady state; this 15M one found steady
+# states and saturated at 32 req/s). On a slower machine lower the rates.
+#
+# Usage: scripts/serving-validate.sh [OUT_DIR]   (about 4 minutes)
 # Needs: Go (to build llem) or LLEM=/path/to/llem; no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,21 +30,22 @@ THREADS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))   # leave two cores to the load g
 cat > "$OUT/serving-validate.cue" <<CUE
 name: "serving-validate"
 base: {
-	model:             "random:smollm-135m"
+	model:             "random:llama-15m"
 	backend:           "native"
+	precision:         "fp32"
 	n:                 64
-	dataset: {source: "synthetic", input_len: 128, output_len: 64, distribution: "uniform", spread: 0.5}
-	max_output_tokens: 64
+	dataset: {source: "synthetic", input_len: 64, output_len: 32, distribution: "uniform", spread: 0.5}
+	max_output_tokens: 32
 	energy: sensor: "composite"
-	baseline: duration_seconds: 15
+	baseline: duration_seconds: 10
 	native: {batch_size: 16, threads: $THREADS}
 	serving: {
-		load: {duration_seconds: 25, arrivals: "poisson", warmup_requests: 4, timeout_seconds: 60}
+		load: {duration_seconds: 20, arrivals: "poisson", warmup_requests: 4, timeout_seconds: 30}
 		slo: {ttft_ms: 500, tpot_ms: 100}
-		steady_state: {bin_seconds: 1, tolerance: 0.35, min_span_seconds: 8}
+		steady_state: {bin_seconds: 1, tolerance: 0.35, min_span_seconds: 6}
 	}
 }
-grid: serving: load: rate: [1, 4, 16]
+grid: serving: load: rate: [2, 8, 32]
 execution: {cycles: 3, order: "interleaved"}
 CUE
 "$LLEM" eval "$OUT/serving-validate.cue" --dry-run
