@@ -15,20 +15,33 @@ import (
 // copy is docs/schema/record.schema.json; TestSchemaFresh fails when it is
 // stale (refresh with `go test ./pkg/result -run TestSchemaFresh -update`).
 func JSONSchema() ([]byte, error) {
+	return schemaOf(reflect.TypeOf(Record{}), "record.schema.json", "llem result record "+SchemaVersion,
+		"One run of one experiment in one cycle, as written by llem eval to records/<run_id>/cycle-<n>.json.")
+}
+
+// QualityJSONSchema is the JSON Schema of QualityRecord, the quality score
+// of one run (records/<run_id>/quality.json, docs/quality.md), generated
+// like JSONSchema; committed as docs/schema/quality.schema.json.
+func QualityJSONSchema() ([]byte, error) {
+	return schemaOf(reflect.TypeOf(QualityRecord{}), "quality.schema.json", "llem quality record "+SchemaVersion,
+		"One run's lm-eval score and the energy of the scoring, as written by llem eval to records/<run_id>/quality.json.")
+}
+
+func schemaOf(t reflect.Type, file, title, description string) ([]byte, error) {
 	g := &schemaGen{defs: map[string]any{}}
-	root := g.typeSchema(reflect.TypeOf(Record{}))
+	root := g.typeSchema(t)
 	out := map[string]any{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
-		"$id":         "https://github.com/llenergymeasure/llem/docs/schema/record.schema.json",
-		"title":       "llem result record " + SchemaVersion,
-		"description": "One run of one experiment in one cycle, as written by llem eval to records/<run_id>/cycle-<n>.json.",
+		"$id":         "https://github.com/llenergymeasure/llem/docs/schema/" + file,
+		"title":       title,
+		"description": description,
 	}
 	for k, v := range root.(map[string]any) {
 		if k != "$ref" {
 			out[k] = v
 		}
 	}
-	// Record itself is the root; its definition is inlined above.
+	// The root type is the document; its definition is inlined above.
 	if ref, ok := root.(map[string]any)["$ref"].(string); ok {
 		name := strings.TrimPrefix(ref, "#/$defs/")
 		for k, v := range g.defs[name].(map[string]any) {
@@ -39,7 +52,7 @@ func JSONSchema() ([]byte, error) {
 	out["$defs"] = g.defs
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("encode record schema: %w", err)
+		return nil, fmt.Errorf("encode %s: %w", file, err)
 	}
 	return append(b, '\n'), nil
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/schema/record.schema.json")
+var update = flag.Bool("update", false, "rewrite docs/schema/record.schema.json and quality.schema.json")
 
 const schemaPath = "../../docs/schema/record.schema.json"
 
@@ -34,6 +34,60 @@ func TestSchemaFresh(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s is stale; run: go test ./pkg/result -run TestSchemaFresh -update", filepath.Clean(schemaPath))
 	}
+}
+
+const qualitySchemaPath = "../../docs/schema/quality.schema.json"
+
+// TestQualitySchemaFresh: the committed quality.json schema matches the Go
+// type (refresh with -update, as TestSchemaFresh).
+func TestQualitySchemaFresh(t *testing.T) {
+	got, err := QualityJSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(qualitySchemaPath, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(qualitySchemaPath)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale or missing (%v); run: go test ./pkg/result -run TestQualitySchemaFresh -update", filepath.Clean(qualitySchemaPath), err)
+	}
+}
+
+// TestQualitySchemaCoversRecord: every key a fully populated quality
+// record writes is declared, every required key written.
+func TestQualitySchemaCoversRecord(t *testing.T) {
+	raw, err := QualityJSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	n, yes := 5, true
+	q := QualityRecord{SchemaVersion: SchemaVersion, Study: "s", StudyHash: "h", RunID: "r", ConfigHash: "c", Attempt: 1,
+		Status: StatusFailed, Source: "local-completions", Command: []string{"python3", "-m", "lm_eval"}, Runner: "local",
+		LMEvalVersion: "0.4.9", GitHash: "g", Limit: f64(10), Score: f64(0.5), ScoreStderr: f64(0.01),
+		Tasks: []QualityTask{{Task: "hellaswag", Metric: "acc_norm", Filter: "none", Value: 0.5, Stderr: f64(0.01),
+			HigherIsBetter: &yes, NShot: &n, Version: "1.0", Samples: &n, SamplesTotal: &n, Weight: 1, Scored: true,
+			Metrics: map[string]float64{"acc,none": 0.5}}},
+		ResultsFile: "records/r/quality.lm-eval.json",
+		Energy:      QualityEnergy{Sensor: "nvml", RawJ: f64(10), AdjustedJ: f64(5), MeanPowerW: f64(100), Unavailable: "x"},
+		Timing:      QualityTiming{StartedAt: now, EndedAt: now},
+		Error:       &RunError{Kind: "internal", Message: "m", ExitCode: 1}, Warnings: []string{"w"}}
+	b, err := json.Marshal(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "quality", schema, doc, schema["$defs"].(map[string]any))
 }
 
 func f64(v float64) *float64 { return &v }
