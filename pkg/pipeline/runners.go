@@ -239,10 +239,26 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 			} else if isPython {
 				b.ShmSize = DefaultShmSize
 			}
+			if b.Problem == "" && isPython && servesLocally(in.Plan, name) {
+				b.Problem = "serving runs start the " + name + " server on this machine: llem does not run the server inside the Docker image (docs/serving.md)"
+				b.Hint = "install " + name + " locally (runners: " + name + ": kind: \"local\", with --python), or start the server yourself (e.g. the image's server command) and give its address as serving: server: url"
+			}
 		}
 		res.Backends = append(res.Backends, b)
 	}
 	return res, nil
+}
+
+// servesLocally reports whether a serving run of backend has the serving
+// worker start its server (no server.url): the worker runs on this machine
+// whatever the backend's runner, so the server must be installed here.
+func servesLocally(plan *study.Plan, backend string) bool {
+	for _, r := range plan.Runs {
+		if r.Backend == backend && r.Config.Serving != nil && r.Config.Serving.Server.URL == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveImage sets b.Image and b.ImageSource: study pin > user config >

@@ -202,6 +202,33 @@ func TestResolveProblems(t *testing.T) {
 	}
 }
 
+// A serving run starts its server on this machine: with the backend's
+// runner docker, that is a problem with both ways out — unless the study
+// gives the server's url.
+func TestResolveServingInDocker(t *testing.T) {
+	t.Setenv("LLEM_RUNNER_VLLM", "")
+	plan := func(url string) *study.Plan {
+		cfg := study.Config{Serving: &study.Serving{Server: study.ServingServer{URL: url}}}
+		return &study.Plan{Runners: map[string]study.Runner{"vllm": {Kind: "docker", Image: "me/vllm:1"}},
+			Runs: []study.Run{{ID: "r", Backend: "vllm", Config: cfg}}}
+	}
+	p := &probes{daemonUp: true}
+	res, err := Resolve(context.Background(), p.apply(Input{Plan: plan("")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Backend("vllm"); !strings.Contains(b.Problem, "does not run the server inside the Docker image") || !strings.Contains(b.Hint, "serving: server: url") {
+		t.Errorf("serving in docker: %+v", b)
+	}
+	res, err = Resolve(context.Background(), p.apply(Input{Plan: plan("http://127.0.0.1:8000")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Backend("vllm"); b.Problem != "" {
+		t.Errorf("serving a url with the docker runner: %+v", b)
+	}
+}
+
 // Python backends in Docker run python3 on the harness written into the
 // exchange directory, without the host's path and GPU-index variables.
 func TestDockerPythonJob(t *testing.T) {
