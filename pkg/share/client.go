@@ -137,7 +137,7 @@ func (c *Client) Push(ctx context.Context, items []Item) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var todo []Item
+	var unpushed []Item
 	seen := map[string]bool{}
 	for _, it := range items {
 		switch {
@@ -146,22 +146,22 @@ func (c *Client) Push(ctx context.Context, items []Item) (*Result, error) {
 		case seen[it.SHA256]: // the same record twice in one push
 		default:
 			seen[it.SHA256] = true
-			todo = append(todo, it)
+			unpushed = append(unpushed, it)
 		}
 	}
 	done := len(res.AlreadyStored)
 	if c.Progress != nil {
 		c.Progress(done, len(items))
 	}
-	for len(todo) > 0 {
-		n := c.batchLen(todo)
-		resp, n, err := c.pushBatch(ctx, todo[:n])
+	for len(unpushed) > 0 {
+		n := c.batchLen(unpushed)
+		resp, n, err := c.pushBatch(ctx, unpushed[:n])
 		if err != nil {
 			return res, err
 		}
 		res.Accepted = append(res.Accepted, resp.Accepted...)
 		res.Rejected = append(res.Rejected, resp.Rejected...)
-		todo = todo[n:]
+		unpushed = unpushed[n:]
 		done += n
 		if c.Progress != nil {
 			c.Progress(done, len(items))

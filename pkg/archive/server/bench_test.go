@@ -43,7 +43,7 @@ func p(xs []time.Duration, q float64) float64 {
 // short; the load is 100000); LLEM_ARCHIVE_BENCH_STORE=postgres
 // runs it on a throwaway PostgreSQL instead of SQLite.
 //
-//	LLEM_ARCHIVE_BENCH_RECORDS=100000 go test -run XXX -bench ArchiveLoad -benchtime 1x ./pkg/archive/server
+//	LLEM_ARCHIVE_BENCH_RECORDS=100000 go test -run '^$' -bench ArchiveLoad -benchtime 1x ./pkg/archive/server
 func BenchmarkArchiveLoad(b *testing.B) {
 	n := envInt("LLEM_ARCHIVE_BENCH_RECORDS", 5000)
 	const pushers, size = 50, 25
