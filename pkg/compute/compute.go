@@ -41,6 +41,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/llenergymeasure/llem/pkg/engine"
 )
@@ -247,26 +248,31 @@ func ForModel(model string) (Arch, bool) {
 	// The Python harnesses' presets (llem_common.ARCHITECTURES: the shapes
 	// of Llama-3.1-8B, Llama-3.2-1B, Qwen2.5-0.5B, …), kept equal to the
 	// harness by TestHarnessPresetsMatchPython.
-	cfg, ok := harnessPresets()[name]
-	if !ok {
-		return Arch{}, false
-	}
-	a, err := FromHFConfig(cfg)
-	if err != nil {
-		return Arch{}, false
-	}
-	return a, true
+	a, ok := harnessArchs()[name]
+	return a, ok
 }
+
+// harnessArchs are the Archs of harnessPresets, counted once.
+var harnessArchs = sync.OnceValue(func() map[string]Arch {
+	out := map[string]Arch{}
+	for name, cfg := range harnessPresets() {
+		if a, err := FromHFConfig(cfg); err == nil {
+			out[name] = a
+		}
+	}
+	return out
+})
 
 //go:embed harness_presets.json
 var harnessPresetsJSON []byte
 
 // harnessPresets is harness_presets.json: each random: preset of the
-// Python harnesses as the Hugging Face config dict they build it from.
-func harnessPresets() map[string]json.RawMessage {
+// Python harnesses as the Hugging Face config dict they build it from,
+// parsed once (exports call ForModel for every row).
+var harnessPresets = sync.OnceValue(func() map[string]json.RawMessage {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(harnessPresetsJSON, &m); err != nil {
 		panic("compute: harness_presets.json: " + err.Error()) // embedded; a test reads it
 	}
 	return m
-}
+})
