@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/internal/version"
@@ -54,7 +55,9 @@ type CommitInfo struct {
 	OID string `json:"commitOid"`
 }
 
-var repoNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
+var repoNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
+}) // compiled on first use: start-up stays fast
 
 // ParseDatasetURL reads hf://datasets/OWNER/NAME[@revision] (revision
 // defaults to main).
@@ -67,7 +70,7 @@ func ParseDatasetURL(s string) (Repo, error) {
 	if !hasRev {
 		rev = "main"
 	}
-	if !repoNameRE.MatchString(id) || strings.Contains(id, "..") || strings.HasSuffix(id, ".git") {
+	if !repoNameRE().MatchString(id) || strings.Contains(id, "..") || strings.HasSuffix(id, ".git") {
 		return Repo{}, errs.BadInput(fmt.Errorf("%q: %q is not OWNER/NAME", s, id), "a Hub repository id is OWNER/NAME of letters, digits, '-', '_' and '.'")
 	}
 	if rev == "" || strings.ContainsAny(rev, " ~^:?*[\\") || strings.Contains(rev, "..") || strings.HasPrefix(rev, "/") || strings.HasSuffix(rev, "/") {

@@ -30,6 +30,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,10 +76,10 @@ func (r Repo) Dir(cache string) string {
 	return filepath.Join(cache, r.Type+"s--"+strings.ReplaceAll(r.ID, "/", "--"))
 }
 
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var commitRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{40}$`) }) // compiled on first use: start-up stays fast
 
 // IsCommit reports whether rev is a full commit sha (not a branch or tag).
-func IsCommit(rev string) bool { return commitRE.MatchString(rev) }
+func IsCommit(rev string) bool { return commitRE().MatchString(rev) }
 
 // Cached returns the repository's snapshot directory for its revision when
 // the cache has one: a commit sha names snapshots/<sha>; a branch or tag is

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/llenergymeasure/llem/docs"
@@ -88,7 +89,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	return body, nil
 }
 
-var pushIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+var pushIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`) }) // compiled on first use: start-up stays fast
 
 // DecodePush parses and checks a push request body (not its records'
 // content: verify.Check does that per record). It is what the fuzz test
@@ -105,7 +106,7 @@ func DecodePush(body []byte, maxRecords int) (*wire.PushRequest, *apiError) {
 	if req.SchemaVersion != wire.Version {
 		return nil, fail(http.StatusBadRequest, "schema_version", "push format %q: this archive speaks %q (update llem, or the archive)", short(req.SchemaVersion), wire.Version)
 	}
-	if !pushIDPattern.MatchString(req.PushID) {
+	if !pushIDPattern().MatchString(req.PushID) {
 		return nil, fail(http.StatusBadRequest, "malformed", "push_id %q: want 1–128 of A–Z a–z 0–9 . _ : -", short(req.PushID))
 	}
 	if len(req.Client.Version) > verify.MaxFieldLen || len(req.Client.Commit) > verify.MaxFieldLen {
@@ -361,11 +362,11 @@ type recordReply struct {
 	Record json.RawMessage `json:"record"`
 }
 
-var shaPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var shaPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) }) // compiled on first use: start-up stays fast
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*store.Stored, bool) {
 	sha := r.PathValue("sha256")
-	if !shaPattern.MatchString(sha) {
+	if !shaPattern().MatchString(sha) {
 		s.writeError(w, r, fail(http.StatusBadRequest, "bad_parameter", "%q is not a record hash (64 lowercase hex digits)", short(sha)))
 		return nil, false
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llenergymeasure/llem/pkg/archive/store"
 	studyreport "github.com/llenergymeasure/llem/pkg/report"
@@ -28,29 +29,33 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"jfmt":  jfmt,
-	"ci":    ciText,
-	"query": func(v url.Values) template.URL { return template.URL(v.Encode()) },
-	"with1": func(v url.Values, k, val string) template.URL {
-		c := url.Values{}
-		for kk, vv := range v {
-			c[kk] = vv
-		}
-		c.Set(k, val)
-		return template.URL(c.Encode())
-	},
-	"meaning": studyreport.FlagMeaning,
-	"date":    func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 UTC") },
-	"short":   func(s string) string { return s[:min(len(s), 12)] },
-	"dict": func(kv ...any) map[string]any {
-		m := map[string]any{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	},
-}).ParseFS(templateFS, "templates/*.tmpl"))
+// pages are parsed on first use, so commands other than the server do not
+// pay for them at start-up.
+var pages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"jfmt":  jfmt,
+		"ci":    ciText,
+		"query": func(v url.Values) template.URL { return template.URL(v.Encode()) },
+		"with1": func(v url.Values, k, val string) template.URL {
+			c := url.Values{}
+			for kk, vv := range v {
+				c[kk] = vv
+			}
+			c.Set(k, val)
+			return template.URL(c.Encode())
+		},
+		"meaning": studyreport.FlagMeaning,
+		"date":    func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 UTC") },
+		"short":   func(s string) string { return s[:min(len(s), 12)] },
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i].(string)] = kv[i+1]
+			}
+			return m
+		},
+	}).ParseFS(templateFS, "templates/*.tmpl"))
+})
 
 const browseCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
@@ -76,7 +81,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	data["Version"] = s.opt.Version
 	data["Path"] = r.URL.Path
 	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := pages().ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.Error("render", "template", name, "err", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
@@ -212,7 +217,7 @@ func (s *Server) browseRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sha := r.PathValue("sha256")
-	if !shaPattern.MatchString(sha) {
+	if !shaPattern().MatchString(sha) {
 		s.pageError(w, r, fail(http.StatusBadRequest, "bad_parameter", "%q is not a record hash (64 lowercase hex digits)", short(sha)))
 		return
 	}
