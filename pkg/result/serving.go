@@ -69,6 +69,10 @@ type ServingWindow struct {
 // so serving records summarise like offline ones.
 func (r *Record) FillServing(s *Serving, requests, inputTokens, outputTokens int) {
 	r.Serving = s
+	// A serving window is one host phase over the server's steady state:
+	// there is no prefill/decode split to report (docs/serving.md), and a
+	// zero-valued section would read as "0 J of prefill" in every export.
+	r.Prefill, r.Decode = nil, nil
 	T := r.Timing.WindowS
 	t := &r.Throughput
 	t.Requests, t.InputTokens, t.OutputTokens = requests, inputTokens, outputTokens

@@ -179,6 +179,9 @@ func TestServingSweepEndToEnd(t *testing.T) {
 		if r.Serving.SteadyState != nil {
 			steady++
 		}
+		if r.Prefill != nil || r.Decode != nil {
+			t.Errorf("rate %g cycle %d: a serving record has prefill %+v / decode %+v sections; its window has no phase split", rateOf(r), r.Cycle, r.Prefill, r.Decode)
+		}
 	}
 	if steady < 6 {
 		t.Errorf("only %d of 9 runs found a steady state", steady)
