@@ -92,10 +92,24 @@ func sortDiags(ds []Diagnostic) []Diagnostic {
 		if !d.own && owned[d.Path] {
 			continue
 		}
+		if isEnumFailure(d.Msg) && hasDeeper(ds, d.Path) {
+			continue // CUE's echo of an element's error at its list or struct
+		}
 		seen[k] = true
 		out = append(out, d)
 	}
 	return out
+}
+
+// hasDeeper reports whether a diagnostic of ds sits inside path
+// (grid.dataset[0] inside grid.dataset).
+func hasDeeper(ds []Diagnostic, path string) bool {
+	for _, d := range ds {
+		if path != "" && (strings.HasPrefix(d.Path, path+"[") || strings.HasPrefix(d.Path, path+".")) {
+			return true
+		}
+	}
+	return false
 }
 
 // suggest returns the candidate closest to name by edit distance, or ""

@@ -285,3 +285,19 @@ func TestCueVetRejectsUnknownFields(t *testing.T) {
 		}
 	}
 }
+
+// TestScalarForStructSaysWhichField: a scalar given where a struct is
+// expected names the field it selects, when one of the struct's
+// alternatives fixes a field to that value (dataset: "synthetic").
+func TestScalarForStructSaysWhichField(t *testing.T) {
+	got := diags(t, `base: {model: "random:llama-15m", backend: "native", precision: "fp32", dataset: "synthetic"}
+grid: dataset: ["jsonl", "nope"]`)
+	want := []string{
+		`/tmp/study.cue:1:73: base.dataset: must be a struct, got "synthetic" (write {source: "synthetic"})`,
+		`/tmp/study.cue:2:17: grid.dataset[0]: must be a struct, got "jsonl" (write {source: "jsonl"})`,
+		`/tmp/study.cue:2:26: grid.dataset[1]: must be a struct, got "nope"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -209,7 +209,37 @@ func kindMismatch(def, v cue.Value) string {
 	if !def.Exists() || !v.Exists() || dk == cue.BottomKind || vk == cue.BottomKind || dk&vk != 0 || dk == cue.TopKind {
 		return ""
 	}
-	return "must be " + kindNames(dk) + ", got " + valueString(v)
+	msg := "must be " + kindNames(dk) + ", got " + valueString(v)
+	if dk == cue.StructKind {
+		if label, ok := selectorFor(def, v); ok {
+			msg += fmt.Sprintf(" (write {%s: %s})", label, valueString(v))
+		}
+	}
+	return msg
+}
+
+// selectorFor finds, for a scalar v given where a struct is expected, the
+// field of one of def's alternatives whose fixed value is v: `dataset:
+// "synthetic"` was meant as `dataset: {source: "synthetic"}`.
+func selectorFor(def, v cue.Value) (string, bool) {
+	def = def.Eval() // a reference such as #Dataset becomes its disjunction
+	alts := []cue.Value{def}
+	if op, args := def.Expr(); op == cue.OrOp {
+		alts = args
+	}
+	for _, alt := range alts {
+		it, err := alt.Fields(cue.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			fv := it.Value()
+			if fv.IsConcrete() && fv.Kind() == v.Kind() && fv.Equals(v) {
+				return it.Selector().String(), true
+			}
+		}
+	}
+	return "", false
 }
 
 // kindNames describes a set of CUE kinds: "an integer", "a number or a
