@@ -79,9 +79,12 @@ func sortDiags(ds []Diagnostic) []Diagnostic {
 	out := ds[:0]
 	seen := map[string]bool{}
 	owned := map[string]bool{}
+	typed := map[string]bool{}
 	for _, d := range ds {
 		if d.own {
 			owned[d.Path] = true
+		} else {
+			typed[d.Path] = true
 		}
 	}
 	for _, d := range ds {
@@ -89,7 +92,12 @@ func sortDiags(ds []Diagnostic) []Diagnostic {
 		if seen[k] {
 			continue
 		}
-		if !d.own && owned[d.Path] {
+		if !d.own && owned[d.Path] && !removedValue(ds, d.Path) {
+			continue
+		}
+		if d.own && typed[d.Path] && d.Msg == msgRequiredAbsent {
+			// The file's check removed the bad value to go on; the run then
+			// lacks it. The type error is the real one.
 			continue
 		}
 		if isEnumFailure(d.Msg) && hasDeeper(ds, d.Path) {
@@ -99,6 +107,20 @@ func sortDiags(ds []Diagnostic) []Diagnostic {
 		out = append(out, d)
 	}
 	return out
+}
+
+// msgRequiredAbsent is CUE's message for a required field without a value.
+const msgRequiredAbsent = "field is required but not present"
+
+// removedValue reports whether the only run diagnostic at path is
+// msgRequiredAbsent (an artifact of the file's check removing the value).
+func removedValue(ds []Diagnostic, path string) bool {
+	for _, d := range ds {
+		if d.own && d.Path == path && d.Msg != msgRequiredAbsent {
+			return false
+		}
+	}
+	return true
 }
 
 // hasDeeper reports whether a diagnostic of ds sits inside path

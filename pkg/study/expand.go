@@ -109,7 +109,7 @@ func (l *loader) expand(ctx context.Context, p *Plan, s *spec) error {
 		}
 	}
 	for i, e := range s.experiments {
-		cfg := merge(clone(s.base), e)
+		cfg := merge(x.baseFor(s.base, e), e)
 		coords := map[string]any{"experiment": i}
 		x.name = s.names[i]
 		if err := x.add(ctx, fmt.Sprintf("experiments[%d]", i), coords, cfg); err != nil {
@@ -246,6 +246,27 @@ func (x *expander) product(ctx context.Context, backend string, all []string, di
 			return nil
 		}
 	}
+}
+
+// baseFor is base as an experiments entry inherits it: base's sections
+// of other backends than the entry's are scoped away, as for grid runs
+// (base: {backend: "pytorch", pytorch: {...}} with an entry {backend:
+// "vllm"}). The entry's own sections are kept, so a section of another
+// backend written in the entry is still an error at its position.
+func (x *expander) baseFor(base, entry map[string]any) map[string]any {
+	cfg := clone(base)
+	backend, ok := entry["backend"].(string)
+	if !ok {
+		if backend, ok = base["backend"].(string); !ok {
+			return cfg // the schema's default backend decides; nothing to scope
+		}
+	}
+	for _, b := range x.l.backends {
+		if b != backend {
+			delete(cfg, b)
+		}
+	}
+	return cfg
 }
 
 // add validates one generated config and files it as a run, a skip or,

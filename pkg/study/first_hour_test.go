@@ -2,6 +2,7 @@ package study
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -296,6 +297,59 @@ grid: dataset: ["jsonl", "nope"]`)
 		`/tmp/study.cue:1:73: base.dataset: must be a struct, got "synthetic" (write {source: "synthetic"})`,
 		`/tmp/study.cue:2:17: grid.dataset[0]: must be a struct, got "jsonl" (write {source: "jsonl"})`,
 		`/tmp/study.cue:2:26: grid.dataset[1]: must be a struct, got "nope"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestExperimentsScopeBaseSections: an experiments entry of another
+// backend does not inherit base's backend sections (as grid runs do not),
+// while a section written in the entry itself is still checked.
+func TestExperimentsScopeBaseSections(t *testing.T) {
+	got := diags(t, `base: {model: "random:llama-15m", backend: "pytorch", precision: "bf16", pytorch: batch_size: 4}
+experiments: [
+	{backend: "vllm"},
+	{name: "p"},
+	{backend: "native", precision: "fp32", dataset: source: "synthetic", pytorch: batch_size: 2},
+]`)
+	want := []string{
+		`/tmp/study.cue:5:71: experiments[2].pytorch: section given but backend is not pytorch; remove the pytorch: section or set backend: "pytorch"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	plan, err := LoadSource(t.Context(), "/tmp/study.cue", []byte(`base: {model: "random:llama-15m", backend: "pytorch", precision: "bf16", pytorch: batch_size: 4}
+experiments: [{backend: "vllm"}, {name: "p"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(plan.Runs); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
+	}
+	for _, r := range plan.Runs {
+		if r.Backend == "vllm" && r.Config.PyTorch != nil {
+			t.Errorf("the vllm run kept base's pytorch section: %v", r.Config.PyTorch)
+		}
+		if r.Backend == "pytorch" && fmt.Sprint(r.Config.PyTorch["batch_size"]) != "4" {
+			t.Errorf("the pytorch run lost base's batch_size: %v", r.Config.PyTorch)
+		}
+	}
+}
+
+// TestListForScalarAndNoDefault: a list where one value belongs says
+// where sweeps go (the run's check would otherwise say the field is
+// missing), and a field with no default for one backend says what to
+// choose instead of CUE's "incomplete value".
+func TestListForScalarAndNoDefault(t *testing.T) {
+	got := diags(t, `base: {model: "random:llama-15m", backend: "native", precision: "fp32", dataset: source: "synthetic"
+	serving: load: rate: [1, 2]
+	quality: tasks: ["hellaswag"]
+}
+experiments: [{name: "t", backend: "tensorrt", precision: "bf16", model: "m", dataset: source: "synthetic"}]`)
+	want := []string{
+		`/tmp/study.cue:2:23: base.serving.load.rate: must be a number, got [1,2] (to sweep several values, put the list under grid:)`,
+		`/tmp/study.cue:3:2: base.quality.source: has no default here; set it to one of "hf" | "none" (for backend tensorrt)`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

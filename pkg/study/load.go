@@ -832,6 +832,14 @@ func (l *loader) cueDiags(err error, prefix string, positions bool) []Diagnostic
 				msg = strings.TrimSpace(msg)
 			}
 		}
+		if rest, ok := strings.CutPrefix(msg, "incomplete value "); ok && strings.Contains(rest, " | ") {
+			// A disjunction without a default for this run (quality.source
+			// of a tensorrt run): say what to choose, not CUE's term.
+			msg = "has no default here; set it to one of " + rest
+			if b, ok := l.runCfg["backend"].(string); ok && l.perRun {
+				msg += " (for backend " + b + ")"
+			}
+		}
 		if strings.HasPrefix(msg, "field not allowed") && l.hasDiagFor(full) {
 			continue
 		}

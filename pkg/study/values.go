@@ -301,7 +301,11 @@ func (l *loader) typeMessage(path string) string {
 	if !given.Exists() || !given.IsConcrete() {
 		return ""
 	}
-	return kindMismatch(def, given)
+	msg := kindMismatch(def, given)
+	if msg != "" && given.IncompleteKind() == cue.ListKind && !strings.HasPrefix(path, "grid") {
+		msg += " (to sweep several values, put the list under grid:)"
+	}
+	return msg
 }
 
 // fieldPos finds where the field at path of a run's config (origin, grid
