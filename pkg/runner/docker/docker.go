@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -211,10 +210,7 @@ func (s attachStdin) Write(p []byte) (int, error) { return s.attach.Conn.Write(p
 func (s attachStdin) Close() error                { return s.attach.CloseWrite() }
 
 func (r *Runner) containerConfig(job runner.Job) *container.Config {
-	env := make([]string, 0, len(job.Env))
-	for _, k := range slices.Sorted(maps.Keys(job.Env)) {
-		env = append(env, k+"="+job.Env[k])
-	}
+	env := envList(job.Env)
 	labels := map[string]string{Label: "worker", Label + ".backend": job.Backend}
 	if job.Spec.RunID != "" {
 		labels[Label+".run_id"] = job.Spec.RunID
@@ -255,16 +251,23 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 	if job.Dir != "" {
 		hc.Binds = []string{job.Dir + ":" + ExchangeMount}
 	}
-	if len(r.opts.GPUs) > 0 {
-		hc.DeviceRequests = []container.DeviceRequest{{
-			Driver:       "nvidia",
-			DeviceIDs:    slices.Clone(r.opts.GPUs),
-			Capabilities: [][]string{{"gpu"}},
-		}}
-	}
+	hc.DeviceRequests = gpuRequests(r.opts.GPUs)
 	init := true // reap zombies and forward signals to the worker
 	hc.Init = &init
 	return hc
+}
+
+// gpuRequests asks the NVIDIA runtime for the GPUs with these UUIDs (nil
+// for none): the container sees exactly the GPUs llem measures.
+func gpuRequests(gpus []string) []container.DeviceRequest {
+	if len(gpus) == 0 {
+		return nil
+	}
+	return []container.DeviceRequest{{
+		Driver:       "nvidia",
+		DeviceIDs:    slices.Clone(gpus),
+		Capabilities: [][]string{{"gpu"}},
+	}}
 }
 
 // classifyDaemonErr turns connection problems into errors with a fix.
