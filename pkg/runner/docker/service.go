@@ -170,6 +170,9 @@ func (s *Service) ExitErr() error { return s.exitErr }
 
 // PID is the host PID of the container's init (0 when unknown).
 func (s *Service) PID() int {
+	if s.cli == nil {
+		return 0
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	res, err := s.cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{})
