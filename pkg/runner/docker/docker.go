@@ -11,6 +11,11 @@
 // worker.stderr and its tail in the Outcome, the same timeout and grace
 // (SIGTERM, then SIGKILL, to the container's init). The container is always
 // removed; the exchange directory of a failed run is kept.
+//
+// StartService (service.go) runs a long-running container instead of a
+// worker: serving mode's server in its backend's image, on the host's
+// network, with the same GPUs, shm size and init, its output streamed and
+// its exit watched; Stop removes it.
 package docker
 
 import (
