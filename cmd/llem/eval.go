@@ -189,6 +189,9 @@ func printRunners(w io.Writer, res *pipeline.Resolution) error {
 		if b.Python != "" {
 			fmt.Fprintf(ew, "            python %s (%s)\n", b.Python, b.PythonSource)
 		}
+		if b.Server != "" {
+			fmt.Fprintf(ew, "            server: %s\n", b.Server)
+		}
 		if b.Problem != "" {
 			fmt.Fprintf(ew, "            will not run: %s\n", b.Problem)
 			if b.Hint != "" {

@@ -51,6 +51,10 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Stop stops a daemon the package started (a TestMain that does more than
+// Main calls it after m.Run).
+func Stop() { stopDaemon() }
+
 // Host returns the address of a usable daemon or skips (fails under CI).
 func Host(t testing.TB) string {
 	t.Helper()

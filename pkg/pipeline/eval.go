@@ -255,11 +255,13 @@ func (p *Prepared) Options(o RunOptions) (execute.Options, error) {
 	if p.User != nil {
 		cc = cc.Merge(p.User.Carbon)
 	}
+	router := serving.NewRouter(p.routes, "")
+	router.Docker = p.Resolution.ServerPlacements()
 	return execute.Options{
 		Carbon:      cc,
 		Plan:        p.Resolution.ResolvedPlan(),
 		OutRoot:     o.Out,
-		Routes:      serving.NewRouter(p.routes, ""),
+		Routes:      router,
 		Sensor:      SensorFor(p.User.Energy),
 		Environment: envJSON,
 		Fingerprint: snap.Fingerprint,

@@ -52,6 +52,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/pyenv"
 	"github.com/llenergymeasure/llem/pkg/runner"
 	"github.com/llenergymeasure/llem/pkg/runner/docker"
+	"github.com/llenergymeasure/llem/pkg/serving"
 	"github.com/llenergymeasure/llem/pkg/study"
 )
 
@@ -108,6 +109,9 @@ type Backend struct {
 	// Python is the local interpreter of a Python backend (local only).
 	Python       string `json:"python,omitempty"`
 	PythonSource string `json:"python_source,omitempty"`
+	// Server says where the server of this backend's serving runs runs
+	// (serving studies only): what --dry-run shows.
+	Server string `json:"server,omitempty"`
 	// Problem is what will stop this backend from running, with Hint.
 	Problem string `json:"problem,omitempty"`
 	Hint    string `json:"hint,omitempty"`
@@ -239,26 +243,70 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 			} else if isPython {
 				b.ShmSize = DefaultShmSize
 			}
-			if b.Problem == "" && isPython && servesLocally(in.Plan, name) {
-				b.Problem = "serving runs start the " + name + " server on this machine: llem does not run the server inside the Docker image (docs/serving.md)"
-				b.Hint = "install " + name + " locally (runners: " + name + ": kind: \"local\", with --python), or start the server yourself (e.g. the image's server command) and give its address as serving: server: url"
-			}
 		}
+		b.Server = serverPlace(in.Plan, b)
 		res.Backends = append(res.Backends, b)
 	}
 	return res, nil
 }
 
-// servesLocally reports whether a serving run of backend has the serving
-// worker start its server (no server.url): the worker runs on this machine
-// whatever the backend's runner, so the server must be installed here.
-func servesLocally(plan *study.Plan, backend string) bool {
+// serverPlace says where the server of b's serving runs will run ("" when
+// b has none): the serving worker runs on this machine whatever the
+// runner (it measures this machine and sends the load); it starts the
+// server as a local process, or, for a backend in Docker, as a container
+// of the backend's image on the host's network; or the study gives a url.
+func serverPlace(plan *study.Plan, b *Backend) string {
+	starts, urls := false, false
 	for _, r := range plan.Runs {
-		if r.Backend == backend && r.Config.Serving != nil && r.Config.Serving.Server.URL == "" {
-			return true
+		if r.Backend != b.Backend || r.Config.Serving == nil {
+			continue
+		}
+		if r.Config.Serving.Server.URL == "" {
+			starts = true
+		} else {
+			urls = true
 		}
 	}
-	return false
+	if !starts {
+		if urls {
+			return "the existing server at serving.server.url"
+		}
+		return ""
+	}
+	prog := serving.ServerProgram(b.Backend)
+	if prog == "" {
+		return "none: the " + b.Backend + " backend has no server llem starts; give serving.server.url"
+	}
+	var where string
+	switch {
+	case b.Kind == runner.KindDocker && b.Image != "":
+		where = prog + " in image " + b.Image + " (a container on the host network, the measured GPUs; started by the serving worker on this machine)"
+	case b.Kind == runner.KindDocker:
+		where = prog + " in the backend's image"
+	case b.Backend == "native":
+		where = prog + " on this machine (this llem)"
+	default:
+		where = prog + " on this machine (on PATH)"
+	}
+	if urls {
+		where += "; runs with serving.server.url use that server"
+	}
+	return where
+}
+
+// ServerPlacements are the Docker placements of the serving servers: for
+// every backend resolved to Docker, its image ID, GPUs and shm size (for
+// serving.Router.Docker). Only after Prepare (the image IDs).
+func (r *Resolution) ServerPlacements() map[string]serving.DockerServer {
+	out := map[string]serving.DockerServer{}
+	for _, b := range r.Docker() {
+		img := b.ImageID
+		if img == "" {
+			img = b.Image
+		}
+		out[b.Backend] = serving.DockerServer{Host: r.in.DockerHost, Image: img, GPUs: r.in.GPUs, ShmSize: b.ShmSize}
+	}
+	return out
 }
 
 // resolveImage sets b.Image and b.ImageSource: study pin > user config >

@@ -202,30 +202,42 @@ func TestResolveProblems(t *testing.T) {
 	}
 }
 
-// A serving run starts its server on this machine: with the backend's
-// runner docker, that is a problem with both ways out — unless the study
-// gives the server's url.
+// A serving run of a backend in Docker starts its server in the backend's
+// image (no problem); --dry-run says where: in the image, on this machine,
+// or the study's url.
 func TestResolveServingInDocker(t *testing.T) {
 	t.Setenv("LLEM_RUNNER_VLLM", "")
-	plan := func(url string) *study.Plan {
+	plan := func(kind, url string) *study.Plan {
 		cfg := study.Config{Serving: &study.Serving{Server: study.ServingServer{URL: url}}}
-		return &study.Plan{Runners: map[string]study.Runner{"vllm": {Kind: "docker", Image: "me/vllm:1"}},
+		return &study.Plan{Runners: map[string]study.Runner{"vllm": {Kind: kind, Image: "me/vllm:1"}},
 			Runs: []study.Run{{ID: "r", Backend: "vllm", Config: cfg}}}
 	}
 	p := &probes{daemonUp: true}
-	res, err := Resolve(context.Background(), p.apply(Input{Plan: plan("")}))
+	for _, c := range []struct{ kind, url, want string }{
+		{"docker", "", "vllm serve in image me/vllm:1 (a container on the host network"},
+		{"local", "", "vllm serve on this machine"},
+		{"docker", "http://127.0.0.1:8000", "the existing server at serving.server.url"},
+	} {
+		res, err := Resolve(context.Background(), p.apply(Input{Plan: plan(c.kind, c.url)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := res.Backend("vllm")
+		if c.kind == "docker" && b.Problem != "" {
+			t.Errorf("%s %q: problem %q", c.kind, c.url, b.Problem)
+		}
+		if !strings.HasPrefix(b.Server, c.want) {
+			t.Errorf("%s %q: server %q, want %q…", c.kind, c.url, b.Server, c.want)
+		}
+	}
+	// The router gets the image to start the server from.
+	res, err := Resolve(context.Background(), p.apply(Input{Plan: plan("docker", ""), GPUs: []string{"GPU-1"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := res.Backend("vllm"); !strings.Contains(b.Problem, "does not run the server inside the Docker image") || !strings.Contains(b.Hint, "serving: server: url") {
-		t.Errorf("serving in docker: %+v", b)
-	}
-	res, err = Resolve(context.Background(), p.apply(Input{Plan: plan("http://127.0.0.1:8000")}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := res.Backend("vllm"); b.Problem != "" {
-		t.Errorf("serving a url with the docker runner: %+v", b)
+	d, ok := res.ServerPlacements()["vllm"]
+	if !ok || d.Image != "me/vllm:1" || len(d.GPUs) != 1 || d.ShmSize != DefaultShmSize {
+		t.Errorf("placements: %+v", res.ServerPlacements())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llenergymeasure/llem/internal/dockertest"
 	"github.com/llenergymeasure/llem/pkg/result"
 	"github.com/llenergymeasure/llem/pkg/serving"
 )
@@ -38,6 +39,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer dockertest.Stop() // a daemon the Docker-placement tests started
 	llemBin = filepath.Join(dir, "llem")
 	cmd := exec.Command("go", "build", "-o", llemBin, "github.com/llenergymeasure/llem/cmd/llem")
 	cmd.Stderr = os.Stderr
@@ -78,6 +80,12 @@ execution: {cycles: %d, order: "sequential"}
 // study's output root.
 func eval(t *testing.T, studyPath string, during func(out string)) (string, []*result.Record) {
 	t.Helper()
+	return evalEnv(t, studyPath, nil, during)
+}
+
+// evalEnv is eval with variables added to llem's environment.
+func evalEnv(t *testing.T, studyPath string, env []string, during func(out string)) (string, []*result.Record) {
+	t.Helper()
 	if llemBin == "" {
 		t.Skip("-short: no llem build")
 	}
@@ -85,6 +93,9 @@ func eval(t *testing.T, studyPath string, during func(out string)) (string, []*r
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, llemBin, "eval", studyPath, "--out", out)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

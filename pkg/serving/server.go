@@ -30,13 +30,35 @@ const DefaultPort = 8000
 // attributes (params.BackendArgs: {"engine": {...}} for vLLM, {"llm":
 // {...}} for TensorRT-LLM); server.args are appended as given.
 func ServerCommand(cfg study.Config, backendArgs map[string]any, exe string) ([]string, error) {
+	argv, _, err := serverCommand(cfg, backendArgs, exe)
+	return argv, err
+}
+
+// ServerProgram is the server llem starts for backend ("" for none):
+// what --dry-run names.
+func ServerProgram(backend string) string {
+	switch backend {
+	case "native":
+		return "llem serve"
+	case "vllm":
+		return "vllm serve"
+	case "tensorrt":
+		return "trtllm-serve"
+	}
+	return ""
+}
+
+// serverCommand is ServerCommand and the temporary files its argv names
+// (the --extra_llm_api_options YAML): a container must see them at the
+// same path, and they are removed once the server stops.
+func serverCommand(cfg study.Config, backendArgs map[string]any, exe string) ([]string, []string, error) {
 	extra := cfg.Serving.Server.Args
 	switch cfg.Backend {
 	case "native":
 		if exe == "" {
 			var err error
 			if exe, err = os.Executable(); err != nil {
-				return nil, fmt.Errorf("find the llem executable for llem serve: %w", err)
+				return nil, nil, fmt.Errorf("find the llem executable for llem serve: %w", err)
 			}
 		}
 		n := cfg.Native
@@ -55,32 +77,54 @@ func ServerCommand(cfg study.Config, backendArgs map[string]any, exe string) ([]
 		if t := intOf(n["threads"]); t > 0 {
 			argv = append(argv, "--threads", strconv.Itoa(t))
 		}
-		return append(argv, extra...), nil
+		return append(argv, extra...), nil, nil
 	case "vllm":
 		argv := append([]string{"vllm", "serve", cfg.Model, "--host", "127.0.0.1", "--port", strconv.Itoa(DefaultPort),
 			"--dtype", vllmDType(cfg.Precision), "--seed", strconv.FormatInt(cfg.RandomSeed, 10)}, VLLMServeArgs(mapOf(backendArgs["engine"]))...)
-		return append(argv, extra...), nil
+		return append(argv, extra...), nil, nil
 	case "tensorrt":
 		args, yaml := TRTLLMServeArgs(mapOf(backendArgs["llm"]))
 		argv := append([]string{"trtllm-serve", cfg.Model, "--host", "127.0.0.1", "--port", strconv.Itoa(DefaultPort)}, args...)
+		var files []string
 		if yaml != "" {
 			f, err := os.CreateTemp("", "llem-trtllm-*.yaml")
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if _, err := f.WriteString(yaml); err != nil {
 				f.Close()
-				return nil, err
+				os.Remove(f.Name())
+				return nil, nil, err
 			}
 			f.Close()
+			// Readable by a server that runs as another user in its image.
+			_ = os.Chmod(f.Name(), 0o644)
 			argv = append(argv, "--extra_llm_api_options", f.Name())
+			files = append(files, f.Name())
 		}
-		return append(argv, extra...), nil
+		return append(argv, extra...), files, nil
 	}
-	return nil, fmt.Errorf("serving mode cannot start a %s server; give serving.server.url", cfg.Backend)
+	return nil, nil, fmt.Errorf("serving mode cannot start a %s server; give serving.server.url", cfg.Backend)
 }
 
-func serverPort(study.Config, map[string]any) int { return DefaultPort }
+// serverPort is the port a vllm or tensorrt server listens on: the last
+// --port of its argv (server.args may override DefaultPort; argparse and
+// click take the last), else DefaultPort.
+func serverPort(argv []string) int {
+	port := DefaultPort
+	for i, a := range argv {
+		v, ok := strings.CutPrefix(a, "--port=")
+		if !ok && a == "--port" && i+1 < len(argv) {
+			v, ok = argv[i+1], true
+		}
+		if ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				port = n
+			}
+		}
+	}
+	return port
+}
 
 func vllmDType(p string) string {
 	switch p {

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,5 +68,50 @@ func TestNativeServeArgs(t *testing.T) {
 	}
 	if got := strings.Join(argv, " "); got != "/bin/llem serve random:llama-15m --host 127.0.0.1 --port 0 --dtype bf16 --seed 7 --max-batch 4 --threads 2" {
 		t.Fatal(got)
+	}
+}
+
+// The vllm/tensorrt server's port is the last --port of its argv
+// (server.args may override the default; argparse and click keep the last).
+func TestServerPort(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		want int
+	}{
+		{[]string{"vllm", "serve", "m", "--port", "8000"}, 8000},
+		{[]string{"vllm", "serve", "m", "--port", "8000", "--x", "--port", "9123"}, 9123},
+		{[]string{"trtllm-serve", "m", "--port", "8000", "--port=9001"}, 9001},
+		{[]string{"vllm", "serve", "m"}, DefaultPort},
+		{[]string{"vllm", "serve", "m", "--port"}, DefaultPort},
+	} {
+		if got := serverPort(c.argv); got != c.want {
+			t.Errorf("%q: port %d, want %d", c.argv, got, c.want)
+		}
+	}
+}
+
+// TensorRT-LLM's --extra_llm_api_options YAML is a temporary file the
+// command names: serverCommand returns it (a container gets it mounted at
+// that path), with the YAML in it.
+func TestTRTLLMServeFiles(t *testing.T) {
+	cfg := study.Config{Model: "m", Backend: "tensorrt", Serving: &study.Serving{}}
+	argv, files, err := serverCommand(cfg, map[string]any{"llm": map[string]any{"kv_cache_config": map[string]any{"max_tokens": 4096.0}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}()
+	if len(files) != 1 || argv[len(argv)-2] != "--extra_llm_api_options" || argv[len(argv)-1] != files[0] {
+		t.Fatalf("argv %q, files %q: want the YAML named last", argv, files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil || string(b) != "kv_cache_config:\n  max_tokens: 4096\n" {
+		t.Fatalf("YAML %q (%v)", b, err)
+	}
+	if _, files, _ := serverCommand(study.Config{Model: "m", Backend: "vllm", Serving: &study.Serving{}}, nil, ""); len(files) != 0 {
+		t.Errorf("vllm: files %q", files)
 	}
 }

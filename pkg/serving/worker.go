@@ -23,6 +23,7 @@ import (
 	"github.com/llenergymeasure/llem/pkg/engine"
 	"github.com/llenergymeasure/llem/pkg/loadgen"
 	"github.com/llenergymeasure/llem/pkg/protocol"
+	"github.com/llenergymeasure/llem/pkg/runner/docker"
 	"github.com/llenergymeasure/llem/pkg/study"
 	"github.com/llenergymeasure/llem/pkg/tokenizer"
 )
@@ -56,6 +57,10 @@ type ServerInfo struct {
 	Command []string `json:"command,omitempty"`
 	PID     int      `json:"pid,omitempty"`
 	StartS  float64  `json:"start_s"`
+	// Image and Container, for a server started in Docker: the image it
+	// ran and the container's ID (PID is then its init's host PID).
+	Image     string `json:"image,omitempty"`
+	Container string `json:"container,omitempty"`
 }
 
 // LoadInfo is the offered load.
@@ -80,7 +85,39 @@ const ErrKindServer = protocol.ErrKindServer
 type WorkerOptions struct {
 	Dir        string // the slot's work directory (report, server log)
 	Executable string // llem, for the native server (default: this executable)
+	// Docker, when set, starts the server as a container of the backend's
+	// image instead of a child process (the worker itself, its load and
+	// the measurement stay on this machine).
+	Docker *DockerServer
 }
+
+// DockerServer places a run's server in a container of its backend's
+// image: the image and GPUs the backend's Docker runner uses, with host
+// networking so the server's --host 127.0.0.1 --port P is this machine's.
+type DockerServer struct {
+	// Host is the daemon address; "" uses DOCKER_HOST or the default.
+	Host string `json:"host,omitempty"`
+	// Image is the image ID (as pinned by the pipeline) to create it from.
+	Image string `json:"image"`
+	// GPUs are the UUIDs of the GPUs llem measures, exposed to it.
+	GPUs []string `json:"gpus,omitempty"`
+	// ShmSize of its /dev/shm in bytes (0: Docker's default).
+	ShmSize int64 `json:"shm_size,omitempty"`
+	// Name is the container's name, one per slot (ContainerName).
+	Name string `json:"name,omitempty"`
+}
+
+// ContainerEnv are the variables passed from the worker's environment into
+// a server container: Hub credentials, endpoint and offline switches. Host
+// paths (HF_HOME, HF_HUB_CACHE) and CUDA_VISIBLE_DEVICES are not: the image
+// has its own cache, and the container sees exactly the measured GPUs
+// (requested by UUID), numbered from 0.
+var ContainerEnv = []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
+
+// ContainerStopGrace is how long a stopped server container gets between
+// SIGTERM and removal: short enough to finish inside the runner's grace,
+// after which the worker itself is killed.
+const ContainerStopGrace = 2 * time.Second
 
 type workerErr struct {
 	kind, hint string
@@ -152,6 +189,9 @@ func runWorker(ctx context.Context, specR io.Reader, enc *protocol.Encoder, o Wo
 	}
 	defer srv.stop()
 	info := ServerInfo{Kind: srv.kind, URL: srv.url, Command: srv.command, PID: srv.pid(), StartS: float64(clock.Now()-t0) / 1e9}
+	if srv.ctr != nil {
+		info.Image, info.Container = o.Docker.Image, srv.ctr.ID()
+	}
 	if o.Dir != "" {
 		b, _ := json.Marshal(info)
 		if err := writeFileAtomic(filepath.Join(o.Dir, ServerFile), b); err != nil {
@@ -315,12 +355,17 @@ type server struct {
 	kind, url, model string
 	command          []string
 	cmd              *exec.Cmd
+	ctr              *docker.Service // the server's container (Docker placement)
 	exited           chan struct{}
 	waitErr          error
 	log              *tailBuffer
+	files            []string // temporary files of its command, removed at stop
 }
 
 func (s *server) pid() int {
+	if s.ctr != nil {
+		return s.ctr.PID()
+	}
 	if s.cmd == nil || s.cmd.Process == nil {
 		return 0
 	}
@@ -373,6 +418,15 @@ func (s *server) crashError() error {
 }
 
 func (s *server) stop() {
+	defer func() {
+		for _, f := range s.files {
+			os.Remove(f)
+		}
+	}()
+	if s.ctr != nil {
+		s.ctr.Stop(ContainerStopGrace)
+		return
+	}
 	if s.cmd == nil {
 		return
 	}
@@ -404,15 +458,15 @@ func startServer(ctx context.Context, cfg study.Config, spec protocol.RunSpec, o
 		s.model = servedModel(ctx, s.url, cfg.Model)
 		return s, nil
 	}
-	argv, err := ServerCommand(cfg, spec.BackendArgs, o.Executable)
+	exe := o.Executable
+	if o.Docker != nil {
+		exe = "llem" // the native server: the image's llem, on its PATH
+	}
+	argv, files, err := serverCommand(cfg, spec.BackendArgs, exe)
 	if err != nil {
 		return nil, fail(protocol.ErrKindConfig, err, "")
 	}
-	s := &server{kind: cfg.Backend, command: argv, exited: make(chan struct{}), log: &tailBuffer{max: 4096}}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	// No Pdeathsig: it fires when the starting OS thread exits, and the
-	// load generator's dispatcher locks and retires threads. The runner
-	// kills the worker's process group, the server with it.
+	s := &server{kind: cfg.Backend, command: argv, exited: make(chan struct{}), log: &tailBuffer{max: 4096}, files: files}
 	var logW io.Writer = os.Stderr
 	if o.Dir != "" {
 		if f, err := os.Create(filepath.Join(o.Dir, "server.log")); err == nil {
@@ -421,12 +475,45 @@ func startServer(ctx context.Context, cfg study.Config, spec protocol.RunSpec, o
 		}
 	}
 	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(logW, s.log), io.MultiWriter(logW, s.log, pw)
-	if err := cmd.Start(); err != nil {
-		return nil, fail(ErrKindServer, fmt.Errorf("start the server %s: %w", argv[0], err), serverHint(cfg.Backend))
+	stdout, stderr := io.MultiWriter(logW, s.log), io.MultiWriter(logW, s.log, pw)
+	if o.Docker != nil {
+		d := o.Docker
+		env := map[string]string{}
+		for _, k := range ContainerEnv {
+			if v := os.Getenv(k); v != "" {
+				env[k] = v
+			}
+		}
+		labels := map[string]string{docker.Label + ".backend": cfg.Backend}
+		if spec.RunID != "" {
+			labels[docker.Label+".run_id"] = spec.RunID
+		}
+		ctr, err := docker.StartService(ctx, docker.ServiceOptions{Host: d.Host, Image: d.Image, Name: d.Name, Command: argv,
+			Env: env, GPUs: d.GPUs, ShmSize: d.ShmSize, Network: docker.NetworkHost, Files: files, Labels: labels,
+			Stdout: stdout, Stderr: stderr})
+		if err != nil {
+			pw.Close()
+			s.stop()
+			close(s.exited)
+			return nil, fail(ErrKindServer, fmt.Errorf("start the server %s in image %s: %w", argv[0], d.Image, err), "check the image has `"+argv[0]+"` on its PATH (docs/serving.md), or give serving.server.url")
+		}
+		s.ctr = ctr
+		go func() { <-ctr.Exited(); s.waitErr = ctr.ExitErr(); pw.Close(); close(s.exited) }()
+	} else {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		// No Pdeathsig: it fires when the starting OS thread exits, and the
+		// load generator's dispatcher locks and retires threads. The runner
+		// kills the worker's process group, the server with it.
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Start(); err != nil {
+			pw.Close()
+			s.stop()
+			close(s.exited)
+			return nil, fail(ErrKindServer, fmt.Errorf("start the server %s: %w", argv[0], err), serverHint(cfg.Backend))
+		}
+		s.cmd = cmd
+		go func() { s.waitErr = cmd.Wait(); pw.Close(); close(s.exited) }()
 	}
-	s.cmd = cmd
-	go func() { s.waitErr = cmd.Wait(); pw.Close(); close(s.exited) }()
 	// The native server prints its address (port 0: any free port).
 	found := make(chan string, 1)
 	go func() {
@@ -456,7 +543,7 @@ func startServer(ctx context.Context, cfg study.Config, spec protocol.RunSpec, o
 			return nil, ctx.Err()
 		}
 	} else {
-		s.url = fmt.Sprintf("http://127.0.0.1:%d", serverPort(cfg, spec.BackendArgs))
+		s.url = fmt.Sprintf("http://127.0.0.1:%d", serverPort(argv))
 	}
 	if err := waitHealthy(ctx, s, timeout); err != nil {
 		s.stop()

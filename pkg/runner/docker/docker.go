@@ -11,6 +11,11 @@
 // worker.stderr and its tail in the Outcome, the same timeout and grace
 // (SIGTERM, then SIGKILL, to the container's init). The container is always
 // removed; the exchange directory of a failed run is kept.
+//
+// StartService (service.go) runs a long-running container instead of a
+// worker: serving mode's server in its backend's image, on the host's
+// network, with the same GPUs, shm size and init, its output streamed and
+// its exit watched; Stop removes it.
 package docker
 
 import (
@@ -18,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -211,10 +215,7 @@ func (s attachStdin) Write(p []byte) (int, error) { return s.attach.Conn.Write(p
 func (s attachStdin) Close() error                { return s.attach.CloseWrite() }
 
 func (r *Runner) containerConfig(job runner.Job) *container.Config {
-	env := make([]string, 0, len(job.Env))
-	for _, k := range slices.Sorted(maps.Keys(job.Env)) {
-		env = append(env, k+"="+job.Env[k])
-	}
+	env := envList(job.Env)
 	labels := map[string]string{Label: "worker", Label + ".backend": job.Backend}
 	if job.Spec.RunID != "" {
 		labels[Label+".run_id"] = job.Spec.RunID
@@ -255,16 +256,23 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 	if job.Dir != "" {
 		hc.Binds = []string{job.Dir + ":" + ExchangeMount}
 	}
-	if len(r.opts.GPUs) > 0 {
-		hc.DeviceRequests = []container.DeviceRequest{{
-			Driver:       "nvidia",
-			DeviceIDs:    slices.Clone(r.opts.GPUs),
-			Capabilities: [][]string{{"gpu"}},
-		}}
-	}
+	hc.DeviceRequests = gpuRequests(r.opts.GPUs)
 	init := true // reap zombies and forward signals to the worker
 	hc.Init = &init
 	return hc
+}
+
+// gpuRequests asks the NVIDIA runtime for the GPUs with these UUIDs (nil
+// for none): the container sees exactly the GPUs llem measures.
+func gpuRequests(gpus []string) []container.DeviceRequest {
+	if len(gpus) == 0 {
+		return nil
+	}
+	return []container.DeviceRequest{{
+		Driver:       "nvidia",
+		DeviceIDs:    slices.Clone(gpus),
+		Capabilities: [][]string{{"gpu"}},
+	}}
 }
 
 // classifyDaemonErr turns connection problems into errors with a fix.
