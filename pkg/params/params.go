@@ -36,13 +36,23 @@ import (
 // order (their #Backends entries' order). The schema is scanned on first
 // use, not at init, so commands that never ask (llem --version, completion
 // queries) do not pay for parsing it.
-func BackendNames() []string { return scanned().names }
+func BackendNames() []string {
+	if d := fast(); d != nil {
+		return d.names
+	}
+	return scanned().names
+}
 
 // Targets are the design's coverage goals (issue 2): first-class params as a
 // share of first-class plus known impactful missing arguments, from each
 // #Backends entry's coverage_target. The native engine has none: every
 // option it has is first-class by construction.
-func Targets() map[string]float64 { return scanned().targets }
+func Targets() map[string]float64 {
+	if d := fast(); d != nil {
+		return d.targets
+	}
+	return scanned().targets
+}
 
 var scanned = sync.OnceValue(func() (s struct {
 	names   []string
@@ -426,12 +436,31 @@ func CoverageOf(backend string) (Coverage, error) {
 
 // Reports returns the reports of the given backends (all when none given).
 func Reports(backends ...string) ([]*Report, error) {
+	if d := fast(); d != nil {
+		if len(backends) == 0 {
+			backends = d.names
+		}
+		out := make([]*Report, 0, len(backends))
+		for _, b := range backends {
+			r, err := d.report(b)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	return compiledReports(backends...)
+}
+
+// compiledReports is Reports from the compiled schema.
+func compiledReports(backends ...string) ([]*Report, error) {
 	s, err := Default()
 	if err != nil {
 		return nil, err
 	}
 	if len(backends) == 0 {
-		backends = BackendNames()
+		backends = scanned().names
 	}
 	out := make([]*Report, 0, len(backends))
 	for _, b := range backends {
