@@ -54,9 +54,26 @@ type RunRow struct {
 	Method *stats.Methodology `json:"-"`
 	// Quality is the run's lm-eval quality record (per task: metric,
 	// value, stderr, n-shot, version, samples; lm-eval's version and the
-	// exact command), when the run was scored.
+	// exact command), when the run was scored once (quality.scope "run").
 	Quality *result.QualityRecord `json:"quality,omitempty"`
+	// QualityCycles are the run's quality records in cycle order when it
+	// was scored after each cycle (quality.scope "cycle"); the quality
+	// metrics then carry their mean and CI over cycles.
+	QualityCycles []*result.QualityRecord `json:"quality_cycles,omitempty"`
 	stats.RunStats
+}
+
+// QualityRef is the quality record that speaks for the run's scoring as a
+// whole (source, lm-eval version, command): its one record, else its
+// first cycle's; nil when it was not scored.
+func (r *RunRow) QualityRef() *result.QualityRecord {
+	if r.Quality != nil {
+		return r.Quality
+	}
+	if len(r.QualityCycles) > 0 {
+		return r.QualityCycles[0]
+	}
+	return nil
 }
 
 // Runs summarises every study of the set (stats.Summarise with the mode
@@ -75,8 +92,15 @@ func (s *Set) Runs() ([]RunRow, []*stats.StudySummary) {
 			}
 		}
 		for k := range sum.Runs {
-			rows = append(rows, RunRow{Study: st.Name(), Coordinates: coords[sum.Runs[k].RunID], Method: &sum.Methodology,
-				Quality: st.Quality[sum.Runs[k].RunID], RunStats: sum.Runs[k]})
+			row := RunRow{Study: st.Name(), Coordinates: coords[sum.Runs[k].RunID], Method: &sum.Methodology, RunStats: sum.Runs[k]}
+			for _, q := range st.Quality[sum.Runs[k].RunID] {
+				if q.Cycle > 0 {
+					row.QualityCycles = append(row.QualityCycles, q)
+				} else {
+					row.Quality = q
+				}
+			}
+			rows = append(rows, row)
 		}
 	}
 	return rows, sums

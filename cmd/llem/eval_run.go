@@ -363,7 +363,11 @@ func printQuality(w io.Writer, rep *execute.Report) {
 	}
 	for _, e := range rep.Manifest.Quality {
 		if e.Status == result.EntryFailed {
-			lines = append(lines, fmt.Sprintf("  %s  quality scoring FAILED: %s (see %s)", short(e.RunID), e.Error, e.Record))
+			what := "quality scoring"
+			if e.Cycle > 0 {
+				what = fmt.Sprintf("cycle %d quality scoring", e.Cycle)
+			}
+			lines = append(lines, fmt.Sprintf("  %s  %s FAILED: %s (see %s)", short(e.RunID), what, e.Error, e.Record))
 		}
 	}
 	if len(lines) > 0 {

@@ -314,7 +314,7 @@ execution: {cycles: 1, gap_seconds: 0}
 		if s != "failed" {
 			t.Errorf("run %s: quality %s after a crashing lm-eval, want failed\n%s", run, s, out)
 		}
-		b, err := os.ReadFile(filepath.Join(dir, result.QualityPath(run)))
+		b, err := os.ReadFile(filepath.Join(dir, result.QualityPath(run, 0)))
 		if err != nil || !strings.Contains(string(b), "FAKE_LMEVAL_CRASH") {
 			t.Errorf("run %s: quality.json not merged with the crash: %v %s", run, err, b)
 		}
@@ -329,7 +329,7 @@ execution: {cycles: 1, gap_seconds: 0}
 		t.Fatalf("resume: %d\n%s\n%s", code, out, c.Logs())
 	}
 	for run, s := range quality() {
-		b, _ := os.ReadFile(filepath.Join(dir, result.QualityPath(run)))
+		b, _ := os.ReadFile(filepath.Join(dir, result.QualityPath(run, 0)))
 		if s != "done" || !strings.Contains(string(b), `"status": "ok"`) || !strings.Contains(string(b), `"attempt": 2`) {
 			t.Errorf("run %s after resume: %s\n%s", run, s, b)
 		}

@@ -120,36 +120,63 @@ func RunColumnsFor(runs []exporters.RunRow) []Column {
 // before them keep their places): the lm-eval scoring of scored runs, null
 // for the others (docs/quality.md).
 var QualityRunColumns = []Column{
-	{Name: "quality_status", Kind: String, Doc: "lm-eval scoring: ok or failed (null: not scored)", s: func(x *row) (string, bool) {
+	{Name: "quality_status", Kind: String, Doc: "lm-eval scoring: ok or failed (null: not scored); scored per cycle, failed when any cycle's scoring failed", s: func(x *row) (string, bool) {
 		if q := x.run.Quality; q != nil {
 			return string(q.Status), true
 		}
-		return "", false
+		if len(x.run.QualityCycles) == 0 {
+			return "", false
+		}
+		for _, q := range x.run.QualityCycles {
+			if q.Status != result.StatusOK {
+				return string(result.StatusFailed), true
+			}
+		}
+		return string(result.StatusOK), true
 	}},
 	{Name: "quality_source", Kind: String, Doc: "lm-eval model that scored the run (hf, vllm, local-completions)", s: func(x *row) (string, bool) {
-		if q := x.run.Quality; q != nil {
+		if q := x.run.QualityRef(); q != nil {
 			return q.Source, q.Source != ""
 		}
 		return "", false
 	}},
 	{Name: "quality_lm_eval_version", Kind: String, Doc: "lm-eval's lm_eval_version", s: func(x *row) (string, bool) {
-		if q := x.run.Quality; q != nil {
+		if q := x.run.QualityRef(); q != nil {
 			return q.LMEvalVersion, q.LMEvalVersion != ""
 		}
 		return "", false
 	}},
 	{Name: "quality_command", Kind: StringList, Doc: "the exact lm-eval command line", l: func(x *row) []string {
-		if q := x.run.Quality; q != nil {
+		if q := x.run.QualityRef(); q != nil {
 			return q.Command
 		}
 		return nil
 	}},
-	{Name: "quality_tasks", Kind: String, Doc: "per task: metric, filter, value, stderr, n_shot, version, samples, weight (JSON array)", s: func(x *row) (string, bool) {
+	{Name: "quality_tasks", Kind: String, Doc: "per task: metric, filter, value, stderr, n_shot, version, samples, weight (JSON array); null when scored per cycle (see quality_cycles)", s: func(x *row) (string, bool) {
 		if q := x.run.Quality; q != nil && len(q.Tasks) > 0 {
 			b, err := json.Marshal(q.Tasks)
 			return string(b), err == nil
 		}
 		return "", false
+	}},
+	{Name: "quality_cycles", Kind: String, Doc: "quality.scope cycle: per cycle, its scoring's status, score, score_stderr, energy (J) and tasks (JSON array; null when scored once per run)", s: func(x *row) (string, bool) {
+		if len(x.run.QualityCycles) == 0 {
+			return "", false
+		}
+		type cycleQuality struct {
+			Cycle       int                  `json:"cycle"`
+			Status      result.Status        `json:"status"`
+			Score       *float64             `json:"score"`
+			ScoreStderr *float64             `json:"score_stderr,omitempty"`
+			EnergyJ     *float64             `json:"energy_j"`
+			Tasks       []result.QualityTask `json:"tasks"`
+		}
+		out := make([]cycleQuality, len(x.run.QualityCycles))
+		for i, q := range x.run.QualityCycles {
+			out[i] = cycleQuality{Cycle: q.Cycle, Status: q.Status, Score: q.Score, ScoreStderr: q.ScoreStderr, EnergyJ: q.Energy.RawJ, Tasks: q.Tasks}
+		}
+		b, err := json.Marshal(out)
+		return string(b), err == nil
 	}},
 }
 

@@ -286,8 +286,14 @@ type executor struct {
 	failed  int
 	// qualityFailed counts failed scorings this session.
 	qualityFailed int
-	lastEnd       time.Time
-	lastCyc       int
+	// attempted are the scorings that ran this session (interrupted ones
+	// excepted: the session ends with them).
+	attempted map[qualityKey]bool
+	// scored says a per-cycle scoring ran since the last slot: the next
+	// slot gets the cool-down of a cycle boundary.
+	scored  bool
+	lastEnd time.Time
+	lastCyc int
 	// emitMu serialises OnEvent (worker events and live power arrive on
 	// different goroutines) and guards done for it.
 	emitMu sync.Mutex
@@ -388,6 +394,15 @@ func execute(ctx context.Context, st *result.Store, opt Options, fresh bool) (re
 			interrupted = true
 			break
 		}
+		// quality.scope "cycle": the cycle is scored right after its slot,
+		// outside every measured window; the next slot waits as after a
+		// cycle boundary (gap).
+		if ok, err = x.scoreCycle(ctx, pos); err != nil {
+			return nil, err
+		} else if !ok {
+			interrupted = true
+			break
+		}
 	}
 	if !interrupted {
 		ok, err := x.scoreQuality(ctx)
@@ -474,19 +489,26 @@ func epotOf(recs []*result.Record) []float64 {
 }
 
 // gap waits before a slot: gap_seconds between runs, plus cooldown_seconds
-// at a cycle boundary, then (where a device reports temperature) until it is
-// at or below cooldown_max_temp_c, for at most 10 minutes.
+// at a cycle boundary or after a per-cycle quality scoring, then (where a
+// device reports temperature) until it is at or below cooldown_max_temp_c,
+// for at most 10 minutes.
 func (x *executor) gap(ctx context.Context, e result.Entry) error {
 	ex := x.plan.Execution
+	scored := x.scored
+	x.scored = false
 	if x.lastEnd.IsZero() {
 		x.lastCyc = e.Cycle
 		return nil // the first slot of this session
 	}
 	d := time.Duration(ex.GapSeconds * float64(time.Second))
 	reason := "gap"
-	if e.Cycle != x.lastCyc && ex.CooldownSeconds > 0 {
+	switch {
+	case e.Cycle != x.lastCyc && ex.CooldownSeconds > 0:
 		d += time.Duration(ex.CooldownSeconds * float64(time.Second))
 		reason = "cool-down between cycles"
+	case scored && ex.CooldownSeconds > 0:
+		d += time.Duration(ex.CooldownSeconds * float64(time.Second))
+		reason = "cool-down after quality scoring"
 	}
 	x.lastCyc = e.Cycle
 	if d > 0 {

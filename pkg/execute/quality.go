@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/llenergymeasure/llem/pkg/energy"
@@ -49,28 +50,73 @@ type QualityFunc func(QualityRequest) (QualityJob, error)
 // scoreQuality scores every scored run (quality: in its config) whose
 // scoring is not done yet and that has at least one done cycle: once per
 // run, after every efficiency slot, so the scoring's heat and load never
-// sit inside a measured window. It returns false when ctx ended.
+// sit inside a measured window. A run scored per cycle (quality.scope
+// "cycle") gets each done cycle's scoring that is not done yet: the ones a
+// killed session left, or that failed. It returns false when ctx ended.
 func (x *executor) scoreQuality(ctx context.Context) (bool, error) {
 	for _, run := range x.plan.Runs {
 		if !run.Config.Scored() {
 			continue
 		}
-		m := x.st.Manifest()
-		if e, ok := m.QualityOf(run.ID); ok && e.Status == result.EntryDone {
+		cycles := []int{0}
+		if run.Config.Quality.PerCycle() {
+			cycles = x.doneCycles(run.ID)
+		} else if !x.anyDone(run.ID) {
 			continue
 		}
-		if !x.anyDone(run.ID) {
-			continue
-		}
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		ok, err := x.scoreRun(ctx, run)
-		if err != nil || !ok {
-			return ok, err
+		for _, c := range cycles {
+			ok, err := x.scoreIfDue(ctx, run, c)
+			if err != nil || !ok {
+				return ok, err
+			}
 		}
 	}
 	return true, nil
+}
+
+// scoreCycle scores the run of the slot at pos after that cycle when the
+// run is scored per cycle (quality.scope "cycle") and the slot is done:
+// between slots, outside every measured window, before the next slot's gap
+// and cool-down. It returns false when ctx ended.
+func (x *executor) scoreCycle(ctx context.Context, pos int) (bool, error) {
+	e := x.st.Entry(pos)
+	run := x.runs[e.RunID]
+	if !run.Config.Scored() || !run.Config.Quality.PerCycle() || e.Status != result.EntryDone {
+		return true, nil
+	}
+	ok, err := x.scoreIfDue(ctx, run, e.Cycle)
+	if ok && err == nil {
+		x.scored = true
+	}
+	return ok, err
+}
+
+// scoreIfDue scores run after cycle (0: the run's one scoring) unless that
+// scoring is done or already ran this session (a failed one waits for
+// --resume, as a run's one scoring does).
+func (x *executor) scoreIfDue(ctx context.Context, run study.Run, cycle int) (bool, error) {
+	m := x.st.Manifest()
+	if e, ok := m.QualityOf(run.ID, cycle); ok && e.Status == result.EntryDone {
+		return true, nil
+	}
+	key := qualityKey{run.ID, cycle}
+	if x.attempted[key] {
+		return true, nil
+	}
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	if x.attempted == nil {
+		x.attempted = map[qualityKey]bool{}
+	}
+	x.attempted[key] = true
+	return x.scoreRun(ctx, run, cycle)
+}
+
+// qualityKey names one scoring: a run's (cycle 0) or one cycle's.
+type qualityKey struct {
+	run   string
+	cycle int
 }
 
 func (x *executor) anyDone(runID string) bool {
@@ -82,32 +128,47 @@ func (x *executor) anyDone(runID string) bool {
 	return false
 }
 
-// scoreRun runs one scoring and records it (ok or failed); ok is false
-// when ctx ended (the entry goes back to pending, nothing recorded).
-func (x *executor) scoreRun(ctx context.Context, run study.Run) (bool, error) {
+// doneCycles are the run's done cycles, in schedule order.
+func (x *executor) doneCycles(runID string) []int {
+	var out []int
+	for _, pos := range x.slotsOf[runID] {
+		if e := x.st.Entry(pos); e.Status == result.EntryDone {
+			out = append(out, e.Cycle)
+		}
+	}
+	return out
+}
+
+// scoreRun runs one scoring (after cycle; 0: the run's one scoring) and
+// records it (ok or failed); ok is false when ctx ended (the entry goes
+// back to pending, nothing recorded).
+func (x *executor) scoreRun(ctx context.Context, run study.Run, cycle int) (bool, error) {
 	var attempt int
-	if err := x.st.UpdateQuality(run.ID, func(e *result.QualityEntry) {
+	if err := x.st.UpdateQuality(run.ID, cycle, func(e *result.QualityEntry) {
 		e.Status, e.Error = result.EntryRunning, ""
 		e.Attempts++
 		attempt = e.Attempts
 	}); err != nil {
 		return false, err
 	}
-	entry := result.Entry{RunID: run.ID, Experiment: run.Origin, Label: label(run)}
-	q := x.scoreOne(ctx, run, attempt, entry)
+	entry := result.Entry{RunID: run.ID, Experiment: run.Origin, Label: label(run), Cycle: cycle}
+	q := x.scoreOne(ctx, run, cycle, attempt, entry)
 	if ctx.Err() != nil && q.Error != nil && q.Error.Kind == protocol.ErrKindInterrupted {
-		return false, x.st.UpdateQuality(run.ID, func(e *result.QualityEntry) { e.Status = result.EntryPending })
+		return false, x.st.UpdateQuality(run.ID, cycle, func(e *result.QualityEntry) { e.Status = result.EntryPending })
 	}
 	rel, err := x.st.WriteQuality(q)
 	if err != nil {
 		return false, err
 	}
 	msg := ""
-	if err := x.st.UpdateQuality(run.ID, func(e *result.QualityEntry) {
+	if err := x.st.UpdateQuality(run.ID, cycle, func(e *result.QualityEntry) {
 		e.Record = rel
 		if q.Status == result.StatusOK {
 			e.Status = result.EntryDone
 			msg = fmt.Sprintf("quality %.4f", *q.Score)
+			if cycle > 0 {
+				msg = fmt.Sprintf("cycle %d quality %.4f", cycle, *q.Score)
+			}
 			if q.Energy.RawJ != nil {
 				msg += fmt.Sprintf(", scoring took %.0f J", *q.Energy.RawJ)
 			}
@@ -115,6 +176,9 @@ func (x *executor) scoreRun(ctx context.Context, run study.Run) (bool, error) {
 			e.Status = result.EntryFailed
 			e.Error = q.Error.Kind + ": " + firstLine(q.Error.Message)
 			msg = "quality scoring failed: " + e.Error
+			if cycle > 0 {
+				msg = fmt.Sprintf("cycle %d quality scoring failed: %s", cycle, e.Error)
+			}
 			x.qualityFailed++
 		}
 	}); err != nil {
@@ -126,11 +190,11 @@ func (x *executor) scoreRun(ctx context.Context, run study.Run) (bool, error) {
 
 // scoreOne runs a run's scoring job through its route's runner while the
 // run's sensor samples, and returns its record.
-func (x *executor) scoreOne(ctx context.Context, run study.Run, attempt int, entry result.Entry) *result.QualityRecord {
+func (x *executor) scoreOne(ctx context.Context, run study.Run, cycle, attempt int, entry result.Entry) *result.QualityRecord {
 	start := time.Now().UTC()
 	q := &result.QualityRecord{
 		SchemaVersion: result.SchemaVersion, Study: x.plan.Name, StudyHash: x.plan.DesignHash,
-		RunID: run.ID, ConfigHash: run.Hash, Attempt: attempt, Status: result.StatusFailed,
+		RunID: run.ID, ConfigHash: run.Hash, Cycle: cycle, Attempt: attempt, Status: result.StatusFailed,
 		Command: []string{}, Tasks: []result.QualityTask{}, Warnings: []string{},
 	}
 	q.Timing.StartedAt = start
@@ -148,7 +212,7 @@ func (x *executor) scoreOne(ctx context.Context, run study.Run, attempt int, ent
 	if rt.Quality == nil {
 		return fail("unsupported", "no quality scoring for backend "+run.Backend+" in this llem", "set quality.source: \"none\" or score with a backend lm-eval supports", runner.Outcome{ExitCode: -1})
 	}
-	dir := x.st.QualityWorkPath(run.ID)
+	dir := x.st.QualityWorkPath(run.ID, cycle)
 	_ = os.RemoveAll(dir) // a rescore starts clean: an old results file must never be read as this one's
 	timeout := time.Duration(run.Config.Quality.TimeoutSeconds * float64(time.Second))
 	qj, err := rt.Quality(QualityRequest{Run: run, Dir: dir, Timeout: timeout, Grace: x.opt.Grace})
@@ -216,10 +280,10 @@ func (x *executor) scoreOne(ctx context.Context, run study.Run, attempt int, ent
 	if err := quality.Fill(q, data, run.Config.Quality); err != nil {
 		return fail("quality", fmt.Sprintf("%s: %v", filepath.Base(path), err), "", out)
 	}
-	if err := result.WriteFileAtomic(filepath.Join(x.st.Dir, result.LMEvalResultsPath(run.ID)), data); err != nil {
+	if err := result.WriteFileAtomic(filepath.Join(x.st.Dir, result.LMEvalResultsPath(run.ID, cycle)), data); err != nil {
 		q.Warnings = append(q.Warnings, "lm-eval's results file not copied: "+err.Error())
 	} else {
-		q.ResultsFile = result.LMEvalResultsPath(run.ID)
+		q.ResultsFile = result.LMEvalResultsPath(run.ID, cycle)
 	}
 	q.Status = result.StatusOK
 	q.Timing.EndedAt = time.Now().UTC()
@@ -237,11 +301,23 @@ func (x *executor) scoreOne(ctx context.Context, run study.Run, attempt int, ent
 }
 
 // qualityEntries are the manifest's quality entries of a new study: one
-// pending entry per scored run, in plan order.
+// pending entry per scored run, in plan order; a run scored per cycle
+// (quality.scope "cycle") has one per cycle of its schedule instead.
 func qualityEntries(p *study.Plan) []result.QualityEntry {
+	cycles := map[int][]int{}
+	for _, s := range p.Schedule {
+		cycles[s.Run] = append(cycles[s.Run], s.Cycle)
+	}
 	var out []result.QualityEntry
-	for _, r := range p.Runs {
-		if r.Config.Scored() {
+	for i, r := range p.Runs {
+		switch {
+		case !r.Config.Scored():
+		case r.Config.Quality.PerCycle():
+			cs := slices.Sorted(slices.Values(cycles[i]))
+			for _, c := range slices.Compact(cs) {
+				out = append(out, result.QualityEntry{RunID: r.ID, Cycle: c, Status: result.EntryPending})
+			}
+		default:
 			out = append(out, result.QualityEntry{RunID: r.ID, Status: result.EntryPending})
 		}
 	}

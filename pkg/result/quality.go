@@ -6,35 +6,53 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 )
 
 // QualityFile is a run's quality record, beside its cycle records.
 const QualityFile = "quality.json"
 
-// QualityPath is the quality record of a run, relative to the study
-// directory. Fixed, like RecordPath: a rescore replaces it.
-func QualityPath(runID string) string {
-	return filepath.ToSlash(filepath.Join(RecordsDir, Slug(runID), QualityFile))
+// qualityStem is the file stem of a scoring's files: quality for the one
+// scoring of a run (cycle 0, quality.scope "run"), quality-c<N> for the
+// scoring after cycle N (quality.scope "cycle").
+func qualityStem(cycle int) string {
+	if cycle <= 0 {
+		return "quality"
+	}
+	return "quality-c" + strconv.Itoa(cycle)
+}
+
+// QualityPath is the quality record of a run's scoring, relative to the
+// study directory: records/<run>/quality.json for a run's one scoring
+// (cycle 0), records/<run>/quality-c<N>.json for cycle N's. Fixed, like
+// RecordPath: a rescore replaces it.
+func QualityPath(runID string, cycle int) string {
+	return filepath.ToSlash(filepath.Join(RecordsDir, Slug(runID), qualityStem(cycle)+".json"))
 }
 
 // LMEvalResultsPath is the copy of lm-eval's own results file of a run's
-// scoring, relative to the study directory.
-func LMEvalResultsPath(runID string) string {
-	return filepath.ToSlash(filepath.Join(RecordsDir, Slug(runID), "quality.lm-eval.json"))
+// scoring (cycle as in QualityPath), relative to the study directory.
+func LMEvalResultsPath(runID string, cycle int) string {
+	return filepath.ToSlash(filepath.Join(RecordsDir, Slug(runID), qualityStem(cycle)+".lm-eval.json"))
 }
 
-// QualityWorkPath is the exchange directory of a run's scoring, absolute.
-func (s *Store) QualityWorkPath(runID string) string {
-	return filepath.Join(s.Dir, WorkDir, Slug(runID), "quality")
+// QualityWorkPath is the exchange directory of a run's scoring (cycle as in
+// QualityPath), absolute.
+func (s *Store) QualityWorkPath(runID string, cycle int) string {
+	return filepath.Join(s.Dir, WorkDir, Slug(runID), qualityStem(cycle))
 }
 
-// QualityEntry is the manifest's state of one run's quality scoring.
+// QualityEntry is the manifest's state of one quality scoring: a run's
+// one scoring (Cycle 0, quality.scope "run"), or the scoring after one of
+// its cycles (quality.scope "cycle").
 type QualityEntry struct {
 	RunID    string      `json:"run_id"`
+	Cycle    int         `json:"cycle,omitempty" doc:"the cycle scored after (quality.scope cycle); absent: the run's one scoring"`
 	Status   EntryStatus `json:"status" doc:"pending, running, done or failed"`
 	Attempts int         `json:"attempts"`
-	Record   string      `json:"record,omitempty" doc:"path of records/<run>/quality.json"`
+	Record   string      `json:"record,omitempty" doc:"path of records/<run>/quality.json (quality-c<N>.json per cycle)"`
 	Error    string      `json:"error,omitempty"`
 }
 
@@ -46,8 +64,11 @@ type QualityRecord struct {
 	StudyHash     string `json:"study_hash"`
 	RunID         string `json:"run_id"`
 	ConfigHash    string `json:"config_hash"`
-	Attempt       int    `json:"attempt"`
-	Status        Status `json:"status" doc:"ok or failed"`
+	// Cycle is the cycle this scoring followed (quality.scope "cycle");
+	// 0 (absent) for a run's one scoring.
+	Cycle   int    `json:"cycle,omitempty"`
+	Attempt int    `json:"attempt"`
+	Status  Status `json:"status" doc:"ok or failed"`
 	// Source is lm-eval's model (hf, vllm, local-completions).
 	Source string `json:"source"`
 	// Command is the exact lm-eval command line, interpreter first.
@@ -113,33 +134,35 @@ type QualityTiming struct {
 
 // WriteQuality writes q to its QualityPath and returns that path.
 func (s *Store) WriteQuality(q *QualityRecord) (string, error) {
-	rel := QualityPath(q.RunID)
+	rel := QualityPath(q.RunID, q.Cycle)
 	if err := WriteJSON(filepath.Join(s.Dir, rel), q); err != nil {
 		return "", err
 	}
 	return rel, nil
 }
 
-// UpdateQuality applies fn to run's quality entry (adding it when absent)
-// and rewrites the manifest: once per scoring, so O(entries) is fine.
-func (s *Store) UpdateQuality(runID string, fn func(e *QualityEntry)) error {
+// UpdateQuality applies fn to the quality entry of run's scoring after
+// cycle (0: the run's one scoring), adding it when absent, and rewrites the
+// manifest: once per scoring, so O(entries) is fine.
+func (s *Store) UpdateQuality(runID string, cycle int, fn func(e *QualityEntry)) error {
 	return s.Update(func(m *Manifest) {
 		for i := range m.Quality {
-			if m.Quality[i].RunID == runID {
+			if m.Quality[i].RunID == runID && m.Quality[i].Cycle == cycle {
 				fn(&m.Quality[i])
 				return
 			}
 		}
-		e := QualityEntry{RunID: runID, Status: EntryPending}
+		e := QualityEntry{RunID: runID, Cycle: cycle, Status: EntryPending}
 		fn(&e)
 		m.Quality = append(m.Quality, e)
 	})
 }
 
-// QualityOf returns run's quality entry in m.
-func (m *Manifest) QualityOf(runID string) (QualityEntry, bool) {
+// QualityOf returns the quality entry of run's scoring after cycle (0: the
+// run's one scoring) in m.
+func (m *Manifest) QualityOf(runID string, cycle int) (QualityEntry, bool) {
 	for _, e := range m.Quality {
-		if e.RunID == runID {
+		if e.RunID == runID && e.Cycle == cycle {
 			return e, true
 		}
 	}
@@ -147,10 +170,12 @@ func (m *Manifest) QualityOf(runID string) (QualityEntry, bool) {
 }
 
 // StudyQuality reads the quality records the manifest names, verified like
-// cycle records (study, design hash, run ID, path); what cannot be trusted
-// is listed as a problem, never read as a result.
-func StudyQuality(dir string, m Manifest) (map[string]*QualityRecord, []RecordProblem) {
-	out := map[string]*QualityRecord{}
+// cycle records (study, design hash, run ID, cycle, path); what cannot be
+// trusted is listed as a problem, never read as a result. Each run's
+// records come in cycle order: one (cycle 0) for quality.scope "run", one
+// per scored cycle for "cycle".
+func StudyQuality(dir string, m Manifest) (map[string][]*QualityRecord, []RecordProblem) {
+	out := map[string][]*QualityRecord{}
 	var probs []RecordProblem
 	for _, e := range m.Quality {
 		if e.Record == "" || (e.Status != EntryDone && e.Status != EntryFailed) {
@@ -161,14 +186,17 @@ func StudyQuality(dir string, m Manifest) (map[string]*QualityRecord, []RecordPr
 			probs = append(probs, RecordProblem{Path: e.Record, Pos: -1, Kind: kind, Detail: err.Error()})
 			continue
 		}
-		out[e.RunID] = q
+		out[e.RunID] = append(out[e.RunID], q)
+	}
+	for _, qs := range out {
+		slices.SortStableFunc(qs, func(a, b *QualityRecord) int { return a.Cycle - b.Cycle })
 	}
 	return out, probs
 }
 
 func readQuality(dir string, m Manifest, e QualityEntry) (*QualityRecord, string, error) {
-	if e.Record != QualityPath(e.RunID) {
-		return nil, RecordForeign, fmt.Errorf("quality record path %s is not %s", e.Record, QualityPath(e.RunID))
+	if want := QualityPath(e.RunID, e.Cycle); e.Record != want {
+		return nil, RecordForeign, fmt.Errorf("quality record path %s is not %s", e.Record, want)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, e.Record))
 	if err != nil {
@@ -186,6 +214,8 @@ func readQuality(dir string, m Manifest, e QualityEntry) (*QualityRecord, string
 		return nil, RecordForeign, fmt.Errorf("another study's quality record (%s %s)", q.Study, q.StudyHash)
 	case q.RunID != e.RunID:
 		return nil, RecordForeign, fmt.Errorf("run %s's quality record where %s's belongs", q.RunID, e.RunID)
+	case q.Cycle != e.Cycle:
+		return nil, RecordForeign, fmt.Errorf("the quality record of cycle %d where cycle %d's belongs", q.Cycle, e.Cycle)
 	}
 	return &q, "", nil
 }

@@ -30,9 +30,10 @@ type Study struct {
 	// Problems are record files that were not read: missing, corrupt, or
 	// not this study's (StudyRecords); commands warn about them.
 	Problems []RecordProblem
-	// Quality holds each scored run's verified quality record by run ID
-	// (StudyQuality); problems join Problems.
-	Quality map[string]*QualityRecord
+	// Quality holds each scored run's verified quality records by run ID,
+	// in cycle order (StudyQuality: one for quality.scope "run", one per
+	// scored cycle for "cycle"); problems join Problems.
+	Quality map[string][]*QualityRecord
 	// Carbon is the study's own carbon block, read from plan.json's
 	// top-level "carbon" key when the plan records one (zero otherwise).
 	Carbon carbon.Config

@@ -59,8 +59,8 @@ func StudyRecords(dir string, m Manifest) ([]*Record, []RecordProblem, error) {
 		recs = append(recs, r)
 	}
 	for _, e := range m.Quality { // a run's quality record and lm-eval's file beside it
-		named[QualityPath(e.RunID)] = true
-		named[LMEvalResultsPath(e.RunID)] = true
+		named[QualityPath(e.RunID, e.Cycle)] = true
+		named[LMEvalResultsPath(e.RunID, e.Cycle)] = true
 	}
 	stray, err := strayRecords(dir, named)
 	if err != nil {

@@ -142,29 +142,34 @@ func foldTask(ctx context.Context, st *result.Store, plan *study.Plan, run study
 	return os.RemoveAll(td)
 }
 
-// foldQuality adopts the run's quality scoring from its task directory:
+// foldQuality adopts the run's quality scorings from its task directory:
 // the task runs the single-machine study loop, which scores the run with
-// lm-eval on the task's node after its cycles (quality: in the study), so
-// the score, lm-eval's results file and the manifest's quality entry come
-// in like the cycles' records — file first, entry second. A scoring the
-// task never finished stays pending (--resume scores it).
+// lm-eval on the task's node after its cycles (quality: in the study), or
+// after each cycle (quality.scope "cycle"), so each score, lm-eval's
+// results file and the manifest's quality entry come in like the cycles'
+// records — file first, entry second. A scoring the task never finished
+// stays pending (--resume scores it).
 func foldQuality(st *result.Store, run study.Run, tm result.Manifest, td string) error {
-	te, ok := tm.QualityOf(run.ID)
-	if !ok || (te.Status != result.EntryDone && te.Status != result.EntryFailed) {
-		return nil
-	}
-	m := st.Manifest()
-	if me, ok := m.QualityOf(run.ID); !ok || me.Status == result.EntryDone {
-		return nil
-	}
-	for _, rel := range []string{result.QualityPath(run.ID), result.LMEvalResultsPath(run.ID)} {
-		if err := moveIn(filepath.Join(td, rel), filepath.Join(st.Dir, rel)); err != nil {
+	for _, te := range tm.Quality {
+		if te.RunID != run.ID || (te.Status != result.EntryDone && te.Status != result.EntryFailed) {
+			continue
+		}
+		m := st.Manifest()
+		if me, ok := m.QualityOf(run.ID, te.Cycle); !ok || me.Status == result.EntryDone {
+			continue
+		}
+		for _, rel := range []string{result.QualityPath(run.ID, te.Cycle), result.LMEvalResultsPath(run.ID, te.Cycle)} {
+			if err := moveIn(filepath.Join(td, rel), filepath.Join(st.Dir, rel)); err != nil {
+				return err
+			}
+		}
+		if err := st.UpdateQuality(run.ID, te.Cycle, func(e *result.QualityEntry) {
+			e.Status, e.Attempts, e.Record, e.Error = te.Status, max(e.Attempts, te.Attempts), te.Record, te.Error
+		}); err != nil {
 			return err
 		}
 	}
-	return st.UpdateQuality(run.ID, func(e *result.QualityEntry) {
-		e.Status, e.Attempts, e.Record, e.Error = te.Status, max(e.Attempts, te.Attempts), te.Record, te.Error
-	})
+	return nil
 }
 
 // recordDied writes a failed record for the slot at pos whose array task

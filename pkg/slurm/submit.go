@@ -105,19 +105,25 @@ func ReadSubmission(dir string) (*Submission, bool, error) {
 
 // Missing lists, in plan order, the runs of m with a slot that is neither
 // done nor skipped, or with a done cycle and a quality scoring not done
-// (the task scores it after its cycles): what a (re)submission sends.
+// (the task scores it after its cycles; a per-cycle scoring after that
+// done cycle): what a (re)submission sends.
 func Missing(m result.Manifest, plan *study.Plan) []string {
-	need, doneCycle := map[string]bool{}, map[string]bool{}
+	type runCycle struct {
+		run   string
+		cycle int
+	}
+	need, doneCycle := map[string]bool{}, map[runCycle]bool{}
 	for _, e := range m.Entries {
 		if e.Status != result.EntryDone && e.Status != result.EntrySkipped {
 			need[e.RunID] = true
 		}
 		if e.Status == result.EntryDone {
-			doneCycle[e.RunID] = true
+			doneCycle[runCycle{e.RunID, 0}] = true
+			doneCycle[runCycle{e.RunID, e.Cycle}] = true
 		}
 	}
 	for _, q := range m.Quality {
-		if q.Status != result.EntryDone && doneCycle[q.RunID] {
+		if q.Status != result.EntryDone && doneCycle[runCycle{q.RunID, q.Cycle}] {
 			need[q.RunID] = true
 		}
 	}

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -23,8 +24,8 @@ const (
 )
 
 // QualityMetrics are the per-run metrics of scored runs, after Metrics in
-// exports (they come from the run's quality record, not from each cycle's,
-// so they have no Value).
+// exports (they come from the run's quality records, not from each cycle's
+// efficiency record, so they have no Value).
 var QualityMetrics = []Metric{
 	{Name: MetricQuality, Unit: "score"},
 	{Name: MetricQualityPerJoule, Unit: "score/J"},
@@ -46,6 +47,9 @@ var QualityMetrics = []Metric{
 // score* drawn from N(score, stderr) (held at score without a stderr):
 // both inputs' uncertainty, seeded like every bootstrap here.
 func addQuality(rs *RunStats, q *result.QualityRecord, epr []float64, o Options) {
+	if q != nil && q.Cycle > 0 {
+		return // one cycle's scoring: addCycleQuality
+	}
 	if q == nil || q.Status != result.StatusOK || q.Score == nil {
 		return
 	}
@@ -110,4 +114,97 @@ func addQuality(rs *RunStats, q *result.QualityRecord, epr []float64, o Options)
 		d.CI = &CI{Lower: lo, Upper: hi, Level: o.Level, Method: MethodParametricBoot, Resamples: o.Resamples}
 	}
 	rs.Metrics = append(rs.Metrics, MetricStats{Name: MetricQualityPerJoule, Unit: "score/J", Description: d})
+}
+
+// addRunQuality appends the quality metrics of a scored run from its
+// quality records: the one scoring of quality.scope "run" (addQuality), or
+// the scoring after each cycle of "cycle" (addCycleQuality). eprOf is the
+// valid cycles' energy per request by cycle.
+func addRunQuality(rs *RunStats, qs []*result.QualityRecord, eprOf map[int]float64, o Options) {
+	perCycle := false
+	for _, q := range qs {
+		perCycle = perCycle || q.Cycle > 0
+	}
+	if !perCycle {
+		if len(qs) > 0 {
+			addQuality(rs, qs[len(qs)-1], eprValues(eprOf), o)
+		}
+		return
+	}
+	addCycleQuality(rs, qs, eprOf, o)
+}
+
+// addCycleQuality appends the quality metrics of a run scored after each
+// cycle (quality.scope "cycle"), over its ok scorings:
+//
+// quality = the mean of the cycles' scores, with the BCa interval of that
+// mean over cycles, like every cycle metric (Describe); lm-eval's own
+// stderr is not folded in: the spread between cycles is what this scope
+// measures.
+//
+// quality_per_joule = mean score / mean energy per request (J) over the
+// cycles that have both a score and a valid efficiency record, its BCa
+// interval from resampling those cycles in pairs (score and energy of the
+// same cycle stay together).
+//
+// quality_scoring_energy_j = the scorings' energy, described over cycles.
+func addCycleQuality(rs *RunStats, qs []*result.QualityRecord, eprOf map[int]float64, o Options) {
+	var scores, scoringJ, pairS, pairE []float64
+	for _, q := range qs {
+		if q.Cycle <= 0 || q.Status != result.StatusOK || q.Score == nil {
+			continue
+		}
+		scores = append(scores, *q.Score)
+		if q.Energy.RawJ != nil {
+			scoringJ = append(scoringJ, *q.Energy.RawJ)
+		}
+		if e, ok := eprOf[q.Cycle]; ok && e > 0 && !math.IsInf(e, 0) && !math.IsNaN(e) {
+			pairS, pairE = append(pairS, *q.Score), append(pairE, e)
+		}
+	}
+	if len(scores) == 0 {
+		return
+	}
+	rs.Metrics = append(rs.Metrics, MetricStats{Name: MetricQuality, Unit: "score", Description: Describe(scores, o)})
+	if len(scoringJ) > 0 {
+		rs.Metrics = append(rs.Metrics, MetricStats{Name: MetricQualityScoringJ, Unit: "J", Description: Describe(scoringJ, o)})
+	}
+	if len(pairS) == 0 {
+		return
+	}
+	ratio := func(idx []int) float64 {
+		var s, e float64
+		for _, i := range idx {
+			s += pairS[i]
+			e += pairE[i]
+		}
+		return s / e // the n's cancel: mean score / mean J per request
+	}
+	all := make([]int, len(pairS))
+	per := make([]float64, len(pairS))
+	for i := range all {
+		all[i] = i
+		per[i] = pairS[i] / pairE[i]
+	}
+	qpj := ratio(all)
+	d := Description{N: len(pairS), Mean: qpj, Min: slices.Min(per), Max: slices.Max(per)}
+	if len(per) > 1 {
+		sorted := slices.Sorted(slices.Values(per))
+		d.P5, d.P95 = quantileSorted(sorted, 0.05), quantileSorted(sorted, 0.95)
+	} else {
+		d.P5, d.P95 = per[0], per[0]
+	}
+	ci := BootstrapIndexed(len(pairS), ratio, o)
+	d.CI = &ci
+	rs.Metrics = append(rs.Metrics, MetricStats{Name: MetricQualityPerJoule, Unit: "score/J", Description: d})
+}
+
+// eprValues are eprOf's values in cycle order.
+func eprValues(eprOf map[int]float64) []float64 {
+	cycles := slices.Sorted(maps.Keys(eprOf))
+	out := make([]float64, len(cycles))
+	for i, c := range cycles {
+		out[i] = eprOf[c]
+	}
+	return out
 }

@@ -227,9 +227,10 @@ type SummaryOptions struct {
 	// Mode is ModeFixedCycles (default) or ModeSteadyState, as the study
 	// executed; it is recorded, not inferred.
 	Mode string
-	// Quality holds scored runs' quality records by run ID: their runs get
-	// the quality metrics (addQuality).
-	Quality map[string]*result.QualityRecord
+	// Quality holds scored runs' quality records by run ID (one per run,
+	// or one per cycle for quality.scope "cycle"): their runs get the
+	// quality metrics (addRunQuality).
+	Quality map[string][]*result.QualityRecord
 }
 
 // Summary accumulates records (Add) and computes statistics once (Close),
@@ -306,8 +307,8 @@ func (s *Summary) Close() *StudySummary {
 		if fewest < 0 || rs.ValidCount < fewest {
 			fewest = rs.ValidCount
 		}
-		if q := s.opts.Quality[rs.RunID]; q != nil {
-			addQuality(&rs, q, energyPerRequest(s.runs[rs.RunID]), o)
+		if qs := s.opts.Quality[rs.RunID]; len(qs) > 0 {
+			addRunQuality(&rs, qs, energyPerRequestByCycle(s.runs[rs.RunID]), o)
 		}
 		out.Runs = append(out.Runs, rs)
 	}
@@ -319,14 +320,12 @@ func (s *Summary) Close() *StudySummary {
 	return out
 }
 
-// energyPerRequest is the valid cycles' energy per request, in cycle order.
-func energyPerRequest(recs []*result.Record) []float64 {
-	recs = slices.Clone(recs)
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Cycle < recs[j].Cycle })
-	var out []float64
+// energyPerRequestByCycle is the valid cycles' energy per request by cycle.
+func energyPerRequestByCycle(recs []*result.Record) map[int]float64 {
+	out := map[int]float64{}
 	for _, r := range recs {
 		if r.Status == result.StatusOK && r.Efficiency.EnergyPerRequestJ != nil {
-			out = append(out, *r.Efficiency.EnergyPerRequestJ)
+			out[r.Cycle] = *r.Efficiency.EnergyPerRequestJ
 		}
 	}
 	return out

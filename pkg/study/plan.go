@@ -240,7 +240,20 @@ type Quality struct {
 	Source         string             `json:"source"`
 	Seed           int64              `json:"seed"`
 	TimeoutSeconds float64            `json:"timeout_seconds"`
+	// Scope is how often the run is scored: "run" (or empty: absent from
+	// the study) once after all its cycles, "cycle" once after each cycle.
+	Scope string `json:"scope,omitempty"`
 }
+
+// Quality scopes (schema #Quality.scope).
+const (
+	QualityScopeRun   = "run"
+	QualityScopeCycle = "cycle"
+)
+
+// PerCycle reports whether the run is scored after each of its cycles
+// (quality.scope "cycle") rather than once.
+func (q *Quality) PerCycle() bool { return q != nil && q.Scope == QualityScopeCycle }
 
 // Scored reports whether the run is scored (a quality section whose source
 // is not none).

@@ -45,3 +45,45 @@ base: quality: {tasks: ["hellaswag", "arc_easy"], weights: {hellaswag: 2}, limit
 		}
 	}
 }
+
+// TestQualityScope: quality.scope is optional (absent: "run", and the run
+// ID is what it was before scope existed), "cycle" is another run, a grid
+// varies it, and anything else is refused at its position.
+func TestQualityScope(t *testing.T) {
+	const base = `base: {model: "random:llama-15m", backend: "native", precision: "fp32"}
+base: quality: {tasks: ["hellaswag"]}
+`
+	plain := mustLoad(t, base)
+	q := plain.Runs[0].Config.Quality
+	if q.Scope != "" || q.PerCycle() || strings.Contains(string(plain.Runs[0].ConfigJSON), "scope") {
+		t.Fatalf("absent scope must stay absent from the config: %+v %s", q, plain.Runs[0].ConfigJSON)
+	}
+	// The ID of a scored run without scope, pinned: adding the field must
+	// not move the IDs of studies written before it.
+	if id := plain.Runs[0].ID; id != pinnedScoredID {
+		t.Fatalf("scored run ID %s, was %s before quality.scope", id, pinnedScoredID)
+	}
+	cyc := mustLoad(t, base+`base: quality: scope: "cycle"
+`)
+	if !cyc.Runs[0].Config.Quality.PerCycle() || cyc.Runs[0].ID == plain.Runs[0].ID {
+		t.Fatalf("scope cycle: %+v, ID %s (plain %s)", cyc.Runs[0].Config.Quality, cyc.Runs[0].ID, plain.Runs[0].ID)
+	}
+	grid := mustLoad(t, base+`grid: quality: scope: ["run", "cycle"]
+`)
+	if len(grid.Runs) != 2 || grid.Runs[0].Config.Quality.PerCycle() || !grid.Runs[1].Config.Quality.PerCycle() {
+		t.Fatalf("grid over quality.scope: %d runs", len(grid.Runs))
+	}
+	_, err := load(t, `base: {model: "random:llama-15m", backend: "native", precision: "fp32", quality: {tasks: ["x"], scope: "batch"}}`)
+	if err == nil || !strings.Contains(err.Error(), "/tmp/study.cue:1:") || !strings.Contains(err.Error(), "base.quality.scope") {
+		t.Fatalf("scope batch: %v", err)
+	}
+	_, err = load(t, base+`grid: quality: scope: ["run", "batch"]
+`)
+	if err == nil || !strings.Contains(err.Error(), "scope") {
+		t.Fatalf("grid scope batch: %v", err)
+	}
+}
+
+// pinnedScoredID is the run ID of TestQualityScope's base study, computed
+// before quality.scope existed.
+const pinnedScoredID = "43f9e132292c"
