@@ -240,8 +240,9 @@ type Quality struct {
 	Source         string             `json:"source"`
 	Seed           int64              `json:"seed"`
 	TimeoutSeconds float64            `json:"timeout_seconds"`
-	// Scope is how often the run is scored: "run" (or empty: absent from
-	// the study) once after all its cycles, "cycle" once after each cycle.
+	// Scope is how often the run is scored: empty (absent, or "run",
+	// which is dropped before hashing) once after all its cycles, "cycle"
+	// once after each cycle.
 	Scope string `json:"scope,omitempty"`
 }
 

@@ -68,6 +68,12 @@ base: quality: {tasks: ["hellaswag"]}
 	if !cyc.Runs[0].Config.Quality.PerCycle() || cyc.Runs[0].ID == plain.Runs[0].ID {
 		t.Fatalf("scope cycle: %+v, ID %s (plain %s)", cyc.Runs[0].Config.Quality, cyc.Runs[0].ID, plain.Runs[0].ID)
 	}
+	// An explicit "run" is the same effective config as no scope.
+	explicit := mustLoad(t, base+`base: quality: scope: "run"
+`)
+	if explicit.Runs[0].ID != plain.Runs[0].ID || explicit.Runs[0].Config.Quality.PerCycle() {
+		t.Fatalf("scope run: ID %s, want %s (the same run as no scope)", explicit.Runs[0].ID, plain.Runs[0].ID)
+	}
 	grid := mustLoad(t, base+`grid: quality: scope: ["run", "cycle"]
 `)
 	if len(grid.Runs) != 2 || grid.Runs[0].Config.Quality.PerCycle() || !grid.Runs[1].Config.Quality.PerCycle() {

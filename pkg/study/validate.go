@@ -135,6 +135,9 @@ func (l *loader) validatePartVariant(kind, variant string, def cue.Value, prefix
 
 // fill computes the canonical bytes and the typed value of a valid part.
 func (r *partResult) fill(kind string, js []byte) error {
+	if kind == "top" {
+		js = dropDefaultScope(js)
+	}
 	canon, err := canonicalJSON(js)
 	if err != nil {
 		return err
@@ -192,6 +195,32 @@ func (r *partResult) fill(kind string, js []byte) error {
 		r.typed = x
 	}
 	return err
+}
+
+// dropDefaultScope removes quality.scope when it is "run", the meaning of
+// its absence: the schema gives scope no default (one would move the run
+// IDs of every scored study written before scope existed), so this keeps
+// `scope: "run"` and no scope the same effective config and run ID.
+func dropDefaultScope(js []byte) []byte {
+	if !bytes.Contains(js, []byte(`"scope"`)) {
+		return js
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return js
+	}
+	q, ok := m["quality"].(map[string]any)
+	if !ok || q["scope"] != QualityScopeRun {
+		return js
+	}
+	delete(q, "scope")
+	out, err := json.Marshal(m)
+	if err != nil {
+		return js
+	}
+	return out
 }
 
 // validateRun checks one config. It returns the canonical effective config
