@@ -18,12 +18,13 @@ type servingWorkerCmd struct {
 	ServerContainer string   `name:"server-container" help:"The server container's name."`
 	ServerGPUs      []string `name:"server-gpus" sep:"," help:"UUIDs of the GPUs the server container gets."`
 	ServerShmSize   int64    `name:"server-shm-size" help:"The server container's /dev/shm size in bytes."`
+	ServerHubCache  string   `name:"server-hub-cache" help:"The host's Hugging Face hub cache, mounted into the server container."`
 }
 
 func (c *servingWorkerCmd) Run(ctx context.Context, stdio *IO) error {
 	o := serving.WorkerOptions{Dir: c.Dir}
 	if c.ServerImage != "" {
-		o.Docker = &serving.DockerServer{Image: c.ServerImage, Name: c.ServerContainer, GPUs: c.ServerGPUs, ShmSize: c.ServerShmSize}
+		o.Docker = &serving.DockerServer{Image: c.ServerImage, Name: c.ServerContainer, GPUs: c.ServerGPUs, ShmSize: c.ServerShmSize, HubCache: c.ServerHubCache}
 	}
 	return serving.RunWorker(ctx, stdio.Stdin, stdio.Stdout, o)
 }

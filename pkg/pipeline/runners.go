@@ -39,12 +39,15 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/llenergymeasure/llem/internal/errs"
+	"github.com/llenergymeasure/llem/internal/hfcache"
 	"github.com/llenergymeasure/llem/pkg/backend"
 	"github.com/llenergymeasure/llem/pkg/energy"
 	"github.com/llenergymeasure/llem/pkg/envinfo"
@@ -133,6 +136,9 @@ type Resolution struct {
 	// that has lm-eval (prepareQuality).
 	lmevalPython map[string]string
 	closers      []func() error
+	// hubCache is the host's Hugging Face hub cache that Docker runs mount
+	// (prepareHubCache); "" when none could be had.
+	hubCache string
 }
 
 // Backend returns the resolution of backend b, or nil.
@@ -294,6 +300,22 @@ func serverPlace(plan *study.Plan, b *Backend) string {
 	return where
 }
 
+// prepareHubCache finds the host's hub cache for Docker runs to mount
+// (where huggingface_hub looks: HF_HUB_CACHE, HF_HOME/hub, ...) and
+// creates it if missing, so the daemon does not create it owned by root.
+// Without one, containers download into their own cache (a warning).
+func (r *Resolution) prepareHubCache() {
+	dir, err := filepath.Abs(hfcache.HubDir())
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the Hugging Face hub cache cannot be mounted into the Docker runs (%v): each container downloads its model again; set HF_HUB_CACHE to a writable directory", err))
+		return
+	}
+	r.hubCache = dir
+}
+
 // ServerPlacements are the Docker placements of the serving servers: for
 // every backend resolved to Docker, its image ID, GPUs and shm size (for
 // serving.Router.Docker). Only after Prepare (the image IDs).
@@ -304,7 +326,7 @@ func (r *Resolution) ServerPlacements() map[string]serving.DockerServer {
 		if img == "" {
 			img = b.Image
 		}
-		out[b.Backend] = serving.DockerServer{Host: r.in.DockerHost, Image: img, GPUs: r.in.GPUs, ShmSize: b.ShmSize}
+		out[b.Backend] = serving.DockerServer{Host: r.in.DockerHost, Image: img, GPUs: r.in.GPUs, ShmSize: b.ShmSize, HubCache: r.hubCache}
 	}
 	return out
 }
@@ -426,6 +448,7 @@ func (r *Resolution) Prepare(ctx context.Context, progress io.Writer) error {
 		b.ImageID, b.ImageDigest = id.ID, id.Digest()
 	}
 	if len(dk) > 0 {
+		r.prepareHubCache()
 		if left, err := docker.RunningWorkers(ctx, r.in.DockerHost); err == nil && len(left) > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%d llem worker container(s) already running (%s): left by a killed llem or another study, they load the GPUs this study measures; remove stale ones with docker rm -f $(docker ps -q --filter label=%s=worker)",
 				len(left), strings.Join(left, ", "), docker.Label))
@@ -453,6 +476,7 @@ func (r *Resolution) Build(ctx context.Context) (execute.Routes, error) {
 		if b.Kind == runner.KindDocker {
 			dr, err := docker.New(ctx, docker.Options{
 				Host: r.in.DockerHost, Image: b.ImageID, GPUs: r.in.GPUs, ShmSize: b.ShmSize, Network: r.in.Network,
+				HubCache: r.hubCache,
 			})
 			if err != nil {
 				r.Close()

@@ -137,7 +137,8 @@ func TestServingServerInDocker(t *testing.T) {
 	p := dockerStudy(t, "indocker", `{duration_seconds: 2.5, rate: 10, arrivals: "constant", warmup_requests: 2}`, 1)
 	const token = "hf_llemtestsecret"
 	var inspected bool
-	_, recs := evalEnv(t, p, []string{"DOCKER_HOST=" + h, "HF_TOKEN=" + token, "HF_HOME=/host/hf", "CUDA_VISIBLE_DEVICES="}, func(out string) {
+	hub := t.TempDir()
+	_, recs := evalEnv(t, p, []string{"DOCKER_HOST=" + h, "HF_TOKEN=" + token, "HF_HOME=/host/hf", "HF_HUB_CACHE=" + hub, "CUDA_VISIBLE_DEVICES="}, func(out string) {
 		dir := waitLoad(t, out, 1)
 		if dir == "" {
 			return
@@ -171,6 +172,10 @@ func TestServingServerInDocker(t *testing.T) {
 			if strings.HasPrefix(e, "HF_HOME=") || strings.HasPrefix(e, "CUDA_VISIBLE_DEVICES=") {
 				t.Errorf("host-path variable passed into the container: %s", e)
 			}
+		}
+		// The host's hub cache is the server's (as vLLM's docs mount it).
+		if !slices.Contains(c.Config.Env, "HF_HUB_CACHE="+docker.ContainerHubCache) || !slices.Contains(c.HostConfig.Binds, hub+":"+docker.ContainerHubCache) {
+			t.Errorf("hub cache: env %q, binds %q; want %s mounted at %s", c.Config.Env, c.HostConfig.Binds, hub, docker.ContainerHubCache)
 		}
 		if strings.Contains(strings.Join(append(c.Config.Cmd, c.Args...), " "), token) {
 			t.Errorf("the token is in the container's command: %q", c.Config.Cmd)

@@ -81,6 +81,9 @@ func (r *Router) job(req execute.JobRequest) (runner.Job, error) {
 		if d.ShmSize > 0 {
 			cmd = append(cmd, "--server-shm-size", strconv.FormatInt(d.ShmSize, 10))
 		}
+		if d.HubCache != "" {
+			cmd = append(cmd, "--server-hub-cache", d.HubCache)
+		}
 		if d.Host != "" {
 			// The daemon address may hold credentials: environment, not argv.
 			env = map[string]string{"DOCKER_HOST": d.Host}

@@ -105,6 +105,9 @@ type DockerServer struct {
 	ShmSize int64 `json:"shm_size,omitempty"`
 	// Name is the container's name, one per slot (ContainerName).
 	Name string `json:"name,omitempty"`
+	// HubCache is the host's hub cache the container mounts
+	// (docker.ContainerHubCache); "" for none.
+	HubCache string `json:"hub_cache,omitempty"`
 }
 
 // ContainerEnv are the variables passed from the worker's environment into
@@ -490,6 +493,7 @@ func startServer(ctx context.Context, cfg study.Config, spec protocol.RunSpec, o
 		}
 		ctr, err := docker.StartService(ctx, docker.ServiceOptions{Host: d.Host, Image: d.Image, Name: d.Name, Command: argv,
 			Env: env, GPUs: d.GPUs, ShmSize: d.ShmSize, Network: docker.NetworkHost, Files: files, Labels: labels,
+			HubCache: d.HubCache, Model: cfg.Model,
 			Stdout: stdout, Stderr: stderr})
 		if err != nil {
 			pw.Close()

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -57,6 +58,9 @@ type Options struct {
 	ShmSize int64
 	// Network mode; "" is the daemon default (bridge). "none" isolates.
 	Network string
+	// HubCache is the host's Hugging Face hub cache, mounted read-write
+	// at ContainerHubCache; "" mounts none.
+	HubCache string
 }
 
 // Runner runs workers in containers. It implements runner.Runner.
@@ -215,7 +219,13 @@ func (s attachStdin) Write(p []byte) (int, error) { return s.attach.Conn.Write(p
 func (s attachStdin) Close() error                { return s.attach.CloseWrite() }
 
 func (r *Runner) containerConfig(job runner.Job) *container.Config {
-	env := envList(job.Env)
+	_, hubEnv := hubMounts(r.opts.HubCache, specModel(job.Spec))
+	vars := maps.Clone(job.Env)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, hubEnv)
+	env := envList(vars)
 	labels := map[string]string{Label: "worker", Label + ".backend": job.Backend}
 	if job.Spec.RunID != "" {
 		labels[Label+".run_id"] = job.Spec.RunID
@@ -256,6 +266,8 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 	if job.Dir != "" {
 		hc.Binds = []string{job.Dir + ":" + ExchangeMount}
 	}
+	binds, _ := hubMounts(r.opts.HubCache, specModel(job.Spec))
+	hc.Binds = append(hc.Binds, binds...)
 	hc.DeviceRequests = gpuRequests(r.opts.GPUs)
 	init := true // reap zombies and forward signals to the worker
 	hc.Init = &init

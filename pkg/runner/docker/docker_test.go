@@ -322,3 +322,47 @@ func TestResolveImage(t *testing.T) {
 		t.Error("CUDAMajorOfTag")
 	}
 }
+
+// TestHubCacheAndLocalModelMounted: a run's container gets the host's hub
+// cache read-write at ContainerHubCache (HF_HUB_CACHE points there) and a
+// local model directory read-only at its own path.
+func TestHubCacheAndLocalModelMounted(t *testing.T) {
+	t.Parallel()
+	h := dockertest.Host(t)
+	img := dockertest.Image(t, h, busyboxImage, false)
+	hub, model := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(hub, "from-host"), []byte("cached"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"model_type":"llama"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(context.Background(), Options{Host: h, Image: img, Network: "none", HubCache: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	job := scriptJob(t, `echo "cache=$HF_HUB_CACHE" >&2
+cat "$HF_HUB_CACHE/from-host" >&2; echo >&2
+echo downloaded > "$HF_HUB_CACHE/from-container"
+cat `+model+`/config.json >&2; echo >&2
+if touch `+model+`/written 2>/dev/null; then echo model-writable >&2; else echo model-read-only >&2; fi
+`+strings.ReplaceAll(events, "read spec; echo \"$spec\" > /llem/run/spec-seen.json\n", ""))
+	job.Spec.Config = json.RawMessage(`{"model":"` + model + `"}`)
+	out, err := r.Run(context.Background(), job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cache=" + ContainerHubCache, "cached", `{"model_type":"llama"}`, "model-read-only"} {
+		if !strings.Contains(out.StderrTail, want) {
+			t.Errorf("worker stderr lacks %q:\n%s", want, out.StderrTail)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(hub, "from-container")); err != nil || string(b) != "downloaded\n" {
+		t.Errorf("what the container wrote to the cache is not on the host: %q %v", b, err)
+	}
+	// A Hub id is not a path: nothing more is mounted.
+	if binds, _ := hubMounts("", "meta-llama/Llama-3.1-8B"); len(binds) != 0 {
+		t.Errorf("binds for a Hub id: %v", binds)
+	}
+}

@@ -45,6 +45,10 @@ type ServiceOptions struct {
 	// Files are host files bind-mounted read-only at the same path inside
 	// (a config file Command names).
 	Files []string
+	// HubCache is the host's hub cache, mounted at ContainerHubCache
+	// (HF_HUB_CACHE); Model a local model directory mounted read-only at
+	// its path (see hubMounts).
+	HubCache, Model string
 	// Labels are added to the container's (Label=server).
 	Labels map[string]string
 	// Stdout and Stderr receive the container's output as it comes.
@@ -84,9 +88,16 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	for _, f := range o.Files {
 		hc.Binds = append(hc.Binds, f+":"+f+":ro")
 	}
+	binds, hubEnv := hubMounts(o.HubCache, o.Model)
+	hc.Binds = append(hc.Binds, binds...)
+	env := maps.Clone(o.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, hubEnv)
 	init := true // forward signals to the server, reap its children
 	hc.Init = &init
-	cfg := &container.Config{Image: o.Image, Cmd: slices.Clone(o.Command), Env: envList(o.Env), Labels: labels,
+	cfg := &container.Config{Image: o.Image, Cmd: slices.Clone(o.Command), Env: envList(env), Labels: labels,
 		AttachStdout: true, AttachStderr: true}
 	if o.Name != "" {
 		// A container of this slot's name is a leftover of a killed worker.
