@@ -249,11 +249,31 @@ func Resolve(ctx context.Context, in Input) (*Resolution, error) {
 			} else if isPython {
 				b.ShmSize = DefaultShmSize
 			}
+			if m := relativeLocalModel(in.Plan, name); b.Problem == "" && m != "" {
+				abs, _ := filepath.Abs(m)
+				b.Problem = fmt.Sprintf("model %q is a directory on this machine given as a relative path: the %s container would look for it in its own working directory", m, name)
+				b.Hint = fmt.Sprintf("give it as an absolute path (model: %q): llem mounts an absolute local model directory read-only at the same path (docs/docker.md)", abs)
+			}
 		}
 		b.Server = serverPlace(in.Plan, b)
 		res.Backends = append(res.Backends, b)
 	}
 	return res, nil
+}
+
+// relativeLocalModel is the first model of backend's runs that names a
+// directory on this machine by a relative path ("" if none).
+func relativeLocalModel(plan *study.Plan, backend string) string {
+	for _, r := range plan.Runs {
+		m := r.Config.Model
+		if r.Backend != backend || m == "" || filepath.IsAbs(m) || strings.HasPrefix(m, "random:") {
+			continue
+		}
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			return m
+		}
+	}
+	return ""
 }
 
 // serverPlace says where the server of b's serving runs will run ("" when

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -291,5 +293,32 @@ func TestHostFactsAndParseSize(t *testing.T) {
 	}
 	if _, err := ParseSize("8x"); err == nil {
 		t.Error("ParseSize(8x) accepted")
+	}
+}
+
+// A local model directory given by a relative path cannot be mounted into
+// a Docker run where the study names it: a problem with the absolute path
+// to write. An absolute path, a Hub id and a preset are fine.
+func TestResolveRelativeLocalModelInDocker(t *testing.T) {
+	t.Setenv("LLEM_RUNNER_PYTORCH", "")
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll("models/tiny", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("models/tiny")
+	plan := func(model string) *study.Plan {
+		return &study.Plan{Runners: map[string]study.Runner{"pytorch": {Kind: "docker", Image: "me/pytorch:1"}},
+			Runs: []study.Run{{ID: "r", Backend: "pytorch", Config: study.Config{Model: model}}}}
+	}
+	p := &probes{daemonUp: true}
+	for model, want := range map[string]string{"models/tiny": "relative path", abs: "", "org/name": "", "random:llama-15m": ""} {
+		res, err := Resolve(context.Background(), p.apply(Input{Plan: plan(model)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := res.Backend("pytorch")
+		if want == "" && b.Problem != "" || want != "" && (!strings.Contains(b.Problem, want) || !strings.Contains(b.Hint, abs)) {
+			t.Errorf("model %q: problem %q hint %q", model, b.Problem, b.Hint)
+		}
 	}
 }
