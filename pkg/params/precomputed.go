@@ -2,42 +2,45 @@ package params
 
 import (
 	"bytes"
-	"crypto/sha256"
-	_ "embed"
-	"encoding/hex"
+	"embed"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"slices"
 	"sort"
 	"sync"
 
 	"github.com/llenergymeasure/llem/schema"
 )
 
-// precomputed.json holds what `llem params` and completion queries ask for
+// precomputed/ holds what `llem params` and completion queries ask for
 // (the backends, their coverage targets and their reports), computed from
-// the schema files whose hash it records. Parsing and compiling the schema
-// costs 25–40 ms of CPU; reading this costs well under one, which is what
-// keeps `llem params` and a completion query near the binary's bare
-// start-up. It is used only while the schema files (embedded and
-// registered) hash to the recorded value, so a stale file is never read,
-// and TestPrecomputedIsCurrent fails until it is regenerated:
+// the schema files whose checksum index.json records. Parsing and
+// compiling the schema costs 25–40 ms of CPU; reading index.json and one
+// backend's report costs well under one, which is what keeps `llem params`
+// and a completion query near the binary's bare start-up. It is used only
+// while the schema files (embedded and registered) match the recorded
+// checksum, so a stale copy is never read, and TestPrecomputedIsCurrent
+// fails until it is regenerated:
 //
 //	go generate ./pkg/params
 //
 //go:generate go test -run TestPrecomputedIsCurrent -update .
-//go:embed precomputed.json
-var precomputedJSON []byte
+//go:embed precomputed
+var precomputedFS embed.FS
 
-// precomputedFile is precomputed.json's shape. Param values typed any
-// (defaults and enum options) are stored with their Go type, so a
-// decoded report equals the compiled one exactly.
-type precomputedFile struct {
-	SchemaSHA256 string             `json:"schema_sha256"`
-	Backends     []string           `json:"backends"`
-	Targets      map[string]float64 `json:"targets"`
-	Reports      []storedReport     `json:"reports"`
+// precomputedIndex is precomputed/index.json; each backend's report is
+// precomputed/<backend>.json (a storedReport).
+type precomputedIndex struct {
+	SchemaChecksum string             `json:"schema_checksum"`
+	Backends       []string           `json:"backends"`
+	Targets        map[string]float64 `json:"targets"`
 }
 
+// storedReport is a Report whose values typed any (defaults and enum
+// options) are stored with their Go type, so a decoded report equals the
+// compiled one exactly.
 type storedReport struct {
 	Report
 	Types map[string]storedTypes `json:"value_types,omitempty"` // by param path
@@ -48,26 +51,29 @@ type storedTypes struct {
 	Options []string `json:"options,omitempty"`
 }
 
-// schemaHash is the SHA-256 of the schema files, names and contents in
-// name order.
-func schemaHash(files map[string][]byte) string {
+// schemaChecksum identifies the schema files: CRC-32C (hardware
+// accelerated: start-up pays microseconds) over names, lengths and
+// contents in name order. It detects a stale copy, not tampering.
+func schemaChecksum(files map[string][]byte) string {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	h := sha256.New()
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	total := 0
 	for _, n := range names {
 		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
 		h.Write(files[n])
+		total += len(files[n])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return fmt.Sprintf("crc32c:%08x:%d:%d", h.Sum32(), len(names), total)
 }
 
 type fastData struct {
 	names   []string
 	targets map[string]float64
-	raw     map[string]json.RawMessage // by backend, decoded on first use
+	fs      fs.FS // precomputed/: <backend>.json decoded on first use
 	mu      sync.Mutex
 	reports map[string]*Report
 }
@@ -80,52 +86,50 @@ func (d *fastData) report(backend string) (*Report, error) {
 	if r, ok := d.reports[backend]; ok {
 		return r, nil
 	}
-	raw, ok := d.raw[backend]
-	if !ok {
+	if !slices.Contains(d.names, backend) {
 		return nil, unknownBackend(backend)
+	}
+	raw, err := fs.ReadFile(d.fs, backend+".json")
+	if err != nil {
+		return nil, fmt.Errorf("precomputed: %w", err)
 	}
 	r, err := decodeReport(raw)
 	if err != nil {
-		return nil, fmt.Errorf("precomputed.json: %s: %w", backend, err)
+		return nil, fmt.Errorf("precomputed %s.json: %w", backend, err)
 	}
 	d.reports[backend] = r
 	return r, nil
 }
 
-// fast is precomputed.json when it matches this binary's schema files,
-// else nil (the callers then compile the schema).
+// fast is precomputed/ when it matches this binary's schema files, else
+// nil (the callers then compile the schema).
 var fast = sync.OnceValue(func() *fastData {
-	d, err := decodePrecomputed(precomputedJSON, schemaHash(schema.Files()))
+	sub, err := fs.Sub(precomputedFS, "precomputed")
+	if err != nil {
+		return nil
+	}
+	d, err := openPrecomputed(sub, schemaChecksum(schema.Files()))
 	if err != nil {
 		return nil
 	}
 	return d
 })
 
-func decodePrecomputed(b []byte, wantHash string) (*fastData, error) {
-	var f struct {
-		SchemaSHA256 string             `json:"schema_sha256"`
-		Backends     []string           `json:"backends"`
-		Targets      map[string]float64 `json:"targets"`
-		Reports      []json.RawMessage  `json:"reports"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
+// openPrecomputed reads the index of a precomputed directory written for
+// the schema files with checksum want.
+func openPrecomputed(dir fs.FS, want string) (*fastData, error) {
+	b, err := fs.ReadFile(dir, "index.json")
+	if err != nil {
 		return nil, err
 	}
-	if f.SchemaSHA256 != wantHash {
-		return nil, fmt.Errorf("precomputed.json is for schema %s, this binary's is %s", f.SchemaSHA256, wantHash)
+	var idx precomputedIndex
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, err
 	}
-	d := &fastData{names: f.Backends, targets: f.Targets, raw: map[string]json.RawMessage{}, reports: map[string]*Report{}}
-	for _, raw := range f.Reports {
-		var head struct {
-			Backend string `json:"backend"`
-		}
-		if err := json.Unmarshal(raw, &head); err != nil {
-			return nil, err
-		}
-		d.raw[head.Backend] = raw
+	if idx.SchemaChecksum != want {
+		return nil, fmt.Errorf("precomputed/ is for schema %s, this binary's is %s", idx.SchemaChecksum, want)
 	}
-	return d, nil
+	return &fastData{names: idx.Backends, targets: idx.Targets, fs: dir, reports: map[string]*Report{}}, nil
 }
 
 // decodeReport decodes one stored report, numbers back to their Go types.
@@ -173,9 +177,14 @@ func typed(v any, ty string) (any, error) {
 	return nil, fmt.Errorf("number %s stored without its type (%q)", n, ty)
 }
 
-// encodePrecomputed renders the compiled schema's data as precomputed.json.
-func encodePrecomputed(hash string, names []string, targets map[string]float64, reports []*Report) ([]byte, error) {
-	f := precomputedFile{SchemaSHA256: hash, Backends: names, Targets: targets}
+// encodePrecomputed renders the compiled schema's data as the files of
+// precomputed/ (name → content).
+func encodePrecomputed(checksum string, names []string, targets map[string]float64, reports []*Report) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var err error
+	if out["index.json"], err = encodeJSON(precomputedIndex{SchemaChecksum: checksum, Backends: names, Targets: targets}); err != nil {
+		return nil, err
+	}
 	for _, r := range reports {
 		sr := storedReport{Report: *r, Types: map[string]storedTypes{}}
 		for _, p := range r.Params {
@@ -190,13 +199,19 @@ func encodePrecomputed(hash string, names []string, targets map[string]float64, 
 				sr.Types[p.Path] = t
 			}
 		}
-		f.Reports = append(f.Reports, sr)
+		if out[r.Backend+".json"], err = encodeJSON(sr); err != nil {
+			return nil, err
+		}
 	}
+	return out, nil
+}
+
+func encodeJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // bounds read ">=1 & <=4096" in the file
+	enc.SetEscapeHTML(false) // bounds read ">=1 & <=4096" in the files
 	enc.SetIndent("", " ")
-	if err := enc.Encode(f); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

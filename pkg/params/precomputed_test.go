@@ -3,41 +3,66 @@ package params
 import (
 	"bytes"
 	"flag"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/llenergymeasure/llem/schema"
 )
 
-var update = flag.Bool("update", false, "rewrite precomputed.json from the compiled schema")
+var update = flag.Bool("update", false, "rewrite precomputed/ from the compiled schema")
 
-// TestPrecomputedIsCurrent: precomputed.json is what compiling this
-// schema gives, value for value (go generate ./pkg/params rewrites it),
-// and the fast path serves it.
+// TestPrecomputedIsCurrent: precomputed/ is what compiling this schema
+// gives, value for value (go generate ./pkg/params rewrites it), and the
+// fast path serves it.
 func TestPrecomputedIsCurrent(t *testing.T) {
-	hash := schemaHash(schema.Files())
+	sum := schemaChecksum(schema.Files())
 	live, err := compiledReports()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := encodePrecomputed(hash, scanned().names, scanned().targets, live)
+	want, err := encodePrecomputed(sum, scanned().names, scanned().targets, live)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.WriteFile("precomputed.json", want, 0o644); err != nil {
+		if err := os.RemoveAll("precomputed"); err != nil {
 			t.Fatal(err)
+		}
+		if err := os.MkdirAll("precomputed", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range want {
+			if err := os.WriteFile(filepath.Join("precomputed", name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return
 	}
-	if !bytes.Equal(precomputedJSON, want) {
-		t.Fatalf("pkg/params/precomputed.json is stale (the schema changed): run go generate ./pkg/params")
-	}
-	d, err := decodePrecomputed(precomputedJSON, hash)
+	const stale = "pkg/params/precomputed/ is stale (the schema changed): run go generate ./pkg/params"
+	entries, err := fs.ReadDir(precomputedFS, "precomputed")
 	if err != nil {
 		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		b, _ := fs.ReadFile(precomputedFS, "precomputed/"+e.Name())
+		if !bytes.Equal(b, want[e.Name()]) {
+			t.Fatalf("%s: %s differs", stale, e.Name())
+		}
+	}
+	if len(names) != len(want) {
+		t.Fatalf("%s: files %v, want %d", stale, names, len(want))
+	}
+	d := fast()
+	if d == nil {
+		t.Fatal("the fast path is off although precomputed/ is current")
 	}
 	if !reflect.DeepEqual(d.names, scanned().names) || !reflect.DeepEqual(d.targets, scanned().targets) {
 		t.Errorf("backends %v targets %v, compiled %v %v", d.names, d.targets, scanned().names, scanned().targets)
@@ -50,9 +75,6 @@ func TestPrecomputedIsCurrent(t *testing.T) {
 		if !reflect.DeepEqual(got, r) {
 			t.Errorf("%s: the decoded report differs from the compiled one", r.Backend)
 		}
-	}
-	if fast() == nil {
-		t.Error("the fast path is off although precomputed.json is current")
 	}
 	var a, b bytes.Buffer
 	fastReports, _ := Reports()
@@ -71,17 +93,30 @@ func TestPrecomputedIsCurrent(t *testing.T) {
 // never used (a registered backend, an edited file), and a number stored
 // without its type is an error, not a silently different value.
 func TestPrecomputedRefusedForOtherSchema(t *testing.T) {
-	files := schema.Files()
-	files["extra_backend.cue"] = []byte("package schema\n")
-	if _, err := decodePrecomputed(precomputedJSON, schemaHash(files)); err == nil || !strings.Contains(err.Error(), "is for schema") {
-		t.Errorf("precomputed data accepted for other schema files: %v", err)
+	sub, err := fs.Sub(precomputedFS, "precomputed")
+	if err != nil {
+		t.Fatal(err)
 	}
-	bad := []byte(`{"schema_sha256":"h","reports":[{"backend":"x","params":[{"path":"x.a","default":3}]}]}`)
-	d, err := decodePrecomputed(bad, "h")
+	files := schema.Files()
+	for name, src := range map[string][]byte{"extra_backend.cue": []byte("package schema\n"), "experiment.cue": append(slices.Clone(files["experiment.cue"]), ' ')} {
+		changed := schema.Files()
+		changed[name] = src
+		if _, err := openPrecomputed(sub, schemaChecksum(changed)); err == nil || !strings.Contains(err.Error(), "is for schema") {
+			t.Errorf("%s changed: precomputed data accepted: %v", name, err)
+		}
+	}
+	bad := fstest.MapFS{
+		"index.json": {Data: []byte(`{"schema_checksum":"h","backends":["x"]}`)},
+		"x.json":     {Data: []byte(`{"backend":"x","params":[{"path":"x.a","default":3}]}`)},
+	}
+	d, err := openPrecomputed(bad, "h")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.report("x"); err == nil || !strings.Contains(err.Error(), "without its type") {
 		t.Errorf("an untyped number was accepted: %v", err)
+	}
+	if _, err := d.report("y"); err == nil {
+		t.Error("a backend not in the index was served")
 	}
 }
