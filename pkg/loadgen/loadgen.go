@@ -75,8 +75,8 @@ type Config struct {
 	// IgnoreEOS sends vLLM's ignore_eos so every request generates
 	// MaxTokens tokens.
 	IgnoreEOS bool
-	// Client is the HTTP client (default: one with keep-alive connections
-	// for every request in flight).
+	// Client is the HTTP client (default: a NewClient for this Run, whose
+	// connections are closed when it returns).
 	Client *http.Client
 }
 
@@ -192,7 +192,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = newClient()
+		client = NewClient()
+		// Its keep-alive connections are of no use to anyone after Run.
+		defer client.CloseIdleConnections()
 	}
 	url := strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/" + cfg.api()
 	g := &gen{cfg: cfg, client: client, url: url, bodies: bodies, start: time.Now(), startNs: clock.Now()}
@@ -282,7 +284,11 @@ func (cfg *Config) bodies() ([][]byte, error) {
 	return out, nil
 }
 
-func newClient() *http.Client {
+// NewClient is the load generator's HTTP client: keep-alive connections for
+// every request in flight, no proxy, no compression. Share one between a
+// warm-up Run and the measured Run so the measured load finds its
+// connections open instead of dialing them on its schedule.
+func NewClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil, // a load generator measures the server, never a proxy
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

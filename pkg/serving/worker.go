@@ -205,8 +205,12 @@ func runWorker(ctx context.Context, specR io.Reader, enc *protocol.Encoder, o Wo
 		return err
 	}
 	model := srv.model
+	// One client for the warm-up and the load: the load starts on the
+	// warm-up's open connection instead of dialing it on its schedule.
+	client := loadgen.NewClient()
+	defer client.CloseIdleConnections()
 	base := loadgen.Config{BaseURL: srv.url, API: loadAPI(sv.API), Model: model, Prompts: prompts,
-		Timeout: time.Duration(sv.Load.TimeoutSeconds * float64(time.Second)), IgnoreEOS: isSynthetic(cfg)}
+		Timeout: time.Duration(sv.Load.TimeoutSeconds * float64(time.Second)), IgnoreEOS: isSynthetic(cfg), Client: client}
 	// Warm-up: closed loop, one at a time, not measured.
 	if sv.Load.WarmupRequests > 0 {
 		w := base
