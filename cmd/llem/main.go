@@ -180,6 +180,11 @@ func parse(parser *kong.Kong, cli *CLI, args []string, exited *int) (code int) {
 
 // report prints err once, with its hint, and returns the exit code.
 func report(w io.Writer, err error) int {
+	if errors.Is(err, syscall.EPIPE) {
+		// The reader went away (`llem params | head`): what it wanted was
+		// written; no message on top of its output.
+		return errs.ExitFailure
+	}
 	var printed *printedError
 	if !errors.As(err, &printed) {
 		fmt.Fprintln(w, "llem:", err)

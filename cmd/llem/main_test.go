@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -208,5 +210,17 @@ func hubStandin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("HF_ENDPOINT", srv.URL)
 	default:
 		ts.Fatalf("usage: hub-standin TOKEN SCOPE | hub-standin file OWNER/NAME PATH | hub-standin commits N")
+	}
+}
+
+// A reader that went away (`llem params | head`, EPIPE) is not an error
+// worth a message on top of the output it took.
+func TestReportBrokenPipeQuiet(t *testing.T) {
+	var b strings.Builder
+	if code := report(&b, fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)); code == 0 || b.Len() != 0 {
+		t.Errorf("broken pipe: code %d, printed %q", code, b.String())
+	}
+	if report(&b, errors.New("boom")); !strings.Contains(b.String(), "llem: boom") {
+		t.Errorf("other errors still printed: %q", b.String())
 	}
 }

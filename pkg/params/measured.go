@@ -83,6 +83,19 @@ var trtConfigSurfaces = map[string]string{
 // MeasuredCoverage computes Measured for a backend from its report and the
 // pinned snapshot; ok is false when the backend has no snapshot yet.
 func MeasuredCoverage(r *Report) (Measured, bool, error) {
+	if r.pre != nil {
+		if m := r.pre.measured; m != nil {
+			return *m, true, nil
+		}
+		return Measured{}, false, nil
+	}
+	ts, err := upstream.Targets()
+	if err != nil {
+		return Measured{}, false, err
+	}
+	if _, ok := ts[r.Backend]; !ok {
+		return Measured{}, false, nil // no upstream library (native): nothing to measure against
+	}
 	snap, err := upstream.Load(r.Backend)
 	if err != nil || snap == nil {
 		return Measured{}, false, err

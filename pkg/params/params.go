@@ -267,6 +267,8 @@ type Report struct {
 	// Rules are the messages of the backend's cross-field rules, read from
 	// the error("…") calls of its schema file.
 	Rules []string `json:"rules"`
+	// pre is set on reports read from precomputed/ (not compiled).
+	pre *precomputedExtra
 }
 
 // Schema is the compiled backend part of llem's schema with its

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/llenergymeasure/llem/schema"
+	"github.com/llenergymeasure/llem/tools/upstream"
 )
 
 // precomputed/ holds what `llem params` and completion queries ask for
@@ -44,11 +45,24 @@ type precomputedIndex struct {
 type storedReport struct {
 	Report
 	Types map[string]storedTypes `json:"value_types,omitempty"` // by param path
+	// Measured is MeasuredCoverage's result (null: no upstream snapshot).
+	Measured *Measured `json:"measured"`
 }
 
 type storedTypes struct {
 	Default string   `json:"default,omitempty"`
 	Options []string `json:"options,omitempty"`
+}
+
+// sourceFiles are the files precomputed/ is derived from: the schema's
+// (embedded and registered) and, under upstream/, the upstream snapshots
+// and relevance verdicts of the measured coverage.
+func sourceFiles() map[string][]byte {
+	files := schema.Files()
+	for p, b := range upstream.Files() {
+		files["upstream/"+p] = b
+	}
+	return files
 }
 
 // schemaChecksum identifies the schema files: CRC-32C (hardware
@@ -68,6 +82,12 @@ func schemaChecksum(files map[string][]byte) string {
 		total += len(files[n])
 	}
 	return fmt.Sprintf("crc32c:%08x:%d:%d", h.Sum32(), len(names), total)
+}
+
+// precomputedExtra is what a report read from precomputed/ carries beside
+// its fields: the results the compiled path computes on demand.
+type precomputedExtra struct {
+	measured *Measured
 }
 
 type fastData struct {
@@ -108,7 +128,7 @@ var fast = sync.OnceValue(func() *fastData {
 	if err != nil {
 		return nil
 	}
-	d, err := openPrecomputed(sub, schemaChecksum(schema.Files()))
+	d, err := openPrecomputed(sub, schemaChecksum(sourceFiles()))
 	if err != nil {
 		return nil
 	}
@@ -141,6 +161,7 @@ func decodeReport(raw []byte) (*Report, error) {
 		return nil, err
 	}
 	r := &sr.Report
+	r.pre = &precomputedExtra{measured: sr.Measured}
 	for j := range r.Params {
 		p := &r.Params[j]
 		ty := sr.Types[p.Path]
@@ -187,6 +208,13 @@ func encodePrecomputed(checksum string, names []string, targets map[string]float
 	}
 	for _, r := range reports {
 		sr := storedReport{Report: *r, Types: map[string]storedTypes{}}
+		m, measured, err := MeasuredCoverage(r)
+		if err != nil {
+			return nil, err
+		}
+		if measured {
+			sr.Measured = &m
+		}
 		for _, p := range r.Params {
 			var t storedTypes
 			if p.Default != nil {

@@ -1,6 +1,7 @@
 package params
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -134,6 +135,16 @@ func TestMeasuredCoverage(t *testing.T) {
 			t.Fatalf("%s: %v (ok=%v)", b, err, ok)
 		}
 		t.Logf("%s: measured %.1f%% (%d/%d), curated %.1f%%; uncovered: %v", b, 100*m.Ratio, m.Covered, m.Relevant, 100*r.Coverage.Ratio, m.Uncovered)
+	}
+	// The native engine has no upstream library: not measured, no error
+	// (llem params native --json failed with "no upstream target").
+	r, _ := report("native")
+	if _, ok, err := MeasuredCoverage(r); ok || err != nil {
+		t.Errorf("native: measured %v, err %v; want not measured, no error", ok, err)
+	}
+	var b bytes.Buffer
+	if err := WriteJSON(&b, []*Report{r}); err != nil {
+		t.Errorf("llem params native --json: %v", err)
 	}
 }
 

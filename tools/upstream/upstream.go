@@ -11,11 +11,26 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"sort"
 )
 
 //go:embed targets.json snapshots/*.json relevance/*.json
 var files embed.FS
+
+// Files returns the embedded files by path (targets.json,
+// snapshots/…, relevance/…): what MeasuredCoverage reads, for checksums of
+// data derived from them.
+func Files() map[string][]byte {
+	out := map[string][]byte{}
+	_ = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out[p], _ = files.ReadFile(p)
+		}
+		return err
+	})
+	return out
+}
 
 // Target is the pinned upstream library of one backend.
 type Target struct {
