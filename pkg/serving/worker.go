@@ -112,9 +112,10 @@ type DockerServer struct {
 
 // ContainerEnv are the variables passed from the worker's environment into
 // a server container: Hub credentials, endpoint and offline switches. Host
-// paths (HF_HOME, HF_HUB_CACHE) and CUDA_VISIBLE_DEVICES are not: the image
-// has its own cache, and the container sees exactly the measured GPUs
-// (requested by UUID), numbered from 0.
+// paths (HF_HOME, HF_HUB_CACHE) and CUDA_VISIBLE_DEVICES are not: the
+// host's hub cache is mounted at docker.ContainerHubCache (HubCache), and
+// the container sees exactly the measured GPUs (requested by UUID),
+// numbered from 0.
 var ContainerEnv = []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
 
 // ContainerStopGrace is how long a stopped server container gets between
