@@ -230,6 +230,9 @@ func ColumnsFor(recs []*result.Record) []Column {
 				return v, ok
 			}})
 	}
+	if slices.ContainsFunc(recs, func(r *result.Record) bool { return r.CycleQuality != nil }) {
+		cols = append(cols, cycleQualityColumns(used)...)
+	}
 	for _, p := range slices.Sorted(maps.Keys(versions)) {
 		cols = append(cols, Column{Name: used.add("version_" + SanitizeName(p)), Kind: String, Doc: "worker's " + p + " version",
 			s: func(x *row) (string, bool) {
@@ -263,4 +266,48 @@ func hasCoords(cols []Column) bool {
 		}
 	}
 	return false
+}
+
+// cycleQualityColumns are the per-cycle table's quality columns, present
+// when a run of the export is scored per cycle (quality.scope "cycle"):
+// each row's own scoring. Runs scored once have their score in the per-run
+// table; their rows here are null.
+func cycleQualityColumns(used names) []Column {
+	q := func(x *row) *result.QualityRecord { return x.r.CycleQuality }
+	ptr := func(v *float64) (float64, bool) {
+		if v == nil {
+			return 0, false
+		}
+		return *v, true
+	}
+	return []Column{
+		{Name: used.add("cycle_quality_status"), Kind: String, Doc: "this cycle's lm-eval scoring (quality.scope cycle): ok or failed; null when not scored per cycle",
+			s: func(x *row) (string, bool) {
+				if c := q(x); c != nil {
+					return string(c.Status), true
+				}
+				return "", false
+			}},
+		{Name: used.add("cycle_quality_score"), Kind: Float64, Doc: "this cycle's weighted lm-eval score (docs/quality.md)",
+			f: func(x *row) (float64, bool) {
+				if c := q(x); c != nil {
+					return ptr(c.Score)
+				}
+				return 0, false
+			}},
+		{Name: used.add("cycle_quality_score_stderr"), Kind: Float64, Doc: "lm-eval's standard error of this cycle's score",
+			f: func(x *row) (float64, bool) {
+				if c := q(x); c != nil {
+					return ptr(c.ScoreStderr)
+				}
+				return 0, false
+			}},
+		{Name: used.add("cycle_quality_scoring_energy_j"), Kind: Float64, Doc: "energy of this cycle's scoring itself (J, raw)",
+			f: func(x *row) (float64, bool) {
+				if c := q(x); c != nil {
+					return ptr(c.Energy.RawJ)
+				}
+				return 0, false
+			}},
+	}
 }

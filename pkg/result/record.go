@@ -93,6 +93,12 @@ type Record struct {
 	Flags      []string `json:"flags" doc:"validity flags: machine-readable reasons to distrust this record (e.g. estimate_used, window_too_short, power_throttling; docs/methodology.md lists them)"`
 	Warnings   []string `json:"warnings" doc:"human-readable measurement warnings"`
 	Timeseries string   `json:"timeseries,omitempty" doc:"path of the measured window's timeseries Parquet, relative to the study directory"`
+
+	// CycleQuality is this cycle's lm-eval scoring when the run is scored
+	// per cycle (quality.scope "cycle"): linked by LoadStudy from the
+	// study's quality records for the per-cycle export columns. It is not
+	// part of the record file (records/<run>/quality-c<N>.json is).
+	CycleQuality *QualityRecord `json:"-"`
 }
 
 // GPUState is one GPU's settings as read back from NVML after the run.

@@ -97,7 +97,20 @@ func LoadStudy(dir string) (*Study, error) {
 	var qp []RecordProblem
 	s.Quality, qp = StudyQuality(dir, m)
 	s.Problems = append(s.Problems, qp...)
+	linkCycleQuality(s.Records, s.Quality)
 	return s, nil
+}
+
+// linkCycleQuality sets each record's CycleQuality from the per-cycle
+// quality records of its run (cycle > 0: quality.scope "cycle").
+func linkCycleQuality(recs []*Record, quality map[string][]*QualityRecord) {
+	for _, r := range recs {
+		for _, q := range quality[r.RunID] {
+			if q.Cycle > 0 && q.Cycle == r.Cycle {
+				r.CycleQuality = q
+			}
+		}
+	}
 }
 
 // NoRecordsError says a study directory holds no record yet, so there is
