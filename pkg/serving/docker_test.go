@@ -121,19 +121,26 @@ func waitLoad(t *testing.T, out string, cycle int) string {
 	return ""
 }
 
+// standinDocker gives a test the daemon with the vllm stand-in image
+// built, a client, and the server containers that exist before it runs.
+func standinDocker(t *testing.T) (host string, cli *client.Client, before []string) {
+	t.Helper()
+	if llemBin == "" {
+		t.Skip("-short: no llem build")
+	}
+	host = dockertest.Host(t)
+	dockertest.ImageWithFiles(t, host, vllmStandinImage, true, map[string]string{"usr/local/bin/vllm": vllmStandin})
+	cli = dockertest.Client(t, host)
+	return host, cli, serverContainers(t, cli)
+}
+
 // The vllm backend on the Docker runner: the serving worker runs here and
 // starts `vllm serve …` as a container of the backend's image on the host
 // network, with the Hub token in its environment only and the study's shm
 // size; the record has the steady state, latency percentiles and requests;
 // the container is gone afterwards.
 func TestServingServerInDocker(t *testing.T) {
-	if llemBin == "" {
-		t.Skip("-short: no llem build")
-	}
-	h := dockertest.Host(t)
-	dockertest.ImageWithFiles(t, h, vllmStandinImage, true, map[string]string{"usr/local/bin/vllm": vllmStandin})
-	cli := dockertest.Client(t, h)
-	before := serverContainers(t, cli)
+	h, cli, before := standinDocker(t)
 	p := dockerStudy(t, "indocker", `{duration_seconds: 2.5, rate: 10, arrivals: "constant", warmup_requests: 2}`, 1)
 	const token = "hf_llemtestsecret"
 	var inspected bool
@@ -216,13 +223,7 @@ func TestServingServerInDocker(t *testing.T) {
 // server's last output; the study goes on to cycle 2, which starts a fresh
 // container; no container is left.
 func TestServingServerInDockerExits(t *testing.T) {
-	if llemBin == "" {
-		t.Skip("-short: no llem build")
-	}
-	h := dockertest.Host(t)
-	dockertest.ImageWithFiles(t, h, vllmStandinImage, true, map[string]string{"usr/local/bin/vllm": vllmStandin})
-	cli := dockertest.Client(t, h)
-	before := serverContainers(t, cli)
+	h, cli, before := standinDocker(t)
 	p := dockerStudy(t, "dockercrash", `{requests: 40, rate: 20, arrivals: "constant", warmup_requests: 1}`, 2)
 	killed := false
 	_, recs := evalEnv(t, p, []string{"DOCKER_HOST=" + h}, func(out string) {
@@ -239,20 +240,7 @@ func TestServingServerInDockerExits(t *testing.T) {
 	if !killed {
 		t.Fatal("the server container was never killed")
 	}
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2 (the study went on after the crash)", len(recs))
-	}
-	var c1, c2 *result.Record
-	for _, r := range recs {
-		if r.Cycle == 1 {
-			c1 = r
-		} else {
-			c2 = r
-		}
-	}
-	if c1.Status != result.StatusFailed || c1.Error == nil || c1.Error.Kind != "server" {
-		t.Fatalf("cycle 1: status %s error %+v, want failed with kind server", c1.Status, c1.Error)
-	}
+	c1, c2 := crashedThenNext(t, recs)
 	t.Logf("cycle 1: %s", c1.Error.Message)
 	if !strings.Contains(c1.Error.Message, "exited mid-run") || !strings.Contains(c1.Error.Message, "status 137") ||
 		!strings.Contains(c1.Error.StderrTail, "llem serve:") {

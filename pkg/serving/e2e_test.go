@@ -199,6 +199,30 @@ func TestServingSweepEndToEnd(t *testing.T) {
 	}
 }
 
+// crashedThenNext checks a 2-cycle study whose server crashed in cycle 1:
+// two records (the study went on), cycle 1 failed with kind server. It
+// returns cycle 1's and cycle 2's records.
+func crashedThenNext(t *testing.T, recs []*result.Record) (c1, c2 *result.Record) {
+	t.Helper()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 (the study went on after the crash)", len(recs))
+	}
+	for _, r := range recs {
+		if r.Cycle == 1 {
+			c1 = r
+		} else {
+			c2 = r
+		}
+	}
+	if c1 == nil || c2 == nil {
+		t.Fatalf("records of cycles %d and %d, want 1 and 2", recs[0].Cycle, recs[1].Cycle)
+	}
+	if c1.Status != result.StatusFailed || c1.Error == nil || c1.Error.Kind != "server" {
+		t.Fatalf("cycle 1: status %s error %+v, want failed with kind server", c1.Status, c1.Error)
+	}
+	return c1, c2
+}
+
 func fmtPtr(p *float64) string {
 	if p == nil {
 		return "null"
@@ -242,20 +266,7 @@ func TestServingServerCrash(t *testing.T) {
 	if !killed {
 		t.Fatal("the load never started")
 	}
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2 (the study went on after the crash)", len(recs))
-	}
-	var c1, c2 *result.Record
-	for _, r := range recs {
-		if r.Cycle == 1 {
-			c1 = r
-		} else {
-			c2 = r
-		}
-	}
-	if c1.Status != result.StatusFailed || c1.Error == nil || c1.Error.Kind != "server" {
-		t.Fatalf("cycle 1: status %s error %+v, want failed with kind server", c1.Status, c1.Error)
-	}
+	c1, c2 := crashedThenNext(t, recs)
 	if !bytes.Contains([]byte(c1.Error.Message), []byte("exited mid-run")) || !bytes.Contains([]byte(c1.Error.StderrTail), []byte("llem serve")) {
 		t.Errorf("cycle 1: message %q, stderr tail %q: want the crash and the server's output", c1.Error.Message, c1.Error.StderrTail)
 	}

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -119,9 +118,10 @@ func (r *Runner) Run(ctx context.Context, job runner.Job, onEvent func(protocol.
 // launch creates, attaches to and starts the container for job. Its
 // streams are the attach connection's, demultiplexed.
 func (r *Runner) launch(ctx context.Context, job runner.Job) (runner.Worker, error) {
+	binds, hubEnv := hubMounts(r.opts.HubCache, specModel(job.Spec))
 	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     r.containerConfig(job),
-		HostConfig: r.hostConfig(job),
+		Config:     r.containerConfig(job, hubEnv),
+		HostConfig: r.hostConfig(job, binds),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container from %s: %w", r.opts.Image, classifyDaemonErr(err))
@@ -218,14 +218,10 @@ type attachStdin struct{ attach *client.HijackedResponse }
 func (s attachStdin) Write(p []byte) (int, error) { return s.attach.Conn.Write(p) }
 func (s attachStdin) Close() error                { return s.attach.CloseWrite() }
 
-func (r *Runner) containerConfig(job runner.Job) *container.Config {
-	_, hubEnv := hubMounts(r.opts.HubCache, specModel(job.Spec))
-	vars := maps.Clone(job.Env)
-	if vars == nil {
-		vars = map[string]string{}
-	}
-	maps.Copy(vars, hubEnv)
-	env := envList(vars)
+// containerConfig is job's container; extraEnv (hubMounts') is added to
+// the job's environment.
+func (r *Runner) containerConfig(job runner.Job, extraEnv map[string]string) *container.Config {
+	env := envList(mergeEnv(job.Env, extraEnv))
 	labels := map[string]string{Label: "worker", Label + ".backend": job.Backend}
 	if job.Spec.RunID != "" {
 		labels[Label+".run_id"] = job.Spec.RunID
@@ -258,7 +254,9 @@ func containerCommand(job runner.Job) []string {
 	return cmd
 }
 
-func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
+// hostConfig is job's host configuration; binds (hubMounts') are added
+// to the exchange directory's.
+func (r *Runner) hostConfig(job runner.Job, binds []string) *container.HostConfig {
 	hc := &container.HostConfig{ShmSize: r.opts.ShmSize}
 	if r.opts.Network != "" {
 		hc.NetworkMode = container.NetworkMode(r.opts.Network)
@@ -266,7 +264,6 @@ func (r *Runner) hostConfig(job runner.Job) *container.HostConfig {
 	if job.Dir != "" {
 		hc.Binds = []string{job.Dir + ":" + ExchangeMount}
 	}
-	binds, _ := hubMounts(r.opts.HubCache, specModel(job.Spec))
 	hc.Binds = append(hc.Binds, binds...)
 	hc.DeviceRequests = gpuRequests(r.opts.GPUs)
 	init := true // reap zombies and forward signals to the worker

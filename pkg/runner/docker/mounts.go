@@ -2,6 +2,7 @@ package docker
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -42,4 +43,12 @@ func specModel(spec protocol.RunSpec) string {
 	}
 	_ = json.Unmarshal(spec.Config, &c)
 	return c.Model
+}
+
+// mergeEnv is a copy of env with extra's variables set over it.
+func mergeEnv(env, extra map[string]string) map[string]string {
+	out := make(map[string]string, len(env)+len(extra))
+	maps.Copy(out, env)
+	maps.Copy(out, extra)
+	return out
 }

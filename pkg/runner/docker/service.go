@@ -90,11 +90,7 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	}
 	binds, hubEnv := hubMounts(o.HubCache, o.Model)
 	hc.Binds = append(hc.Binds, binds...)
-	env := maps.Clone(o.Env)
-	if env == nil {
-		env = map[string]string{}
-	}
-	maps.Copy(env, hubEnv)
+	env := mergeEnv(o.Env, hubEnv)
 	init := true // forward signals to the server, reap its children
 	hc.Init = &init
 	cfg := &container.Config{Image: o.Image, Cmd: slices.Clone(o.Command), Env: envList(env), Labels: labels,
