@@ -18,8 +18,14 @@ LDFLAGS := -X github.com/llenergymeasure/llem/internal/version.Version=$(VERSION
 
 .PHONY: build quickstart test test-short bench fuzz deps vet lint clean docs
 
+# build makes ./llem, the start-up front (cmd/llem-front: --version, params
+# and completions in ~10 ms; static, no cgo: no dynamic loader at start),
+# and ./llem-core beside it, the full program (cmd/llem), which the front
+# execs for every other command. go build ./cmd/llem alone gives the same
+# tool as one binary with a slower start.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o llem ./cmd/llem
+	$(GO) build -ldflags "$(LDFLAGS)" -o llem-core ./cmd/llem
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o llem ./cmd/llem-front
 
 quickstart: build
 	./llem eval examples/quickstart.cue
@@ -77,7 +83,7 @@ bench:
 # and schema/grids_gen.cue; pkg/params.TestDocsFresh and TestGridCUEFresh fail
 # when they are stale.
 docs:
-	$(GO) generate ./pkg/params
+	$(GO) generate ./pkg/params ./cmd/llem
 
 clean:
-	rm -rf llem $(TOOLS)
+	rm -rf llem llem-core $(TOOLS)

@@ -2,32 +2,47 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/alecthomas/kong"
-	"github.com/posener/complete"
-	"github.com/willabides/kongplete"
+	"github.com/riywo/loginshell"
 
+	"github.com/llenergymeasure/llem/internal/completion"
+	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/params"
 )
 
 // completionCmd prints the shell hook that makes the shell ask llem itself
-// for completions (kongplete: the shell sets COMP_LINE and runs llem, which
-// answers from its own command tree), or installs it for the login shell.
+// for completions (the shell sets COMP_LINE and runs llem, which answers
+// from its command tree), or the hook of the login shell.
 type completionCmd struct {
-	Bash    shellHook                    `cmd:"" help:"Print the bash hook: llem completion bash >> ~/.bashrc."`
-	Zsh     shellHook                    `cmd:"" help:"Print the zsh hook: llem completion zsh >> ~/.zshrc."`
-	Fish    shellHook                    `cmd:"" help:"Print the fish hook: llem completion fish > ~/.config/fish/completions/llem.fish."`
-	Install kongplete.InstallCompletions `cmd:"" help:"Print the hook for your login shell (kongplete's install flow): eval \"$(llem completion install)\"."`
+	Bash    shellHook   `cmd:"" help:"Print the bash hook: llem completion bash >> ~/.bashrc."`
+	Zsh     shellHook   `cmd:"" help:"Print the zsh hook: llem completion zsh >> ~/.zshrc."`
+	Fish    shellHook   `cmd:"" help:"Print the fish hook: llem completion fish > ~/.config/fish/completions/llem.fish."`
+	Install installHook `cmd:"" help:"Print the hook for your login shell: eval \"$(llem completion install)\"."`
+}
+
+// installHook prints the hook of the user's login shell (kongplete's
+// install flow, which asked for the running binary's own path: through the
+// start-up front that is llem-core, and completions would skip the front).
+type installHook struct{}
+
+func (installHook) Run(stdio *IO) error {
+	shell, err := loginshell.Shell()
+	if err != nil {
+		return errs.BadInput(fmt.Errorf("find your login shell: %w", err), "name it: llem completion bash (or zsh, fish)")
+	}
+	return printHook(stdio.Stdout, filepath.Base(shell))
 }
 
 // shellHook prints the hook of the shell its command is named after.
 type shellHook struct{}
 
-// hooks are kongplete's per-shell hooks (its install flow picks one by the
-// login shell; these print the one asked for). zsh uses bash's completion
+// hooks are the per-shell hooks (kongplete's). zsh uses bash's completion
 // protocol through bashcompinit.
 var hooks = map[string]string{
 	"bash": "complete -C ${bin} ${cmd}\n",
@@ -43,48 +58,131 @@ complete -f -c ${cmd} -a "(__complete_${cmd})"
 }
 
 func (shellHook) Run(kctx *kong.Context, stdio *IO) error {
-	shell := kctx.Selected().Name
-	bin, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find llem's own path: %w", err)
+	return printHook(stdio.Stdout, kctx.Selected().Name)
+}
+
+// printHook prints shell's hook. The shell runs the binary it names for
+// every completion: the start-up front when llem was started through it
+// (it says so in LLEM_FRONT before it execs llem-core), else this binary.
+func printHook(w io.Writer, shell string) error {
+	hook, ok := hooks[shell]
+	if !ok {
+		return errs.BadInput(fmt.Errorf("no completion for shell %q", shell), "llem completes in bash, zsh and fish: llem completion bash")
+	}
+	bin := os.Getenv("LLEM_FRONT")
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return fmt.Errorf("find llem's own path: %w", err)
+		}
 	}
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
 	vars := map[string]string{"cmd": "llem", "bin": bin}
-	_, err = fmt.Fprint(stdio.Stdout, os.Expand(hooks[shell], func(k string) string { return vars[k] }))
+	_, err := fmt.Fprint(w, os.Expand(hook, func(k string) string { return vars[k] }))
 	return err
 }
 
-// answerCompletion answers a shell's completion query (COMP_LINE is set) and
-// returns the exit code.
-func answerCompletion(parser *kong.Kong, exited *int) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(exitPanic); ok {
-				code = *exited
-				return
-			}
-			panic(r)
-		}
-	}()
-	kongplete.Complete(parser,
-		kongplete.WithPredictors(predictors()),
-		kongplete.WithExitFunc(func(c int) { *exited = c; panic(exitPanic{}) }),
-	)
-	return 0
+// answerCompletion answers a shell's completion query (COMP_LINE is set)
+// from the generated command tree (internal/completion; the start-up front
+// answers from the same tree) and returns the exit code.
+func answerCompletion(stdout, stderr io.Writer) int {
+	tree, err := completion.Tree()
+	if err == nil {
+		_, err = completion.Answer("llem", tree, stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "llem: completion:", err)
+		return errs.ExitFailure
+	}
+	return errs.ExitOK
 }
 
-// predictors complete the values kongplete cannot know from types alone:
-// study files, backends, datasets and --set paths from the schema.
-func predictors() map[string]complete.Predictor {
-	backends := complete.PredictFunc(func(complete.Args) []string { return params.BackendNames() })
-	return map[string]complete.Predictor{
-		"study":   complete.PredictFiles("*.cue"),
-		"backend": backends,
-		"dataset": complete.PredictOr(complete.PredictSet("synthetic", "aienergyscore"), complete.PredictFiles("*.jsonl")),
-		"setpath": complete.PredictFunc(func(a complete.Args) []string { return setPaths("base.") }),
-		"runset":  complete.PredictFunc(func(a complete.Args) []string { return setPaths("") }),
+//go:generate go test -run TestCompletionTreeIsCurrent -update .
+
+// commandTree is the completion tree of the CLI's kong model (what
+// internal/completion/tree.json must hold), derived as kongplete derives
+// its completion command: hidden commands and flags left out, a value's
+// predictor from its predictor tag, else its enum, else nothing for a
+// bool and anything otherwise.
+func commandTree(node *kong.Node, predictors map[string]completion.Predictor) (*completion.Node, error) {
+	out := &completion.Node{}
+	for _, child := range node.Children {
+		if child == nil || child.Hidden {
+			continue
+		}
+		c, err := commandTree(child, predictors)
+		if err != nil {
+			return nil, err
+		}
+		if out.Sub == nil {
+			out.Sub = map[string]*completion.Node{}
+		}
+		out.Sub[child.Name] = c
+	}
+	for _, f := range node.Flags {
+		if f == nil || f.Hidden {
+			continue
+		}
+		p, err := valuePredictor(f.Value, predictors)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", f.Name, err)
+		}
+		names := []string{"--" + f.Name}
+		if f.Short != 0 {
+			names = append(names, "-"+string(f.Short))
+		}
+		out.Flags = append(out.Flags, completion.Flag{Names: names, Bool: f.Value.IsBool(), Predict: p})
+	}
+	for _, a := range node.Positional {
+		p, err := valuePredictor(a, predictors)
+		if err != nil {
+			return nil, fmt.Errorf("<%s>: %w", a.Name, err)
+		}
+		out.Args = append(out.Args, p)
+	}
+	if n := len(node.Positional); n > 0 && node.Positional[n-1].IsCumulative() {
+		out.Cumulative = true
+	}
+	return out, nil
+}
+
+func valuePredictor(v *kong.Value, predictors map[string]completion.Predictor) (completion.Predictor, error) {
+	if v.Tag != nil && v.Tag.Has("predictor") {
+		name := v.Tag.Get("predictor")
+		p, ok := predictors[name]
+		if !ok {
+			return p, fmt.Errorf("no predictor named %q", name)
+		}
+		return p, nil
+	}
+	switch {
+	case v.IsBool():
+		return completion.Predictor{Kind: "nothing"}, nil
+	case v.Enum != "":
+		var vals []string
+		for e := range v.EnumMap() {
+			vals = append(vals, e)
+		}
+		sort.Strings(vals)
+		return completion.Predictor{Kind: "set", Values: vals}, nil
+	}
+	return completion.Predictor{Kind: "anything"}, nil
+}
+
+// predictors complete the values kong cannot know from types alone: study
+// files, backends, datasets and --set paths from the schema (the static
+// ones are part of the generated tree).
+func predictors() map[string]completion.Predictor {
+	return map[string]completion.Predictor{
+		"study":   {Kind: "files", Pattern: "*.cue"},
+		"backend": {Kind: "set", Values: params.BackendNames()},
+		"dataset": {Kind: "or", Or: []completion.Predictor{
+			{Kind: "set", Values: []string{"synthetic", "aienergyscore"}},
+			{Kind: "files", Pattern: "*.jsonl"}}},
+		"setpath": {Kind: "set", Values: setPaths("base.")},
+		"runset":  {Kind: "set", Values: setPaths("")},
 	}
 }
 

@@ -120,6 +120,9 @@ func main() {
 
 // Main runs llem with args and returns the exit code; tests call it in-process.
 func Main(ctx context.Context, args []string, stdio IO) int {
+	if os.Getenv("COMP_LINE") != "" { // a shell asks for completions
+		return answerCompletion(stdio.Stdout, stdio.Stderr)
+	}
 	var cli CLI
 	exited := -1
 	parser, err := kong.New(&cli,
@@ -136,9 +139,6 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 	if err != nil {
 		fmt.Fprintln(stdio.Stderr, "llem:", err)
 		return errs.ExitFailure
-	}
-	if os.Getenv("COMP_LINE") != "" { // a shell asks for completions
-		return answerCompletion(parser, &exited)
 	}
 	switch {
 	case len(args) == 0: // bare llem: the help, not an error

@@ -2,22 +2,19 @@ package params
 
 import (
 	"bytes"
-	"embed"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"slices"
-	"sort"
 	"sync"
 
-	"github.com/llenergymeasure/llem/schema"
-	"github.com/llenergymeasure/llem/tools/upstream"
+	"github.com/llenergymeasure/llem/pkg/params/precomputed"
 )
 
-// precomputed/ holds what `llem params` and completion queries ask for
-// (the backends, their coverage targets and their reports), computed from
-// the schema files whose checksum index.json records. Parsing and
+// precomputed/ (package precomputed) holds what `llem params` and
+// completion queries ask for (the backends, their coverage targets and
+// their reports) and `llem params`' rendered output, computed from the
+// schema files whose checksum its index.json records. Parsing and
 // compiling the schema costs 25–40 ms of CPU; reading index.json and one
 // backend's report costs well under one, which is what keeps `llem params`
 // and a completion query near the binary's bare start-up. It is used only
@@ -28,16 +25,6 @@ import (
 //	go generate ./pkg/params
 //
 //go:generate go test -run TestPrecomputedIsCurrent -update .
-//go:embed precomputed
-var precomputedFS embed.FS
-
-// precomputedIndex is precomputed/index.json; each backend's report is
-// precomputed/<backend>.json (a storedReport).
-type precomputedIndex struct {
-	SchemaChecksum string             `json:"schema_checksum"`
-	Backends       []string           `json:"backends"`
-	Targets        map[string]float64 `json:"targets"`
-}
 
 // storedReport is a Report whose values typed any (defaults and enum
 // options) are stored with their Go type, so a decoded report equals the
@@ -52,36 +39,6 @@ type storedReport struct {
 type storedTypes struct {
 	Default string   `json:"default,omitempty"`
 	Options []string `json:"options,omitempty"`
-}
-
-// sourceFiles are the files precomputed/ is derived from: the schema's
-// (embedded and registered) and, under upstream/, the upstream snapshots
-// and relevance verdicts of the measured coverage.
-func sourceFiles() map[string][]byte {
-	files := schema.Files()
-	for p, b := range upstream.Files() {
-		files["upstream/"+p] = b
-	}
-	return files
-}
-
-// schemaChecksum identifies the schema files: CRC-32C (hardware
-// accelerated: start-up pays microseconds) over names, lengths and
-// contents in name order. It detects a stale copy, not tampering.
-func schemaChecksum(files map[string][]byte) string {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	total := 0
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
-		h.Write(files[n])
-		total += len(files[n])
-	}
-	return fmt.Sprintf("crc32c:%08x:%d:%d", h.Sum32(), len(names), total)
 }
 
 // precomputedExtra is what a report read from precomputed/ carries beside
@@ -124,11 +81,7 @@ func (d *fastData) report(backend string) (*Report, error) {
 // fast is precomputed/ when it matches this binary's schema files, else
 // nil (the callers then compile the schema).
 var fast = sync.OnceValue(func() *fastData {
-	sub, err := fs.Sub(precomputedFS, "precomputed")
-	if err != nil {
-		return nil
-	}
-	d, err := openPrecomputed(sub, schemaChecksum(sourceFiles()))
+	d, err := openPrecomputed(precomputed.FS(), precomputed.Checksum(precomputed.SourceFiles()))
 	if err != nil {
 		return nil
 	}
@@ -138,16 +91,9 @@ var fast = sync.OnceValue(func() *fastData {
 // openPrecomputed reads the index of a precomputed directory written for
 // the schema files with checksum want.
 func openPrecomputed(dir fs.FS, want string) (*fastData, error) {
-	b, err := fs.ReadFile(dir, "index.json")
+	idx, err := precomputed.Open(dir, want)
 	if err != nil {
 		return nil, err
-	}
-	var idx precomputedIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, err
-	}
-	if idx.SchemaChecksum != want {
-		return nil, fmt.Errorf("precomputed/ is for schema %s, this binary's is %s", idx.SchemaChecksum, want)
 	}
 	return &fastData{names: idx.Backends, targets: idx.Targets, fs: dir, reports: map[string]*Report{}}, nil
 }
@@ -203,8 +149,29 @@ func typed(v any, ty string) (any, error) {
 func encodePrecomputed(checksum string, names []string, targets map[string]float64, reports []*Report) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	var err error
-	if out["index.json"], err = encodeJSON(precomputedIndex{SchemaChecksum: checksum, Backends: names, Targets: targets}); err != nil {
+	if out["index.json"], err = encodeJSON(precomputed.Index{SchemaChecksum: checksum, Backends: names, Targets: targets}); err != nil {
 		return nil, err
+	}
+	// `llem params [backend] [--json]` as printed, for the start-up front.
+	render := func(backend string, rs []*Report) error {
+		var text, js bytes.Buffer
+		if err := WriteText(&text, rs); err != nil {
+			return err
+		}
+		if err := WriteJSON(&js, rs); err != nil {
+			return err
+		}
+		out["rendered/"+precomputed.RenderedName(backend, false)] = text.Bytes()
+		out["rendered/"+precomputed.RenderedName(backend, true)] = js.Bytes()
+		return nil
+	}
+	if err := render("", reports); err != nil {
+		return nil, err
+	}
+	for _, r := range reports {
+		if err := render(r.Backend, []*Report{r}); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range reports {
 		sr := storedReport{Report: *r, Types: map[string]storedTypes{}}

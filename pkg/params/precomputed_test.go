@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/llenergymeasure/llem/pkg/params/precomputed"
 )
 
 var update = flag.Bool("update", false, "rewrite precomputed/ from the compiled schema")
@@ -19,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite precomputed/ from the compiled 
 // gives, value for value (go generate ./pkg/params rewrites it), and the
 // fast path serves it.
 func TestPrecomputedIsCurrent(t *testing.T) {
-	sum := schemaChecksum(sourceFiles())
+	sum := precomputed.Checksum(precomputed.SourceFiles())
 	live, err := compiledReports()
 	if err != nil {
 		t.Fatal(err)
@@ -29,10 +31,14 @@ func TestPrecomputedIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.RemoveAll("precomputed"); err != nil {
-			t.Fatal(err)
+		// Only the generated files go: precomputed.go stays.
+		old, _ := filepath.Glob("precomputed/*.json")
+		for _, f := range append(old, "precomputed/rendered") {
+			if err := os.RemoveAll(f); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := os.MkdirAll("precomputed", 0o755); err != nil {
+		if err := os.MkdirAll("precomputed/rendered", 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for name, b := range want {
@@ -42,18 +48,21 @@ func TestPrecomputedIsCurrent(t *testing.T) {
 		}
 		return
 	}
-	const stale = "pkg/params/precomputed/ is stale (the schema changed): run go generate ./pkg/params"
-	entries, err := fs.ReadDir(precomputedFS, "precomputed")
+	const stale = "pkg/params/precomputed/ is stale (the schema changed): run go generate ./pkg/params ./cmd/llem"
+	var names []string
+	err = fs.WalkDir(precomputed.FS(), ".", func(name string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		names = append(names, name)
+		b, _ := fs.ReadFile(precomputed.FS(), name)
+		if !bytes.Equal(b, want[name]) {
+			t.Fatalf("%s: %s differs", stale, name)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-		b, _ := fs.ReadFile(precomputedFS, "precomputed/"+e.Name())
-		if !bytes.Equal(b, want[e.Name()]) {
-			t.Fatalf("%s: %s differs", stale, e.Name())
-		}
 	}
 	if len(names) != len(want) {
 		t.Fatalf("%s: files %v, want %d", stale, names, len(want))
@@ -98,16 +107,13 @@ func TestPrecomputedIsCurrent(t *testing.T) {
 // never used (a registered backend, an edited file), and a number stored
 // without its type is an error, not a silently different value.
 func TestPrecomputedRefusedForOtherSchema(t *testing.T) {
-	sub, err := fs.Sub(precomputedFS, "precomputed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := sourceFiles()
+	sub := precomputed.FS()
+	files := precomputed.SourceFiles()
 	for name, src := range map[string][]byte{"extra_backend.cue": []byte("package schema\n"), "experiment.cue": append(slices.Clone(files["experiment.cue"]), ' '),
 		"upstream/relevance/vllm.json": append(slices.Clone(files["upstream/relevance/vllm.json"]), ' ')} {
-		changed := sourceFiles()
+		changed := precomputed.SourceFiles()
 		changed[name] = src
-		if _, err := openPrecomputed(sub, schemaChecksum(changed)); err == nil || !strings.Contains(err.Error(), "is for schema") {
+		if _, err := openPrecomputed(sub, precomputed.Checksum(changed)); err == nil || !strings.Contains(err.Error(), "is for schema") {
 			t.Errorf("%s changed: precomputed data accepted: %v", name, err)
 		}
 	}
