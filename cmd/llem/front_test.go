@@ -120,6 +120,8 @@ func TestFrontMatchesCore(t *testing.T) {
 		{[]string{"eval", "--dry-run", quickstart}, 0, "quickstart"},
 		{[]string{"eval", "missing.cue"}, 2, "missing.cue"},
 		{[]string{"nosuchcommand"}, 2, "unexpected argument"},
+		{nil, 0, "Usage: llem"},
+		{[]string{"help", "eval"}, 0, "Usage: llem eval"},
 	} {
 		r := same(t, c.args)
 		if r.code != c.code || !strings.Contains(r.stdout+r.stderr, c.want) {
@@ -131,6 +133,32 @@ func TestFrontMatchesCore(t *testing.T) {
 		r := runBin(t, front, work, []string{"completion", shell})
 		if r.code != 0 || !strings.Contains(r.stdout, front) || strings.Contains(r.stdout, "llem-core") {
 			t.Errorf("completion %s through the front: %+v", shell, r)
+		}
+	}
+	// In a real bash, through the hook the front prints.
+	if _, err := exec.LookPath("bash"); err == nil {
+		script := `set -e
+source <("$FRONT" completion bash)
+eval "bin=$(complete -p llem | sed 's/^complete -C \(.*\) llem$/\1/')"
+[ "$bin" = "$FRONT" ] || { echo "hook names $bin"; exit 1; }
+q() { COMP_LINE="$1" COMP_POINT=${#1} "$bin" llem "" "" ; }
+q 'llem ev'
+q 'llem params nat'
+q 'llem eval '
+q 'llem run --set native.ba'
+`
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "FRONT="+front, "LLEM_TEST_EXEC_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		got := string(out)
+		for _, want := range []string{"eval\n", "native\n", "study.cue\n", "native.batch_size=\n"} {
+			if err != nil || !strings.Contains(got, want) {
+				t.Errorf("bash completion through the front: %v, missing %q in:\n%s", err, want, got)
+			}
+		}
+		if strings.Contains(got, "notes.txt") {
+			t.Errorf("bash completion offers a non-study file:\n%s", got)
 		}
 	}
 	// A front without llem-core still answers its own; the rest says what to install.
