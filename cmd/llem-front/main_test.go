@@ -44,3 +44,21 @@ func TestAnswerLeavesTheRestToCore(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildsForMacOS: both binaries cross-compile for macOS (the
+// powermetrics sensor is Apple Silicon's), without cgo — this machine has
+// no macOS C toolchain, so the cgo build (NVML, AMD SMI) is not checked
+// here. Linux-only calls (Pdeathsig, timer slack, clock_nanosleep) sit in
+// _linux.go files with a portable counterpart.
+func TestBuildsForMacOS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles llem")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir, "../llem", ".")
+	cmd.Env = append(cmd.Environ(), "GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=darwin go build: %v\n%s", err, out)
+	}
+}

@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/llenergymeasure/llem/internal/errs"
 	"github.com/llenergymeasure/llem/pkg/clock"
 )
@@ -358,7 +356,7 @@ func (g *gen) open(ctx context.Context, sched []time.Duration) {
 	go func() {
 		defer close(done)
 		runtime.LockOSThread() // never unlocked: the thread (and its timer slack) ends with the goroutine
-		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+		tightenTimerSlack()
 		for i, due := range sched {
 			if !sleepUntil(ctx, g.startNs, due) {
 				break
@@ -410,27 +408,6 @@ func (g *gen) closed(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-}
-
-// sleepUntil waits until offset due from startNs (CLOCK_MONOTONIC), or
-// returns false when ctx ends first (checked at least every 20 ms).
-func sleepUntil(ctx context.Context, startNs int64, due time.Duration) bool {
-	const slice = int64(20 * time.Millisecond)
-	target := startNs + int64(due)
-	for {
-		if ctx.Err() != nil {
-			return false
-		}
-		now := clock.Now()
-		if now >= target {
-			return true
-		}
-		wake := min(target, now+slice)
-		ts := unix.NsecToTimespec(wake)
-		if err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil); err != nil && err != unix.EINTR {
-			time.Sleep(time.Duration(wake - now))
-		}
-	}
 }
 
 // do sends one request and reads its response.

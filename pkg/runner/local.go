@@ -34,10 +34,7 @@ func (l *Local) Run(ctx context.Context, job Job, onEvent func(protocol.Event)) 
 // to llem's environment, its three streams on pipes.
 func launchLocal(_ context.Context, job Job) (Worker, error) {
 	cmd := exec.Command(job.Command[0], job.Command[1:]...)
-	// Setpgid: a stop reaches the worker's children too. Pdeathsig: if llem
-	// itself is killed (kill -9), the worker dies with it instead of
-	// running on, unmeasured, beside the next session.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = workerProcAttr()
 	cmd.Env = os.Environ()
 	for k, v := range job.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)

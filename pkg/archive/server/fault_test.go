@@ -200,7 +200,7 @@ func fillTo(t *testing.T, mnt string, free int64) {
 	if err := unix.Statfs(mnt, &st); err != nil {
 		t.Fatal(err)
 	}
-	avail := int64(st.Bavail) * st.Bsize
+	avail := int64(st.Bavail) * int64(st.Bsize) // Bsize: int64 on Linux, uint32 on macOS
 	if avail <= free {
 		return
 	}
