@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue/literal"
 
 	"github.com/llenergymeasure/llem/internal/cueset"
+	"github.com/llenergymeasure/llem/internal/errs"
 )
 
 // runCmd is a one-line study: its flags become the text of a study file
@@ -53,7 +54,12 @@ func (c *runCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
 		Study: filepath.Join(wd, runStudyName), source: src,
 		DryRun: c.DryRun, JSON: c.JSON, Out: c.Out, Quiet: c.Quiet, Runner: c.Runner, Python: c.Python,
 	}
-	return e.one(ctx, stdio, cfg)
+	err = e.one(ctx, stdio, cfg)
+	if err != nil && !c.DryRun && errs.ExitCode(err) == errs.ExitBadInput {
+		// The positions are in a file that exists only in memory.
+		fmt.Fprintf(stdio.Stderr, "note: %s is the study these flags make; add --dry-run to print it with its line numbers\n", runStudyName)
+	}
+	return err
 }
 
 // studyFields are the top-level fields of a study other than base: a --set
