@@ -172,11 +172,14 @@ func valuePredictor(v *kong.Value, predictors map[string]completion.Predictor) (
 }
 
 // predictors complete the values kong cannot know from types alone: study
-// files, backends, datasets and --set paths from the schema (the static
-// ones are part of the generated tree).
+// files, directories (study and output directories), any path, backends,
+// datasets and --set paths from the schema (the static ones are part of
+// the generated tree).
 func predictors() map[string]completion.Predictor {
 	return map[string]completion.Predictor{
 		"study":   {Kind: "files", Pattern: "*.cue"},
+		"dir":     {Kind: "dirs", Pattern: "*"},
+		"path":    {Kind: "files", Pattern: "*"},
 		"backend": {Kind: "set", Values: params.BackendNames()},
 		"dataset": {Kind: "or", Or: []completion.Predictor{
 			{Kind: "set", Values: []string{"synthetic", "aienergyscore"}},

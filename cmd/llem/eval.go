@@ -29,7 +29,7 @@ type evalCmd struct {
 	source []byte // Study's text with the --set overrides, nil without
 	DryRun bool   `name:"dry-run" help:"Print the plan (runs, skipped combinations, order, where each backend runs) and exit."`
 	JSON   bool   `name:"json" help:"Print the plan (with --dry-run) or results as JSON on stdout."`
-	Out    string `name:"out" short:"o" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path"`
+	Out    string `name:"out" short:"o" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path" predictor:"dir"`
 	Resume string `name:"resume" help:"Continue an interrupted study from its results directory." type:"path"`
 	Quiet  bool   `name:"quiet" short:"q" help:"Only print errors and the final summary."`
 	Runner string `name:"runner" help:"Where workers run: local or docker for every backend (overrides LLEM_RUNNER_<BACKEND>, the study and the user config); auto defers to them." placeholder:"KIND"`

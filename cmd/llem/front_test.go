@@ -99,7 +99,7 @@ func TestFrontMatchesCore(t *testing.T) {
 	}
 	for _, line := range []string{"llem ", "llem ev", "llem params ", "llem params n", "llem eval ", "llem eval s",
 		"llem eval study.cue --set base.native.ba", "llem run --set native.ba", "llem run --backend ", "llem run --dataset ",
-		"llem results ", "llem eval --", "llem completion ", "llem -"} {
+		"llem results ", "llem results show ", "llem eval study.cue -o ", "llem eval --", "llem completion ", "llem -"} {
 		if r := same(t, nil, "COMP_LINE="+line, "COMP_POINT="+strconv.Itoa(len(line))); r.code != 0 {
 			t.Errorf("completion %q: %+v", line, r)
 		}

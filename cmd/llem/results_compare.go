@@ -9,7 +9,7 @@ import (
 )
 
 type resultsCompareCmd struct {
-	Dirs []string `arg:"" name:"dir" help:"Study directories; each is compared with the first." type:"existingdir"`
+	Dirs []string `arg:"" name:"dir" help:"Study directories; each is compared with the first." type:"existingdir" predictor:"dir"`
 	JSON bool     `help:"Print the comparisons as JSON on stdout."`
 	statsFlags
 }

@@ -15,9 +15,9 @@ import (
 )
 
 type resultsExportCmd struct {
-	Dirs    []string `arg:"" name:"dir" help:"Study directories (made by llem eval); several are exported as one dataset, rows keeping their study." type:"existingdir"`
+	Dirs    []string `arg:"" name:"dir" help:"Study directories (made by llem eval); several are exported as one dataset, rows keeping their study." type:"existingdir" predictor:"dir"`
 	Format  string   `help:"json, csv, parquet or hf-datasets." enum:"json,csv,parquet,hf-datasets" default:"json"`
-	Out     string   `short:"o" help:"Output file (json, csv, parquet: the per-run statistics go beside it, x.runs.csv / x.runs.parquet) or directory (hf-datasets). Default: stdout for json, <study>.csv, <study>.parquet, <study>-hf/." type:"path"`
+	Out     string   `short:"o" help:"Output file (json, csv, parquet: the per-run statistics go beside it, x.runs.csv / x.runs.parquet) or directory (hf-datasets). Default: stdout for json, <study>.csv, <study>.parquet, <study>-hf/." type:"path" predictor:"path"`
 	JSONL   bool     `name:"jsonl" help:"json: one record per line instead of one object with records and per-run statistics."`
 	License string   `help:"hf-datasets: licence identifier for the dataset card." default:"cc-by-4.0"`
 	Force   bool     `help:"Replace an existing export at the destination (it is replaced whole, only once the new one is complete)."`

@@ -14,7 +14,7 @@ import (
 )
 
 type resultsParetoCmd struct {
-	Dirs   []string `arg:"" name:"dir" help:"Study directories, or results roots whose studies are all read." type:"existingdir"`
+	Dirs   []string `arg:"" name:"dir" help:"Study directories, or results roots whose studies are all read." type:"existingdir" predictor:"dir"`
 	X      string   `help:"Metric on the x axis (name or alias; NAME:max or NAME:min sets the direction)." default:"output_tokens_per_sec"`
 	Y      string   `help:"Metric on the y axis." default:"energy_per_output_token_j"`
 	JSON   bool     `help:"Print the frontier as JSON on stdout."`

@@ -20,7 +20,7 @@ import (
 // resultsPushCmd is `llem results push`: share a study's records with an
 // llem archive or the Hugging Face Hub, after showing exactly what goes.
 type resultsPushCmd struct {
-	Path    string `arg:"" name:"DIR|FILE" help:"A study directory, or one record file of it (records/<run>/cycle-N.json)." type:"path"`
+	Path    string `arg:"" name:"DIR|FILE" help:"A study directory, or one record file of it (records/<run>/cycle-N.json)." type:"path" predictor:"path"`
 	To      string `help:"Archive URL (default: sharing.url of the user config), or hf://datasets/OWNER/NAME[@branch] for the Hugging Face Hub. The token comes from LLEM_API_KEY / sharing.api_key (HF_TOKEN / sharing.hf_token for the Hub), never from a flag."`
 	Yes     bool   `short:"y" help:"Push without asking; needed when stdin is not a terminal (scripts)."`
 	Batch   int    `help:"Records per request." default:"100"`

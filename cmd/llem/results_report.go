@@ -11,8 +11,8 @@ import (
 )
 
 type resultsReportCmd struct {
-	Dirs      []string `arg:"" name:"dir" help:"Study directories (made by llem eval); several make a comparison." type:"existingdir"`
-	Out       string   `short:"o" help:"HTML file to write ('-' for stdout)." default:"report.html" type:"path"`
+	Dirs      []string `arg:"" name:"dir" help:"Study directories (made by llem eval); several make a comparison." type:"existingdir" predictor:"dir"`
+	Out       string   `short:"o" help:"HTML file to write ('-' for stdout)." default:"report.html" type:"path" predictor:"path"`
 	Figures   string   `help:"Also write each figure as SVG (fonts embedded) and PNG (print size, 300 dpi) into this directory." type:"path"`
 	Timelines int      `help:"Power timelines to draw, in executed order (-1: all)." default:"24"`
 	statsFlags

@@ -12,7 +12,7 @@ import (
 )
 
 type resultsShowCmd struct {
-	Dir  string `arg:"" help:"Study directory (made by llem eval)." type:"existingdir"`
+	Dir  string `arg:"" help:"Study directory (made by llem eval)." type:"existingdir" predictor:"dir"`
 	JSON bool   `help:"Print the summary as JSON on stdout."`
 	statsFlags
 	carbonFlags

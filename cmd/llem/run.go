@@ -28,7 +28,7 @@ type runCmd struct {
 	Cycles    int      `name:"cycles" help:"Repeat the run this many times (execution.cycles)."`
 	DryRun    bool     `name:"dry-run" help:"Print the equivalent study file (CUE) and its plan, and exit."`
 	JSON      bool     `name:"json" help:"Print results (or with --dry-run the plan) as JSON on stdout."`
-	Out       string   `name:"out" short:"o" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path"`
+	Out       string   `name:"out" short:"o" help:"Directory for study results (default: the user config's results_dir, else ./results)." type:"path" predictor:"dir"`
 	Quiet     bool     `name:"quiet" short:"q" help:"Only print errors and the final summary."`
 	Runner    string   `name:"runner" help:"Where workers run: local, docker or auto." placeholder:"KIND"`
 	Python    string   `name:"python" help:"Python interpreter for the pytorch/vllm/tensorrt workers."`

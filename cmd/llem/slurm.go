@@ -27,7 +27,7 @@ type slurmCmd struct {
 }
 
 type slurmCancelCmd struct {
-	Dir string `arg:"" name:"DIR" help:"Study directory submitted with --on slurm." type:"path"`
+	Dir string `arg:"" name:"DIR" help:"Study directory submitted with --on slurm." type:"path" predictor:"dir"`
 }
 
 func (c *slurmCancelCmd) Run(ctx context.Context, stdio *IO) error {
@@ -46,7 +46,7 @@ func (c *slurmCancelCmd) Run(ctx context.Context, stdio *IO) error {
 }
 
 type slurmMergeCmd struct {
-	Dir string `arg:"" name:"DIR" help:"Study directory submitted with --on slurm." type:"path"`
+	Dir string `arg:"" name:"DIR" help:"Study directory submitted with --on slurm." type:"path" predictor:"dir"`
 }
 
 func (c *slurmMergeCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {
@@ -73,7 +73,7 @@ func (c *slurmMergeCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) err
 // slurmTaskCmd is what each array task runs (hidden): one run's cycles on
 // this node, into the run's task directory.
 type slurmTaskCmd struct {
-	Submission string `arg:"" name:"SUBMISSION" help:"The study's slurm/submission.json." type:"path"`
+	Submission string `arg:"" name:"SUBMISSION" help:"The study's slurm/submission.json." type:"path" predictor:"path"`
 }
 
 func (c *slurmTaskCmd) Run(ctx context.Context, stdio *IO, cfg *UserConfig) error {

@@ -44,7 +44,8 @@ type Flag struct {
 // Predictor says what a value completes to.
 type Predictor struct {
 	// Kind is "nothing" (a bool flag), "anything", "set" (Values), "files"
-	// (names matching Pattern, and directories) or "or" (any of Or).
+	// (names matching Pattern, and directories), "dirs" (directories
+	// matching Pattern) or "or" (any of Or).
 	Kind    string      `json:"kind"`
 	Values  []string    `json:"values,omitempty"`
 	Pattern string      `json:"pattern,omitempty"`
@@ -118,6 +119,8 @@ func (p Predictor) predictor() (complete.Predictor, error) {
 		return complete.PredictSet(p.Values...), nil
 	case "files":
 		return complete.PredictFiles(p.Pattern), nil
+	case "dirs":
+		return complete.PredictDirs(p.Pattern), nil
 	case "or":
 		var ps []complete.Predictor
 		for _, o := range p.Or {
