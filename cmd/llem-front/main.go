@@ -18,7 +18,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,8 +94,10 @@ func answerCompletion() bool {
 
 // execCore replaces this process with llem-core, same arguments,
 // environment, streams, signals and exit status; LLEM_FRONT tells it the
-// front's path (for the completion hooks it prints). It returns only when
-// llem-core cannot be started.
+// front's path (for the completion hooks it prints). A front not named
+// llem (go install ./cmd/... installs it as llem-front beside the full
+// binary, llem) falls back to a sibling llem. It returns only when no
+// full program can be started.
 func execCore(args []string) int {
 	self, err := os.Executable()
 	if err == nil {
@@ -103,10 +107,20 @@ func execCore(args []string) int {
 		fmt.Fprintln(os.Stderr, "llem: find llem's own path:", err)
 		return 1
 	}
-	core := filepath.Join(filepath.Dir(self), coreName)
+	dir := filepath.Dir(self)
+	candidates := []string{filepath.Join(dir, coreName)}
+	if filepath.Base(self) != "llem" {
+		candidates = append(candidates, filepath.Join(dir, "llem"))
+	}
 	env := append(os.Environ(), "LLEM_FRONT="+self)
-	err = syscall.Exec(core, append([]string{"llem"}, args...), env)
-	fmt.Fprintf(os.Stderr, "llem: start %s: %v\n", core, err)
+	for _, core := range candidates {
+		err = syscall.Exec(core, append([]string{"llem"}, args...), env)
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "llem: start %s: %v\n", core, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(os.Stderr, "llem: start %s: %v\n", candidates[0], err)
 	fmt.Fprintf(os.Stderr, "hint: %s is llem's start-up front; the rest of llem is %s, installed beside it: run make build (or go install ./cmd/llem for the single full binary)\n", self, coreName)
 	return 1
 }

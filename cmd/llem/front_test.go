@@ -172,6 +172,15 @@ q 'llem run --set native.ba'
 	if r := runBin(t, alone, work, []string{"env"}); r.code != 1 || !strings.Contains(r.stderr, "llem-core") || !strings.Contains(r.stderr, "make build") {
 		t.Errorf("env without llem-core: %+v", r)
 	}
+	// go install ./cmd/... puts the front as llem-front beside the full llem.
+	installed := t.TempDir()
+	self, _ := os.Executable()
+	if b, err := os.ReadFile(front); err != nil || os.WriteFile(filepath.Join(installed, "llem-front"), b, 0o755) != nil || os.Symlink(self, filepath.Join(installed, "llem")) != nil {
+		t.Fatal("install the front as llem-front:", err)
+	}
+	if r := runBin(t, filepath.Join(installed, "llem-front"), work, []string{"eval", "missing.cue"}); r.code != 2 || !strings.Contains(r.stderr, "missing.cue") {
+		t.Errorf("llem-front beside llem: %+v", r)
+	}
 }
 
 func sortedLines(s string) string {
