@@ -6,8 +6,9 @@
 //
 // It exists for start-up time. Go runs every linked package's init before
 // main, and the full program links CUE, Arrow/Parquet (with gRPC and
-// protobuf), the Docker client, gonum/plot and SQL drivers: 25–35 ms of
-// init on a 2-core VM, on every command. The front links none of them.
+// protobuf), the Docker client, gonum/plot and SQL drivers: 23–28 ms of
+// init on a 2-core VM (GODEBUG=inittrace=1), on every command. The front
+// links none of them.
 // What it prints is byte for byte what llem-core prints
 // (cmd/llem TestFrontMatchesCore); where it cannot be sure (a schema its
 // precomputed data was not made for, a flag it does not know, a backend
