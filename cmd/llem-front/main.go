@@ -85,11 +85,7 @@ func paramsOutput(args []string) ([]byte, bool) {
 // answerCompletion answers a completion query from the command tree
 // llem-core answers from; false when it cannot (llem-core then answers).
 func answerCompletion() bool {
-	tree, err := completion.Tree()
-	if err != nil {
-		return false
-	}
-	done, err := completion.Answer("llem", tree, os.Stdout)
+	done, err := completion.Answer("llem", os.Stdout)
 	return err == nil && done
 }
 

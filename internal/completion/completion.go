@@ -62,9 +62,18 @@ func Tree() (*Node, error) {
 }
 
 // Answer answers the completion query in COMP_LINE/COMP_POINT for the
-// command name, writing one candidate per line to out. It returns false
-// when no query is pending (COMP_LINE unset).
-func Answer(name string, root *Node, out io.Writer) (bool, error) {
+// command name from the embedded tree, writing one candidate per line to
+// out. It returns false when no query is pending (COMP_LINE unset).
+func Answer(name string, out io.Writer) (bool, error) {
+	root, err := Tree()
+	if err != nil {
+		return false, err
+	}
+	return AnswerFrom(name, root, out)
+}
+
+// AnswerFrom is Answer from the tree root.
+func AnswerFrom(name string, root *Node, out io.Writer) (bool, error) {
 	cmd, err := root.command()
 	if err != nil {
 		return false, err

@@ -66,7 +66,7 @@ func TestAnswerFromTree(t *testing.T) {
 		t.Setenv("COMP_LINE", line)
 		t.Setenv("COMP_POINT", strconv.Itoa(len(line)))
 		var out bytes.Buffer
-		done, err := Answer("llem", tree, &out)
+		done, err := AnswerFrom("llem", tree, &out)
 		if err != nil || !done {
 			t.Fatalf("%q: done %v, %v", line, done, err)
 		}
@@ -91,7 +91,7 @@ func TestAnswerFromTree(t *testing.T) {
 	}
 	tree.Sub["bad"] = &Node{Args: []Predictor{{Kind: "regex"}}}
 	t.Setenv("COMP_LINE", "llem ")
-	if _, err := Answer("llem", tree, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "regex") {
+	if _, err := AnswerFrom("llem", tree, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "regex") {
 		t.Errorf("unknown predictor kind: %v", err)
 	}
 	if root, err := Tree(); err != nil || root.Sub["eval"] == nil {

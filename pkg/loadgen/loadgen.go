@@ -410,6 +410,24 @@ func (g *gen) closed(ctx context.Context) {
 	wg.Wait()
 }
 
+// sleepUntil waits until offset due from startNs (pkg/clock's monotonic
+// time), or returns false when ctx ends first (checked at least every
+// 20 ms).
+func sleepUntil(ctx context.Context, startNs int64, due time.Duration) bool {
+	const slice = int64(20 * time.Millisecond)
+	target := startNs + int64(due)
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		now := clock.Now()
+		if now >= target {
+			return true
+		}
+		sleepTo(now, min(target, now+slice))
+	}
+}
+
 // do sends one request and reads its response.
 func (g *gen) do(ctx context.Context, i int, due time.Duration) Result {
 	p := i % len(g.bodies)
